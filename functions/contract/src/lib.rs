@@ -1,0 +1,480 @@
+//! The wire contract of mailferry: every request and response body of the HTTP API and every
+//! queue message, as plain serde types. The server (`web`, `domain`) and the Yew frontend both
+//! use these types, so there is exactly one definition of each DTO. This crate must build for
+//! `wasm32-unknown-unknown`: it never imports tokio, axum, AWS, SQLite or anything with I/O.
+//!
+//! Request types reject unknown fields, so a typo in a client is a clear 400 instead of a
+//! silently ignored setting. Passwords only ever travel *into* the server: no response type
+//! has a field that could carry one back.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub mod jobs;
+
+/// Error body of every non-2xx response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// Stable machine-readable code, e.g. `validation`, `not_found`, `conflict`, `unauthorized`.
+    pub error: String,
+    /// A sentence a person can read.
+    pub message: String,
+    /// Optional structured details (CSV line errors, attempts left, field names).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// How the connection to a mail server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// TLS from the first byte (IMAPS, usually port 993).
+    Tls,
+    /// Plain connection upgraded with STARTTLS before login (usually port 143).
+    Starttls,
+    /// No encryption at all. Only for test servers and trusted networks; must be chosen explicitly.
+    Plaintext,
+}
+
+/// Who supplies the mailbox passwords for one side of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthInput {
+    /// One admin (master) account opens every user's mailbox. The password is stored encrypted.
+    /// `login_pattern` builds the login name; `{email}` is replaced by the user's address on that
+    /// side (Dovecot master users: `{email}*admin`). Leaving `password` out on an edit keeps the
+    /// stored one.
+    Admin {
+        login_pattern: String,
+        #[serde(default)]
+        password: Option<String>,
+    },
+    /// Each user's own password, entered by the user on the invite page or by the admin.
+    PerUser,
+}
+
+/// One side (source or target) of a project, as the admin submits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorInput {
+    /// Only `imap` today; Exchange, Microsoft 365 and Google connectors come later.
+    #[serde(default = "imap_kind")]
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthInput,
+}
+
+fn imap_kind() -> String {
+    "imap".to_owned()
+}
+
+/// A connector as the API shows it: never with a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum AuthView {
+    Admin { login_pattern: String, has_password: bool },
+    PerUser,
+}
+
+/// Where the invite email with the credential link goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteTo {
+    /// The user's current (source) address: the usual choice before cutover.
+    Source,
+    /// The user's new (target) address.
+    Target,
+    /// No email: the admin enters the passwords (or uses admin accounts).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectInput {
+    pub name: String,
+    pub source: ConnectorInput,
+    pub target: ConnectorInput,
+    pub invite_to: InviteTo,
+    /// Address told when a first pass is ready to verify; empty means no email.
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    /// Also tell the user when their first pass is ready to verify.
+    #[serde(default)]
+    pub notify_user: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectView {
+    pub id: Uuid,
+    pub name: String,
+    pub source: ConnectorView,
+    pub target: ConnectorView,
+    pub invite_to: InviteTo,
+    pub admin_email: Option<String>,
+    pub notify_user: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub version: u64,
+    /// Number of users in each state (absent states are zero).
+    pub users_by_state: BTreeMap<UserState, u64>,
+}
+
+/// Which side to test with `POST /api/admin/projects/{id}/test` or the connector test endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTestInput {
+    pub connector: ConnectorInput,
+    /// Mailbox to log in as; required when the connector uses per-user passwords or an admin
+    /// login pattern with `{email}`.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Password for a per-user test; never stored.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTestResult {
+    pub ok: bool,
+    pub message: String,
+    /// Capabilities the server announced after login, when the login worked.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// State of one migrating user; see DESIGN.md for the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    New,
+    EmailSent,
+    Scheduled,
+    Working,
+    Completed,
+    Verified,
+    Failed,
+    Paused,
+}
+
+impl UserState {
+    pub const ALL: [UserState; 8] = [
+        UserState::New,
+        UserState::EmailSent,
+        UserState::Scheduled,
+        UserState::Working,
+        UserState::Completed,
+        UserState::Verified,
+        UserState::Failed,
+        UserState::Paused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::New => "new",
+            UserState::EmailSent => "email_sent",
+            UserState::Scheduled => "scheduled",
+            UserState::Working => "working",
+            UserState::Completed => "completed",
+            UserState::Verified => "verified",
+            UserState::Failed => "failed",
+            UserState::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserState> {
+        UserState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A person-readable label for chips and status pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            UserState::New => "New",
+            UserState::EmailSent => "Invite sent",
+            UserState::Scheduled => "Scheduled",
+            UserState::Working => "Copying",
+            UserState::Completed => "Ready to verify",
+            UserState::Verified => "Verified",
+            UserState::Failed => "Failed",
+            UserState::Paused => "Paused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    pub source_email: String,
+    pub target_email: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// Admin-entered passwords (when the project sends no invites). Stored encrypted, never shown.
+    #[serde(default)]
+    pub source_password: Option<String>,
+    #[serde(default)]
+    pub target_password: Option<String>,
+}
+
+/// Copy progress of a user, summed over folders.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub messages_total: u64,
+    pub messages_done: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub skipped: u64,
+    /// Bytes per second over the recent copy window, when copying.
+    #[serde(default)]
+    pub throughput_bps: Option<f64>,
+    /// Seconds left at the current throughput, when it can be estimated.
+    #[serde(default)]
+    pub eta_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub source_email: String,
+    pub target_email: String,
+    pub display_name: String,
+    pub state: UserState,
+    pub pass: u32,
+    pub progress: Progress,
+    pub last_error: Option<String>,
+    /// Whether passwords (or an admin account) are available for both sides.
+    pub has_credentials: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub invite_sent_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Per-folder progress and verification figures of one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderView {
+    pub source_name: String,
+    pub target_name: String,
+    pub source_messages: u64,
+    pub source_bytes: u64,
+    pub copied_messages: u64,
+    pub copied_bytes: u64,
+    /// Messages found on the target at the last verification, when verified.
+    #[serde(default)]
+    pub target_messages: Option<u64>,
+    #[serde(default)]
+    pub target_bytes: Option<u64>,
+    pub skipped: Vec<SkippedItem>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedItem {
+    pub uid: u32,
+    pub size: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDetail {
+    pub user: UserView,
+    pub folders: Vec<FolderView>,
+    pub events: Vec<EventView>,
+}
+
+/// One CSV line that could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    /// 1-based line number in the uploaded file (the header is line 1).
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Rows parsed without error.
+    pub valid_rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// True when nothing was written (a dry run, or errors were found).
+    pub dry_run: bool,
+}
+
+/// Which users a bulk action applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    #[serde(default)]
+    pub user_ids: Vec<Uuid>,
+    /// Apply to every user of the project (ignores `user_ids`).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    Start,
+    ResendInvite,
+    Pause,
+    Retry,
+    Delta,
+    MarkVerified,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkFailure {
+    pub user_id: Uuid,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkResult {
+    pub done: Vec<Uuid>,
+    pub failed: Vec<BulkFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub authenticated: bool,
+    /// `local` (password + cookie) or `cognito` (JWT from the API gateway).
+    pub mode: String,
+}
+
+/// A mail the local outbox holds (local mode only), so an admin can copy invite links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMail {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    pub text: String,
+}
+
+/// What the credential page needs to show for an invite token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InviteView {
+    pub project_name: String,
+    pub display_name: String,
+    pub source_email: String,
+    pub target_email: String,
+    pub asks_source_password: bool,
+    pub asks_target_password: bool,
+    pub state: UserState,
+    pub attempts_left: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsInput {
+    #[serde(default)]
+    pub source_password: Option<String>,
+    #[serde(default)]
+    pub target_password: Option<String>,
+}
+
+/// What the credential page polls after Start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationStatus {
+    pub state: UserState,
+    pub pass: u32,
+    pub progress: Progress,
+    pub source_email: String,
+    pub target_email: String,
+    /// Settings of the new account, shown once the migration is complete.
+    #[serde(default)]
+    pub new_account: Option<AccountSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    pub email: String,
+    pub imap_host: String,
+    pub imap_port: u16,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// Limits the API enforces; published so the frontend can check before sending.
+pub mod limits {
+    /// Largest accepted CSV upload in bytes (10 MB).
+    pub const CSV_MAX_BYTES: usize = 10 * 1024 * 1024;
+    /// Largest number of data rows in one CSV upload.
+    pub const CSV_MAX_ROWS: usize = 50_000;
+    /// Largest accepted password, in bytes.
+    pub const PASSWORD_MAX_BYTES: usize = 1024;
+    /// Largest JSON body of any other request.
+    pub const JSON_MAX_BYTES: usize = 64 * 1024;
+    /// Failed credential attempts before an invite link locks.
+    pub const INVITE_MAX_FAILED_ATTEMPTS: u32 = 5;
+    /// Days an invite link stays valid.
+    pub const INVITE_TTL_DAYS: i64 = 14;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_state_round_trips_through_its_string_form() {
+        for st in UserState::ALL {
+            assert_eq!(UserState::parse(st.as_str()), Some(st));
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+        }
+        assert_eq!(UserState::parse("nope"), None);
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields() {
+        let err = serde_json::from_str::<LoginInput>(r#"{"password":"x","admin":true}"#);
+        assert!(err.is_err());
+        let err = serde_json::from_str::<UserInput>(
+            r#"{"source_email":"a@b.c","target_email":"a@d.e","colour":"red"}"#,
+        );
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! The use cases, as methods of [`App`], split by audience: `projects` and `users` for the admin
+//! console, `selfservice` for the end-user credential page, and `admin_auth` for signing in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contract::UserState;
+use contract::jobs::Job;
+
+use crate::error::{AppError, StoreError};
+use crate::model::{MailUser, UserEvent};
+use crate::ports::{Clock, MailboxAccess, Mailer, Queue, Store, Vault};
+use crate::state::Transition;
+
+mod projects;
+mod selfservice;
+mod users;
+
+pub use projects::Side;
+
+/// The adapters the use cases run on.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub mailer: Arc<dyn Mailer>,
+    pub vault: Arc<dyn Vault>,
+    pub clock: Arc<dyn Clock>,
+    pub mailboxes: Arc<dyn MailboxAccess>,
+}
+
+/// Settings of the use cases.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Base URL users reach the web app at, without a trailing slash; invite links start with it.
+    pub public_url: String,
+    /// How long a credential test login may take before the user is told the server is slow.
+    pub login_timeout: Duration,
+    pub invite_ttl: Duration,
+    pub session_ttl: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            public_url: "http://localhost:8080".into(),
+            login_timeout: Duration::from_secs(20),
+            invite_ttl: Duration::from_secs(contract::limits::INVITE_TTL_DAYS as u64 * 86_400),
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// The application: every use case is a method. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) deps: Deps,
+    pub(crate) config: Arc<AppConfig>,
+}
+
+impl App {
+    pub fn new(deps: Deps, mut config: AppConfig) -> Self {
+        while config.public_url.ends_with('/') {
+            config.public_url.pop();
+        }
+        App { deps, config: Arc::new(config) }
+    }
+
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// Moves `user` through `transition`, applying `change` to the new record, with a write
+    /// conditional on the version read. Fails with a conflict when the transition is not allowed
+    /// from the user's state or someone else wrote first.
+    pub(crate) async fn transition(
+        &self,
+        user: &MailUser,
+        transition: Transition,
+        change: impl FnOnce(&mut MailUser),
+    ) -> Result<MailUser, AppError> {
+        let Some(to) = transition.apply(user.state) else {
+            return Err(AppError::Conflict(format!(
+                "cannot {} {}: the user is {}",
+                transition.name(),
+                user.source_email,
+                user.state.label().to_lowercase()
+            )));
+        };
+        let mut next = user.clone();
+        next.state = to;
+        change(&mut next);
+        next.version = user.version + 1;
+        next.updated_at = self.deps.clock.now();
+        self.deps.store.update_user(&next, user.version).await.map_err(|e| match e {
+            StoreError::Conflict => AppError::Conflict(format!(
+                "{} was changed meanwhile; reload and try again",
+                user.source_email
+            )),
+            other => other.into(),
+        })?;
+        self.log_event(&next, format!("{} → {}", user.state.label(), to.label())).await;
+        Ok(next)
+    }
+
+    /// Appends to the user's event log; a failure here is logged, never fatal.
+    pub(crate) async fn log_event(&self, user: &MailUser, message: String) {
+        let event = UserEvent { user_id: user.id, at: self.deps.clock.now(), message };
+        if let Err(e) = self.deps.store.append_event(&event).await {
+            tracing::warn!(user = %user.id, error = %e, "could not append to the event log");
+        }
+    }
+
+    /// Schedules the user for a copy pass: state `Scheduled`, then a `Plan` job. When the job
+    /// cannot be queued the user is marked failed, so nobody waits on a job that does not exist.
+    pub(crate) async fn schedule(
+        &self,
+        user: &MailUser,
+        transition: Transition,
+        change: impl FnOnce(&mut MailUser),
+    ) -> Result<MailUser, AppError> {
+        let scheduled = self
+            .transition(user, transition, |u| {
+                u.last_error = None;
+                change(u)
+            })
+            .await?;
+        debug_assert_eq!(scheduled.state, UserState::Scheduled);
+        let job = Job::Plan { user_id: scheduled.id.0, pass: scheduled.pass };
+        if let Err(e) = self.deps.queue.send(&job, Duration::ZERO).await {
+            tracing::error!(user = %scheduled.id, error = %e, "could not queue the plan job");
+            let _ = self
+                .transition(&scheduled, Transition::Fail, |u| {
+                    u.last_error = Some("the copy could not be queued; retry".into())
+                })
+                .await;
+            return Err(e.into());
+        }
+        Ok(scheduled)
+    }
+}

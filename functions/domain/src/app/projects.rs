@@ -1,0 +1,323 @@
+//! Project and connector use cases.
+
+use std::collections::BTreeMap;
+
+use contract::{
+    AuthInput, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ProjectInput, ProjectView,
+};
+use contract::limits::PASSWORD_MAX_BYTES;
+
+use crate::error::{AppError, LoginError};
+use crate::model::*;
+use crate::secret::Secret;
+
+use super::App;
+
+/// Which connector of a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Side> {
+        match s {
+            "source" => Some(Side::Source),
+            "target" => Some(Side::Target),
+            _ => None,
+        }
+    }
+}
+
+/// The additional data bound to a sealed admin password: a blob only opens on its own project
+/// and side.
+pub(crate) fn admin_password_aad(project: ProjectId, side: Side) -> Vec<u8> {
+    format!("project:{project}:{}", side.as_str()).into_bytes()
+}
+
+pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
+    if pw.is_empty() {
+        return Err(AppError::validation_field(field, "the password is empty"));
+    }
+    if pw.len() > PASSWORD_MAX_BYTES {
+        return Err(AppError::validation_field(field, format!("longer than {PASSWORD_MAX_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
+    let p = pattern.trim();
+    if p.is_empty() || p.len() > 320 {
+        return Err(AppError::validation_field(field, "the login must be 1 to 320 characters"));
+    }
+    if p.chars().any(|c| c.is_control()) {
+        return Err(AppError::validation_field(field, "the login contains control characters"));
+    }
+    Ok(p.to_owned())
+}
+
+/// Login name for a user on a connector: the admin pattern with `{email}` replaced, or the
+/// address itself for per-user passwords.
+pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
+    match &connector.auth {
+        ConnectorAuth::Admin { login_pattern, .. } => login_pattern.replace("{email}", email.as_str()),
+        ConnectorAuth::PerUser => email.as_str().to_owned(),
+    }
+}
+
+/// A connector validated from the form, before its admin password is sealed.
+struct CheckedConnector {
+    host: String,
+    port: u16,
+    security: contract::Security,
+    auth: CheckedAuth,
+}
+
+enum CheckedAuth {
+    Admin { login_pattern: String, password: Option<Secret> },
+    PerUser,
+}
+
+fn check_connector(side: &str, input: &ConnectorInput) -> Result<CheckedConnector, AppError> {
+    if input.kind != "imap" {
+        return Err(AppError::validation_field(
+            &format!("{side}.kind"),
+            format!("'{}' is not supported yet; use imap", input.kind),
+        ));
+    }
+    let host = parse_host(&input.host).map_err(|m| AppError::validation_field(&format!("{side}.host"), m))?;
+    if input.port == 0 {
+        return Err(AppError::validation_field(&format!("{side}.port"), "the port must be 1 to 65535"));
+    }
+    let auth = match &input.auth {
+        AuthInput::Admin { login_pattern, password } => {
+            let login_pattern = check_login_pattern(&format!("{side}.auth.login_pattern"), login_pattern)?;
+            if let Some(pw) = password {
+                check_password(&format!("{side}.auth.password"), pw)?;
+            }
+            CheckedAuth::Admin { login_pattern, password: password.clone().map(Secret::new) }
+        }
+        AuthInput::PerUser => CheckedAuth::PerUser,
+    };
+    Ok(CheckedConnector { host, port: input.port, security: input.security, auth })
+}
+
+impl App {
+    async fn seal_connector(
+        &self,
+        project: ProjectId,
+        side: Side,
+        checked: CheckedConnector,
+        existing: Option<&Connector>,
+    ) -> Result<Connector, AppError> {
+        let auth = match checked.auth {
+            CheckedAuth::PerUser => ConnectorAuth::PerUser,
+            CheckedAuth::Admin { login_pattern, password: Some(pw) } => {
+                let sealed = self
+                    .deps
+                    .vault
+                    .seal(pw.expose().as_bytes(), &admin_password_aad(project, side))
+                    .await?;
+                ConnectorAuth::Admin { login_pattern, password: sealed }
+            }
+            CheckedAuth::Admin { login_pattern, password: None } => match existing.map(|c| &c.auth) {
+                Some(ConnectorAuth::Admin { password, .. }) => {
+                    ConnectorAuth::Admin { login_pattern, password: password.clone() }
+                }
+                _ => {
+                    return Err(AppError::validation_field(
+                        &format!("{}.auth.password", side.as_str()),
+                        "the admin account needs a password",
+                    ));
+                }
+            },
+        };
+        Ok(Connector { host: checked.host, port: checked.port, security: checked.security, auth })
+    }
+
+    async fn build_project(
+        &self,
+        id: ProjectId,
+        input: &ProjectInput,
+        existing: Option<&Project>,
+    ) -> Result<Project, AppError> {
+        let name = input.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(AppError::validation_field("name", "the name must be 1 to 200 characters"));
+        }
+        let admin_email = match input.admin_email.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("admin_email", m))?),
+        };
+        // Validate both sides before sealing anything, so a bad target does not cost a KMS call.
+        let source = check_connector("source", &input.source)?;
+        let target = check_connector("target", &input.target)?;
+        let source = self.seal_connector(id, Side::Source, source, existing.map(|p| &p.source)).await?;
+        let target = self.seal_connector(id, Side::Target, target, existing.map(|p| &p.target)).await?;
+        let now = self.deps.clock.now();
+        Ok(Project {
+            id,
+            name: name.to_owned(),
+            source,
+            target,
+            invite_to: input.invite_to,
+            admin_email,
+            notify_user: input.notify_user,
+            created_at: existing.map_or(now, |p| p.created_at),
+            version: existing.map_or(1, |p| p.version + 1),
+        })
+    }
+
+    pub async fn create_project(&self, input: &ProjectInput) -> Result<Project, AppError> {
+        let project = self.build_project(ProjectId::new(), input, None).await?;
+        self.deps.store.insert_project(&project).await?;
+        tracing::info!(project = %project.id, name = %project.name, "project created");
+        Ok(project)
+    }
+
+    /// Replaces a project's settings. With `expected_version`, fails when the project changed
+    /// since the admin loaded it.
+    pub async fn update_project(
+        &self,
+        id: ProjectId,
+        input: &ProjectInput,
+        expected_version: Option<u64>,
+    ) -> Result<Project, AppError> {
+        let current = self.project(id).await?;
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(AppError::Conflict("the project was changed meanwhile; reload and try again".into()));
+        }
+        let project = self.build_project(id, input, Some(&current)).await?;
+        self.deps.store.update_project(&project, current.version).await?;
+        Ok(project)
+    }
+
+    pub async fn project(&self, id: ProjectId) -> Result<Project, AppError> {
+        self.deps.store.get_project(id).await?.ok_or(AppError::NotFound("project"))
+    }
+
+    pub async fn project_view(&self, project: &Project) -> Result<ProjectView, AppError> {
+        let counts = self.deps.store.count_users_by_state(project.id).await?;
+        Ok(ProjectView {
+            id: project.id.0,
+            name: project.name.clone(),
+            source: project.source.view(),
+            target: project.target.view(),
+            invite_to: project.invite_to,
+            admin_email: project.admin_email.as_ref().map(|e| e.to_string()),
+            notify_user: project.notify_user,
+            created_at: project.created_at,
+            version: project.version,
+            users_by_state: counts.into_iter().filter(|(_, n)| *n > 0).collect::<BTreeMap<_, _>>(),
+        })
+    }
+
+    pub async fn list_project_views(&self) -> Result<Vec<ProjectView>, AppError> {
+        let mut projects = self.deps.store.list_projects().await?;
+        projects.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        let mut views = Vec::with_capacity(projects.len());
+        for p in &projects {
+            views.push(self.project_view(p).await?);
+        }
+        Ok(views)
+    }
+
+    /// Tries a login with a connector as typed in the form (nothing is stored).
+    pub async fn test_connection(&self, input: &ConnectionTestInput) -> Result<ConnectionTestResult, AppError> {
+        let checked = check_connector("connector", &input.connector)?;
+        let email = match input.email.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?),
+        };
+        let (login, password) = match checked.auth {
+            CheckedAuth::Admin { login_pattern, password } => {
+                let login = match &email {
+                    Some(e) => login_pattern.replace("{email}", e.as_str()),
+                    None if login_pattern.contains("{email}") => {
+                        return Err(AppError::validation_field("email", "the login pattern needs a mailbox address to test with"));
+                    }
+                    None => login_pattern,
+                };
+                let pw = password
+                    .ok_or_else(|| AppError::validation_field("connector.auth.password", "enter the password to test"))?;
+                (login, pw)
+            }
+            CheckedAuth::PerUser => {
+                let email = email.ok_or_else(|| AppError::validation_field("email", "enter a mailbox address to test with"))?;
+                let pw = input.password.as_deref().ok_or_else(|| AppError::validation_field("password", "enter the mailbox password to test"))?;
+                check_password("password", pw)?;
+                (email.to_string(), Secret::new(pw))
+            }
+        };
+        let endpoint = Endpoint { host: checked.host, port: checked.port, security: checked.security };
+        Ok(self.try_login(&endpoint, &login, &password).await)
+    }
+
+    /// Tries the stored connector of a project, with its sealed admin password or a typed one.
+    pub async fn test_project_connector(
+        &self,
+        id: ProjectId,
+        side: Side,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<ConnectionTestResult, AppError> {
+        let project = self.project(id).await?;
+        let connector = match side {
+            Side::Source => &project.source,
+            Side::Target => &project.target,
+        };
+        let email = match email.map(str::trim) {
+            None | Some("") => None,
+            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?),
+        };
+        let (login, pw) = match &connector.auth {
+            ConnectorAuth::Admin { login_pattern, password: sealed } => {
+                let login = match &email {
+                    Some(e) => login_pattern.replace("{email}", e.as_str()),
+                    None if login_pattern.contains("{email}") => {
+                        return Err(AppError::validation_field("email", "the login pattern needs a mailbox address to test with"));
+                    }
+                    None => login_pattern.clone(),
+                };
+                let plain = self.deps.vault.open(sealed, &admin_password_aad(id, side)).await?;
+                (login, Secret::new(String::from_utf8(plain).map_err(AppError::internal)?))
+            }
+            ConnectorAuth::PerUser => {
+                let email = email.ok_or_else(|| AppError::validation_field("email", "enter a mailbox address to test with"))?;
+                let pw = password.ok_or_else(|| AppError::validation_field("password", "enter the mailbox password to test"))?;
+                check_password("password", pw)?;
+                (email.to_string(), Secret::new(pw))
+            }
+        };
+        Ok(self.try_login(&connector.endpoint(), &login, &pw).await)
+    }
+
+    pub(crate) async fn try_login(&self, endpoint: &Endpoint, login: &str, password: &Secret) -> ConnectionTestResult {
+        match self.deps.mailboxes.test_login(endpoint, login, password, self.config.login_timeout).await {
+            Ok(info) => ConnectionTestResult {
+                ok: true,
+                message: format!("signed in to {}:{} as {login}", endpoint.host, endpoint.port),
+                capabilities: info.capabilities,
+            },
+            Err(e) => ConnectionTestResult { ok: false, message: describe_login_error(endpoint, &e), capabilities: vec![] },
+        }
+    }
+}
+
+pub(crate) fn describe_login_error(endpoint: &Endpoint, e: &LoginError) -> String {
+    let at = format!("{}:{}", endpoint.host, endpoint.port);
+    match e {
+        LoginError::Rejected(_) => format!("{at} did not accept the login name and password"),
+        LoginError::Unreachable(m) => format!("{at} could not be reached: {m}"),
+        LoginError::Tls(m) => format!("a secure connection to {at} failed: {m}"),
+        LoginError::Timeout => format!("{at} did not answer in time"),
+    }
+}

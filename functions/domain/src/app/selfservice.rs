@@ -1,0 +1,177 @@
+//! The end user's side: what the credential page shows, submitting passwords, and the status
+//! read after Start. The token in the link is the only authentication, so every path checks it
+//! the same way, and a wrong password costs an attempt but never the link itself.
+
+use contract::{AccountSettings, CredentialsInput, InviteView, MigrationStatus, UserState};
+
+use crate::error::{AppError, LoginError, StoreError};
+use crate::model::*;
+use crate::secret::Secret;
+use crate::state::Transition;
+use crate::token;
+
+use super::App;
+use super::projects::{check_password, describe_login_error, login_for};
+
+impl App {
+    /// Resolves a link token; unknown and malformed tokens look the same from outside.
+    async fn invite_for(&self, token: &str) -> Result<(Invite, MailUser, Project), AppError> {
+        if !token::looks_valid(token) {
+            return Err(AppError::NotFound("invite link"));
+        }
+        let invite = self.deps.store.get_invite(&token::hash(token)).await?.ok_or(AppError::NotFound("invite link"))?;
+        let user = self.deps.store.get_user(invite.user_id).await?.ok_or(AppError::NotFound("invite link"))?;
+        let project = self.deps.store.get_project(invite.project_id).await?.ok_or(AppError::NotFound("invite link"))?;
+        Ok((invite, user, project))
+    }
+
+    /// Whether the user still has to submit credentials through this link.
+    fn awaiting_credentials(user: &MailUser) -> bool {
+        matches!(user.state, UserState::New | UserState::EmailSent)
+    }
+
+    pub async fn invite_view(&self, token: &str) -> Result<InviteView, AppError> {
+        let (invite, user, project) = self.invite_for(token).await?;
+        if Self::awaiting_credentials(&user) {
+            if invite.expires_at <= self.deps.clock.now() {
+                return Err(AppError::InviteExpired);
+            }
+            if invite.is_locked() {
+                return Err(AppError::InviteLocked);
+            }
+        }
+        Ok(InviteView {
+            project_name: project.name.clone(),
+            display_name: user.display_name.clone(),
+            source_email: user.source_email.to_string(),
+            target_email: user.target_email.to_string(),
+            asks_source_password: project.source.is_per_user(),
+            asks_target_password: project.target.is_per_user(),
+            state: user.state,
+            attempts_left: invite.attempts_left(),
+            expires_at: invite.expires_at,
+        })
+    }
+
+    /// Tests the typed passwords against the real servers; on success stores them sealed,
+    /// schedules the copy and returns the status.
+    pub async fn submit_credentials(&self, token: &str, input: &CredentialsInput) -> Result<MigrationStatus, AppError> {
+        let (invite, user, project) = self.invite_for(token).await?;
+        if !Self::awaiting_credentials(&user) {
+            return Err(AppError::Conflict("this migration has already started; you can close this page".into()));
+        }
+        if invite.expires_at <= self.deps.clock.now() {
+            return Err(AppError::InviteExpired);
+        }
+        if invite.is_locked() {
+            return Err(AppError::InviteLocked);
+        }
+        let pick = |needed: bool, field: &str, value: &Option<String>| -> Result<Option<Secret>, AppError> {
+            match (needed, value) {
+                (false, _) => Ok(None),
+                (true, None) => Err(AppError::validation_field(field, "enter your password")),
+                (true, Some(p)) => {
+                    check_password(field, p)?;
+                    Ok(Some(Secret::new(p.as_str())))
+                }
+            }
+        };
+        let src_pw = pick(project.source.is_per_user(), "source_password", &input.source_password)?;
+        let tgt_pw = pick(project.target.is_per_user(), "target_password", &input.target_password)?;
+
+        for (connector, email, pw) in [
+            (&project.source, &user.source_email, &src_pw),
+            (&project.target, &user.target_email, &tgt_pw),
+        ] {
+            let Some(pw) = pw else { continue };
+            let endpoint = connector.endpoint();
+            let login = login_for(connector, email);
+            match self.deps.mailboxes.test_login(&endpoint, &login, pw, self.config.login_timeout).await {
+                Ok(_) => {}
+                Err(LoginError::Rejected(_)) => {
+                    let left = self.count_failed_attempt(&invite).await?;
+                    let message = if left == 0 {
+                        format!("The password for {email} was not accepted. The link is now locked; ask your administrator for a new one.")
+                    } else {
+                        format!(
+                            "The password for {email} was not accepted by {}. {left} attempt{} left.",
+                            endpoint.host,
+                            if left == 1 { "" } else { "s" }
+                        )
+                    };
+                    self.log_event(&user, format!("a password for {email} was rejected ({left} attempts left)")).await;
+                    return Err(AppError::CredentialsRejected { message, attempts_left: left });
+                }
+                Err(other) => return Err(AppError::Upstream(describe_login_error(&endpoint, &other))),
+            }
+        }
+
+        self.store_passwords_for(&user, src_pw.as_ref(), tgt_pw.as_ref()).await?;
+        let scheduled = self.schedule(&user, Transition::Schedule, |u| u.has_credentials = true).await.map_err(|e| match e {
+            AppError::Conflict(_) => AppError::Conflict("this migration has already started; you can close this page".into()),
+            other => other,
+        })?;
+        self.log_event(&scheduled, "credentials entered on the invite page".into()).await;
+        Ok(self.status_of(&scheduled, &project))
+    }
+
+    async fn store_passwords_for(&self, user: &MailUser, src: Option<&Secret>, tgt: Option<&Secret>) -> Result<(), AppError> {
+        let creds = UserCredentials {
+            source_password: src.map(|s| s.expose().to_owned()),
+            target_password: tgt.map(|s| s.expose().to_owned()),
+        };
+        let json = serde_json::to_vec(&creds).map_err(AppError::internal)?;
+        let sealed = self.deps.vault.seal(&json, &super::users::credentials_aad(user.id)).await?;
+        self.deps.store.put_credentials(user.id, &sealed).await?;
+        Ok(())
+    }
+
+    /// Counts one failed attempt with a version-checked write; returns the attempts left.
+    async fn count_failed_attempt(&self, invite: &Invite) -> Result<u32, AppError> {
+        let mut current = invite.clone();
+        for _ in 0..5 {
+            let mut next = current.clone();
+            next.failed_attempts += 1;
+            next.version = current.version + 1;
+            match self.deps.store.update_invite(&next, current.version).await {
+                Ok(()) => return Ok(next.attempts_left()),
+                Err(StoreError::Conflict) => {
+                    current = self
+                        .deps
+                        .store
+                        .get_invite(&invite.token_hash)
+                        .await?
+                        .ok_or(AppError::NotFound("invite link"))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict("too many attempts at once; try again".into()))
+    }
+
+    /// The status the credential page polls after Start.
+    pub async fn migration_status(&self, token: &str) -> Result<MigrationStatus, AppError> {
+        let (invite, user, project) = self.invite_for(token).await?;
+        if Self::awaiting_credentials(&user) && invite.expires_at <= self.deps.clock.now() {
+            return Err(AppError::InviteExpired);
+        }
+        Ok(self.status_of(&user, &project))
+    }
+
+    fn status_of(&self, user: &MailUser, project: &Project) -> MigrationStatus {
+        let done = matches!(user.state, UserState::Completed | UserState::Verified);
+        MigrationStatus {
+            state: user.state,
+            pass: user.pass,
+            progress: user.progress.clone(),
+            source_email: user.source_email.to_string(),
+            target_email: user.target_email.to_string(),
+            new_account: done.then(|| AccountSettings {
+                email: user.target_email.to_string(),
+                imap_host: project.target.host.clone(),
+                imap_port: project.target.port,
+                security: project.target.security,
+            }),
+        }
+    }
+}

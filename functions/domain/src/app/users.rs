@@ -1,0 +1,420 @@
+//! Admin use cases on migrating users: add, import, list, export, and the bulk actions.
+
+use contract::{BulkAction, BulkFailure, BulkResult, ImportReport, InviteTo, Selection, UserDetail, UserInput, UserPage, UserState};
+use serde_json::json;
+
+use crate::csv_import::{self, CsvFileError, CsvRow};
+use crate::error::{AppError, StoreError};
+use crate::model::*;
+use crate::ports::OutgoingMail;
+use crate::secret::Secret;
+use crate::state::Transition;
+use crate::token;
+
+use super::App;
+use super::projects::check_password;
+
+/// The additional data bound to a user's sealed passwords.
+pub(crate) fn credentials_aad(user: UserId) -> Vec<u8> {
+    format!("user:{user}").into_bytes()
+}
+
+fn check_display_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.chars().count() > 200 {
+        return Err(AppError::validation_field("display_name", "longer than 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+impl App {
+    pub async fn user(&self, id: UserId) -> Result<MailUser, AppError> {
+        self.deps.store.get_user(id).await?.ok_or(AppError::NotFound("user"))
+    }
+
+    /// The user, checked to belong to the project in the URL.
+    pub async fn user_in(&self, project: ProjectId, id: UserId) -> Result<MailUser, AppError> {
+        let user = self.user(id).await?;
+        if user.project_id != project {
+            return Err(AppError::NotFound("user"));
+        }
+        Ok(user)
+    }
+
+    fn new_user(&self, project: ProjectId, source: EmailAddress, target: EmailAddress, display_name: String) -> MailUser {
+        let now = self.deps.clock.now();
+        MailUser {
+            id: UserId::new(),
+            project_id: project,
+            source_email: source,
+            target_email: target,
+            display_name,
+            state: UserState::New,
+            pass: 1,
+            progress: Default::default(),
+            last_error: None,
+            has_credentials: false,
+            invite_sent_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// Merges new passwords into the user's sealed credentials (one side may be given alone).
+    async fn store_passwords(
+        &self,
+        user: UserId,
+        source: Option<&Secret>,
+        target: Option<&Secret>,
+    ) -> Result<(), AppError> {
+        if source.is_none() && target.is_none() {
+            return Ok(());
+        }
+        let mut creds = self.credentials(user).await?.unwrap_or_default();
+        if let Some(s) = source {
+            creds.source_password = Some(s.expose().to_owned());
+        }
+        if let Some(t) = target {
+            creds.target_password = Some(t.expose().to_owned());
+        }
+        let json = serde_json::to_vec(&creds).map_err(AppError::internal)?;
+        let sealed = self.deps.vault.seal(&json, &credentials_aad(user)).await?;
+        self.deps.store.put_credentials(user, &sealed).await?;
+        Ok(())
+    }
+
+    /// The user's sealed passwords, opened.
+    pub async fn credentials(&self, user: UserId) -> Result<Option<UserCredentials>, AppError> {
+        let Some(sealed) = self.deps.store.get_credentials(user).await? else {
+            return Ok(None);
+        };
+        let plain = self.deps.vault.open(&sealed, &credentials_aad(user)).await?;
+        serde_json::from_slice(&plain).map(Some).map_err(AppError::internal)
+    }
+
+    /// Whether every per-user side has a password stored, so a copy can start without asking.
+    fn has_all_passwords(project: &Project, creds: Option<&UserCredentials>) -> bool {
+        let need_src = project.source.is_per_user();
+        let need_tgt = project.target.is_per_user();
+        let have_src = creds.is_some_and(|c| c.source_password.is_some());
+        let have_tgt = creds.is_some_and(|c| c.target_password.is_some());
+        (!need_src || have_src) && (!need_tgt || have_tgt)
+    }
+
+    pub async fn add_user(&self, project_id: ProjectId, input: &UserInput) -> Result<MailUser, AppError> {
+        let project = self.project(project_id).await?;
+        let source = EmailAddress::parse(&input.source_email).map_err(|m| AppError::validation_field("source_email", m))?;
+        let target = EmailAddress::parse(&input.target_email).map_err(|m| AppError::validation_field("target_email", m))?;
+        let display_name = check_display_name(&input.display_name)?;
+        let src_pw = input.source_password.as_deref().map(|p| check_password("source_password", p).map(|_| Secret::new(p))).transpose()?;
+        let tgt_pw = input.target_password.as_deref().map(|p| check_password("target_password", p).map(|_| Secret::new(p))).transpose()?;
+        let mut user = self.new_user(project_id, source, target, display_name);
+        if src_pw.is_some() || tgt_pw.is_some() {
+            // Passwords first: a user must never be visible with a half-stored secret.
+            self.store_passwords(user.id, src_pw.as_ref(), tgt_pw.as_ref()).await?;
+            user.has_credentials = Self::has_all_passwords(&project, self.credentials(user.id).await?.as_ref());
+        }
+        match self.deps.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists) => {
+                let _ = self.deps.store.delete_credentials(user.id).await;
+                return Err(AppError::Conflict(format!(
+                    "a user with source address {} already exists in this project",
+                    user.source_email
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.log_event(&user, "added".into()).await;
+        Ok(user)
+    }
+
+    /// Imports a users CSV. All or nothing: when any line is wrong, nothing is written and every
+    /// problem is returned with its line number. Existing users (same source address) are
+    /// updated, never duplicated. `dry_run` validates without writing (the console's preview).
+    pub async fn import_csv(&self, project_id: ProjectId, bytes: &[u8], dry_run: bool) -> Result<ImportReport, AppError> {
+        let project = self.project(project_id).await?;
+        let rows = match csv_import::parse(bytes) {
+            Ok(rows) => rows,
+            Err(Err(CsvFileError::TooLarge)) => {
+                return Err(AppError::Validation {
+                    message: CsvFileError::TooLarge.to_string(),
+                    details: json!({"limit_bytes": contract::limits::CSV_MAX_BYTES}),
+                });
+            }
+            Err(Err(e)) => return Err(AppError::validation(e.to_string())),
+            Err(Ok(errors)) => return Err(line_errors(errors)),
+        };
+        // Look every row up before writing anything, so conflicts are reported like syntax errors.
+        let mut plan: Vec<(CsvRow, Option<MailUser>)> = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for row in rows {
+            let existing = self.deps.store.find_user_by_source(project_id, &row.source_email).await?;
+            if let Some(u) = &existing
+                && u.target_email != row.target_email
+                && !matches!(u.state, UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused)
+            {
+                errors.push(contract::LineError {
+                    line: row.line,
+                    message: format!(
+                        "{} is {}: its target address cannot change now",
+                        u.source_email,
+                        u.state.label().to_lowercase()
+                    ),
+                });
+            }
+            plan.push((row, existing));
+        }
+        if !errors.is_empty() {
+            return Err(line_errors(errors));
+        }
+        let mut report = ImportReport { valid_rows: plan.len() as u64, created: 0, updated: 0, dry_run };
+        for (row, existing) in &plan {
+            match existing {
+                None => report.created += 1,
+                Some(u) if u.target_email != row.target_email
+                    || (!row.display_name.is_empty() && u.display_name != row.display_name)
+                    || row.source_password.is_some()
+                    || row.target_password.is_some() => report.updated += 1,
+                Some(_) => {}
+            }
+        }
+        if dry_run {
+            return Ok(report);
+        }
+        for (row, existing) in plan {
+            self.apply_row(&project, row, existing).await?;
+        }
+        Ok(report)
+    }
+
+    async fn apply_row(&self, project: &Project, row: CsvRow, existing: Option<MailUser>) -> Result<(), AppError> {
+        match existing {
+            None => {
+                let mut user = self.new_user(project.id, row.source_email, row.target_email, row.display_name);
+                if row.source_password.is_some() || row.target_password.is_some() {
+                    self.store_passwords(user.id, row.source_password.as_ref(), row.target_password.as_ref()).await?;
+                    user.has_credentials = Self::has_all_passwords(project, self.credentials(user.id).await?.as_ref());
+                }
+                match self.deps.store.insert_user(&user).await {
+                    Ok(()) => self.log_event(&user, format!("imported from CSV line {}", row.line)).await,
+                    // Another import created it meanwhile: its row wins, ours is dropped.
+                    Err(StoreError::AlreadyExists) => {
+                        let _ = self.deps.store.delete_credentials(user.id).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(current) => {
+                let mut next = current.clone();
+                next.target_email = row.target_email;
+                if !row.display_name.is_empty() {
+                    next.display_name = row.display_name;
+                }
+                if row.source_password.is_some() || row.target_password.is_some() {
+                    self.store_passwords(current.id, row.source_password.as_ref(), row.target_password.as_ref()).await?;
+                    next.has_credentials = Self::has_all_passwords(project, self.credentials(current.id).await?.as_ref());
+                }
+                if next != current {
+                    next.version = current.version + 1;
+                    next.updated_at = self.deps.clock.now();
+                    self.deps.store.update_user(&next, current.version).await?;
+                    self.log_event(&next, format!("updated from CSV line {}", row.line)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn list_users(&self, project_id: ProjectId, mut query: UserQuery) -> Result<UserPage, AppError> {
+        self.project(project_id).await?;
+        if query.limit == 0 {
+            query.limit = 50;
+        }
+        query.limit = query.limit.min(UserQuery::MAX_LIMIT);
+        let (users, total) = self.deps.store.list_users(project_id, &query).await?;
+        Ok(UserPage { items: users.iter().map(MailUser::view).collect(), total, offset: query.offset, limit: query.limit })
+    }
+
+    /// All users of a project, page by page.
+    pub(crate) async fn all_users(&self, project_id: ProjectId) -> Result<Vec<MailUser>, AppError> {
+        let mut out = Vec::new();
+        let mut query = UserQuery { limit: UserQuery::MAX_LIMIT, ..Default::default() };
+        loop {
+            let (page, total) = self.deps.store.list_users(project_id, &query).await?;
+            let n = page.len() as u64;
+            out.extend(page);
+            query.offset += n;
+            if n == 0 || query.offset >= total {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The project's users as CSV (no passwords), for spreadsheets and re-import.
+    pub async fn export_csv(&self, project_id: ProjectId) -> Result<Vec<u8>, AppError> {
+        self.project(project_id).await?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "source_email", "target_email", "display_name", "state", "pass", "messages_done", "messages_total",
+            "bytes_done", "bytes_total", "skipped", "last_error",
+        ])
+        .map_err(AppError::internal)?;
+        for u in self.all_users(project_id).await? {
+            w.write_record([
+                u.source_email.to_string(),
+                u.target_email.to_string(),
+                u.display_name.clone(),
+                u.state.as_str().to_owned(),
+                u.pass.to_string(),
+                u.progress.messages_done.to_string(),
+                u.progress.messages_total.to_string(),
+                u.progress.bytes_done.to_string(),
+                u.progress.bytes_total.to_string(),
+                u.progress.skipped.to_string(),
+                u.last_error.clone().unwrap_or_default(),
+            ])
+            .map_err(AppError::internal)?;
+        }
+        w.into_inner().map_err(AppError::internal)
+    }
+
+    pub async fn user_detail(&self, project_id: ProjectId, id: UserId) -> Result<UserDetail, AppError> {
+        let user = self.user_in(project_id, id).await?;
+        let folders = self.deps.store.list_folders(id).await?;
+        let events = self.deps.store.list_events(id, 200).await?;
+        Ok(UserDetail {
+            user: user.view(),
+            folders: folders.iter().map(FolderState::view).collect(),
+            events: events.into_iter().map(|e| contract::EventView { at: e.at, message: e.message }).collect(),
+        })
+    }
+
+    /// Runs one action over the selected users; each user succeeds or fails on its own.
+    pub async fn bulk(&self, project_id: ProjectId, action: BulkAction, selection: &Selection) -> Result<BulkResult, AppError> {
+        let project = self.project(project_id).await?;
+        let users = if selection.all {
+            self.all_users(project_id).await?
+        } else {
+            if selection.user_ids.is_empty() {
+                return Err(AppError::validation_field("user_ids", "select at least one user"));
+            }
+            if selection.user_ids.len() > 10_000 {
+                return Err(AppError::validation_field("user_ids", "select at most 10000 users at once, or use all"));
+            }
+            let mut users = Vec::with_capacity(selection.user_ids.len());
+            for id in &selection.user_ids {
+                match self.deps.store.get_user(UserId(*id)).await? {
+                    Some(u) if u.project_id == project_id => users.push(u),
+                    _ => return Err(AppError::validation_field("user_ids", format!("{id} is not a user of this project"))),
+                }
+            }
+            users
+        };
+        let mut result = BulkResult { done: vec![], failed: vec![] };
+        for user in users {
+            let id = user.id.0;
+            let outcome = match action {
+                BulkAction::Start => self.start_user(&project, &user).await.map(drop),
+                BulkAction::ResendInvite => self.send_invite(&project, &user).await.map(drop),
+                BulkAction::Pause => self.transition(&user, Transition::Pause, |_| {}).await.map(drop),
+                BulkAction::Retry => self.schedule(&user, Transition::Retry, |_| {}).await.map(drop),
+                BulkAction::Delta => self.schedule(&user, Transition::Delta, |u| u.pass += 1).await.map(drop),
+                BulkAction::MarkVerified => self.transition(&user, Transition::Verify, |_| {}).await.map(drop),
+                BulkAction::Delete => self.deps.store.delete_user(user.id).await.map_err(AppError::from),
+            };
+            match outcome {
+                Ok(()) => result.done.push(id),
+                Err(AppError::Internal(m)) => {
+                    tracing::error!(user = %id, error = %m, "bulk action failed");
+                    result.failed.push(BulkFailure { user_id: id, message: "internal error".into() });
+                }
+                Err(e) => result.failed.push(BulkFailure { user_id: id, message: e.to_string() }),
+            }
+        }
+        Ok(result)
+    }
+
+    /// Starts a user: straight to the queue when every password is known, otherwise an invite.
+    pub async fn start_user(&self, project: &Project, user: &MailUser) -> Result<MailUser, AppError> {
+        if matches!(user.state, UserState::Scheduled | UserState::Working) {
+            return Err(AppError::Conflict(format!("{} is already {}", user.source_email, user.state.label().to_lowercase())));
+        }
+        if matches!(user.state, UserState::Paused) {
+            return self.schedule(user, Transition::Retry, |_| {}).await;
+        }
+        let creds = self.credentials(user.id).await?;
+        if Self::has_all_passwords(project, creds.as_ref()) {
+            return self.schedule(user, Transition::Schedule, |u| u.has_credentials = true).await;
+        }
+        if project.invite_to == InviteTo::None {
+            return Err(AppError::Conflict(format!(
+                "{} has no password stored and the project sends no invites: add the passwords first",
+                user.source_email
+            )));
+        }
+        self.send_invite(project, user).await
+    }
+
+    /// Sends a new invite link (any older link of the user stops working).
+    pub async fn send_invite(&self, project: &Project, user: &MailUser) -> Result<MailUser, AppError> {
+        let to = match project.invite_to {
+            InviteTo::Source => user.source_email.clone(),
+            InviteTo::Target => user.target_email.clone(),
+            InviteTo::None => return Err(AppError::Conflict("this project sends no invites".into())),
+        };
+        if Transition::InviteSent.apply(user.state).is_none() {
+            return Err(AppError::Conflict(format!(
+                "cannot send an invite to {}: the user is {}",
+                user.source_email,
+                user.state.label().to_lowercase()
+            )));
+        }
+        let secret = token::generate();
+        let now = self.deps.clock.now();
+        let invite = Invite {
+            token_hash: token::hash(&secret),
+            user_id: user.id,
+            project_id: project.id,
+            created_at: now,
+            expires_at: now + self.config.invite_ttl,
+            failed_attempts: 0,
+            version: 1,
+        };
+        self.deps.store.delete_invites_of_user(user.id).await?;
+        self.deps.store.insert_invite(&invite).await?;
+        let link = format!("{}/migrate/{}", self.config.public_url, secret);
+        let name = if user.display_name.is_empty() { user.source_email.to_string() } else { user.display_name.clone() };
+        let text = format!(
+            "Hello {name},\n\n\
+             your mailbox {src} is moving to {tgt} (project \"{project}\").\n\n\
+             Open this link, enter your password and press Start. The copy then runs on our servers; \
+             you can close the browser and keep working.\n\n{link}\n\n\
+             The link is personal and works until {expires} (UTC). Do not forward it.\n",
+            src = user.source_email,
+            tgt = user.target_email,
+            project = project.name,
+            expires = invite.expires_at.date(),
+        );
+        let mail = OutgoingMail {
+            to,
+            to_name: user.display_name.clone(),
+            subject: format!("Action needed: move your mailbox to {}", user.target_email),
+            text,
+        };
+        if let Err(e) = self.deps.mailer.send(&mail).await {
+            let _ = self.deps.store.delete_invites_of_user(user.id).await;
+            return Err(e.into());
+        }
+        self.transition(user, Transition::InviteSent, |u| u.invite_sent_at = Some(now)).await
+    }
+}
+
+fn line_errors(errors: Vec<contract::LineError>) -> AppError {
+    let n = errors.len();
+    AppError::Validation {
+        message: format!("{n} line{} of the file {} wrong; nothing was imported", if n == 1 { "" } else { "s" }, if n == 1 { "is" } else { "are" }),
+        details: json!({ "errors": errors }),
+    }
+}

@@ -1,0 +1,381 @@
+//! The entities mailferry stores. Adapters persist each entity as a JSON document plus the few
+//! fields they index, so a new optional field never needs a schema migration.
+
+use contract::{AuthView, ConnectorView, InviteTo, Progress, Security, SkippedItem, UserState};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                $name(Uuid::new_v4())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(ProjectId);
+id_type!(UserId);
+
+/// A syntactically valid email address, trimmed and lower-cased so that lookups by address
+/// (CSV re-import, duplicate checks) do not depend on how someone typed it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("the address is empty".into());
+        }
+        if trimmed.len() > 254 {
+            return Err("the address is longer than 254 characters".into());
+        }
+        // email_address implements RFC 5322 address syntax; we additionally insist on a dot-less
+        // free domain check being left to the mail server, but reject display-name forms.
+        let parsed = email_address::EmailAddress::parse_with_options(
+            trimmed,
+            email_address::Options::default().without_display_text(),
+        )
+        .map_err(|e| format!("'{trimmed}' is not a valid email address ({e})"))?;
+        if !parsed.domain().contains('.') && parsed.domain() != "localhost" {
+            return Err(format!("'{trimmed}' has no domain with a dot"));
+        }
+        Ok(EmailAddress(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EmailAddress {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        EmailAddress::parse(&value)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(value: EmailAddress) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Bytes sealed by the [`crate::ports::Vault`]: opaque to everything but the vault that made them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed(#[serde(with = "b64")] pub Vec<u8>);
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where one side's passwords come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ConnectorAuth {
+    Admin { login_pattern: String, password: Sealed },
+    PerUser,
+}
+
+/// A validated mail server endpoint plus how to authenticate on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: ConnectorAuth,
+}
+
+impl Connector {
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint { host: self.host.clone(), port: self.port, security: self.security }
+    }
+
+    pub fn view(&self) -> ConnectorView {
+        ConnectorView {
+            kind: "imap".into(),
+            host: self.host.clone(),
+            port: self.port,
+            security: self.security,
+            auth: match &self.auth {
+                ConnectorAuth::Admin { login_pattern, .. } => {
+                    AuthView::Admin { login_pattern: login_pattern.clone(), has_password: true }
+                }
+                ConnectorAuth::PerUser => AuthView::PerUser,
+            },
+        }
+    }
+
+    pub fn is_per_user(&self) -> bool {
+        matches!(self.auth, ConnectorAuth::PerUser)
+    }
+}
+
+/// Where and how to connect, without credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+}
+
+/// Validate a host name or IP literal as typed in a connector form.
+pub fn parse_host(raw: &str) -> Result<String, String> {
+    let host = raw.trim();
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if host.len() > 253 {
+        return Err("the host is longer than 253 characters".into());
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(host.to_owned());
+    }
+    let ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    });
+    if ok { Ok(host.to_ascii_lowercase()) } else { Err(format!("'{host}' is not a valid host name")) }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub source: Connector,
+    pub target: Connector,
+    pub invite_to: InviteTo,
+    pub admin_email: Option<EmailAddress>,
+    pub notify_user: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub version: u64,
+}
+
+/// One mailbox to move: the unit every state transition and checkpoint belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailUser {
+    pub id: UserId,
+    pub project_id: ProjectId,
+    pub source_email: EmailAddress,
+    pub target_email: EmailAddress,
+    pub display_name: String,
+    pub state: UserState,
+    /// 1 for the first full pass, then +1 for each delta pass.
+    pub pass: u32,
+    pub progress: Progress,
+    pub last_error: Option<String>,
+    /// Per-user passwords are stored (sealed) for the sides that need them.
+    pub has_credentials: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub invite_sent_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Optimistic-concurrency version: every write is conditional on it.
+    pub version: u64,
+}
+
+impl MailUser {
+    pub fn view(&self) -> contract::UserView {
+        contract::UserView {
+            id: self.id.0,
+            project_id: self.project_id.0,
+            source_email: self.source_email.to_string(),
+            target_email: self.target_email.to_string(),
+            display_name: self.display_name.clone(),
+            state: self.state,
+            pass: self.pass,
+            progress: self.progress.clone(),
+            last_error: self.last_error.clone(),
+            has_credentials: self.has_credentials,
+            invite_sent_at: self.invite_sent_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+}
+
+/// The sealed per-user passwords, as the vault stores them.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct UserCredentials {
+    pub source_password: Option<String>,
+    pub target_password: Option<String>,
+}
+
+impl fmt::Debug for UserCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserCredentials(***)")
+    }
+}
+
+/// An invite link's server-side record. Only the SHA-256 of the token is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub project_id: ProjectId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub failed_attempts: u32,
+    pub version: u64,
+}
+
+impl Invite {
+    pub fn attempts_left(&self) -> u32 {
+        contract::limits::INVITE_MAX_FAILED_ATTEMPTS.saturating_sub(self.failed_attempts)
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.attempts_left() == 0
+    }
+}
+
+/// A logged-in admin's session; only the hash of the cookie value is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminSession {
+    pub token_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A line in a user's event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEvent {
+    pub user_id: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub message: String,
+}
+
+/// Copy checkpoint and verification figures of one source folder of one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderState {
+    pub user_id: UserId,
+    pub source_name: String,
+    pub target_name: String,
+    pub pass: u32,
+    pub uidvalidity: Option<u32>,
+    /// Highest source UID whose copy is known to be on the target.
+    pub last_uid: u32,
+    /// UIDs above `last_uid` up to and including this one may be on the target already: an
+    /// append was started but not checkpointed. A resume checks the target before re-appending.
+    pub in_flight_to: Option<u32>,
+    pub highest_modseq: Option<u64>,
+    pub source_messages: u64,
+    pub source_bytes: u64,
+    pub copied_messages: u64,
+    pub copied_bytes: u64,
+    pub target_messages: Option<u64>,
+    pub target_bytes: Option<u64>,
+    pub skipped: Vec<SkippedItem>,
+    pub done: bool,
+    /// Who holds the folder, and until when; a worker only copies a folder it leased.
+    pub lease_owner: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_until: Option<OffsetDateTime>,
+    pub version: u64,
+}
+
+impl FolderState {
+    pub fn view(&self) -> contract::FolderView {
+        contract::FolderView {
+            source_name: self.source_name.clone(),
+            target_name: self.target_name.clone(),
+            source_messages: self.source_messages,
+            source_bytes: self.source_bytes,
+            copied_messages: self.copied_messages,
+            copied_bytes: self.copied_bytes,
+            target_messages: self.target_messages,
+            target_bytes: self.target_bytes,
+            skipped: self.skipped.clone(),
+            done: self.done,
+        }
+    }
+}
+
+/// Filter and page for user listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    pub state: Option<UserState>,
+    /// Case-insensitive substring of source address, target address or display name.
+    pub search: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl UserQuery {
+    pub const MAX_LIMIT: u64 = 500;
+
+    pub fn matches(&self, u: &MailUser) -> bool {
+        if let Some(st) = self.state
+            && u.state != st
+        {
+            return false;
+        }
+        if let Some(q) = &self.search {
+            let q = q.to_lowercase();
+            return u.source_email.as_str().contains(&q)
+                || u.target_email.as_str().contains(&q)
+                || u.display_name.to_lowercase().contains(&q);
+        }
+        true
+    }
+}
+
+/// Convenience for use cases that need a validation error from a field problem.
+pub fn field_error(field: &str, message: impl Into<String>) -> AppError {
+    AppError::validation_field(field, message)
+}

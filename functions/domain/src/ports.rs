@@ -1,0 +1,190 @@
+//! The ports: small traits the use cases call and the adapters (`embedded`, `aws`, `imap`)
+//! implement. Each port has one shared conformance suite (crate `conformance`) that every adapter
+//! passes, so the SQLite and DynamoDB stores (and the SQLite and SQS queues) behave alike.
+
+use async_trait::async_trait;
+use contract::UserState;
+use contract::jobs::Job;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use crate::error::{LoginError, MailError, QueueError, StoreError, VaultError};
+use crate::model::*;
+use crate::secret::Secret;
+
+/// Durable state. Every `update_*` is conditional on `expected_version` (the version read
+/// before); the adapter stores the entity with `version = expected_version + 1` and returns
+/// [`StoreError::Conflict`] when the stored version differs. Callers pass the entity with the
+/// new version already set.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Projects.
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
+    async fn update_project(&self, project: &Project, expected_version: u64) -> Result<(), StoreError>;
+    async fn get_project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
+
+    // Users. The pair (project, source address) is unique: inserting a second user with the
+    // same source address in a project fails with `AlreadyExists`.
+    async fn insert_user(&self, user: &MailUser) -> Result<(), StoreError>;
+    async fn update_user(&self, user: &MailUser, expected_version: u64) -> Result<(), StoreError>;
+    async fn get_user(&self, id: UserId) -> Result<Option<MailUser>, StoreError>;
+    async fn find_user_by_source(
+        &self,
+        project: ProjectId,
+        source_email: &EmailAddress,
+    ) -> Result<Option<MailUser>, StoreError>;
+    /// Users of a project matching the query, ordered by source address, and the total number
+    /// of matches.
+    async fn list_users(&self, project: ProjectId, query: &UserQuery) -> Result<(Vec<MailUser>, u64), StoreError>;
+    async fn count_users_by_state(&self, project: ProjectId) -> Result<Vec<(UserState, u64)>, StoreError>;
+    /// Deletes the user with its credentials, invites, folders and events. Deleting a user that
+    /// does not exist succeeds.
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+
+    // Sealed per-user credentials.
+    async fn put_credentials(&self, user: UserId, sealed: &Sealed) -> Result<(), StoreError>;
+    async fn get_credentials(&self, user: UserId) -> Result<Option<Sealed>, StoreError>;
+    async fn delete_credentials(&self, user: UserId) -> Result<(), StoreError>;
+
+    // Invites, keyed by the token's hash. `insert_invite` fails with `AlreadyExists` on a
+    // duplicate hash.
+    async fn insert_invite(&self, invite: &Invite) -> Result<(), StoreError>;
+    async fn get_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
+    async fn update_invite(&self, invite: &Invite, expected_version: u64) -> Result<(), StoreError>;
+    async fn delete_invites_of_user(&self, user: UserId) -> Result<(), StoreError>;
+
+    // Admin settings and sessions.
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Stores the value only when the key is absent; returns whether it was stored.
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+    async fn put_session(&self, session: &AdminSession) -> Result<(), StoreError>;
+    async fn get_session(&self, token_hash: &str) -> Result<Option<AdminSession>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    // Event log, newest first on read.
+    async fn append_event(&self, event: &UserEvent) -> Result<(), StoreError>;
+    async fn list_events(&self, user: UserId, limit: usize) -> Result<Vec<UserEvent>, StoreError>;
+
+    // Folder checkpoints, keyed by (user, source folder name). `expected_version` None means
+    // insert (fails with `AlreadyExists` when present).
+    async fn put_folder(&self, folder: &FolderState, expected_version: Option<u64>) -> Result<(), StoreError>;
+    async fn get_folder(&self, user: UserId, source_name: &str) -> Result<Option<FolderState>, StoreError>;
+    async fn list_folders(&self, user: UserId) -> Result<Vec<FolderState>, StoreError>;
+}
+
+/// One received queue message.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    /// Opaque handle for `ack` / `retry_later` of this receive.
+    pub receipt: String,
+    pub job: Job,
+    /// How often this message has been received, this time included (1 on first delivery).
+    pub receive_count: u32,
+}
+
+/// An at-least-once work queue with visibility timeouts, like SQS.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    async fn send(&self, job: &Job, delay: Duration) -> Result<(), QueueError>;
+    async fn send_batch(&self, jobs: &[Job]) -> Result<(), QueueError>;
+    /// Up to `max` visible messages; each stays invisible for `visibility` unless acked.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;
+    /// Deletes the message: it was handled.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Makes the message visible again after `delay` (backoff after a failure).
+    async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<(), QueueError>;
+    /// Messages moved aside after too many receives.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<Job>, QueueError>;
+}
+
+/// A mail to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub to: EmailAddress,
+    pub to_name: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// What a sent mail looked like, for the local outbox view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    pub sent_at: OffsetDateTime,
+    pub text: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError>;
+    /// Recently sent mails, newest first, when this mailer keeps them (the local outbox);
+    /// `None` when it does not (SES, SMTP).
+    async fn outbox(&self, limit: usize) -> Result<Option<Vec<SentMail>>, MailError>;
+}
+
+/// Authenticated encryption of credentials. `aad` binds a sealed blob to its owner (a user or
+/// project id) so a blob copied onto another record does not open.
+#[async_trait]
+pub trait Vault: Send + Sync + 'static {
+    async fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, VaultError>;
+    async fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, VaultError>;
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn new(start: OffsetDateTime) -> Self {
+        ManualClock(std::sync::Mutex::new(start))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a successful test login learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginInfo {
+    pub capabilities: Vec<String>,
+}
+
+/// Mail server access. The copy engine's session traits extend this in the IMAP crate's issue;
+/// the foundation needs only a login check with a timeout.
+#[async_trait]
+pub trait MailboxAccess: Send + Sync + 'static {
+    async fn test_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<LoginInfo, LoginError>;
+}
