@@ -315,17 +315,8 @@ impl App {
         let mut result = BulkResult { done: vec![], failed: vec![] };
         for user in users {
             let id = user.id.0;
-            let outcome = match action {
-                BulkAction::Start => self.start_user(&project, &user).await.map(drop),
-                BulkAction::ResendInvite => self.send_invite(&project, &user).await.map(drop),
-                BulkAction::Pause => self.transition(&user, Transition::Pause, |_| {}).await.map(drop),
-                BulkAction::Retry => self.schedule(&user, Transition::Retry, |_| {}).await.map(drop),
-                BulkAction::Delta => self.schedule(&user, Transition::Delta, |u| u.pass += 1).await.map(drop),
-                BulkAction::MarkVerified => self.transition(&user, Transition::Verify, |_| {}).await.map(drop),
-                BulkAction::Delete => self.deps.store.delete_user(user.id).await.map_err(AppError::from),
-            };
-            match outcome {
-                Ok(()) => result.done.push(id),
+            match self.user_action(&project, &user, action).await {
+                Ok(_) => result.done.push(id),
                 Err(AppError::Internal(m)) => {
                     tracing::error!(user = %id, error = %m, "bulk action failed");
                     result.failed.push(BulkFailure { user_id: id, message: "internal error".into() });
@@ -334,6 +325,24 @@ impl App {
             }
         }
         Ok(result)
+    }
+
+    /// Runs one admin action on one user; returns the user afterwards (`None` once deleted).
+    pub async fn user_action(&self, project: &Project, user: &MailUser, action: BulkAction) -> Result<Option<MailUser>, AppError> {
+        let next = match action {
+            BulkAction::Start => self.start_user(project, user).await?,
+            BulkAction::ResendInvite => self.send_invite(project, user).await?,
+            BulkAction::Pause => self.transition(user, Transition::Pause, |_| {}).await?,
+            BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
+            BulkAction::Delta => self.schedule(user, Transition::Delta, |u| u.pass += 1).await?,
+            BulkAction::MarkVerified => self.transition(user, Transition::Verify, |_| {}).await?,
+            BulkAction::Delete => {
+                self.deps.store.delete_user(user.id).await?;
+                tracing::info!(user = %user.id, "user deleted with its credentials");
+                return Ok(None);
+            }
+        };
+        Ok(Some(next))
     }
 
     /// Starts a user: straight to the queue when every password is known, otherwise an invite.

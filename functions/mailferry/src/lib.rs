@@ -1,0 +1,4 @@
+//! The local all-in-one mailferry server as a library, so the integration tests start exactly
+//! what `mailferry serve` starts. See `main.rs` for the binary.
+
+pub mod serve;

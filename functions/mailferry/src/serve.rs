@@ -1,0 +1,256 @@
+//! `mailferry serve`: wires the embedded adapters, serves the router, runs the worker loop,
+//! and shuts both down cleanly on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use domain::ports::{Queue, SystemClock};
+use domain::{App, AppConfig, Deps, Secret};
+use embedded::{KeyFileVault, OutboxMailer, SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity, SqliteQueue, SqliteStore};
+use tokio::sync::watch;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder for the database, queue, vault key and outbox.
+    #[arg(long, env = "MAILFERRY_DATA_DIR", default_value = "mailferry-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "MAILFERRY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The built web console (trunk's dist folder).
+    #[arg(long, env = "MAILFERRY_FRONTEND_DIR", default_value = "frontend/dist")]
+    pub frontend: PathBuf,
+    /// URL users reach this server at; invite links start with it. Default: http://LISTEN.
+    #[arg(long, env = "MAILFERRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay for invites as smtp://host:port (plain), smtp+starttls://host:port or
+    /// smtps://host:port; user and password from MAILFERRY_SMTP_USER / MAILFERRY_SMTP_PASSWORD.
+    /// Without it, mail is written to DATA_DIR/outbox and shown in the console.
+    #[arg(long, env = "MAILFERRY_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address of invites and notifications.
+    #[arg(long, env = "MAILFERRY_MAIL_FROM", default_value = "mailferry@localhost")]
+    pub mail_from: String,
+    /// Copy jobs handled at once by this process.
+    #[arg(long, env = "MAILFERRY_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+    /// Extra CA certificates (PEM) to trust for IMAP servers, e.g. a test server's own CA.
+    #[arg(long, env = "MAILFERRY_EXTRA_CA")]
+    pub extra_ca: Option<PathBuf>,
+}
+
+fn smtp_config(url: &str, from: &str) -> anyhow::Result<SmtpConfig> {
+    let (scheme, rest) = url.split_once("://").context("MAILFERRY_SMTP_URL must look like smtp://host:port")?;
+    let security = match scheme {
+        "smtp" => SmtpSecurity::Plaintext,
+        "smtp+starttls" => SmtpSecurity::StartTls,
+        "smtps" => SmtpSecurity::Tls,
+        other => bail!("MAILFERRY_SMTP_URL: unknown scheme '{other}' (use smtp, smtp+starttls or smtps)"),
+    };
+    let (host, port) = rest.trim_end_matches('/').rsplit_once(':').context("MAILFERRY_SMTP_URL needs a port")?;
+    let port: u16 = port.parse().context("MAILFERRY_SMTP_URL: the port is not a number")?;
+    let mut config = SmtpConfig::new(host, port, security, from);
+    if let Ok(user) = std::env::var("MAILFERRY_SMTP_USER") {
+        let password = std::env::var("MAILFERRY_SMTP_PASSWORD").context("MAILFERRY_SMTP_USER is set but MAILFERRY_SMTP_PASSWORD is not")?;
+        config.credentials = Some(SmtpCredentials { username: user, password: Secret::new(password) });
+    }
+    Ok(config)
+}
+
+/// A server started by [`start`]: its address and the handle to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// Set when this start generated the admin password (first start without
+    /// MAILFERRY_ADMIN_PASSWORD); the caller shows it once.
+    pub generated_admin_password: Option<Secret>,
+    pub app: App,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting requests, lets the worker finish its jobs, and waits for both.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+
+    /// Waits until the server stops (after a signal handled by [`run`], or [`Server::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Opens the data folder, wires the adapters and starts the HTTP server and the worker loop.
+pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
+    let data = args.data_dir.canonicalize()?;
+
+    let store = Arc::new(SqliteStore::open(data.join("mailferry.db")).context("opening the database")?);
+    let queue = Arc::new(SqliteQueue::open(data.join("queue.db"), 10).context("opening the queue")?);
+    let vault = Arc::new(KeyFileVault::open_or_create(data.join("vault.key")).context("opening the vault key")?);
+    let mailer: Arc<dyn domain::ports::Mailer> = match &args.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::new(&smtp_config(url, &args.mail_from)?).context("setting up SMTP")?),
+        None => Arc::new(OutboxMailer::new(data.join("outbox"), &args.mail_from).context("opening the outbox")?),
+    };
+    let mut tls = imap::TlsConfig::native_roots();
+    if let Some(ca) = &args.extra_ca {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        tls = tls.with_extra_ca_pem(&pem).context("MAILFERRY_EXTRA_CA is not a PEM certificate")?;
+    }
+    let mailboxes = Arc::new(imap::ImapMailboxes::new(tls));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+
+    let deps = Deps { store, queue: queue.clone(), mailer, vault, clock: Arc::new(SystemClock), mailboxes };
+    let app = App::new(deps, AppConfig { public_url: public_url.clone(), ..AppConfig::default() });
+    let generated_admin_password = app.ensure_admin_password(admin_password).await?;
+
+    let frontend_dir = args.frontend.join("index.html").is_file().then(|| args.frontend.clone());
+    if frontend_dir.is_none() {
+        tracing::warn!(dir = %args.frontend.display(), "no built web console found; serving the API only (cargo xtask run builds it)");
+    }
+    let state = web::AppState {
+        app: app.clone(),
+        auth: web::AdminAuth::LocalSession,
+        secure_cookies: public_url.starts_with("https://"),
+    };
+    let router = web::router(state, web::RouterOptions { frontend_dir });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(worker_loop(app.clone(), queue, args.workers.max(1), stop_rx.clone()));
+    let mut server_stop = stop_rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await?;
+        // The worker finishes the jobs it holds (they checkpoint as they go); whatever it did
+        // not ack is redelivered after the visibility timeout on the next start.
+        match tokio::time::timeout(Duration::from_secs(30), worker).await {
+            Ok(_) => tracing::info!("worker stopped"),
+            Err(_) => tracing::warn!("worker did not stop within 30 s; unfinished jobs will be redelivered"),
+        }
+        Ok(())
+    });
+    Ok(Server { addr, public_url, data_dir: data, generated_admin_password, app, stop: stop_tx, task })
+}
+
+/// `mailferry serve`: start, print where to go, run until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let configured = std::env::var("MAILFERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new);
+    let server = start(args, configured).await?;
+    if let Some(generated) = &server.generated_admin_password {
+        // Printed once, on the first start, to the terminal only (never to the log).
+        println!("\n  First start: the admin password is  {}\n  (set MAILFERRY_ADMIN_PASSWORD to choose your own)\n", generated.expose());
+    }
+    println!("mailferry is listening on {}  (data in {})", server.public_url, server.data_dir.display());
+    let stop = server.stop.clone();
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    let result = server.wait().await;
+    signal.abort();
+    result?;
+    println!("mailferry stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// How long a received job stays invisible to other receivers; a job checkpoints and hands
+/// over to a continuation well before this.
+const VISIBILITY: Duration = Duration::from_secs(15 * 60);
+/// The time budget given to one job, like a Lambda deadline.
+const JOB_BUDGET: Duration = Duration::from_secs(10 * 60);
+
+/// The local counterpart of the Lambda SQS trigger: receive, call the one handler, ack or
+/// schedule a retry.
+async fn worker_loop(app: App, queue: Arc<SqliteQueue>, workers: usize, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(workers));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let free = slots.available_permits();
+        let deliveries = if free == 0 {
+            Vec::new()
+        } else {
+            match queue.receive(free, VISIBILITY).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "queue receive failed");
+                    Vec::new()
+                }
+            }
+        };
+        if deliveries.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+            continue;
+        }
+        for delivery in deliveries {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let app = app.clone();
+            let queue = queue.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                handle_delivery(&app, queue.as_ref(), delivery).await;
+            });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+pub async fn handle_delivery(app: &App, queue: &dyn Queue, delivery: domain::ports::Delivery) {
+    let outcome = app.handle_job(&delivery.job, JOB_BUDGET).await;
+    let result = match outcome {
+        Ok(domain::app::JobOutcome::Done) => queue.ack(&delivery.receipt).await,
+        Ok(domain::app::JobOutcome::RetryLater { after, reason }) => {
+            tracing::info!(message = %delivery.message_id, %reason, "job will be retried");
+            queue.retry_later(&delivery.receipt, after).await
+        }
+        Err(e) => {
+            let backoff = Duration::from_secs(2u64.saturating_pow(delivery.receive_count.min(8)));
+            tracing::warn!(message = %delivery.message_id, error = %e, ?backoff, "job failed; retrying after backoff");
+            queue.retry_later(&delivery.receipt, backoff).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(message = %delivery.message_id, error = %e, "could not settle the queue message");
+    }
+}

@@ -1,0 +1,109 @@
+//! Admin authentication. Local mode: one admin password, a session cookie (HttpOnly,
+//! SameSite=Strict, Secure behind https). AWS mode: API Gateway's JWT authorizer has verified
+//! the Cognito token before the request reaches the function; the router then only checks that
+//! the gateway passed a bearer token along (defence in depth against a misconfigured route).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use contract::{LoginInput, SessionView};
+use domain::Secret;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+
+pub const SESSION_COOKIE: &str = "mf_session";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuth {
+    /// Password login with a session cookie (the local binary).
+    LocalSession,
+    /// An API gateway authorizer verified a JWT before the request arrived (AWS).
+    GatewayJwt,
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+async fn is_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<bool> {
+    match state.auth {
+        AdminAuth::LocalSession => match cookie_value(headers, SESSION_COOKIE) {
+            Some(c) => Ok(state.app.admin_session_valid(&c).await?),
+            None => Ok(false),
+        },
+        AdminAuth::GatewayJwt => Ok(headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 20)),
+    }
+}
+
+pub async fn require_admin(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match is_admin(&state, request.headers()).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => ApiError::unauthorized().into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={value}; Path=/api; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub async fn login(State(state): State<Arc<AppState>>, ApiJson(input): ApiJson<LoginInput>) -> ApiResult<Response> {
+    if state.auth != AdminAuth::LocalSession {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "sign in through the identity provider"));
+    }
+    if input.password.len() > contract::limits::PASSWORD_MAX_BYTES {
+        return Err(ApiError::from(domain::AppError::validation_field("password", "too long")));
+    }
+    let cookie = state.app.admin_login(&Secret::new(input.password)).await?;
+    let max_age = state.app.config().session_ttl.as_secs() as i64;
+    let mut response = axum::Json(SessionView { authenticated: true, mode: "local".into() }).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &cookie, max_age));
+    Ok(response)
+}
+
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(c) = cookie_value(&headers, SESSION_COOKIE) {
+        state.app.admin_logout(&c).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    Ok(response)
+}
+
+pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<axum::Json<SessionView>> {
+    let mode = match state.auth {
+        AdminAuth::LocalSession => "local",
+        AdminAuth::GatewayJwt => "cognito",
+    };
+    Ok(axum::Json(SessionView { authenticated: is_admin(&state, &headers).await?, mode: mode.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; mf_session=abc; b=2"));
+        assert_eq!(cookie_value(&h, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&h, "c"), None);
+    }
+}

@@ -1,0 +1,322 @@
+//! `cargo xtask test`: what CI runs on a fresh clone.
+//!
+//! Setup (Debian packages, the Python venv, the frontend toolchain and build) must succeed before
+//! any test tier runs. The tiers then all run even when one fails, and each gets a summary line.
+//!
+//! Environment the tests can rely on:
+//! - `MAILFERRY_VENV`: the venv with `moto_server`, `cfn-lint` and `checkov` in its `bin/`;
+//! - `MAILFERRY_FRONTEND_DIST`: absolute path of the built frontend (`frontend/dist`);
+//! - `CHROMIUM`, `CHROMEDRIVER`: absolute paths of Debian's chromium and chromedriver;
+//! - `PATH` starts with the frontend tools (trunk, wasm-bindgen, wasm-bindgen-test-runner, wasm-opt).
+
+use crate::ctx::Ctx;
+use crate::frontend;
+use crate::proc::{self, fmt_duration, step, timed, warn};
+use crate::tools;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Debian packages the tests drive: Dovecot (IMAP source/target) and headless Chromium.
+const APT_PACKAGES: &[&str] = &["dovecot-imapd", "chromium", "chromium-driver"];
+
+/// PyPI pins of the venv, as `(distribution, requirement)`. Current releases when pinned; bump
+/// together and the next run rebuilds the venv.
+const PY_PINS: &[(&str, &str, &str)] = &[
+    ("moto", "moto[server]", "5.2.5"),
+    ("cfn-lint", "cfn-lint", "1.58.0"),
+    ("checkov", "checkov", "3.3.30"),
+];
+
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Skip the installs and the frontend build; trust what earlier runs left.
+    pub quick: bool,
+    /// Extra arguments for the test runner (usually a filter). When given, lint tiers are skipped.
+    pub test_args: Vec<String>,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut opts = Options::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--" => opts.test_args.extend(it.by_ref().cloned()),
+                other => bail!("unknown option `{other}` for `cargo xtask test` (test arguments go after `--`)"),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+#[derive(Debug)]
+struct Tier {
+    name: &'static str,
+    ok: bool,
+    took: Duration,
+    note: String,
+}
+
+pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
+    step(format!(
+        "target dir {}{}",
+        ctx.target_dir.display(),
+        if ctx.ci { " (CI: --locked)" } else { "" }
+    ));
+    let mut tiers = Vec::new();
+
+    // Setup: everything after this point assumes it worked, so the first failure stops the run.
+    let setup = timed(|| setup(ctx, opts));
+    let (env, setup_took) = (setup.0, setup.1);
+    let env = match env {
+        Ok(env) => {
+            tiers.push(Tier { name: "setup", ok: true, took: setup_took, note: env.note.clone() });
+            env
+        }
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            tiers.push(Tier { name: "setup", ok: false, took: setup_took, note: format!("{err:#}") });
+            return summary(&tiers);
+        }
+    };
+
+    let with_env = |cmd: &mut Command| -> Result<()> {
+        cmd.env("PATH", proc::path_with(&env.path_dirs)?)
+            .env("MAILFERRY_VENV", &env.venv)
+            .env("MAILFERRY_FRONTEND_DIST", &env.dist)
+            .env("CHROMIUM", &env.chromium)
+            .env("CHROMEDRIVER", &env.chromedriver);
+        Ok(())
+    };
+    let mut tier = |name: &'static str, args: Vec<String>| -> Result<()> {
+        let mut cmd = ctx.cargo();
+        cmd.args(&args);
+        with_env(&mut cmd)?;
+        step(format!("tier {name}: {}", proc::describe(&cmd)));
+        let (ok, took) = timed(|| proc::run_ok(&mut cmd));
+        let ok = ok?;
+        tiers.push(Tier { name, ok, took, note: String::new() });
+        Ok(())
+    };
+    let locked: Vec<String> = ctx.locked_flag().into_iter().map(String::from).collect();
+    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // Tests first: they are what a red CI most often needs to show.
+    let mut args = if env.nextest {
+        strings(&["nextest", "run", "--workspace", "--no-fail-fast"])
+    } else {
+        strings(&["test", "--workspace", "--no-fail-fast"])
+    };
+    args.extend(locked.iter().cloned());
+    if !opts.test_args.is_empty() {
+        if !env.nextest {
+            args.push("--".into());
+        }
+        args.extend(opts.test_args.iter().cloned());
+    }
+    tier("tests", args)?;
+    if env.nextest {
+        // nextest does not run doc tests.
+        let mut args = strings(&["test", "--workspace", "--doc", "--no-fail-fast"]);
+        args.extend(locked.iter().cloned());
+        tier("doctests", args)?;
+    }
+    if opts.test_args.is_empty() {
+        tier("fmt", strings(&["fmt", "--all", "--check"]))?;
+        let mut args = strings(&["clippy", "--workspace", "--all-targets"]);
+        args.extend(locked.iter().cloned());
+        args.extend(strings(&["--", "-D", "warnings"]));
+        tier("clippy", args)?;
+        // The host build compiles only the frontend's portable half; lint the browser half too.
+        let mut args = strings(&["clippy", "--package", "frontend", "--target", tools::WASM_TARGET]);
+        args.extend(locked.iter().cloned());
+        args.extend(strings(&["--", "-D", "warnings"]));
+        tier("clippy-wasm", args)?;
+    }
+    summary(&tiers)
+}
+
+fn summary(tiers: &[Tier]) -> Result<()> {
+    eprintln!();
+    for t in tiers {
+        let status = if t.ok { "PASS" } else { "FAIL" };
+        let note = if t.note.is_empty() { String::new() } else { format!("  {}", t.note) };
+        eprintln!("xtask: {status} {:<12} {:>8}{note}", t.name, fmt_duration(t.took));
+    }
+    let failed: Vec<_> = tiers.iter().filter(|t| !t.ok).map(|t| t.name).collect();
+    if failed.is_empty() {
+        eprintln!("xtask: all tiers passed");
+        Ok(())
+    } else {
+        bail!("failed tiers: {}", failed.join(", "))
+    }
+}
+
+/// What setup hands to the test tiers.
+#[derive(Debug)]
+struct TestEnv {
+    path_dirs: Vec<PathBuf>,
+    venv: PathBuf,
+    dist: PathBuf,
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+    nextest: bool,
+    note: String,
+}
+
+fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
+    let venv = ctx.venv();
+    let mut path_dirs = Vec::new();
+    let note;
+    if opts.quick {
+        step("--quick: skipping apt, venv, tool installs and the frontend build");
+        // Still put the cached frontend tools on PATH for wasm-bindgen-test-runner.
+        let tools_dir = ctx.tools();
+        if let Ok(entries) = std::fs::read_dir(&tools_dir) {
+            for e in entries.flatten() {
+                let bin = e.path().join("bin");
+                if bin.is_dir() {
+                    path_dirs.push(bin);
+                }
+            }
+        }
+        note = "quick".to_owned();
+    } else {
+        ensure_apt_packages()?;
+        ensure_venv(&venv)?;
+        let built = frontend::build(ctx)?;
+        path_dirs.extend(built.tool_dirs);
+        note = format!(
+            "wasm-bindgen {}, wasm-opt {}",
+            built.wasm_bindgen,
+            if built.wasm_opt { "on" } else { "off" }
+        );
+    }
+    let (nextest_dir, nextest) = tools::ensure_nextest(ctx)?;
+    path_dirs.extend(nextest_dir);
+
+    let dist = ctx.frontend().join("dist");
+    if !dist.join("index.html").is_file() {
+        if opts.quick {
+            warn("frontend/dist is missing: browser tests will fail (run without --quick once)");
+        } else {
+            bail!("trunk finished but {} has no index.html", dist.display());
+        }
+    }
+    let chromium = find_program(&["chromium", "chromium-browser"])?;
+    let chromedriver = find_program(&["chromedriver"])?;
+    Ok(TestEnv { path_dirs, venv, dist, chromium, chromedriver, nextest, note })
+}
+
+fn find_program(names: &[&str]) -> Result<PathBuf> {
+    names
+        .iter()
+        .find_map(|n| proc::which(n))
+        .with_context(|| format!("{} not found on PATH", names.join(" / ")))
+}
+
+/// Installs the Debian packages that are not installed yet; `apt-get update` runs only then.
+fn ensure_apt_packages() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pkg| {
+            proc::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+                .is_none_or(|s| s != "install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        step(format!("apt: {} installed", APT_PACKAGES.join(", ")));
+        return Ok(());
+    }
+    step(format!("apt: installing {}", missing.join(", ")));
+    // Root in CI containers; elsewhere sudo, which may ask for a password on a terminal.
+    let is_root = proc::output(Command::new("id").arg("-u")).as_deref() == Some("0");
+    let apt = |args: &[&str]| -> Command {
+        let mut cmd = if is_root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        cmd
+    };
+    if !is_root && proc::which("sudo").is_none() {
+        bail!("apt packages {} are missing and neither root nor sudo is available", missing.join(", "));
+    }
+    let (result, took) = timed(|| -> Result<()> {
+        proc::run(&mut apt(&["update", "-qq"]))?;
+        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.args(&missing);
+        proc::run(&mut install)
+    });
+    result?;
+    step(format!("apt: installed in {}", fmt_duration(took)));
+    Ok(())
+}
+
+/// The venv at `~/.cache/mailferry/venv` with the pinned PyPI packages; rebuilt only when a pin
+/// differs from what is installed.
+fn ensure_venv(venv: &Path) -> Result<()> {
+    let python = venv.join("bin").join("python");
+    let wanted: Vec<String> = PY_PINS.iter().map(|(d, _, v)| format!("{d}=={v}")).collect();
+    if installed_pins(&python).as_ref() == Some(&wanted) && venv.join("bin/moto_server").is_file() {
+        step(format!("venv: {} installed", wanted.join(", ")));
+        return Ok(());
+    }
+    if !python.is_file() {
+        let system_python = proc::which("python3").context("python3 is needed to create the test venv")?;
+        step(format!("venv: creating {}", venv.display()));
+        proc::run(Command::new(system_python).args(["-m", "venv"]).arg(venv))?;
+    }
+    let reqs: Vec<String> = PY_PINS.iter().map(|(_, r, v)| format!("{r}=={v}")).collect();
+    step(format!("venv: installing {} (~1 min)", reqs.join(" ")));
+    let (result, took) = timed(|| {
+        proc::run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(&reqs),
+        )
+    });
+    result?;
+    match installed_pins(&python) {
+        Some(got) if got == wanted => {
+            step(format!("venv: installed in {}", fmt_duration(took)));
+            Ok(())
+        }
+        got => bail!("venv {} has {got:?} after pip install, wanted {wanted:?}", venv.display()),
+    }
+}
+
+/// `["moto==5.2.5", …]` as installed in the venv, in `PY_PINS` order; `None` if Python fails.
+fn installed_pins(python: &Path) -> Option<Vec<String>> {
+    if !python.is_file() {
+        return None;
+    }
+    let names: Vec<&str> = PY_PINS.iter().map(|(d, _, _)| *d).collect();
+    let script = "import sys, importlib.metadata as m\n\
+                  for n in sys.argv[1:]:\n    \
+                  try: print(n + '==' + m.version(n))\n    \
+                  except m.PackageNotFoundError: print(n + '==missing')";
+    let out = proc::output(Command::new(python).arg("-c").arg(script).args(&names))?;
+    Some(out.lines().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_xtask_flags_from_test_arguments() {
+        let args: Vec<String> = ["--quick", "--", "imap", "--nocapture"].map(String::from).into();
+        let opts = Options::parse(&args).unwrap();
+        assert!(opts.quick);
+        assert_eq!(opts.test_args, vec!["imap", "--nocapture"]);
+        assert!(Options::parse(&["--fast".to_owned()]).is_err());
+    }
+}
