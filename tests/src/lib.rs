@@ -121,8 +121,8 @@ impl TestApp {
         Ok(link.rsplit('/').next().context("token")?.to_owned())
     }
 
-    /// Stops the server cleanly (what Ctrl-C does).
-    pub async fn stop(mut self) -> Result<()> {
+    /// Stops the server cleanly (what Ctrl-C does); the data folder stays until `self` drops.
+    pub async fn stop(&mut self) -> Result<()> {
         if let Some(s) = self.server.take() {
             s.stop().await?;
         }

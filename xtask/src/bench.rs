@@ -34,9 +34,17 @@ fn frontend_size(ctx: &Ctx) -> Result<serde_json::Value> {
     let (wasm_raw, wasm_gz) = sizes(&wasm)?;
     let (js_raw, js_gz) = sizes(&js)?;
     let (css_raw, css_gz) = sizes(&css)?;
-    step(format!("frontend .wasm: {wasm_raw} bytes raw, {wasm_gz} bytes gzip ({} / {} KiB)", wasm_raw / 1024, wasm_gz / 1024));
-    step(format!("frontend .js:   {js_raw} bytes raw, {js_gz} bytes gzip"));
-    step(format!("frontend .css:  {css_raw} bytes raw, {css_gz} bytes gzip"));
+    step(format!(
+        "frontend .wasm: {wasm_raw} bytes raw, {wasm_gz} bytes gzip ({} / {} KiB)",
+        wasm_raw / 1024,
+        wasm_gz / 1024
+    ));
+    step(format!(
+        "frontend .js:   {js_raw} bytes raw, {js_gz} bytes gzip"
+    ));
+    step(format!(
+        "frontend .css:  {css_raw} bytes raw, {css_gz} bytes gzip"
+    ));
     Ok(serde_json::json!({
         "bench": "frontend",
         "wasm_bindgen": built.wasm_bindgen,
@@ -67,7 +75,10 @@ fn gzip_len(bytes: &[u8]) -> Result<u64> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().unwrap_or_default().to_string_lossy().into_owned()
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn write_report(ctx: &Ctx, name: &str, report: &serde_json::Value) -> Result<PathBuf> {

@@ -39,7 +39,13 @@ impl Ctx {
         };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        Ok(Ctx { root, cache, target_dir, cargo, ci })
+        Ok(Ctx {
+            root,
+            cache,
+            target_dir,
+            cargo,
+            ci,
+        })
     }
 
     pub fn tools(&self) -> PathBuf {
@@ -57,7 +63,8 @@ impl Ctx {
     /// A `cargo` command run from the repository root with the shared target directory.
     pub fn cargo(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.cargo);
-        cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target_dir);
+        cmd.current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", &self.target_dir);
         cmd
     }
 

@@ -61,16 +61,23 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
         .env("PATH", proc::path_with(&tool_dirs)?)
         .env("TRUNK_SKIP_VERSION_CHECK", "true")
         .env("CARGO_TARGET_DIR", &ctx.target_dir)
-        .args(["build", "--release", "--offline"]);
+        .arg("build");
+    // The target comes first: trunk's boolean flags take an optional value and would swallow it.
+    if !wasm_opt {
+        let html = std::fs::read_to_string(frontend.join("index.html"))?;
+        std::fs::write(
+            &noopt,
+            html.replace(r#"data-wasm-opt="z""#, r#"data-wasm-opt="0""#),
+        )?;
+        cmd.arg(&noopt).args(["--html-output", "index.html"]);
+    }
+    cmd.args(["--release", "--offline"]);
     if ctx.ci {
         cmd.arg("--locked");
     }
-    if !wasm_opt {
-        let html = std::fs::read_to_string(frontend.join("index.html"))?;
-        std::fs::write(&noopt, html.replace(r#"data-wasm-opt="z""#, r#"data-wasm-opt="0""#))?;
-        cmd.arg(&noopt).args(["--html-output", "index.html"]);
-    }
-    step(format!("building the frontend (trunk, release, wasm-bindgen {wasm_bindgen})"));
+    step(format!(
+        "building the frontend (trunk, release, wasm-bindgen {wasm_bindgen})"
+    ));
     let (result, took) = timed(|| proc::run(&mut cmd));
     if !wasm_opt {
         let _ = std::fs::remove_file(&noopt);
@@ -85,13 +92,19 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
         wasm.file_name().unwrap_or_default().to_string_lossy(),
         size / 1024
     ));
-    Ok(Built { dist, wasm_bindgen, wasm_opt, tool_dirs })
+    Ok(Built {
+        dist,
+        wasm_bindgen,
+        wasm_opt,
+        tool_dirs,
+    })
 }
 
 /// The wasm-bindgen version trunk must run: the one in Cargo.lock, which frontend/Trunk.toml must
 /// pin too (trunk would otherwise look for, and try to download, a different one).
 fn check_pins(ctx: &Ctx) -> Result<String> {
-    let lock = std::fs::read_to_string(ctx.root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let lock =
+        std::fs::read_to_string(ctx.root.join("Cargo.lock")).context("reading Cargo.lock")?;
     let locked = tools::locked_versions(&lock, "wasm-bindgen");
     let version = match locked.as_slice() {
         [one] => one.clone(),
@@ -99,7 +112,8 @@ fn check_pins(ctx: &Ctx) -> Result<String> {
         many => bail!("Cargo.lock has several wasm-bindgen versions {many:?}; unify them to one"),
     };
     let trunk_toml_path = ctx.frontend().join("Trunk.toml");
-    let trunk_toml = std::fs::read_to_string(&trunk_toml_path).context("reading frontend/Trunk.toml")?;
+    let trunk_toml =
+        std::fs::read_to_string(&trunk_toml_path).context("reading frontend/Trunk.toml")?;
     let pinned = toml_string(&trunk_toml, "tools", "wasm_bindgen");
     if pinned.as_deref() != Some(version.as_str()) {
         bail!(
@@ -147,7 +161,9 @@ fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
         if !in_section {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         if k.trim() == key {
             let v = v.split('#').next().unwrap_or_default().trim();
             return Some(v.trim_matches('"').to_owned());
@@ -163,10 +179,19 @@ mod tests {
     #[test]
     fn toml_string_reads_only_the_named_section() {
         let text = "[build]\nwasm_bindgen = \"wrong\"\n\n[tools]\n# pinned\nwasm_bindgen = \"0.2.130\" # Cargo.lock\nwasm_opt = \"version_132\"\n";
-        assert_eq!(toml_string(text, "tools", "wasm_bindgen").as_deref(), Some("0.2.130"));
-        assert_eq!(toml_string(text, "tools", "wasm_opt").as_deref(), Some("version_132"));
+        assert_eq!(
+            toml_string(text, "tools", "wasm_bindgen").as_deref(),
+            Some("0.2.130")
+        );
+        assert_eq!(
+            toml_string(text, "tools", "wasm_opt").as_deref(),
+            Some("version_132")
+        );
         assert_eq!(toml_string(text, "tools", "sass"), None);
-        assert_eq!(toml_string(text, "build", "wasm_bindgen").as_deref(), Some("wrong"));
+        assert_eq!(
+            toml_string(text, "build", "wasm_bindgen").as_deref(),
+            Some("wrong")
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub fn run_ok(cmd: &mut Command) -> Result<bool> {
 /// Runs a command quietly and returns its trimmed stdout, or `None` if it cannot start or fails.
 /// Used for version probes, where "not there" and "broken" both mean "install it".
 pub fn output(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -67,10 +71,7 @@ fn is_executable(p: &Path) -> bool {
 /// `PATH` with `dirs` in front, for children that must find our pinned tools first.
 pub fn path_with(dirs: &[PathBuf]) -> Result<std::ffi::OsString> {
     let current = std::env::var_os("PATH").unwrap_or_default();
-    let all = dirs
-        .iter()
-        .cloned()
-        .chain(std::env::split_paths(&current));
+    let all = dirs.iter().cloned().chain(std::env::split_paths(&current));
     std::env::join_paths(all).context("a tool directory contains ':'")
 }
 

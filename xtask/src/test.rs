@@ -45,7 +45,9 @@ impl Options {
             match arg.as_str() {
                 "--quick" => opts.quick = true,
                 "--" => opts.test_args.extend(it.by_ref().cloned()),
-                other => bail!("unknown option `{other}` for `cargo xtask test` (test arguments go after `--`)"),
+                other => bail!(
+                    "unknown option `{other}` for `cargo xtask test` (test arguments go after `--`)"
+                ),
             }
         }
         Ok(opts)
@@ -73,12 +75,22 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
     let (env, setup_took) = (setup.0, setup.1);
     let env = match env {
         Ok(env) => {
-            tiers.push(Tier { name: "setup", ok: true, took: setup_took, note: env.note.clone() });
+            tiers.push(Tier {
+                name: "setup",
+                ok: true,
+                took: setup_took,
+                note: env.note.clone(),
+            });
             env
         }
         Err(err) => {
             eprintln!("xtask: error: {err:#}");
-            tiers.push(Tier { name: "setup", ok: false, took: setup_took, note: format!("{err:#}") });
+            tiers.push(Tier {
+                name: "setup",
+                ok: false,
+                took: setup_took,
+                note: format!("{err:#}"),
+            });
             return summary(&tiers);
         }
     };
@@ -98,7 +110,12 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
         step(format!("tier {name}: {}", proc::describe(&cmd)));
         let (ok, took) = timed(|| proc::run_ok(&mut cmd));
         let ok = ok?;
-        tiers.push(Tier { name, ok, took, note: String::new() });
+        tiers.push(Tier {
+            name,
+            ok,
+            took,
+            note: String::new(),
+        });
         Ok(())
     };
     let locked: Vec<String> = ctx.locked_flag().into_iter().map(String::from).collect();
@@ -131,7 +148,13 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
         args.extend(strings(&["--", "-D", "warnings"]));
         tier("clippy", args)?;
         // The host build compiles only the frontend's portable half; lint the browser half too.
-        let mut args = strings(&["clippy", "--package", "frontend", "--target", tools::WASM_TARGET]);
+        let mut args = strings(&[
+            "clippy",
+            "--package",
+            "frontend",
+            "--target",
+            tools::WASM_TARGET,
+        ]);
         args.extend(locked.iter().cloned());
         args.extend(strings(&["--", "-D", "warnings"]));
         tier("clippy-wasm", args)?;
@@ -143,8 +166,16 @@ fn summary(tiers: &[Tier]) -> Result<()> {
     eprintln!();
     for t in tiers {
         let status = if t.ok { "PASS" } else { "FAIL" };
-        let note = if t.note.is_empty() { String::new() } else { format!("  {}", t.note) };
-        eprintln!("xtask: {status} {:<12} {:>8}{note}", t.name, fmt_duration(t.took));
+        let note = if t.note.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", t.note)
+        };
+        eprintln!(
+            "xtask: {status} {:<12} {:>8}{note}",
+            t.name,
+            fmt_duration(t.took)
+        );
     }
     let failed: Vec<_> = tiers.iter().filter(|t| !t.ok).map(|t| t.name).collect();
     if failed.is_empty() {
@@ -170,8 +201,7 @@ struct TestEnv {
 fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     let venv = ctx.venv();
     let mut path_dirs = Vec::new();
-    let note;
-    if opts.quick {
+    let note = if opts.quick {
         step("--quick: skipping apt, venv, tool installs and the frontend build");
         // Still put the cached frontend tools on PATH for wasm-bindgen-test-runner.
         let tools_dir = ctx.tools();
@@ -183,18 +213,18 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
                 }
             }
         }
-        note = "quick".to_owned();
+        "quick".to_owned()
     } else {
         ensure_apt_packages()?;
         ensure_venv(&venv)?;
         let built = frontend::build(ctx)?;
         path_dirs.extend(built.tool_dirs);
-        note = format!(
+        format!(
             "wasm-bindgen {}, wasm-opt {}",
             built.wasm_bindgen,
             if built.wasm_opt { "on" } else { "off" }
-        );
-    }
+        )
+    };
     let (nextest_dir, nextest) = tools::ensure_nextest(ctx)?;
     path_dirs.extend(nextest_dir);
 
@@ -208,7 +238,15 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     }
     let chromium = find_program(&["chromium", "chromium-browser"])?;
     let chromedriver = find_program(&["chromedriver"])?;
-    Ok(TestEnv { path_dirs, venv, dist, chromium, chromedriver, nextest, note })
+    Ok(TestEnv {
+        path_dirs,
+        venv,
+        dist,
+        chromium,
+        chromedriver,
+        nextest,
+        note,
+    })
 }
 
 fn find_program(names: &[&str]) -> Result<PathBuf> {
@@ -247,7 +285,10 @@ fn ensure_apt_packages() -> Result<()> {
         cmd
     };
     if !is_root && proc::which("sudo").is_none() {
-        bail!("apt packages {} are missing and neither root nor sudo is available", missing.join(", "));
+        bail!(
+            "apt packages {} are missing and neither root nor sudo is available",
+            missing.join(", ")
+        );
     }
     let (result, took) = timed(|| -> Result<()> {
         proc::run(&mut apt(&["update", "-qq"]))?;
@@ -264,22 +305,35 @@ fn ensure_apt_packages() -> Result<()> {
 /// differs from what is installed.
 fn ensure_venv(venv: &Path) -> Result<()> {
     let python = venv.join("bin").join("python");
-    let wanted: Vec<String> = PY_PINS.iter().map(|(d, _, v)| format!("{d}=={v}")).collect();
+    let wanted: Vec<String> = PY_PINS
+        .iter()
+        .map(|(d, _, v)| format!("{d}=={v}"))
+        .collect();
     if installed_pins(&python).as_ref() == Some(&wanted) && venv.join("bin/moto_server").is_file() {
         step(format!("venv: {} installed", wanted.join(", ")));
         return Ok(());
     }
     if !python.is_file() {
-        let system_python = proc::which("python3").context("python3 is needed to create the test venv")?;
+        let system_python =
+            proc::which("python3").context("python3 is needed to create the test venv")?;
         step(format!("venv: creating {}", venv.display()));
         proc::run(Command::new(system_python).args(["-m", "venv"]).arg(venv))?;
     }
-    let reqs: Vec<String> = PY_PINS.iter().map(|(_, r, v)| format!("{r}=={v}")).collect();
+    let reqs: Vec<String> = PY_PINS
+        .iter()
+        .map(|(_, r, v)| format!("{r}=={v}"))
+        .collect();
     step(format!("venv: installing {} (~1 min)", reqs.join(" ")));
     let (result, took) = timed(|| {
         proc::run(
             Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .args(&reqs),
         )
     });
@@ -289,7 +343,10 @@ fn ensure_venv(venv: &Path) -> Result<()> {
             step(format!("venv: installed in {}", fmt_duration(took)));
             Ok(())
         }
-        got => bail!("venv {} has {got:?} after pip install, wanted {wanted:?}", venv.display()),
+        got => bail!(
+            "venv {} has {got:?} after pip install, wanted {wanted:?}",
+            venv.display()
+        ),
     }
 }
 
@@ -313,7 +370,9 @@ mod tests {
 
     #[test]
     fn options_split_xtask_flags_from_test_arguments() {
-        let args: Vec<String> = ["--quick", "--", "imap", "--nocapture"].map(String::from).into();
+        let args: Vec<String> = ["--quick", "--", "imap", "--nocapture"]
+            .map(String::from)
+            .into();
         let opts = Options::parse(&args).unwrap();
         assert!(opts.quick);
         assert_eq!(opts.test_args, vec!["imap", "--nocapture"]);

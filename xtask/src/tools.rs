@@ -26,17 +26,21 @@ pub fn ensure_wasm_target(ctx: &Ctx) -> Result<()> {
         // Without rustup the target can only come with the toolchain itself.
         let sysroot = proc::output(Command::new("rustc").args(["--print", "sysroot"]))
             .context("neither rustup nor rustc is on PATH")?;
-        if Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET).is_dir() {
+        if Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(WASM_TARGET)
+            .is_dir()
+        {
             step(format!("{WASM_TARGET}: installed"));
             return Ok(());
         }
         bail!("the {WASM_TARGET} target is missing and rustup is not installed to add it");
     };
-    let installed = proc::output(
-        Command::new(&rustup)
-            .current_dir(&ctx.root)
-            .args(["target", "list", "--installed"]),
-    )
+    let installed = proc::output(Command::new(&rustup).current_dir(&ctx.root).args([
+        "target",
+        "list",
+        "--installed",
+    ]))
     .unwrap_or_default();
     if installed.lines().any(|l| l.trim() == WASM_TARGET) {
         step(format!("{WASM_TARGET}: installed"));
@@ -87,7 +91,9 @@ pub fn ensure_wasm_bindgen(ctx: &Ctx, version: &str) -> Result<PathBuf> {
             let lock = std::fs::read_to_string(src.join("Cargo.lock")).unwrap_or_default();
             for (name, refused, replacement) in REFUSED_PINS {
                 if locked_versions(&lock, name).iter().any(|v| v == refused) {
-                    step(format!("  moving {name} {refused} -> {replacement} (refused by this registry)"));
+                    step(format!(
+                        "  moving {name} {refused} -> {replacement} (refused by this registry)"
+                    ));
                     proc::run(
                         Command::new(&ctx.cargo)
                             .current_dir(&src)
@@ -135,7 +141,10 @@ pub fn ensure_wasm_opt(ctx: &Ctx) -> Result<Option<PathBuf>> {
     });
     match (ok?, probe()) {
         (true, Some(v)) if v.contains(&expected) => {
-            step(format!("wasm-opt {BINARYEN_VERSION}: installed in {}", fmt_duration(took)));
+            step(format!(
+                "wasm-opt {BINARYEN_VERSION}: installed in {}",
+                fmt_duration(took)
+            ));
             Ok(Some(bin))
         }
         (_, got) => {
@@ -151,7 +160,10 @@ pub fn ensure_wasm_opt(ctx: &Ctx) -> Result<Option<PathBuf>> {
 /// Returns the extra PATH directory (if any) and whether nextest is available at all.
 pub fn ensure_nextest(ctx: &Ctx) -> Result<(Option<PathBuf>, bool)> {
     if let Some(v) = proc::output(Command::new(&ctx.cargo).args(["nextest", "--version"])) {
-        step(format!("{}: on PATH", v.lines().next().unwrap_or("cargo-nextest")));
+        step(format!(
+            "{}: on PATH",
+            v.lines().next().unwrap_or("cargo-nextest")
+        ));
         return Ok((None, true));
     }
     let root = ctx.tools().join(format!("cargo-nextest-{NEXTEST_VERSION}"));
@@ -169,7 +181,9 @@ pub fn ensure_nextest(ctx: &Ctx) -> Result<(Option<PathBuf>, bool)> {
     match installed {
         Ok(dir) => Ok((Some(dir), true)),
         Err(err) => {
-            warn(format!("cargo-nextest unavailable ({err:#}): using `cargo test`"));
+            warn(format!(
+                "cargo-nextest unavailable ({err:#}): using `cargo test`"
+            ));
             Ok((None, false))
         }
     }
@@ -198,7 +212,10 @@ fn ensure_cargo_tool(
             return Ok(bin_dir);
         }
         Some(other) => step(format!("{expected}: found `{other}`, reinstalling")),
-        None => step(format!("{expected}: installing into {} ({estimate}, once)", root.display())),
+        None => step(format!(
+            "{expected}: installing into {} ({estimate}, once)",
+            root.display()
+        )),
     }
     let build = ctx.tools().join(".build");
     let target = build.join(format!("target-{bin}"));
@@ -219,7 +236,10 @@ fn ensure_cargo_tool(
             let _ = std::fs::remove_dir_all(&target);
             Ok(bin_dir)
         }
-        got => bail!("installed {bin} into {} but it reports {got:?}, not `{expected}`", root.display()),
+        got => bail!(
+            "installed {bin} into {} but it reports {got:?}, not `{expected}`",
+            root.display()
+        ),
     }
 }
 
@@ -250,7 +270,10 @@ fn fetch_crate_source(ctx: &Ctx, build: &Path, name: &str, version: &str) -> Res
         .output()
         .context("cargo metadata")?;
     if !meta.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&meta.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&meta.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
     let manifest = meta["packages"]
@@ -260,7 +283,9 @@ fn fetch_crate_source(ctx: &Ctx, build: &Path, name: &str, version: &str) -> Res
         .find(|p| p["name"] == name && p["version"] == version)
         .and_then(|p| p["manifest_path"].as_str())
         .with_context(|| format!("{name} {version} not found after cargo fetch"))?;
-    let from = Path::new(manifest).parent().context("manifest without a directory")?;
+    let from = Path::new(manifest)
+        .parent()
+        .context("manifest without a directory")?;
     let to = build.join(format!("{name}-{version}"));
     let _ = std::fs::remove_dir_all(&to);
     copy_dir(from, &to)?;

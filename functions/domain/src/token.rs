@@ -45,7 +45,8 @@ mod tests {
         altered.pop();
         assert!(!looks_valid(&altered));
         assert!(!looks_valid("../../etc/passwd"));
-        assert_ne!(hash(&a), hash(&format!("{}A", &a[..42])));
+        let last = if a.ends_with('A') { 'B' } else { 'A' };
+        assert_ne!(hash(&a), hash(&format!("{}{last}", &a[..42])));
         assert_eq!(hash(&a).len(), 64);
     }
 }

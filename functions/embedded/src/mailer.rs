@@ -19,17 +19,21 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 fn parse_from(from: &str) -> Result<Mailbox, MailError> {
-    from.parse::<Mailbox>().map_err(|e| MailError::Backend(format!("the sender address '{from}' is invalid: {e}")))
+    from.parse::<Mailbox>()
+        .map_err(|e| MailError::Backend(format!("the sender address '{from}' is invalid: {e}")))
 }
 
 /// The one way mailferry turns an [`OutgoingMail`] into a message.
 fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailError> {
-    let address = mail
-        .to
-        .as_str()
-        .parse::<Address>()
-        .map_err(|e| MailError::Refused(format!("the recipient address '{}' is invalid: {e}", mail.to)))?;
-    let name = Some(mail.to_name.trim()).filter(|n| !n.is_empty()).map(str::to_owned);
+    let address = mail.to.as_str().parse::<Address>().map_err(|e| {
+        MailError::Refused(format!(
+            "the recipient address '{}' is invalid: {e}",
+            mail.to
+        ))
+    })?;
+    let name = Some(mail.to_name.trim())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
     let body = Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::QuotedPrintable)
         .map_err(|_| MailError::Backend("the mail text could not be encoded".into()))?;
     Message::builder()
@@ -37,7 +41,11 @@ fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailErr
         .to(Mailbox::new(name, address))
         .subject(mail.subject.clone())
         .message_id(None)
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body))
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )
         .map_err(|e| MailError::Backend(format!("the mail could not be built: {e}")))
 }
 
@@ -56,8 +64,12 @@ impl OutboxMailer {
     pub fn new(dir: impl Into<PathBuf>, from: &str) -> Result<Self, MailError> {
         let dir = dir.into();
         let from = parse_from(from)?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| MailError::Backend(format!("cannot create the outbox folder {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            MailError::Backend(format!(
+                "cannot create the outbox folder {}: {e}",
+                dir.display()
+            ))
+        })?;
         Ok(OutboxMailer { dir, from })
     }
 
@@ -92,7 +104,9 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
     rand::rngs::OsRng.fill_bytes(&mut suffix);
     let name = format!("{nanos:020}-{}.eml", hex::encode(suffix));
     let tmp = dir.join(format!(".{name}.tmp"));
-    let fail = |e: std::io::Error| MailError::Backend(format!("cannot write to the outbox {}: {e}", dir.display()));
+    let fail = |e: std::io::Error| {
+        MailError::Backend(format!("cannot write to the outbox {}: {e}", dir.display()))
+    };
     std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, dir.join(&name)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -101,7 +115,9 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
 }
 
 fn read_outbox(dir: &Path, limit: usize) -> Result<Vec<SentMail>, MailError> {
-    let fail = |e: std::io::Error| MailError::Backend(format!("cannot read the outbox {}: {e}", dir.display()));
+    let fail = |e: std::io::Error| {
+        MailError::Backend(format!("cannot read the outbox {}: {e}", dir.display()))
+    };
     let mut names: Vec<(i128, String)> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(fail)? {
         let name = entry.map_err(fail)?.file_name();
@@ -125,7 +141,8 @@ fn read_outbox(dir: &Path, limit: usize) -> Result<Vec<SentMail>, MailError> {
             id: name.trim_end_matches(".eml").to_owned(),
             to: parsed.to,
             subject: parsed.subject,
-            sent_at: OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            sent_at: OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             text: parsed.text,
         });
     }
@@ -166,7 +183,10 @@ pub struct SmtpCredentials {
 
 impl std::fmt::Debug for SmtpCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpCredentials").field("username", &self.username).field("password", &self.password).finish()
+        f.debug_struct("SmtpCredentials")
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .finish()
     }
 }
 
@@ -188,7 +208,12 @@ pub struct SmtpConfig {
 
 impl SmtpConfig {
     /// A configuration without login, a 30-second timeout and only the system's roots.
-    pub fn new(host: impl Into<String>, port: u16, security: SmtpSecurity, from: impl Into<String>) -> Self {
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        security: SmtpSecurity,
+        from: impl Into<String>,
+    ) -> Self {
         SmtpConfig {
             host: host.into(),
             port,
@@ -212,16 +237,20 @@ pub struct SmtpMailer {
 
 impl std::fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpMailer").field("relay", &self.relay).field("from", &self.from.email).finish()
+        f.debug_struct("SmtpMailer")
+            .field("relay", &self.relay)
+            .field("from", &self.from.email)
+            .finish()
     }
 }
 
 impl SmtpMailer {
     pub fn new(config: &SmtpConfig) -> Result<Self, MailError> {
         let from = parse_from(&config.from)?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
-            .port(config.port)
-            .timeout(Some(config.timeout));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
+                .port(config.port)
+                .timeout(Some(config.timeout));
         let tls = match config.security {
             SmtpSecurity::Plaintext => Tls::None,
             SmtpSecurity::StartTls => Tls::Required(tls_parameters(config)?),
@@ -229,7 +258,10 @@ impl SmtpMailer {
         };
         builder = builder.tls(tls);
         if let Some(c) = &config.credentials {
-            builder = builder.credentials(Credentials::new(c.username.clone(), c.password.expose().to_owned()));
+            builder = builder.credentials(Credentials::new(
+                c.username.clone(),
+                c.password.expose().to_owned(),
+            ));
         }
         Ok(SmtpMailer {
             transport: builder.build(),
@@ -242,11 +274,14 @@ impl SmtpMailer {
 fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, MailError> {
     let mut builder = TlsParameters::builder(config.host.clone());
     if let Some(pem) = &config.extra_root_pem {
-        let cert = Certificate::from_pem(pem)
-            .map_err(|e| MailError::Backend(format!("the extra root certificate is invalid: {e}")))?;
+        let cert = Certificate::from_pem(pem).map_err(|e| {
+            MailError::Backend(format!("the extra root certificate is invalid: {e}"))
+        })?;
         builder = builder.add_root_certificate(cert);
     }
-    builder.build_rustls().map_err(|e| MailError::Backend(format!("cannot set up TLS for SMTP: {e}")))
+    builder
+        .build_rustls()
+        .map_err(|e| MailError::Backend(format!("cannot set up TLS for SMTP: {e}")))
 }
 
 #[async_trait]
@@ -257,7 +292,10 @@ impl Mailer for SmtpMailer {
             Ok(_) => Ok(()),
             // A 5xx answer will not change on a retry: the relay refused this mail.
             Err(e) if e.is_permanent() => Err(MailError::Refused(e.to_string())),
-            Err(e) => Err(MailError::Backend(format!("SMTP relay {}: {e}", self.relay))),
+            Err(e) => Err(MailError::Backend(format!(
+                "SMTP relay {}: {e}",
+                self.relay
+            ))),
         }
     }
 
@@ -280,16 +318,27 @@ mod eml {
 
     pub(super) fn parse(raw: &[u8]) -> Parsed {
         let (head, body) = split_head(raw);
+        // lettre ends a single-part message with a line break of its own after the encoded
+        // body; it is not part of the text.
+        let body = body.strip_suffix(b"\r\n").unwrap_or(body);
         let head = String::from_utf8_lossy(head);
         let headers = unfold(&head);
         let get = |name: &str| {
-            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).unwrap_or("")
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
         };
         let encoding = get("Content-Transfer-Encoding").trim().to_ascii_lowercase();
         let body = match encoding.as_str() {
             "quoted-printable" => decode_qp(body),
             "base64" => {
-                let compact: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+                let compact: Vec<u8> = body
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
                 STANDARD.decode(compact).unwrap_or_else(|_| body.to_vec())
             }
             _ => body.to_vec(),
@@ -398,7 +447,10 @@ mod eml {
                     i += 1;
                 }
                 b'=' => {
-                    match (text.get(i + 1).copied().and_then(hex), text.get(i + 2).copied().and_then(hex)) {
+                    match (
+                        text.get(i + 1).copied().and_then(hex),
+                        text.get(i + 2).copied().and_then(hex),
+                    ) {
                         (Some(h), Some(l)) => {
                             out.push(h << 4 | l);
                             i += 3;
@@ -433,9 +485,10 @@ mod eml {
                 i += 3;
             } else if rest.starts_with(b"\n") {
                 i += 2;
-            } else if let (Some(h), Some(l)) =
-                (rest.first().copied().and_then(hex), rest.get(1).copied().and_then(hex))
-            {
+            } else if let (Some(h), Some(l)) = (
+                rest.first().copied().and_then(hex),
+                rest.get(1).copied().and_then(hex),
+            ) {
                 out.push(h << 4 | l);
                 i += 3;
             } else {
@@ -452,13 +505,19 @@ mod eml {
 
         #[test]
         fn decodes_encoded_words_and_joins_adjacent_ones() {
-            assert_eq!(decode_words("=?utf-8?b?w6TDtg==?= =?utf-8?q?_und_=C3=BC?= plain"), "äö und ü plain");
+            assert_eq!(
+                decode_words("=?utf-8?b?w6TDtg==?= =?utf-8?q?_und_=C3=BC?= plain"),
+                "äö und ü plain"
+            );
             assert_eq!(decode_words("no words =? here"), "no words =? here");
         }
 
         #[test]
         fn decodes_quoted_printable_soft_breaks_and_bytes() {
-            assert_eq!(decode_qp(b"a=3Db=\r\nc =C3=A4\r\nd="), "a=bc \u{e4}\r\nd=".as_bytes());
+            assert_eq!(
+                decode_qp(b"a=3Db=\r\nc =C3=A4\r\nd="),
+                "a=bc \u{e4}\r\nd=".as_bytes()
+            );
         }
     }
 }

@@ -58,7 +58,10 @@ pub struct SqliteQueue {
 
 impl std::fmt::Debug for SqliteQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteQueue").field("db", &self.label).field("max_receives", &self.max_receives).finish()
+        f.debug_struct("SqliteQueue")
+            .field("db", &self.label)
+            .field("max_receives", &self.max_receives)
+            .finish()
     }
 }
 
@@ -69,7 +72,8 @@ impl SqliteQueue {
     pub fn open(path: impl AsRef<Path>, max_receives: u32) -> Result<Self, QueueError> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let fail = |e: OpenError| QueueError::Backend(format!("cannot open the queue at {label}: {e}"));
+        let fail =
+            |e: OpenError| QueueError::Backend(format!("cannot open the queue at {label}: {e}"));
         let mut conn = sqlite::open_file(path).map_err(fail)?;
         sqlite::migrate(&mut conn, &SCHEMA).map_err(fail)?;
         Ok(Self::from_conn(conn, max_receives, label))
@@ -77,30 +81,39 @@ impl SqliteQueue {
 
     /// A private in-memory queue for tests; nothing survives the process.
     pub fn open_in_memory(max_receives: u32) -> Result<Self, QueueError> {
-        let fail = |e: OpenError| QueueError::Backend(format!("cannot open an in-memory queue: {e}"));
+        let fail =
+            |e: OpenError| QueueError::Backend(format!("cannot open an in-memory queue: {e}"));
         let mut conn = sqlite::open_memory().map_err(fail)?;
         sqlite::migrate(&mut conn, &SCHEMA).map_err(fail)?;
         Ok(Self::from_conn(conn, max_receives, ":memory:".into()))
     }
 
     fn from_conn(conn: Connection, max_receives: u32, label: String) -> Self {
-        SqliteQueue { conn: Arc::new(Mutex::new(conn)), max_receives: max_receives.max(1), label: label.into() }
+        SqliteQueue {
+            conn: Arc::new(Mutex::new(conn)),
+            max_receives: max_receives.max(1),
+            label: label.into(),
+        }
     }
 
     /// Messages not yet acked and not dead: visible, delayed or in flight.
     pub async fn pending_count(&self) -> Result<u64, QueueError> {
-        self.count("SELECT count(*) FROM messages WHERE dead_at IS NULL").await
+        self.count("SELECT count(*) FROM messages WHERE dead_at IS NULL")
+            .await
     }
 
     /// Messages moved to the dead-letter state.
     pub async fn dead_letter_count(&self) -> Result<u64, QueueError> {
-        self.count("SELECT count(*) FROM messages WHERE dead_at IS NOT NULL").await
+        self.count("SELECT count(*) FROM messages WHERE dead_at IS NOT NULL")
+            .await
     }
 
     /// Deletes all dead letters (after an operator has looked at them); returns how many.
     pub async fn purge_dead_letters(&self) -> Result<u64, QueueError> {
         self.run(|c| {
-            let n = c.execute("DELETE FROM messages WHERE dead_at IS NOT NULL", []).map_err(backend)?;
+            let n = c
+                .execute("DELETE FROM messages WHERE dead_at IS NOT NULL", [])
+                .map_err(backend)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
@@ -108,7 +121,11 @@ impl SqliteQueue {
 
     async fn count(&self, sql: &'static str) -> Result<u64, QueueError> {
         self.run(move |c| {
-            let n: i64 = c.prepare_cached(sql).map_err(backend)?.query_row([], |r| r.get(0)).map_err(backend)?;
+            let n: i64 = c
+                .prepare_cached(sql)
+                .map_err(backend)?
+                .query_row([], |r| r.get(0))
+                .map_err(backend)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
@@ -142,10 +159,17 @@ fn encode(job: &Job) -> Result<String, QueueError> {
 }
 
 fn insert(c: &Connection, body: &str, visible_at: i64, now: i64) -> Result<(), QueueError> {
-    c.prepare_cached("INSERT INTO messages (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(backend)?
-        .execute(params![uuid::Uuid::new_v4().to_string(), body, now, visible_at])
-        .map_err(backend)?;
+    c.prepare_cached(
+        "INSERT INTO messages (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        uuid::Uuid::new_v4().to_string(),
+        body,
+        now,
+        visible_at
+    ])
+    .map_err(backend)?;
     Ok(())
 }
 
@@ -167,7 +191,9 @@ impl Queue for SqliteQueue {
         }
         let bodies = jobs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let now = now_millis();
             for body in &bodies {
                 insert(&tx, body, now, now)?;
@@ -271,10 +297,12 @@ impl Queue for SqliteQueue {
         let receipt = receipt.to_owned();
         self.run(move |c| {
             let visible_at = now_millis().saturating_add(millis(delay));
-            c.prepare_cached("UPDATE messages SET visible_at = ?2 WHERE receipt = ?1 AND dead_at IS NULL")
-                .map_err(backend)?
-                .execute(params![receipt, visible_at])
-                .map_err(backend)?;
+            c.prepare_cached(
+                "UPDATE messages SET visible_at = ?2 WHERE receipt = ?1 AND dead_at IS NULL",
+            )
+            .map_err(backend)?
+            .execute(params![receipt, visible_at])
+            .map_err(backend)?;
             Ok(())
         })
         .await

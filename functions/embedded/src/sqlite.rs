@@ -16,17 +16,44 @@ pub(crate) enum OpenError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Schema(String),
+    #[error("{0}")]
+    Io(String),
 }
 
-/// Opens a read-write connection (creating the file) with the settings every connection of
-/// mailferry uses.
+/// Opens a read-write connection (creating the file and its folder) with the settings every
+/// connection of mailferry uses.
 pub(crate) fn open_file(path: &Path) -> Result<Connection, OpenError> {
+    create_private(path)
+        .map_err(|e| OpenError::Io(format!("cannot create {}: {e}", path.display())))?;
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     configure(&conn)?;
     Ok(conn)
+}
+
+/// Creates a missing database file empty with mode 0600 before SQLite opens it: the file holds
+/// sealed credentials and token hashes, and SQLite gives its `-wal` and `-shm` files the main
+/// file's permissions. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens a private in-memory database.
@@ -41,10 +68,13 @@ pub(crate) fn open_memory() -> Result<Connection, OpenError> {
 /// at-least-once queue and the version-checked writes tolerate.
 fn configure(conn: &Connection) -> Result<(), OpenError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     // An in-memory database reports "memory": WAL does not apply there.
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-        return Err(OpenError::Schema(format!("the database refused WAL mode (journal_mode={mode})")));
+        return Err(OpenError::Schema(format!(
+            "the database refused WAL mode (journal_mode={mode})"
+        )));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -93,7 +123,11 @@ pub(crate) fn migrate(conn: &mut Connection, schema: &Schema) -> Result<(), Open
             continue;
         }
         tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
         tx.pragma_update(None, "application_id", schema.application_id)?;
         tx.commit()?;
     }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use contract::UserState;
 use domain::error::StoreError;
 use domain::model::{
-    AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed, UserEvent, UserId,
-    UserQuery,
+    AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed,
+    UserEvent, UserId, UserQuery,
 };
 use domain::ports::Store;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -108,7 +108,9 @@ struct Inner {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("db", &self.inner.label).finish()
+        f.debug_struct("SqliteStore")
+            .field("db", &self.inner.label)
+            .finish()
     }
 }
 
@@ -118,7 +120,8 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let fail = |e: OpenError| StoreError::Backend(format!("cannot open the store at {label}: {e}"));
+        let fail =
+            |e: OpenError| StoreError::Backend(format!("cannot open the store at {label}: {e}"));
         let mut writer = sqlite::open_file(path).map_err(fail)?;
         sqlite::migrate(&mut writer, &SCHEMA).map_err(fail)?;
         let mut readers = Vec::with_capacity(READERS);
@@ -126,7 +129,9 @@ impl SqliteStore {
             let reader = sqlite::open_file(path).map_err(fail)?;
             // A reader never writes; this makes a mistake fail loudly instead of bypassing the
             // writer's mutex.
-            reader.pragma_update(None, "query_only", "ON").map_err(|e| fail(e.into()))?;
+            reader
+                .pragma_update(None, "query_only", "ON")
+                .map_err(|e| fail(e.into()))?;
             readers.push(Mutex::new(reader));
         }
         Ok(Self::from_parts(writer, readers, label))
@@ -134,7 +139,8 @@ impl SqliteStore {
 
     /// A private in-memory store (one connection) for tests and throw-away runs.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        let fail = |e: OpenError| StoreError::Backend(format!("cannot open an in-memory store: {e}"));
+        let fail =
+            |e: OpenError| StoreError::Backend(format!("cannot open an in-memory store: {e}"));
         let mut writer = sqlite::open_memory().map_err(fail)?;
         sqlite::migrate(&mut writer, &SCHEMA).map_err(fail)?;
         Ok(Self::from_parts(writer, Vec::new(), ":memory:".into()))
@@ -142,14 +148,21 @@ impl SqliteStore {
 
     fn from_parts(writer: Connection, readers: Vec<Mutex<Connection>>, label: String) -> Self {
         SqliteStore {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0), label }),
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                label,
+            }),
         }
     }
 
     /// The schema version of the open database (the number of migration steps applied).
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         self.read(|c| {
-            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+            let v: i64 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(backend)?;
             u32::try_from(v).map_err(|_| StoreError::Backend(format!("invalid schema version {v}")))
         })
         .await
@@ -164,7 +177,8 @@ impl SqliteStore {
     /// a backup of the single file.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.write(|c| {
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend)?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -229,15 +243,21 @@ fn backend(e: rusqlite::Error) -> StoreError {
 
 /// Maps a taken key or unique pair to `AlreadyExists`, anything else to a backend error.
 fn insert_error(e: rusqlite::Error) -> StoreError {
-    if sqlite::is_unique_violation(&e) { StoreError::AlreadyExists } else { backend(e) }
+    if sqlite::is_unique_violation(&e) {
+        StoreError::AlreadyExists
+    } else {
+        backend(e)
+    }
 }
 
 fn to_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
 }
 
 fn from_doc<T: DeserializeOwned>(doc: &str) -> Result<T, StoreError> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Backend(format!("cannot decode a stored record: {e}")))
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Backend(format!("cannot decode a stored record: {e}")))
 }
 
 fn version(v: u64) -> Result<i64, StoreError> {
@@ -245,11 +265,19 @@ fn version(v: u64) -> Result<i64, StoreError> {
 }
 
 fn unix_nanos(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.unix_timestamp() < 0 { i64::MIN } else { i64::MAX })
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.unix_timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 /// Runs a single-row document query.
-fn get_doc<T: DeserializeOwned>(c: &Connection, sql: &str, key: &str) -> Result<Option<T>, StoreError> {
+fn get_doc<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
     let doc: Option<String> = c
         .prepare_cached(sql)
         .map_err(backend)?
@@ -262,7 +290,11 @@ fn get_doc<T: DeserializeOwned>(c: &Connection, sql: &str, key: &str) -> Result<
 /// Runs a version-checked update; no changed row means the stored version differs (or the row
 /// is gone), which is a conflict either way.
 fn checked(changed: usize) -> Result<(), StoreError> {
-    if changed == 1 { Ok(()) } else { Err(StoreError::Conflict) }
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict)
+    }
 }
 
 /// The WHERE clause shared by the page and the total of `list_users`. `?2` is the state or
@@ -279,23 +311,31 @@ impl Store for SqliteStore {
         let ver = version(project.version)?;
         let doc = to_doc(project)?;
         self.write(move |c| {
-            c.prepare_cached("INSERT INTO projects (id, created_at, version, doc) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(backend)?
-                .execute(params![id, created, ver, doc])
-                .map_err(insert_error)?;
+            c.prepare_cached(
+                "INSERT INTO projects (id, created_at, version, doc) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![id, created, ver, doc])
+            .map_err(insert_error)?;
             Ok(())
         })
         .await
     }
 
-    async fn update_project(&self, project: &Project, expected_version: u64) -> Result<(), StoreError> {
+    async fn update_project(
+        &self,
+        project: &Project,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
         let id = project.id.to_string();
         let ver = version(project.version)?;
         let expected = version(expected_version)?;
         let doc = to_doc(project)?;
         self.write(move |c| {
             let n = c
-                .prepare_cached("UPDATE projects SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4")
+                .prepare_cached(
+                    "UPDATE projects SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4",
+                )
                 .map_err(backend)?
                 .execute(params![id, ver, doc, expected])
                 .map_err(backend)?;
@@ -306,13 +346,18 @@ impl Store for SqliteStore {
 
     async fn get_project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| get_doc(c, "SELECT doc FROM projects WHERE id = ?1", &id)).await
+        self.read(move |c| get_doc(c, "SELECT doc FROM projects WHERE id = ?1", &id))
+            .await
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT doc FROM projects ORDER BY created_at, id").map_err(backend)?;
-            let docs = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached("SELECT doc FROM projects ORDER BY created_at, id")
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
             docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
         })
         .await
@@ -372,7 +417,8 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> Result<Option<MailUser>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| get_doc(c, "SELECT doc FROM users WHERE id = ?1", &id)).await
+        self.read(move |c| get_doc(c, "SELECT doc FROM users WHERE id = ?1", &id))
+            .await
     }
 
     async fn find_user_by_source(
@@ -395,11 +441,19 @@ impl Store for SqliteStore {
     }
 
     /// A `limit` of 0 means no limit.
-    async fn list_users(&self, project: ProjectId, query: &UserQuery) -> Result<(Vec<MailUser>, u64), StoreError> {
+    async fn list_users(
+        &self,
+        project: ProjectId,
+        query: &UserQuery,
+    ) -> Result<(Vec<MailUser>, u64), StoreError> {
         let project = project.to_string();
         let state = query.state.map(UserState::as_str);
         let search = query.search.as_ref().map(|s| s.to_lowercase());
-        let limit = if query.limit == 0 { -1 } else { i64::try_from(query.limit).unwrap_or(i64::MAX) };
+        let limit = if query.limit == 0 {
+            -1
+        } else {
+            i64::try_from(query.limit).unwrap_or(i64::MAX)
+        };
         let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
         self.read(move |c| {
             // One snapshot for the page and the total, so they agree.
@@ -426,7 +480,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn count_users_by_state(&self, project: ProjectId) -> Result<Vec<(UserState, u64)>, StoreError> {
+    async fn count_users_by_state(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<(UserState, u64)>, StoreError> {
         let project = project.to_string();
         self.read(move |c| {
             let mut stmt = c
@@ -449,7 +506,9 @@ impl Store for SqliteStore {
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         let id = id.to_string();
         self.write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             for sql in [
                 "DELETE FROM credentials WHERE user_id = ?1",
                 "DELETE FROM invites WHERE user_id = ?1",
@@ -457,7 +516,10 @@ impl Store for SqliteStore {
                 "DELETE FROM events WHERE user_id = ?1",
                 "DELETE FROM users WHERE id = ?1",
             ] {
-                tx.prepare_cached(sql).map_err(backend)?.execute([&id]).map_err(backend)?;
+                tx.prepare_cached(sql)
+                    .map_err(backend)?
+                    .execute([&id])
+                    .map_err(backend)?;
             }
             tx.commit().map_err(backend)
         })
@@ -512,10 +574,12 @@ impl Store for SqliteStore {
         let ver = version(invite.version)?;
         let doc = to_doc(invite)?;
         self.write(move |c| {
-            c.prepare_cached("INSERT INTO invites (token_hash, user_id, version, doc) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(backend)?
-                .execute(params![hash, user, ver, doc])
-                .map_err(insert_error)?;
+            c.prepare_cached(
+                "INSERT INTO invites (token_hash, user_id, version, doc) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![hash, user, ver, doc])
+            .map_err(insert_error)?;
             Ok(())
         })
         .await
@@ -523,10 +587,15 @@ impl Store for SqliteStore {
 
     async fn get_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError> {
         let hash = token_hash.to_owned();
-        self.read(move |c| get_doc(c, "SELECT doc FROM invites WHERE token_hash = ?1", &hash)).await
+        self.read(move |c| get_doc(c, "SELECT doc FROM invites WHERE token_hash = ?1", &hash))
+            .await
     }
 
-    async fn update_invite(&self, invite: &Invite, expected_version: u64) -> Result<(), StoreError> {
+    async fn update_invite(
+        &self,
+        invite: &Invite,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
         let hash = invite.token_hash.clone();
         let user = invite.user_id.to_string();
         let ver = version(invite.version)?;
@@ -615,7 +684,8 @@ impl Store for SqliteStore {
 
     async fn get_session(&self, token_hash: &str) -> Result<Option<AdminSession>, StoreError> {
         let hash = token_hash.to_owned();
-        self.read(move |c| get_doc(c, "SELECT doc FROM sessions WHERE token_hash = ?1", &hash)).await
+        self.read(move |c| get_doc(c, "SELECT doc FROM sessions WHERE token_hash = ?1", &hash))
+            .await
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -650,15 +720,23 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             let mut stmt = c
-                .prepare_cached("SELECT doc FROM events WHERE user_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2")
+                .prepare_cached(
+                    "SELECT doc FROM events WHERE user_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+                )
                 .map_err(backend)?;
-            let docs = stmt.query_map(params![user, limit], |r| r.get::<_, String>(0)).map_err(backend)?;
+            let docs = stmt
+                .query_map(params![user, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
             docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
         })
         .await
     }
 
-    async fn put_folder(&self, folder: &FolderState, expected_version: Option<u64>) -> Result<(), StoreError> {
+    async fn put_folder(
+        &self,
+        folder: &FolderState,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
         let user = folder.user_id.to_string();
         let name = folder.source_name.clone();
         let ver = version(folder.version)?;
@@ -686,7 +764,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_folder(&self, user: UserId, source_name: &str) -> Result<Option<FolderState>, StoreError> {
+    async fn get_folder(
+        &self,
+        user: UserId,
+        source_name: &str,
+    ) -> Result<Option<FolderState>, StoreError> {
         let user = user.to_string();
         let name = source_name.to_owned();
         self.read(move |c| {
@@ -708,7 +790,9 @@ impl Store for SqliteStore {
             let mut stmt = c
                 .prepare_cached("SELECT doc FROM folders WHERE user_id = ?1 ORDER BY source_name")
                 .map_err(backend)?;
-            let docs = stmt.query_map([user], |r| r.get::<_, String>(0)).map_err(backend)?;
+            let docs = stmt
+                .query_map([user], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
             docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
         })
         .await

@@ -29,7 +29,9 @@ pub struct KeyFileVault {
 
 impl std::fmt::Debug for KeyFileVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFileVault").field("key_file", &self.path).finish_non_exhaustive()
+        f.debug_struct("KeyFileVault")
+            .field("key_file", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,12 +46,22 @@ impl KeyFileVault {
             Ok(key) => key,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_key_file(path)?,
             Err(e) => {
-                return Err(VaultError::Backend(format!("cannot create the key file {}: {e}", path.display())));
+                return Err(VaultError::Backend(format!(
+                    "cannot create the key file {}: {e}",
+                    path.display()
+                )));
             }
         };
-        let cipher = Aes256Gcm::new_from_slice(&key)
-            .map_err(|_| VaultError::Backend(format!("the key file {} holds an invalid key", path.display())))?;
-        Ok(KeyFileVault { cipher, path: path.to_owned() })
+        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| {
+            VaultError::Backend(format!(
+                "the key file {} holds an invalid key",
+                path.display()
+            ))
+        })?;
+        Ok(KeyFileVault {
+            cipher,
+            path: path.to_owned(),
+        })
     }
 
     /// The key file this vault uses.
@@ -86,9 +98,13 @@ fn load_key_file(path: &Path) -> Result<[u8; KEY_LEN], VaultError> {
     let shown = path.display();
     let mut file = std::fs::File::open(path)
         .map_err(|e| VaultError::Backend(format!("cannot open the key file {shown}: {e}")))?;
-    let meta = file.metadata().map_err(|e| VaultError::Backend(format!("cannot inspect the key file {shown}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| VaultError::Backend(format!("cannot inspect the key file {shown}: {e}")))?;
     if !meta.is_file() {
-        return Err(VaultError::Backend(format!("the key file {shown} is not a regular file")));
+        return Err(VaultError::Backend(format!(
+            "the key file {shown} is not a regular file"
+        )));
     }
     #[cfg(unix)]
     {
@@ -107,7 +123,8 @@ fn load_key_file(path: &Path) -> Result<[u8; KEY_LEN], VaultError> {
         )));
     }
     let mut key = [0u8; KEY_LEN];
-    file.read_exact(&mut key).map_err(|e| VaultError::Backend(format!("cannot read the key file {shown}: {e}")))?;
+    file.read_exact(&mut key)
+        .map_err(|e| VaultError::Backend(format!("cannot read the key file {shown}: {e}")))?;
     Ok(key)
 }
 
@@ -117,7 +134,13 @@ impl Vault for KeyFileVault {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| VaultError::Backend("encryption failed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(FORMAT_V1);
@@ -133,7 +156,13 @@ impl Vault for KeyFileVault {
         }
         let (nonce, ciphertext) = bytes[1..].split_at(NONCE_LEN);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .map_err(|_| VaultError::Decrypt)
     }
 }

@@ -58,10 +58,12 @@ pub struct DovecotOptions {
     max_userip_connections: Option<u32>,
     imap_max_line_length: Option<u32>,
     compress: bool,
+    oauth2: bool,
     separator: char,
     special_folders: Vec<SpecialFolder>,
     extra_config: String,
     startup_timeout: Duration,
+    auth_failure_delay: Duration,
 }
 
 impl Default for DovecotOptions {
@@ -79,6 +81,7 @@ impl Default for DovecotOptions {
             max_userip_connections: None,
             imap_max_line_length: None,
             compress: false,
+            oauth2: false,
             separator: '.',
             // Debian's stock namespace: special-use flags on the usual names, created on demand.
             special_folders: vec![
@@ -89,6 +92,7 @@ impl Default for DovecotOptions {
             ],
             extra_config: String::new(),
             startup_timeout: Duration::from_secs(15),
+            auth_failure_delay: Duration::ZERO,
         }
     }
 }
@@ -141,6 +145,14 @@ impl DovecotOptions {
         self
     }
 
+    /// Accept XOAUTH2 and OAUTHBEARER with tokens registered by [`Dovecot::add_oauth2_token`].
+    /// Dovecot's oauth2 passdb asks a small token-introspection endpoint that the testbed
+    /// serves on another loopback port.
+    pub fn oauth2(mut self, on: bool) -> Self {
+        self.oauth2 = on;
+        self
+    }
+
     /// The hierarchy separator of the inbox namespace (Dovecot's Maildir++ default is `.`).
     pub fn separator(mut self, separator: char) -> Self {
         self.separator = separator;
@@ -157,6 +169,13 @@ impl DovecotOptions {
     pub fn extra_config(mut self, lines: impl Into<String>) -> Self {
         self.extra_config.push_str(&lines.into());
         self.extra_config.push('\n');
+        self
+    }
+
+    /// How long Dovecot waits before answering a failed login. Its default is 2 s; the
+    /// testbed uses 0 so wrong-password tests stay fast. Set it to test client timeouts.
+    pub fn auth_failure_delay(mut self, delay: Duration) -> Self {
+        self.auth_failure_delay = delay;
         self
     }
 
@@ -184,6 +203,7 @@ struct TlsMaterial {
 pub struct Dovecot {
     // Dropped last (after `Drop::drop` stopped the server), removing everything on disk.
     dir: TempDir,
+    instance: String,
     conf: PathBuf,
     port: u16,
     tls_port: Option<u16>,
@@ -193,6 +213,7 @@ pub struct Dovecot {
     mail_gid: u32,
     users: Mutex<BTreeMap<String, String>>,
     child: Mutex<Option<Child>>,
+    oauth2: Option<Introspection>,
 }
 
 impl Dovecot {
@@ -206,12 +227,16 @@ impl Dovecot {
         // Dovecot's mail processes run as `mail` and must reach the Maildirs below this dir.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         let (mail_uid, mail_gid) = mail_ids()?;
-        for sub in ["run", "state", "mail", "tls"] {
+        for sub in ["run", "state", "mail", "tls", "users"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
         chown(&dir.path().join("mail"), mail_uid, mail_gid)?;
 
-        let tls = if options.tls { Some(generate_tls()?) } else { None };
+        let tls = if options.tls {
+            Some(generate_tls()?)
+        } else {
+            None
+        };
         if let Some(material) = &tls {
             std::fs::write(dir.path().join("tls/ca.pem"), &material.ca_pem)?;
             std::fs::write(dir.path().join("tls/cert.pem"), &material.cert_pem)?;
@@ -220,7 +245,14 @@ impl Dovecot {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
         }
 
+        // Unique per test process and instance; Dovecot prefixes its process titles with it.
+        let instance = format!(
+            "mailferry-testbed-{}-{}",
+            std::process::id(),
+            INSTANCE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let mut dovecot = Dovecot {
+            instance,
             conf: dir.path().join("dovecot.conf"),
             dir,
             port: 0,
@@ -231,29 +263,41 @@ impl Dovecot {
             mail_gid,
             users: Mutex::new(BTreeMap::new()),
             child: Mutex::new(None),
+            oauth2: if options.oauth2 {
+                Some(Introspection::start()?)
+            } else {
+                None
+            },
         };
+        if let Some(introspection) = &dovecot.oauth2 {
+            let conf = format!(
+                "introspection_mode = post\n\
+                 introspection_url = http://{HOST}:{}/introspect\n\
+                 username_attribute = username\n\
+                 active_attribute = active\n\
+                 active_value = true\n\
+                 force_introspection = yes\n",
+                introspection.port
+            );
+            std::fs::write(dovecot.dir.path().join("oauth2.conf"), conf)?;
+        }
         for (email, password) in &options.users {
             dovecot.add_user(email, password)?;
         }
         if let Some((login, password)) = &options.master {
             check_passwd_field("master login", login)?;
             let line = format!("{login}:{{PLAIN.B64}}{}\n", B64.encode(password));
-            write_atomically(&dovecot.dir.path().join("masters"), line.as_bytes())?;
+            write_atomically(&dovecot.dir.path().join("masters"), line.as_bytes(), None)?;
         } else {
-            write_atomically(&dovecot.dir.path().join("masters"), b"")?;
+            write_atomically(&dovecot.dir.path().join("masters"), b"", None)?;
         }
 
-        let name = format!(
-            "mailferry-testbed-{}-{}",
-            std::process::id(),
-            INSTANCE_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let ports = free_ports(if options.tls { 2 } else { 1 })?;
             dovecot.port = ports[0];
             dovecot.tls_port = ports.get(1).copied();
-            let config = dovecot.config(&options, &name);
+            let config = dovecot.config(&options);
             std::fs::write(&dovecot.conf, config).context("writing dovecot.conf")?;
             match dovecot.launch(options.startup_timeout) {
                 Ok(()) => return Ok(dovecot),
@@ -300,6 +344,11 @@ impl Dovecot {
         &self.conf
     }
 
+    /// Dovecot's `instance_name`; its processes are titled `dovecot-NAME/...`.
+    pub fn instance_name(&self) -> &str {
+        &self.instance
+    }
+
     /// The instance's own directory (config, log, mail, certificates).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -321,43 +370,79 @@ impl Dovecot {
 
     /// The login a master user uses to open `user`'s mailbox (`user*admin`).
     pub fn master_login(&self, user: &str) -> Option<String> {
-        self.master.as_ref().map(|(login, _)| format!("{user}*{login}"))
+        self.master
+            .as_ref()
+            .map(|(login, _)| format!("{user}*{login}"))
     }
 
     pub fn master_password(&self) -> Option<&str> {
         self.master.as_ref().map(|(_, password)| password.as_str())
     }
 
-    /// Adds a user (or changes their password). Works before and after the start: Dovecot
-    /// re-reads the passwd-file when it changes and this instance has no auth cache.
-    /// Any password works, it is stored base64 encoded (`{PLAIN.B64}`).
+    /// Adds a user (or changes their password). Works before and after the start; any
+    /// password works, it is stored base64 encoded (`{PLAIN.B64}`).
+    ///
+    /// Each user has their own passwd-file (`users/EMAIL`), so a new user is visible to
+    /// Dovecot at once. Dovecot stats a passwd-file at most once per second and compares its
+    /// mtime in whole seconds, so changing the password of an existing user on a running
+    /// instance gives the file a new mtime and waits for the next second (up to 1 s).
     pub fn add_user(&self, email: &str, password: &str) -> Result<()> {
         check_passwd_field("user name", email)?;
-        if email.contains('/') || email.contains("..") || email.contains('*') {
-            bail!("user name {email:?} cannot be used as a directory name or contains '*'");
+        if email.contains(['/', '%', '*']) || email.starts_with('.') {
+            bail!("user name {email:?} cannot be used as a file name or contains '*' or '%'");
         }
         let home = self.home(email);
         std::fs::create_dir_all(&home)?;
         chown(&home, self.mail_uid, self.mail_gid)?;
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        users.insert(email.to_owned(), password.to_owned());
-        let mut file = String::new();
-        for (user, password) in users.iter() {
-            let _ = writeln!(
-                file,
-                "{user}:{{PLAIN.B64}}{}:{}:{}::{}::",
-                B64.encode(password),
-                self.mail_uid,
-                self.mail_gid,
-                self.home(user).display()
-            );
+        let line = format!(
+            "{email}:{{PLAIN.B64}}{}:{}:{}::{}::\n",
+            B64.encode(password),
+            self.mail_uid,
+            self.mail_gid,
+            home.display()
+        );
+        let path = self.dir.path().join("users").join(email);
+        let previous = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(email.to_owned(), password.to_owned());
+        match previous {
+            None => write_atomically(&path, line.as_bytes(), None),
+            Some(previous) => {
+                let now = std::time::SystemTime::now();
+                let mtime = now.max(previous + Duration::from_secs(1));
+                write_atomically(&path, line.as_bytes(), Some(mtime))?;
+                if self.is_running() {
+                    sleep_into_next_second();
+                }
+                Ok(())
+            }
         }
-        write_atomically(&self.dir.path().join("users"), file.as_bytes())
+    }
+
+    /// Makes `token` a valid OAuth2 access token for `user` (XOAUTH2 / OAUTHBEARER); needs
+    /// [`DovecotOptions::oauth2`].
+    pub fn add_oauth2_token(&self, user: &str, token: &str) -> Result<()> {
+        let introspection = self
+            .oauth2
+            .as_ref()
+            .context("this instance was started without oauth2")?;
+        introspection
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_owned(), user.to_owned());
+        Ok(())
     }
 
     /// The password a user was added with.
     pub fn password(&self, user: &str) -> Option<String> {
-        self.users.lock().unwrap_or_else(|p| p.into_inner()).get(user).cloned()
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .cloned()
     }
 
     /// Runs `doveadm -c CONF ARGS...` and returns its standard output.
@@ -371,7 +456,11 @@ impl Dovecot {
             .arg("-c")
             .arg(&self.conf)
             .args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().context("running doveadm")?;
@@ -393,14 +482,18 @@ impl Dovecot {
 
     /// Creates a folder (UTF-8 name, hierarchy with the namespace separator) and subscribes it.
     pub fn create_mailbox(&self, user: &str, folder: &str) -> Result<()> {
-        self.doveadm(&["mailbox", "create", "-s", "-u", user, folder]).map(|_| ())
+        self.doveadm(&["mailbox", "create", "-s", "-u", user, folder])
+            .map(|_| ())
     }
 
     /// The number of messages in a folder.
     pub fn message_count(&self, user: &str, folder: &str) -> Result<u32> {
-        let out = self.doveadm(&["-f", "flow", "mailbox", "status", "-u", user, "messages", folder])?;
-        out.trim()
-            .strip_prefix("messages=")
+        let out = self.doveadm(&[
+            "-f", "flow", "mailbox", "status", "-u", user, "messages", folder,
+        ])?;
+        // Flow output looks like `INBOX messages=3` (the folder name may contain spaces).
+        out.split_whitespace()
+            .find_map(|field| field.strip_prefix("messages="))
             .and_then(|n| n.parse().ok())
             .with_context(|| format!("unexpected doveadm output {out:?}"))
     }
@@ -408,13 +501,18 @@ impl Dovecot {
     /// The user's folders as `doveadm mailbox list` prints them (UTF-8).
     pub fn mailboxes(&self, user: &str) -> Result<Vec<String>> {
         let out = self.doveadm(&["mailbox", "list", "-u", user])?;
-        Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+        Ok(out
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect())
     }
 
     /// Stores a message with `doveadm save` (no flags, INTERNALDATE = now); the quickest way
     /// to put many messages in place.
     pub fn save(&self, user: &str, folder: &str, bytes: &[u8]) -> Result<()> {
-        self.doveadm_with_input(&["save", "-u", user, "-m", folder], Some(bytes)).map(|_| ())
+        self.doveadm_with_input(&["save", "-u", user, "-m", folder], Some(bytes))
+            .map(|_| ())
     }
 
     /// Appends one message over IMAP with the given flags (e.g. `\Seen`, `$Label1`) and
@@ -436,7 +534,9 @@ impl Dovecot {
 
     /// A raw IMAP session logged in as `user` (with the password it was added with).
     pub fn raw_session(&self, user: &str) -> Result<RawImap> {
-        let password = self.password(user).with_context(|| format!("no user {user} on this instance"))?;
+        let password = self
+            .password(user)
+            .with_context(|| format!("no user {user} on this instance"))?;
         let mut imap = RawImap::connect(self.port)?;
         imap.login(user, &password)?;
         Ok(imap)
@@ -448,27 +548,49 @@ impl Dovecot {
         matches!(child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
-    /// Stops the server (`doveadm stop`, then a kill if it has not gone after a few seconds).
+    /// Stops the server: SIGTERM to the master (what `doveadm stop` sends, without its
+    /// polling, which makes it take 3 s instead of 1 s), SIGKILL if it has not gone after 10 s,
+    /// then SIGKILL for any process of this instance still serving a client: Dovecot leaves
+    /// those running, but a stopped server in a test must drop its connections.
     /// The data stays; [`Dovecot::restart`] brings it back on the same ports.
     pub fn stop(&self) -> Result<()> {
         let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut child) = guard.take() else {
             return Ok(());
         };
+        let mut result = Ok(());
         if matches!(child.try_wait(), Ok(None)) {
-            let stopped = self.doveadm(&["stop"]);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            result = signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            stopped?;
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
-        Ok(())
+        for pid in self.leftover_processes() {
+            let _ = signal(pid, "KILL");
+        }
+        result
+    }
+
+    /// Processes whose title Dovecot set to `dovecot-INSTANCE/...`: children of this
+    /// instance's master that outlived it.
+    fn leftover_processes(&self) -> Vec<u32> {
+        let prefix = format!("dovecot-{}/", self.instance);
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                cmdline.starts_with(prefix.as_bytes()).then_some(pid)
+            })
+            .collect()
     }
 
     /// Stops and starts the server on the same ports with the same data, for fault tests.
@@ -519,7 +641,10 @@ impl Dovecot {
                 if let Some(child) = guard.as_mut()
                     && let Ok(Some(status)) = child.try_wait()
                 {
-                    bail!("dovecot exited during start-up ({status}); log:\n{}", self.log_tail(30));
+                    bail!(
+                        "dovecot exited during start-up ({status}); log:\n{}",
+                        self.log_tail(30)
+                    );
                 }
             }
             match greeting(self.port) {
@@ -550,13 +675,20 @@ impl Dovecot {
             let _ = child.kill();
             let _ = child.wait();
         }
+        drop(guard);
+        for pid in self.leftover_processes() {
+            let _ = signal(pid, "KILL");
+        }
     }
 
-    fn config(&self, options: &DovecotOptions, instance_name: &str) -> String {
+    fn config(&self, options: &DovecotOptions) -> String {
         let dir = self.dir.path().display();
         let mut c = String::new();
-        let _ = writeln!(c, "# Generated by testbed for one test instance; nothing is read from /etc/dovecot.");
-        let _ = writeln!(c, "instance_name = {instance_name}");
+        let _ = writeln!(
+            c,
+            "# Generated by testbed for one test instance; nothing is read from /etc/dovecot."
+        );
+        let _ = writeln!(c, "instance_name = {}", self.instance);
         let _ = writeln!(c, "base_dir = {dir}/run");
         let _ = writeln!(c, "state_dir = {dir}/state");
         let _ = writeln!(c, "log_path = {dir}/dovecot.log");
@@ -564,15 +696,33 @@ impl Dovecot {
         let _ = writeln!(c, "protocols = imap");
         let _ = writeln!(c, "listen = {HOST}");
         let _ = writeln!(c, "disable_plaintext_auth = no");
-        let _ = writeln!(c, "auth_mechanisms = plain login");
+        if options.oauth2 {
+            let _ = writeln!(c, "auth_mechanisms = plain login xoauth2 oauthbearer");
+        } else {
+            let _ = writeln!(c, "auth_mechanisms = plain login");
+        }
         let _ = writeln!(c, "auth_verbose = yes");
+        let _ = writeln!(
+            c,
+            "auth_failure_delay = {}ms",
+            options.auth_failure_delay.as_millis()
+        );
+        if options.auth_failure_delay.is_zero() {
+            // Anvil's brute-force penalty (2, 4, 8, 15 s per failure from one IP) would make
+            // every wrong-password test slow; tests that want it set a failure delay.
+            let _ = writeln!(c, "service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}");
+        }
         let _ = writeln!(c, "auth_master_user_separator = *");
         let _ = writeln!(c, "first_valid_uid = {}", self.mail_uid);
         let _ = writeln!(c, "last_valid_uid = {}", self.mail_uid);
         let _ = writeln!(c, "first_valid_gid = {}", self.mail_gid);
         let _ = writeln!(c, "last_valid_gid = {}", self.mail_gid);
         let _ = writeln!(c, "mail_location = maildir:~/Maildir");
-        let _ = writeln!(c, "mail_fsync = {}", if options.fsync { "optimized" } else { "never" });
+        let _ = writeln!(
+            c,
+            "mail_fsync = {}",
+            if options.fsync { "optimized" } else { "never" }
+        );
         if options.compress {
             let _ = writeln!(c, "mail_plugins = $mail_plugins zlib");
         }
@@ -589,9 +739,21 @@ impl Dovecot {
         let _ = writeln!(c, "  inbox = yes");
         let _ = writeln!(c, "  separator = {}", options.separator);
         for folder in &options.special_folders {
-            let _ = writeln!(c, "  mailbox \"{}\" {{", folder.name.replace('\\', "\\\\").replace('"', "\\\""));
+            let _ = writeln!(
+                c,
+                "  mailbox \"{}\" {{",
+                folder.name.replace('\\', "\\\\").replace('"', "\\\"")
+            );
             let _ = writeln!(c, "    special_use = {}", folder.special_use);
-            let _ = writeln!(c, "    auto = {}", if folder.auto_create { "subscribe" } else { "no" });
+            let _ = writeln!(
+                c,
+                "    auto = {}",
+                if folder.auto_create {
+                    "subscribe"
+                } else {
+                    "no"
+                }
+            );
             let _ = writeln!(c, "  }}");
         }
         let _ = writeln!(c, "}}");
@@ -610,10 +772,17 @@ impl Dovecot {
 
         // Both listeners are spelled out: Dovecot's built-in defaults are 143 and 993.
         let _ = writeln!(c, "service imap-login {{");
-        let _ = writeln!(c, "  inet_listener imap {{\n    address = {HOST}\n    port = {}\n  }}", self.port);
+        let _ = writeln!(
+            c,
+            "  inet_listener imap {{\n    address = {HOST}\n    port = {}\n  }}",
+            self.port
+        );
         match self.tls_port {
             Some(port) => {
-                let _ = writeln!(c, "  inet_listener imaps {{\n    address = {HOST}\n    port = {port}\n    ssl = yes\n  }}");
+                let _ = writeln!(
+                    c,
+                    "  inet_listener imaps {{\n    address = {HOST}\n    port = {port}\n    ssl = yes\n  }}"
+                );
             }
             None => {
                 let _ = writeln!(c, "  inet_listener imaps {{\n    port = 0\n  }}");
@@ -631,12 +800,19 @@ impl Dovecot {
         let _ = writeln!(c, "}}");
         let _ = writeln!(c, "passdb {{");
         let _ = writeln!(c, "  driver = passwd-file");
-        let _ = writeln!(c, "  args = username_format=%u {dir}/users");
+        let _ = writeln!(c, "  args = username_format=%u {dir}/users/%u");
         let _ = writeln!(c, "}}");
         let _ = writeln!(c, "userdb {{");
         let _ = writeln!(c, "  driver = passwd-file");
-        let _ = writeln!(c, "  args = username_format=%u {dir}/users");
+        let _ = writeln!(c, "  args = username_format=%u {dir}/users/%u");
         let _ = writeln!(c, "}}");
+        if options.oauth2 {
+            let _ = writeln!(c, "passdb {{");
+            let _ = writeln!(c, "  driver = oauth2");
+            let _ = writeln!(c, "  mechanisms = xoauth2 oauthbearer");
+            let _ = writeln!(c, "  args = {dir}/oauth2.conf");
+            let _ = writeln!(c, "}}");
+        }
         c.push_str(&options.extra_config);
         c
     }
@@ -648,6 +824,118 @@ impl Drop for Dovecot {
             self.kill();
         }
     }
+}
+
+/// A token-introspection endpoint (RFC 7662, form POST) for Dovecot's oauth2 passdb: answers
+/// `{"active":true,"username":USER}` for registered tokens and `{"active":false}` otherwise.
+#[derive(Debug)]
+struct Introspection {
+    port: u16,
+    tokens: std::sync::Arc<Mutex<BTreeMap<String, String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Introspection {
+    fn start() -> Result<Introspection> {
+        let listener =
+            TcpListener::bind((HOST, 0)).context("binding the introspection endpoint")?;
+        let port = listener.local_addr()?.port();
+        let tokens = std::sync::Arc::new(Mutex::new(BTreeMap::<String, String>::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (map, flag) = (tokens.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let _ = answer_introspection(stream, &map);
+                }
+            }
+        });
+        Ok(Introspection { port, tokens, stop })
+    }
+}
+
+impl Drop for Introspection {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so the thread sees the flag and ends.
+        let _ = TcpStream::connect((HOST, self.port));
+    }
+}
+
+fn answer_introspection(stream: TcpStream, tokens: &Mutex<BTreeMap<String, String>>) -> Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream);
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; content_length.min(64 * 1024)];
+    reader.read_exact(&mut body)?;
+    let body = String::from_utf8_lossy(&body);
+    let token = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(percent_decode)
+        .unwrap_or_default();
+    let user = tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&token)
+        .cloned();
+    let json = match user {
+        Some(user) => format!(
+            "{{\"active\":true,\"username\":\"{}\"}}",
+            user.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+        None => "{\"active\":false}".to_owned(),
+    };
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    reader.get_mut().write_all(response.as_bytes())?;
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Just enough IMAP over a plain blocking socket to seed and inspect mail independently of
@@ -678,17 +966,25 @@ impl RawResponse {
 
     /// The untagged lines as (lossy) text.
     pub fn lines(&self) -> Vec<String> {
-        self.untagged.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+        self.untagged
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
     }
 }
 
 impl RawImap {
     /// Connects to the plain port and reads the greeting.
     pub fn connect(port: u16) -> Result<RawImap> {
-        let stream = TcpStream::connect((HOST, port)).with_context(|| format!("connecting to {HOST}:{port}"))?;
+        let stream = TcpStream::connect((HOST, port))
+            .with_context(|| format!("connecting to {HOST}:{port}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        let mut imap = RawImap { stream: BufReader::new(stream), next_tag: 1, greeting: String::new() };
+        let mut imap = RawImap {
+            stream: BufReader::new(stream),
+            next_tag: 1,
+            greeting: String::new(),
+        };
         imap.greeting = String::from_utf8_lossy(&imap.read_response_line()?).into_owned();
         if !imap.greeting.starts_with("* OK") {
             bail!("unexpected greeting {:?}", imap.greeting);
@@ -698,9 +994,16 @@ impl RawImap {
 
     /// AUTHENTICATE PLAIN with an initial response: works for any password bytes.
     pub fn login(&mut self, user: &str, password: &str) -> Result<()> {
-        let response = self.command(&format!("AUTHENTICATE PLAIN {}", B64.encode(format!("\0{user}\0{password}"))))?;
+        let response = self.command(&format!(
+            "AUTHENTICATE PLAIN {}",
+            B64.encode(format!("\0{user}\0{password}"))
+        ))?;
         if !response.is_ok() {
-            bail!("login as {user} failed: {} {}", response.status, response.text);
+            bail!(
+                "login as {user} failed: {} {}",
+                response.status,
+                response.text
+            );
         }
         Ok(())
     }
@@ -719,7 +1022,8 @@ impl RawImap {
         Ok(())
     }
 
-    /// APPENDs a message and returns its UID (from APPENDUID).
+    /// APPENDs a message and returns its UID (from APPENDUID). A missing folder is created
+    /// (the server answers TRYCREATE) and the APPEND tried once more.
     pub fn append(
         &mut self,
         folder: &str,
@@ -727,38 +1031,54 @@ impl RawImap {
         flags: &[&str],
         internaldate: Option<OffsetDateTime>,
     ) -> Result<u32> {
-        let mut line = format!("APPEND {} ({})", quote(&encode_mutf7(folder)), flags.join(" "));
+        match self.append_once(folder, bytes, flags, internaldate)? {
+            Ok(uid) => Ok(uid),
+            Err(text) if text.contains("TRYCREATE") => {
+                let created = self.command(&format!("CREATE {}", quote(&encode_mutf7(folder))))?;
+                if !created.is_ok() {
+                    bail!("CREATE {folder} failed: {}", created.text);
+                }
+                self.append_once(folder, bytes, flags, internaldate)?
+                    .map_err(|text| anyhow!("APPEND to {folder} failed: {text}"))
+            }
+            Err(text) => bail!("APPEND to {folder} failed: {text}"),
+        }
+    }
+
+    /// One APPEND: the UID, or the server's refusal as text.
+    fn append_once(
+        &mut self,
+        folder: &str,
+        bytes: &[u8],
+        flags: &[&str],
+        internaldate: Option<OffsetDateTime>,
+    ) -> Result<std::result::Result<u32, String>> {
+        let mut line = format!(
+            "APPEND {} ({})",
+            quote(&encode_mutf7(folder)),
+            flags.join(" ")
+        );
         if let Some(date) = internaldate {
             let _ = write!(line, " \"{}\"", format_internaldate(date)?);
         }
         let tag = self.tag();
         self.write_raw(format!("{tag} {line} {{{}}}\r\n", bytes.len()).as_bytes())?;
-        let first = self.read_response_line()?;
-        if !first.starts_with(b"+") {
-            let text = String::from_utf8_lossy(&first).into_owned();
-            if text.contains("TRYCREATE") {
-                // The folder does not exist yet: create it and try once more.
-                let created = self.command(&format!("CREATE {}", quote(&encode_mutf7(folder))))?;
-                if !created.is_ok() {
-                    bail!("CREATE {folder} failed: {}", created.text);
-                }
-                return self.append(folder, bytes, flags, internaldate);
+        // Wait for the continuation; untagged updates may come first, a tagged NO instead.
+        loop {
+            let reply = self.read_response_line()?;
+            if reply.starts_with(b"+") {
+                break;
             }
-            bail!("APPEND to {folder} refused: {text}");
+            if reply.starts_with(format!("{tag} ").as_bytes()) {
+                return Ok(Err(String::from_utf8_lossy(&reply).into_owned()));
+            }
         }
         let mut payload = bytes.to_vec();
         payload.extend_from_slice(b"\r\n");
         self.write_raw(&payload)?;
         let response = self.read_until_tagged(&tag)?;
         if !response.is_ok() {
-            if response.text.contains("TRYCREATE") {
-                let created = self.command(&format!("CREATE {}", quote(&encode_mutf7(folder))))?;
-                if !created.is_ok() {
-                    bail!("CREATE {folder} failed: {}", created.text);
-                }
-                return self.append(folder, bytes, flags, internaldate);
-            }
-            bail!("APPEND to {folder} failed: {} {}", response.status, response.text);
+            return Ok(Err(format!("{} {}", response.status, response.text)));
         }
         // "[APPENDUID <uidvalidity> <uid>] Append completed."
         let uid = response
@@ -768,7 +1088,7 @@ impl RawImap {
             .and_then(|codes| codes.split_whitespace().nth(1))
             .and_then(|uid| uid.parse().ok())
             .with_context(|| format!("no APPENDUID in {:?}", response.text))?;
-        Ok(uid)
+        Ok(Ok(uid))
     }
 
     /// LOGOUT, ignoring errors (the server may close first).
@@ -790,7 +1110,11 @@ impl RawImap {
             if let Some(rest) = line.strip_prefix(prefix.as_bytes()) {
                 let rest = String::from_utf8_lossy(rest);
                 let (status, text) = rest.split_once(' ').unwrap_or((&rest, ""));
-                return Ok(RawResponse { untagged, status: status.to_owned(), text: text.to_owned() });
+                return Ok(RawResponse {
+                    untagged,
+                    status: status.to_owned(),
+                    text: text.to_owned(),
+                });
             }
             untagged.push(line);
         }
@@ -869,6 +1193,21 @@ pub fn encode_mutf7(name: &str) -> String {
     out
 }
 
+/// Parses an IMAP INTERNALDATE (`"05-Jan-2024 13:05:09 +0100"`, quotes optional, the day
+/// may be space padded).
+pub fn parse_internaldate(text: &str) -> Result<OffsetDateTime> {
+    let text = text.trim().trim_matches('"');
+    let text = match text.strip_prefix(' ') {
+        Some(rest) => format!("0{rest}"),
+        None if text.as_bytes().get(1) == Some(&b'-') => format!("0{text}"),
+        None => text.to_owned(),
+    };
+    let format = time::macros::format_description!(
+        "[day]-[month repr:short]-[year] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
+    OffsetDateTime::parse(&text, &format).with_context(|| format!("not an INTERNALDATE: {text:?}"))
+}
+
 /// INTERNALDATE as IMAP writes it: `"01-Jan-2024 13:05:09 +0100"`.
 pub fn format_internaldate(date: OffsetDateTime) -> Result<String> {
     let format = time::macros::format_description!(
@@ -900,7 +1239,10 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .map(|_| TcpListener::bind((HOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()
         .context("probing for a free port")?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 /// The uid and gid of user `mail`, which Dovecot's mail processes run as. When the tests do
@@ -939,32 +1281,76 @@ fn check_passwd_field(what: &str, value: &str) -> Result<()> {
 }
 
 /// Replaces a file in one step, so Dovecot never reads half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+fn write_atomically(path: &Path, bytes: &[u8], mtime: Option<std::time::SystemTime>) -> Result<()> {
+    let mut name = path.file_name().context("file name")?.to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     std::fs::write(&tmp, bytes)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    if let Some(mtime) = mtime {
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)?
+            .set_modified(mtime)?;
+    }
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
+fn sleep_into_next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let rest =
+        Duration::from_secs(1).saturating_sub(Duration::from_nanos(now.subsec_nanos().into()));
+    std::thread::sleep(rest + Duration::from_millis(20));
+}
+
 fn generate_tls() -> Result<TlsMaterial> {
     use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
     };
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "mailferry testbed CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "mailferry testbed CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(vec!["localhost".to_owned(), HOST.to_owned()])?;
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let cert = params.signed_by(&key, &ca)?;
-    Ok(TlsMaterial { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(TlsMaterial {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Sends a signal with kill(1): std has only SIGKILL and this crate has no unsafe code.
+fn signal(pid: u32, name: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed ({status})");
+    }
+    Ok(())
 }
 
 fn dovecot_bin() -> String {
@@ -983,7 +1369,10 @@ mod tests {
     fn modified_utf7_matches_rfc_examples() {
         assert_eq!(encode_mutf7("INBOX"), "INBOX");
         assert_eq!(encode_mutf7("Entwürfe"), "Entw&APw-rfe");
-        assert_eq!(encode_mutf7("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+        assert_eq!(
+            encode_mutf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
         assert_eq!(encode_mutf7("A&B"), "A&-B");
     }
 
@@ -997,6 +1386,17 @@ mod tests {
     #[test]
     fn internaldate_uses_imap_syntax() {
         let date = time::macros::datetime!(2024-01-05 13:05:09 +01:00);
-        assert_eq!(format_internaldate(date).unwrap(), "05-Jan-2024 13:05:09 +0100");
+        assert_eq!(
+            format_internaldate(date).unwrap(),
+            "05-Jan-2024 13:05:09 +0100"
+        );
+        assert_eq!(
+            parse_internaldate("\" 5-Jan-2024 13:05:09 +0100\"").unwrap(),
+            date
+        );
+        assert_eq!(
+            parse_internaldate("05-Jan-2024 12:05:09 +0000").unwrap(),
+            date
+        );
     }
 }

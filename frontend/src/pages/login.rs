@@ -1,0 +1,69 @@
+//! `/`: the admin signs in with the console password (local mode); the session cookie the server
+//! sets is what later requests carry.
+
+use crate::api::endpoints;
+use crate::app::Route;
+use crate::components::{Alert, AlertKind, PasswordField, Shell};
+use crate::state::login::{LoginAction, LoginState};
+use contract::LoginInput;
+use yew::platform::spawn_local;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+#[component]
+pub fn LoginPage() -> Html {
+    let state = use_reducer(LoginState::default);
+    let navigator = use_navigator();
+
+    use_effect_with(state.signed_in, move |signed_in| {
+        if let (true, Some(nav)) = (*signed_in, navigator) {
+            nav.push(&Route::Projects);
+        }
+    });
+
+    let oninput = {
+        let dispatcher = state.dispatcher();
+        Callback::from(move |value| dispatcher.dispatch(LoginAction::Edit(value)))
+    };
+    let onsubmit = {
+        let state = state.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            if !state.can_submit() {
+                return;
+            }
+            let input = LoginInput {
+                password: state.password.clone(),
+            };
+            let dispatcher = state.dispatcher();
+            dispatcher.dispatch(LoginAction::Submit);
+            spawn_local(async move {
+                match endpoints::login(&input).await {
+                    Ok(()) => dispatcher.dispatch(LoginAction::Succeeded),
+                    Err(err) => dispatcher.dispatch(LoginAction::Failed(err)),
+                }
+            });
+        })
+    };
+
+    html! {
+        <Shell title="Sign in">
+            <form class="card" {onsubmit} aria-busy={state.submitting.to_string()}>
+                <p>{ "Sign in to manage your migration projects." }</p>
+                if let Some(err) = &state.error {
+                    <Alert kind={AlertKind::Error}>{ err.clone() }</Alert>
+                }
+                <PasswordField
+                    id="admin-password"
+                    label="Admin password"
+                    value={state.password.clone()}
+                    {oninput}
+                    disabled={state.submitting}
+                />
+                <button type="submit" class="button primary" disabled={state.submitting}>
+                    { if state.submitting { "Signing in…" } else { "Sign in" } }
+                </button>
+            </form>
+        </Shell>
+    }
+}

@@ -1,0 +1,333 @@
+//! The end user's credential page, reached from the emailed link: load the invite, ask for the
+//! password(s), start, then follow the copy until it is done.
+
+use crate::api::ApiError;
+use contract::{InviteView, MigrationStatus, UserState};
+
+/// How often the page asks for progress while the copy runs.
+pub const POLL_MS: u32 = 3_000;
+
+pub const LINK_INVALID: &str = "This link is not valid. It may have expired or been replaced by a newer \
+                                one: ask your administrator for a new link";
+pub const LINK_LOCKED: &str =
+    "This link is locked after too many wrong passwords. Ask your administrator for a new link";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MigrateState {
+    pub invite: Option<InviteView>,
+    pub status: Option<MigrationStatus>,
+    pub source_password: String,
+    pub target_password: String,
+    pub submitting: bool,
+    /// A problem the user can act on (a wrong password, a dropped connection); the form stays.
+    pub error: Option<String>,
+    pub attempts_left: Option<u32>,
+    /// The link cannot be used (unknown, expired, locked) or could not be loaded.
+    pub fatal: Option<String>,
+    /// Whether reloading the page might help (a network failure, not an invalid link).
+    pub retryable: bool,
+    /// Status answers (or failures) so far; each one re-arms the polling effect.
+    pub polls: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MigrateAction {
+    InviteLoaded(InviteView),
+    LoadFailed(ApiError),
+    EditSource(String),
+    EditTarget(String),
+    Submit,
+    Rejected(ApiError),
+    Started(MigrationStatus),
+    StatusLoaded(MigrationStatus),
+    StatusFailed(ApiError),
+}
+
+/// What the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Loading,
+    Unusable,
+    Form,
+    Status,
+}
+
+impl MigrateState {
+    pub fn phase(&self) -> Phase {
+        match (&self.fatal, &self.status, &self.invite) {
+            (Some(_), _, _) => Phase::Unusable,
+            (None, Some(_), _) => Phase::Status,
+            (None, None, None) => Phase::Loading,
+            (None, None, Some(invite)) if asks_credentials(invite.state) => Phase::Form,
+            (None, None, Some(_)) => Phase::Status,
+        }
+    }
+
+    pub fn can_submit(&self) -> bool {
+        let Some(invite) = &self.invite else {
+            return false;
+        };
+        self.phase() == Phase::Form
+            && !self.submitting
+            && (!invite.asks_source_password || !self.source_password.is_empty())
+            && (!invite.asks_target_password || !self.target_password.is_empty())
+    }
+
+    /// When to ask for the status next, in milliseconds; `None` when there is nothing to follow.
+    pub fn poll_delay_ms(&self) -> Option<u32> {
+        if self.phase() != Phase::Status {
+            return None;
+        }
+        match &self.status {
+            None => Some(0),
+            Some(status) if is_final(status.state) => None,
+            Some(_) => Some(POLL_MS),
+        }
+    }
+
+    pub fn apply(mut self, action: MigrateAction) -> Self {
+        match action {
+            MigrateAction::InviteLoaded(invite) => {
+                self.attempts_left = Some(invite.attempts_left);
+                if invite.attempts_left == 0 && asks_credentials(invite.state) {
+                    self.fatal = Some(LINK_LOCKED.to_owned());
+                }
+                self.invite = Some(invite);
+            }
+            MigrateAction::LoadFailed(err) => {
+                self.retryable = !matches!(err, ApiError::NotFound(_));
+                self.fatal = Some(if self.retryable {
+                    err.message()
+                } else {
+                    LINK_INVALID.to_owned()
+                });
+            }
+            MigrateAction::EditSource(password) => self.source_password = password,
+            MigrateAction::EditTarget(password) => self.target_password = password,
+            MigrateAction::Submit => {
+                if self.can_submit() {
+                    self.submitting = true;
+                    self.error = None;
+                }
+            }
+            MigrateAction::Rejected(err) => {
+                self.submitting = false;
+                if let Some(left) = err.attempts_left() {
+                    self.attempts_left = Some(left);
+                }
+                match &err {
+                    ApiError::NotFound(_) => self.fatal = Some(LINK_INVALID.to_owned()),
+                    _ if self.attempts_left == Some(0) => self.fatal = Some(LINK_LOCKED.to_owned()),
+                    // Gone or Locked: the server's own words say which.
+                    ApiError::Rejected {
+                        status: 410 | 423, ..
+                    } => self.fatal = Some(err.message()),
+                    _ => self.error = Some(err.message()),
+                }
+            }
+            MigrateAction::Started(status) => {
+                self.submitting = false;
+                // The passwords are on the server now (encrypted); the page forgets them.
+                self.source_password.clear();
+                self.target_password.clear();
+                self.error = None;
+                self.status = Some(status);
+                self.polls += 1;
+            }
+            MigrateAction::StatusLoaded(status) => {
+                self.error = None;
+                self.status = Some(status);
+                self.polls += 1;
+            }
+            MigrateAction::StatusFailed(ApiError::NotFound(_)) => {
+                self.fatal = Some(LINK_INVALID.to_owned());
+            }
+            MigrateAction::StatusFailed(err) => {
+                // Keep showing the last status; the next poll retries.
+                self.error = Some(format!("Could not refresh the progress: {}", err.message()));
+                self.polls += 1;
+            }
+        }
+        self
+    }
+}
+
+super::reducible!(MigrateState, MigrateAction);
+
+/// States in which the user still has to give passwords and press Start.
+fn asks_credentials(state: UserState) -> bool {
+    matches!(state, UserState::New | UserState::EmailSent)
+}
+
+/// States after which nothing changes without the admin: polling stops.
+fn is_final(state: UserState) -> bool {
+    matches!(
+        state,
+        UserState::Completed | UserState::Verified | UserState::Failed
+    )
+}
+
+/// What the status view tells the user about each state.
+pub fn status_message(state: UserState) -> &'static str {
+    match state {
+        UserState::New | UserState::EmailSent | UserState::Scheduled => {
+            "Your mailbox is queued and copying starts shortly. You can close this page: the copy runs on the server."
+        }
+        UserState::Working => {
+            "Copying your mail. You can close this page: the copy continues on the server."
+        }
+        UserState::Completed => {
+            "Your mail has been copied. Your administrator will tell you when to switch to the new mailbox."
+        }
+        UserState::Verified => "All done: your mail is in your new mailbox.",
+        UserState::Failed => {
+            "The copy stopped because of a problem. Your administrator has been told and will start it again."
+        }
+        UserState::Paused => {
+            "Your administrator has paused the copy. It continues where it stopped."
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::{ApiErrorBody, Progress};
+    use time::OffsetDateTime;
+
+    fn invite(state: UserState, attempts_left: u32) -> InviteView {
+        InviteView {
+            project_name: "Acme move".into(),
+            display_name: "Ada".into(),
+            source_email: "ada@old.example".into(),
+            target_email: "ada@new.example".into(),
+            asks_source_password: true,
+            asks_target_password: false,
+            state,
+            attempts_left,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn status(state: UserState) -> MigrationStatus {
+        MigrationStatus {
+            state,
+            pass: 1,
+            progress: Progress::default(),
+            source_email: "ada@old.example".into(),
+            target_email: "ada@new.example".into(),
+            new_account: None,
+        }
+    }
+
+    fn rejected(status: u16, details: serde_json::Value) -> ApiError {
+        let body = ApiErrorBody {
+            error: "validation".into(),
+            message: "Wrong password".into(),
+            details,
+        };
+        ApiError::from_response(status, &serde_json::to_string(&body).unwrap())
+    }
+
+    fn form() -> MigrateState {
+        MigrateState::default().apply(MigrateAction::InviteLoaded(invite(UserState::EmailSent, 5)))
+    }
+
+    #[test]
+    fn a_fresh_invite_shows_the_form_and_needs_the_asked_password() {
+        let state = form();
+        assert_eq!(state.phase(), Phase::Form);
+        assert!(!state.can_submit());
+        let state = state.apply(MigrateAction::EditSource("pw".into()));
+        // The target password is not asked for, so the source one is enough.
+        assert!(state.can_submit());
+        assert_eq!(state.poll_delay_ms(), None);
+    }
+
+    #[test]
+    fn a_wrong_password_shows_the_message_and_the_attempts_left() {
+        // Arrange
+        let state = form()
+            .apply(MigrateAction::EditSource("wrong".into()))
+            .apply(MigrateAction::Submit);
+        assert!(state.submitting);
+        // Act
+        let state = state.apply(MigrateAction::Rejected(rejected(
+            422,
+            serde_json::json!({"attempts_left": 2}),
+        )));
+        // Assert
+        assert_eq!(state.phase(), Phase::Form);
+        assert_eq!(state.error.as_deref(), Some("Wrong password"));
+        assert_eq!(state.attempts_left, Some(2));
+        assert!(
+            state.can_submit(),
+            "the user may correct a typo and try again"
+        );
+    }
+
+    #[test]
+    fn the_last_wrong_password_locks_the_link() {
+        let state = form()
+            .apply(MigrateAction::EditSource("wrong".into()))
+            .apply(MigrateAction::Submit)
+            .apply(MigrateAction::Rejected(rejected(
+                422,
+                serde_json::json!({"attempts_left": 0}),
+            )));
+        assert_eq!(state.phase(), Phase::Unusable);
+        assert_eq!(state.fatal.as_deref(), Some(LINK_LOCKED));
+        assert!(!state.can_submit());
+    }
+
+    #[test]
+    fn an_unknown_link_is_unusable_and_not_retryable_but_a_network_error_is() {
+        let gone = MigrateState::default().apply(MigrateAction::LoadFailed(rejected(
+            404,
+            serde_json::Value::Null,
+        )));
+        assert_eq!((gone.phase(), gone.retryable), (Phase::Unusable, false));
+        assert_eq!(gone.fatal.as_deref(), Some(LINK_INVALID));
+        let offline = MigrateState::default()
+            .apply(MigrateAction::LoadFailed(ApiError::Network("down".into())));
+        assert_eq!(
+            (offline.phase(), offline.retryable),
+            (Phase::Unusable, true)
+        );
+    }
+
+    #[test]
+    fn starting_forgets_the_passwords_and_polls_until_a_final_state() {
+        // Arrange
+        let state = form()
+            .apply(MigrateAction::EditSource("pw".into()))
+            .apply(MigrateAction::Submit);
+        // Act
+        let state = state.apply(MigrateAction::Started(status(UserState::Scheduled)));
+        // Assert
+        assert_eq!(state.phase(), Phase::Status);
+        assert!(state.source_password.is_empty());
+        assert_eq!(state.poll_delay_ms(), Some(POLL_MS));
+        let state = state.apply(MigrateAction::StatusLoaded(status(UserState::Working)));
+        assert_eq!((state.polls, state.poll_delay_ms()), (2, Some(POLL_MS)));
+        let state = state.apply(MigrateAction::StatusFailed(ApiError::Network(
+            "blip".into(),
+        )));
+        assert_eq!(state.polls, 3, "a failed poll re-arms the next one");
+        assert!(
+            state.status.is_some(),
+            "the last known status stays on screen"
+        );
+        let state = state.apply(MigrateAction::StatusLoaded(status(UserState::Completed)));
+        assert_eq!(state.poll_delay_ms(), None);
+        assert_eq!(state.error, None);
+    }
+
+    #[test]
+    fn an_invite_already_started_goes_straight_to_the_status() {
+        let state = MigrateState::default()
+            .apply(MigrateAction::InviteLoaded(invite(UserState::Working, 5)));
+        assert_eq!(state.phase(), Phase::Status);
+        assert_eq!(state.poll_delay_ms(), Some(0), "fetch the status at once");
+    }
+}

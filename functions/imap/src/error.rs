@@ -1,0 +1,156 @@
+//! The one error type of this crate and its mapping onto the domain's [`LoginError`].
+
+use std::time::Duration;
+
+use domain::error::LoginError;
+use imap_next::imap_types::response::Code;
+
+/// Everything that can go wrong talking IMAP. Messages never contain a password or token:
+/// the only texts carried are host names, the server's own status texts and I/O errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("could not resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+
+    #[error("could not connect to {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+
+    #[error("the TLS handshake with {host} failed: {source}")]
+    TlsHandshake {
+        host: String,
+        source: std::io::Error,
+    },
+
+    #[error("{host} is not a valid name for TLS")]
+    ServerName { host: String },
+
+    #[error("the server does not offer STARTTLS; refusing to continue without encryption")]
+    StartTlsUnavailable,
+
+    #[error("the server refused STARTTLS: {0}")]
+    StartTlsRefused(String),
+
+    #[error("invalid TLS configuration: {0}")]
+    TlsConfig(String),
+
+    /// The greeting was BYE (the server does not want this connection).
+    #[error("the server refused the connection: {0}")]
+    Refused(String),
+
+    /// The peer does not speak IMAP (or sent something this client cannot parse).
+    #[error("the server sent something that is not IMAP: {0}")]
+    Protocol(String),
+
+    #[error("the server closed the connection{}", .bye.as_deref().map(|b| format!(" ({b})")).unwrap_or_default())]
+    Closed { bye: Option<String> },
+
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+
+    #[error("timed out after {after:?} while {during}")]
+    Timeout {
+        after: Duration,
+        during: &'static str,
+    },
+
+    /// LOGIN or AUTHENTICATE answered NO or BAD: wrong credentials, or the account may not
+    /// log in.
+    #[error("the server rejected the login: {text}")]
+    LoginRejected {
+        text: String,
+        code: Option<Code<'static>>,
+    },
+
+    /// No login method both sides support (e.g. LOGINDISABLED without AUTH=PLAIN).
+    #[error("no usable login method: {0}")]
+    NoLoginMethod(String),
+
+    /// A command other than a login answered NO.
+    #[error("{command} failed: {text}")]
+    No {
+        command: &'static str,
+        text: String,
+        code: Option<Code<'static>>,
+    },
+
+    /// A command other than a login answered BAD.
+    #[error("{command} was refused as invalid: {text}")]
+    Bad {
+        command: &'static str,
+        text: String,
+        code: Option<Code<'static>>,
+    },
+
+    /// An argument cannot be expressed in IMAP (e.g. a NUL byte in a user name).
+    #[error("invalid {0}")]
+    InvalidInput(&'static str),
+
+    /// An earlier I/O error or timeout left the session in an unknown state.
+    #[error("the session is no longer usable after an earlier error")]
+    Broken,
+}
+
+impl ImapError {
+    /// The domain's view of a failed login test.
+    pub fn into_login_error(self) -> LoginError {
+        match self {
+            ImapError::LoginRejected { text, .. } => LoginError::Rejected(text),
+            ImapError::NoLoginMethod(text) => LoginError::Rejected(text),
+            ImapError::TlsHandshake { .. }
+            | ImapError::ServerName { .. }
+            | ImapError::StartTlsUnavailable
+            | ImapError::StartTlsRefused(_)
+            | ImapError::TlsConfig(_) => LoginError::Tls(self.to_string()),
+            ImapError::Timeout { .. } => LoginError::Timeout,
+            ImapError::Resolve { .. }
+            | ImapError::Connect { .. }
+            | ImapError::Refused(_)
+            | ImapError::Protocol(_)
+            | ImapError::Closed { .. }
+            | ImapError::Io(_)
+            | ImapError::No { .. }
+            | ImapError::Bad { .. }
+            | ImapError::InvalidInput(_)
+            | ImapError::Broken => LoginError::Unreachable(self.to_string()),
+        }
+    }
+
+    /// Whether the connection is gone or in an unknown state (retry on a new session), as
+    /// opposed to a server's answer to one command.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Resolve { .. }
+                | ImapError::Connect { .. }
+                | ImapError::TlsHandshake { .. }
+                | ImapError::Refused(_)
+                | ImapError::Protocol(_)
+                | ImapError::Closed { .. }
+                | ImapError::Io(_)
+                | ImapError::Timeout { .. }
+                | ImapError::Broken
+        )
+    }
+
+    /// The server's response code, when the error is a NO/BAD answer that carried one.
+    pub fn code(&self) -> Option<&Code<'static>> {
+        match self {
+            ImapError::LoginRejected { code, .. }
+            | ImapError::No { code, .. }
+            | ImapError::Bad { code, .. } => code.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<ImapError> for LoginError {
+    fn from(error: ImapError) -> Self {
+        error.into_login_error()
+    }
+}

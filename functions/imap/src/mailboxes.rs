@@ -1,0 +1,74 @@
+//! The domain's [`MailboxAccess`] port on IMAP.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::Endpoint;
+use domain::error::LoginError;
+use domain::ports::{LoginInfo, MailboxAccess};
+use domain::secret::Secret;
+
+use crate::{ImapError, Session, TlsConfig};
+
+/// Mailbox access over IMAP for the use cases (login checks now; the copy engine's
+/// sessions later). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ImapMailboxes {
+    tls: TlsConfig,
+}
+
+impl ImapMailboxes {
+    pub fn new(tls: TlsConfig) -> Self {
+        ImapMailboxes { tls }
+    }
+
+    pub fn tls(&self) -> &TlsConfig {
+        &self.tls
+    }
+
+    /// A logged-in session, for callers that go on to use it.
+    pub async fn open(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<Session, ImapError> {
+        let mut session = Session::connect(endpoint, &self.tls, timeout).await?;
+        session.login(login, password).await?;
+        Ok(session)
+    }
+}
+
+#[async_trait]
+impl MailboxAccess for ImapMailboxes {
+    /// Connects, logs in and reports the capabilities, all within `timeout`. The LOGOUT
+    /// afterwards runs in the background: a slow goodbye must not turn a good login into a
+    /// timeout.
+    async fn test_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<LoginInfo, LoginError> {
+        let session = match tokio::time::timeout(
+            timeout,
+            self.open(endpoint, login, password, timeout),
+        )
+        .await
+        {
+            Err(_) => return Err(LoginError::Timeout),
+            Ok(Err(error)) => {
+                tracing::debug!(host = %endpoint.host, %error, "test login failed");
+                return Err(error.into_login_error());
+            }
+            Ok(Ok(session)) => session,
+        };
+        let capabilities = session.capabilities().as_slice().to_vec();
+        tokio::spawn(async move {
+            let _ = session.logout().await;
+        });
+        Ok(LoginInfo { capabilities })
+    }
+}

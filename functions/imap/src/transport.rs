@@ -1,0 +1,237 @@
+//! The I/O driver under imap-next's sans-I/O state machine.
+//!
+//! imap-next ships a driver (`imap_next::stream::Stream`) but it only wraps a bare `TcpStream`
+//! (taking it back for STARTTLS needs an extra feature), decrypts TLS in 128-byte steps, and
+//! logs every byte it moves at trace level in debug builds. This one is generic over plain
+//! TCP and TLS, reads in 64 KiB steps, writes while it reads (so a long pipeline of commands
+//! cannot deadlock against a server that is itself blocked writing responses), and keeps all
+//! progress in `self`, so a future dropped by a timeout leaves no half-written state behind.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use imap_next::{Interrupt, Io, State};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The byte stream under a session.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why the driver stopped.
+#[derive(Debug)]
+pub(crate) enum DriveError<E> {
+    /// The peer closed the connection.
+    Closed,
+    Io(io::Error),
+    /// The state machine refused the input (malformed or oversized response).
+    State(E),
+    /// Nothing could be read or written for the whole idle timeout.
+    Idle,
+}
+
+/// A stream plus the buffers between it and the state machine.
+pub(crate) struct Transport {
+    stream: Stream,
+    read_buf: Box<[u8]>,
+    /// Bytes at the start of `read_buf` not yet handed to the state machine.
+    unread: usize,
+    write_buf: Vec<u8>,
+    /// How much of `write_buf` has been written.
+    written: usize,
+    flush_pending: bool,
+}
+
+impl Transport {
+    pub(crate) fn new(stream: Stream) -> Self {
+        Transport {
+            stream,
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            unread: 0,
+            write_buf: Vec::new(),
+            written: 0,
+            flush_pending: false,
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// The stream back, for the TLS upgrade. Anything the server sent after the STARTTLS
+    /// response and before the handshake is dropped with the old state machine (RFC 3207
+    /// section 4.1 / CVE-2011-0411: plaintext injected before the handshake must not count).
+    pub(crate) fn into_stream(self) -> Stream {
+        self.stream
+    }
+
+    /// Drives the state machine until it yields an event. `idle` bounds each wait for the
+    /// network, not the whole event: a large FETCH response may take minutes to arrive, but
+    /// the server may not go silent for longer than `idle`.
+    pub(crate) async fn next<S: State>(
+        &mut self,
+        state: &mut S,
+        idle: std::time::Duration,
+    ) -> Result<S::Event, DriveError<S::Error>> {
+        loop {
+            if self.unread > 0 {
+                let input = &self.read_buf[..self.unread];
+                quiet(|| state.enqueue_input(input));
+                self.unread = 0;
+            }
+            match quiet(|| state.next()) {
+                Ok(event) => return Ok(event),
+                Err(Interrupt::Error(e)) => return Err(DriveError::State(e)),
+                Err(Interrupt::Io(Io::Output(bytes))) => self.queue(&bytes),
+                Err(Interrupt::Io(Io::NeedMoreInput)) => {}
+            }
+            match tokio::time::timeout(idle, self.progress()).await {
+                Ok(result) => result?,
+                Err(_) => return Err(DriveError::Idle),
+            }
+        }
+    }
+
+    /// Writes what is queued and closes the sending side (TLS close_notify, TCP FIN).
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let pending = self.write_buf[self.written..].to_vec();
+        self.stream.write_all(&pending).await?;
+        self.write_buf.clear();
+        self.written = 0;
+        self.stream.shutdown().await
+    }
+
+    fn queue(&mut self, bytes: &[u8]) {
+        if self.written > 0 && self.written == self.write_buf.len() {
+            self.write_buf.clear();
+            self.written = 0;
+        } else if self.written > self.write_buf.len() / 2 {
+            self.write_buf.drain(..self.written);
+            self.written = 0;
+        }
+        self.write_buf.extend_from_slice(bytes);
+    }
+
+    /// One step of I/O: returns when queued output has been written and flushed, or when
+    /// input has arrived, whichever comes first. Writing and reading happen in the same poll,
+    /// so neither side can block the other.
+    async fn progress<E>(&mut self) -> Result<(), DriveError<E>> {
+        debug_assert_eq!(self.unread, 0);
+        let Transport {
+            stream,
+            read_buf,
+            unread,
+            write_buf,
+            written,
+            flush_pending,
+        } = self;
+        poll_fn(|cx| {
+            while *written < write_buf.len() {
+                match Pin::new(&mut *stream).poll_write(cx, &write_buf[*written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(DriveError::Closed)),
+                    Poll::Ready(Ok(n)) => {
+                        *written += n;
+                        if *written == write_buf.len() {
+                            write_buf.clear();
+                            *written = 0;
+                            *flush_pending = true;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
+                    Poll::Pending => break,
+                }
+            }
+            if *flush_pending {
+                match Pin::new(&mut *stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        *flush_pending = false;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            let mut buf = ReadBuf::new(&mut read_buf[..]);
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    Poll::Ready(Err(DriveError::Closed))
+                }
+                Poll::Ready(Ok(())) => {
+                    *unread = buf.filled().len();
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(DriveError::Io(e))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// Runs `f` with tracing switched off on this thread.
+///
+/// imap-next traces every fragment it reads or writes, and imap-types prints `Secret`s in
+/// full in debug builds. Those fragments hold passwords, OAuth tokens and mail content, so the
+/// state machine never gets to talk to the application's subscriber, whatever its filter.
+/// This crate logs what it needs itself, without secrets.
+pub(crate) fn quiet<T>(f: impl FnOnce() -> T) -> T {
+    static SILENT: OnceLock<tracing::Dispatch> = OnceLock::new();
+    let silent =
+        SILENT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    tracing::dispatcher::with_default(silent, f)
+}
