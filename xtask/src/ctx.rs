@@ -52,8 +52,12 @@ impl Ctx {
         self.cache.join("tools")
     }
 
+    /// `MAILFERRY_VENV` if set (the tests read the same variable), else `~/.cache/mailferry/venv`.
     pub fn venv(&self) -> PathBuf {
-        self.cache.join("venv")
+        match std::env::var_os("MAILFERRY_VENV") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => self.cache.join("venv"),
+        }
     }
 
     pub fn frontend(&self) -> PathBuf {

@@ -31,7 +31,9 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
     cmd.args(ctx.locked_flag());
     cmd.args(["--", "serve"]).args(args);
     // The server's defaults (./mailferry-data, frontend/dist) are relative to the repository root,
-    // which `ctx.cargo()` already uses as the working directory.
+    // which `ctx.cargo()` already uses as the working directory. The frontend directory is also
+    // given absolutely through the server's env fallback; a `--frontend` argument still wins.
+    cmd.env("MAILFERRY_FRONTEND_DIR", &built.dist);
     use std::os::unix::process::CommandExt;
     let err = cmd.exec();
     Err(err).context("could not start cargo run -p mailferry")

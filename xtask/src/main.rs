@@ -7,6 +7,7 @@
 //!   the Python venv (moto, cfn-lint, checkov) and the frontend toolchain, builds the frontend, then
 //!   runs every test tier and prints one summary line per tier.
 //! - `cargo xtask bench NAME` runs one benchmark (`frontend` today).
+//! - `cargo xtask setup` and `cargo xtask frontend` run only the setup, or only the frontend build.
 //!
 //! Every tool lives under `~/.cache/mailferry/tools/<name>-<version>` and is installed only when the
 //! version it reports differs from the pinned one, so a second run installs nothing. trunk is never
@@ -35,6 +36,7 @@ commands:
                                 --quick   skip installs and the frontend build (reuse what is there)
                                 ARGS      passed to the test runner (a filter); lint tiers are skipped
   bench NAME                  run one benchmark: status, copy, frontend
+  setup                       only the installs and frontend build of `test` (prepare a machine)
   frontend                    only build the frontend (installing its tools if needed)
 ";
 
@@ -58,6 +60,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             [name] => bench::bench(&Ctx::new()?, name),
             _ => bail!("usage: cargo xtask bench <{}>", bench::NAMES.join("|")),
         },
+        "setup" => test::setup_only(&Ctx::new()?),
         "frontend" => frontend::build(&Ctx::new()?).map(|_| ()),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

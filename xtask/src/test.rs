@@ -62,6 +62,17 @@ struct Tier {
     note: String,
 }
 
+/// `cargo xtask setup`: only the setup part of `test`, to prepare a machine (or check it is).
+pub fn setup_only(ctx: &Ctx) -> Result<()> {
+    let env = setup(ctx, &Options::default())?;
+    step(format!("ready: {}", env.note));
+    step(format!("MAILFERRY_VENV={}", env.venv.display()));
+    step(format!("MAILFERRY_FRONTEND_DIST={}", env.dist.display()));
+    step(format!("CHROMIUM={}", env.chromium.display()));
+    step(format!("CHROMEDRIVER={}", env.chromedriver.display()));
+    Ok(())
+}
+
 pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
     step(format!(
         "target dir {}{}",
@@ -142,7 +153,8 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
         tier("doctests", args)?;
     }
     if opts.test_args.is_empty() {
-        tier("fmt", strings(&["fmt", "--all", "--check"]))?;
+        // `-l` lists the files to format instead of printing every diff.
+        tier("fmt", strings(&["fmt", "--all", "--check", "--", "-l"]))?;
         let mut args = strings(&["clippy", "--workspace", "--all-targets"]);
         args.extend(locked.iter().cloned());
         args.extend(strings(&["--", "-D", "warnings"]));

@@ -113,6 +113,7 @@ fn project(name: &str) -> Project {
         invite_to: InviteTo::Source,
         admin_email: Some(email("admin@example.com")),
         notify_user: true,
+        copy: domain::CopyOptions { exclude: vec!["Junk".into()], max_message_bytes: Some(25_000_000), ..Default::default() },
         created_at: at(0),
         version: 1,
     }
@@ -179,7 +180,7 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         pass: 1,
         uidvalidity: Some(1_700_000_001),
         last_uid: 41,
-        in_flight_to: Some(50),
+        in_flight: Some(domain::InFlight { to_uid: 50, target_uidvalidity: 7, target_uidnext: 13 }),
         highest_modseq: Some(9_000_000_000),
         source_messages: 100,
         source_bytes: 5_000_000,
@@ -1414,7 +1415,7 @@ async fn folders_roundtrip(s: Arc<dyn Store>) {
 
     let mut v2 = want[0].clone();
     v2.last_uid = 99;
-    v2.in_flight_to = None;
+    v2.in_flight = None;
     v2.copied_messages = 99;
     v2.done = true;
     v2.lease_owner = None;

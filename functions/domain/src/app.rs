@@ -12,6 +12,7 @@ use crate::model::{MailUser, UserEvent};
 use crate::ports::{Clock, MailboxAccess, Mailer, Queue, Store, Vault};
 use crate::state::Transition;
 
+mod copy;
 mod projects;
 mod selfservice;
 mod users;
@@ -30,6 +31,8 @@ pub struct Deps {
     pub vault: Arc<dyn Vault>,
     pub clock: Arc<dyn Clock>,
     pub mailboxes: Arc<dyn MailboxAccess>,
+    /// Logged-in mail sessions for the copy engine.
+    pub connector: Arc<dyn crate::mailbox::MailboxConnector>,
 }
 
 /// Settings of the use cases.
@@ -41,6 +44,35 @@ pub struct AppConfig {
     pub login_timeout: Duration,
     pub invite_ttl: Duration,
     pub session_ttl: Duration,
+    pub copy: CopySettings,
+}
+
+/// Tuning of the copy engine.
+#[derive(Debug, Clone)]
+pub struct CopySettings {
+    /// How long a folder lease lasts without renewal; every checkpoint renews it. A crashed
+    /// worker's folder is taken over after this.
+    pub lease_ttl: Duration,
+    /// Most messages appended in one chunk (one MULTIAPPEND, one checkpoint).
+    pub chunk_messages: usize,
+    /// Most bytes in one chunk; a single larger message forms a chunk of its own.
+    pub chunk_bytes: u64,
+    /// Stop and hand over to a continuation when less than this is left of the job's budget.
+    pub budget_reserve: Duration,
+    /// Timeout of each mail server command.
+    pub command_timeout: Duration,
+}
+
+impl Default for CopySettings {
+    fn default() -> Self {
+        CopySettings {
+            lease_ttl: Duration::from_secs(120),
+            chunk_messages: 200,
+            chunk_bytes: 16 * 1024 * 1024,
+            budget_reserve: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for AppConfig {
@@ -50,6 +82,7 @@ impl Default for AppConfig {
             login_timeout: Duration::from_secs(20),
             invite_ttl: Duration::from_secs(contract::limits::INVITE_TTL_DAYS as u64 * 86_400),
             session_ttl: Duration::from_secs(12 * 3600),
+            copy: CopySettings::default(),
         }
     }
 }
@@ -147,13 +180,3 @@ impl App {
     }
 }
 
-impl App {
-    /// Runs a plan or copy job for a user that is scheduled or working on this pass.
-    ///
-    /// The copy engine (IMAP source → target, checkpoints, leases) is the next issue; until it
-    /// lands, a job is kept on the queue with a clear reason so no user is silently dropped.
-    async fn run_copy_job(&self, user: &MailUser, job: &Job, _budget: Duration) -> Result<JobOutcome, AppError> {
-        tracing::warn!(user = %user.id, ?job, "no copy engine in this build; the job stays queued");
-        Ok(JobOutcome::RetryLater { after: Duration::from_secs(60), reason: "the copy engine is not part of this build".into() })
-    }
-}

@@ -12,6 +12,7 @@ pub mod admin_auth;
 pub mod app;
 pub mod csv_import;
 pub mod error;
+pub mod mailbox;
 pub mod model;
 pub mod ports;
 pub mod secret;

@@ -196,6 +196,8 @@ pub struct Project {
     pub invite_to: InviteTo,
     pub admin_email: Option<EmailAddress>,
     pub notify_user: bool,
+    #[serde(default)]
+    pub copy: CopyOptions,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub version: u64,
@@ -312,7 +314,7 @@ pub struct FolderState {
     pub last_uid: u32,
     /// UIDs above `last_uid` up to and including this one may be on the target already: an
     /// append was started but not checkpointed. A resume checks the target before re-appending.
-    pub in_flight_to: Option<u32>,
+    pub in_flight: Option<InFlight>,
     pub highest_modseq: Option<u64>,
     pub source_messages: u64,
     pub source_bytes: u64,
@@ -344,6 +346,50 @@ impl FolderState {
             done: self.done,
         }
     }
+}
+
+/// An append that was started but not checkpointed. Everything the crashed attempt may have
+/// appended has a target UID at or above `target_uidnext` (the target folder's UIDNEXT read just
+/// before appending), so a resume compares only that range with the source range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// Source UIDs above the folder's `last_uid` up to and including this one.
+    pub to_uid: u32,
+    pub target_uidvalidity: u32,
+    pub target_uidnext: u32,
+}
+
+/// What to do on the target with messages deleted at the source before a delta pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletePolicy {
+    /// Keep them on the target (the safe default: nothing is ever lost).
+    #[default]
+    Keep,
+    /// Remove them from the target too.
+    Remove,
+}
+
+/// Which folders and messages a project copies, and how folder names map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CopyOptions {
+    /// Folder name patterns (`*` any run of characters) to copy; empty means all.
+    pub include: Vec<String>,
+    /// Folder name patterns to leave out (applied after `include`).
+    pub exclude: Vec<String>,
+    /// Explicit source → target folder names (full names, source delimiter on the left,
+    /// target delimiter on the right); wins over special-use mapping.
+    pub folder_map: Vec<(String, String)>,
+    /// Messages larger than this are skipped with a reason.
+    pub max_message_bytes: Option<u64>,
+    /// Only messages with INTERNALDATE at or after this instant.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Only messages with INTERNALDATE before this instant.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub before: Option<OffsetDateTime>,
+    pub delete_policy: DeletePolicy,
 }
 
 /// Filter and page for user listings.

@@ -91,6 +91,16 @@ pub enum ImapError {
     #[error("invalid {0}")]
     InvalidInput(&'static str),
 
+    /// A message operation was called with no folder selected (call `examine` or `select`
+    /// first).
+    #[error("{0} needs a selected folder")]
+    NotSelected(&'static str),
+
+    /// The server lacks an extension the operation needs, or the operation would have
+    /// effects beyond what was asked (e.g. EXPUNGE without UIDPLUS removing other messages).
+    #[error("not possible on this server: {0}")]
+    Unsupported(String),
+
     /// An earlier I/O error or timeout left the session in an unknown state.
     #[error("the session is no longer usable after an earlier error")]
     Broken,
@@ -117,6 +127,8 @@ impl ImapError {
             | ImapError::No { .. }
             | ImapError::Bad { .. }
             | ImapError::InvalidInput(_)
+            | ImapError::Unsupported(_)
+            | ImapError::NotSelected(_)
             | ImapError::Broken => LoginError::Unreachable(self.to_string()),
         }
     }

@@ -6,22 +6,56 @@
 //! roots plus configured CAs. Passwords and tokens never reach an error or a log line, and
 //! imap-next's own wire tracing is switched off because it would show them.
 //!
+//! The mailbox operations of the copy engine are methods of [`Session`], one connection
+//! each, in two groups:
+//! - reading, for a source; none of them can change a mailbox (folders are opened with
+//!   EXAMINE, bodies fetched with `BODY.PEEK`, nothing is stored): [`Session::list_folders`],
+//!   [`Session::status`], [`Session::examine`], [`Session::fetch_meta`],
+//!   [`Session::fetch_changed_since`], [`Session::fetch_bodies`] (pipelined, streamed to a
+//!   callback one message at a time), [`Session::uid_search_all`],
+//!   [`Session::search_message_id`], [`Session::find_by_message_id`],
+//!   [`Session::find_by_size_and_date`], [`Session::enable_condstore`],
+//!   [`Session::enable_qresync`];
+//! - writing, for a target: [`Session::create_folder`] (with parents),
+//!   [`Session::subscribe`], [`Session::append`] (MULTIAPPEND and LITERAL+ when offered, one
+//!   result per message), [`Session::select`], [`Session::set_flags`],
+//!   [`Session::delete_uids`].
+//!
+//! The domain's source and target ports wrap a session and expose one group each, so a
+//! source is never written to by construction. Folder names are UTF-8 everywhere
+//! ([`mutf7`] converts); UIDs go in [`UidSet`]s. Commands imap-types cannot express (LIST
+//! with RETURN options, MULTIAPPEND, literals sent from the caller's buffer) are written by
+//! hand; every response is still parsed by imap-codec. A command abandoned half-way (its
+//! future dropped) leaves the session broken rather than out of step with the server.
+//!
 //! This crate must never import axum, AWS or SQLite: it talks to mail servers and nothing
 //! else.
 
+mod append;
 mod capabilities;
 mod error;
+mod folders;
 mod mailboxes;
+mod port;
+mod messages;
+pub mod mutf7;
+mod raw;
 pub mod sasl;
 mod session;
 mod tls;
 mod transport;
+mod uids;
 
+pub use append::{AppendItem, AppendOutcome};
 pub use capabilities::Capabilities;
 pub use error::ImapError;
+pub use folders::{FolderInfo, FolderStatus, Selected, SpecialUse};
 pub use mailboxes::ImapMailboxes;
+pub use port::{ImapMailSession, to_mailbox_error};
+pub use messages::{Changes, FetchSummary, FetchedMessage, MessageMeta};
 pub use session::{Completion, LoginMethod, Session};
 pub use tls::TlsConfig;
+pub use uids::UidSet;
 
 /// The IMAP types commands and responses are built from (imap-next's re-export).
 pub use imap_next::imap_types;

@@ -1,5 +1,7 @@
 //! One IMAP connection: connect (TLS, STARTTLS or, when the admin chose it, plaintext),
-//! log in, and run commands. The copy engine builds on [`Session::execute`].
+//! log in, and run commands: typed ones through [`Session::execute`], hand-written ones
+//! (see `raw`) through `execute_raw`. The folder, message and append operations are in
+//! their own modules as further `impl Session` blocks.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use domain::Endpoint;
 use domain::secret::Secret;
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
-use imap_next::client::{Client, Error as ClientError, Event, Options};
+use imap_next::client::{Client, CommandHandle, Error as ClientError, Event, Options};
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{AString, Tag};
@@ -21,6 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::capabilities::Capabilities;
 use crate::error::ImapError;
+use crate::raw::{Piece, RawCommand};
 use crate::sasl;
 use crate::tls::TlsConfig;
 use crate::transport::{DriveError, Stream, Transport};
@@ -65,6 +68,18 @@ pub struct Session {
     broken: bool,
     /// The text of a BYE, kept to explain the close that follows it.
     bye: Option<String>,
+    /// Set while a command runs. A command future dropped half-way (a caller's timeout)
+    /// leaves it set, and the session is then treated as broken: its responses are still on
+    /// the wire.
+    in_flight: bool,
+    /// The folder SELECTed or EXAMINEd through this crate's folder operations; `None` when
+    /// unknown (a SELECT sent through [`Session::execute`] clears it).
+    pub(crate) selected: Option<crate::folders::Selected>,
+    /// CONDSTORE / QRESYNC switched on (ENABLE or a `SELECT (CONDSTORE)`).
+    pub(crate) condstore_enabled: bool,
+    pub(crate) qresync_enabled: bool,
+    /// The hierarchy delimiter of the personal namespace, once asked.
+    pub(crate) delimiter: Option<Option<char>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -168,6 +183,11 @@ impl Session {
             authenticated: false,
             broken: false,
             bye: None,
+            in_flight: false,
+            selected: None,
+            condstore_enabled: false,
+            qresync_enabled: false,
+            delimiter: None,
         }
     }
 
@@ -482,14 +502,54 @@ impl Session {
     /// become [`ImapError::No`] / [`ImapError::Bad`] (the session stays usable); I/O errors
     /// and timeouts mark the session broken.
     pub async fn execute(&mut self, body: CommandBody<'static>) -> Result<Completion, ImapError> {
-        self.ensure_usable()?;
+        self.begin()?;
         let command = body.name();
+        if matches!(command, "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT") {
+            // Whatever this does to the selected folder, the folder operations must ask again.
+            self.selected = None;
+        }
         let tag = self.tag();
         let handle = self.client.enqueue_command(Command {
             tag: tag.clone(),
             body,
         });
-        let mut completion = Completion::default();
+        let result = self
+            .collect(&tag, command, Some(handle), Completion::default())
+            .await;
+        self.end();
+        result
+    }
+
+    /// Marks the start of a command; refuses when the session is broken or when an earlier
+    /// command was abandoned half-way.
+    pub(crate) fn begin(&mut self) -> Result<(), ImapError> {
+        self.ensure_usable()?;
+        if self.in_flight {
+            self.broken = true;
+            return Err(ImapError::Broken);
+        }
+        self.in_flight = true;
+        Ok(())
+    }
+
+    pub(crate) fn end(&mut self) {
+        self.in_flight = false;
+    }
+
+    /// For an operation that gives up while responses are still due: nothing can be sent
+    /// on this connection any more.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Collects responses up to the tagged one for `tag`, into `completion`.
+    pub(crate) async fn collect(
+        &mut self,
+        tag: &Tag<'static>,
+        command: &'static str,
+        handle: Option<CommandHandle>,
+        mut completion: Completion,
+    ) -> Result<Completion, ImapError> {
         loop {
             match self.next_event(command).await? {
                 Event::DataReceived { data } => {
@@ -498,27 +558,7 @@ impl Session {
                 }
                 Event::StatusReceived {
                     status: Status::Tagged(Tagged { tag: got, body }),
-                } if got == tag => {
-                    self.observe_code(body.code.as_ref());
-                    let text = describe(&body);
-                    return match body.kind {
-                        StatusKind::Ok => {
-                            completion.code = body.code;
-                            completion.text = body.text.to_string();
-                            Ok(completion)
-                        }
-                        StatusKind::No => Err(ImapError::No {
-                            command,
-                            text,
-                            code: body.code,
-                        }),
-                        StatusKind::Bad => Err(ImapError::Bad {
-                            command,
-                            text,
-                            code: body.code,
-                        }),
-                    };
-                }
+                } if &got == tag => return self.finish(command, body, completion),
                 Event::StatusReceived { status } => {
                     self.observe_status(status, Some(&mut completion))
                 }
@@ -527,23 +567,10 @@ impl Session {
                     handle: got,
                     status,
                     ..
-                } if got == handle => {
+                } if Some(got) == handle => {
                     return match status {
                         Status::Tagged(Tagged { body, .. }) => {
-                            let text = describe(&body);
-                            if body.kind == StatusKind::Bad {
-                                Err(ImapError::Bad {
-                                    command,
-                                    text,
-                                    code: body.code,
-                                })
-                            } else {
-                                Err(ImapError::No {
-                                    command,
-                                    text,
-                                    code: body.code,
-                                })
-                            }
+                            self.finish(command, body, completion)
                         }
                         _ => Err(ImapError::No {
                             command,
@@ -557,7 +584,120 @@ impl Session {
         }
     }
 
-    fn observe_status(&mut self, status: Status<'static>, completion: Option<&mut Completion>) {
+    /// The end of a command: OK becomes the completion, NO and BAD errors.
+    pub(crate) fn finish(
+        &mut self,
+        command: &'static str,
+        body: StatusBody<'static>,
+        mut completion: Completion,
+    ) -> Result<Completion, ImapError> {
+        self.observe_code(body.code.as_ref());
+        let text = describe(&body);
+        match body.kind {
+            StatusKind::Ok => {
+                completion.code = body.code;
+                completion.text = body.text.to_string();
+                Ok(completion)
+            }
+            StatusKind::No => Err(ImapError::No {
+                command,
+                text,
+                code: body.code,
+            }),
+            StatusKind::Bad => Err(ImapError::Bad {
+                command,
+                text,
+                code: body.code,
+            }),
+        }
+    }
+
+    /// Runs a command written by hand (for what imap-types cannot express: LIST ... RETURN,
+    /// MULTIAPPEND, APPEND with literals sent straight from the caller's buffer). Literals
+    /// go non-synchronizing when the server allows it (LITERAL+, or LITERAL- up to 4 KiB);
+    /// otherwise each waits for the server's `+`, and a tagged answer instead of the `+`
+    /// (Dovecot refuses a too-large message that way) ends the command there.
+    pub(crate) async fn execute_raw(
+        &mut self,
+        command: RawCommand<'_>,
+    ) -> Result<Completion, ImapError> {
+        self.begin()?;
+        let result = self.execute_raw_inner(command).await;
+        self.end();
+        result
+    }
+
+    async fn execute_raw_inner(
+        &mut self,
+        command: RawCommand<'_>,
+    ) -> Result<Completion, ImapError> {
+        let name = command.name;
+        let tag = self.tag();
+        let mut line = Vec::with_capacity(256);
+        line.extend_from_slice(tag.as_ref().as_bytes());
+        line.push(b' ');
+        let mut completion = Completion::default();
+        for piece in command.pieces {
+            match piece {
+                Piece::Text(text) => line.extend_from_slice(&text),
+                Piece::Literal(data) => {
+                    let non_sync = self.capabilities.has("LITERAL+")
+                        || (self.capabilities.has("LITERAL-") && data.len() <= 4096);
+                    line.extend_from_slice(
+                        format!("{{{}{}}}\r\n", data.len(), if non_sync { "+" } else { "" })
+                            .as_bytes(),
+                    );
+                    self.write_raw(&line, name).await?;
+                    line.clear();
+                    if !non_sync {
+                        loop {
+                            match self.next_event(name).await? {
+                                Event::ContinuationRequestReceived { .. } => break,
+                                Event::DataReceived { data } => {
+                                    self.observe_data(&data);
+                                    completion.data.push(data);
+                                }
+                                Event::StatusReceived {
+                                    status: Status::Tagged(Tagged { tag: got, body }),
+                                } if got == tag => return self.finish(name, body, completion),
+                                Event::StatusReceived { status } => {
+                                    self.observe_status(status, Some(&mut completion))
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    self.write_raw(&data, name).await?;
+                }
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        self.write_raw(&line, name).await?;
+        self.collect(&tag, name, None, completion).await
+    }
+
+    /// Writes bytes as they are (a command line, a literal).
+    pub(crate) async fn write_raw(
+        &mut self,
+        bytes: &[u8],
+        during: &'static str,
+    ) -> Result<(), ImapError> {
+        self.ensure_usable()?;
+        let result = self
+            .transport
+            .write_through(&mut self.client, bytes, self.timeout)
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.drive_failure(e, during)),
+        }
+    }
+
+    pub(crate) fn observe_status(
+        &mut self,
+        status: Status<'static>,
+        completion: Option<&mut Completion>,
+    ) {
         match status {
             Status::Untagged(body) => {
                 self.observe_code(body.code.as_ref());
@@ -575,9 +715,36 @@ impl Session {
         }
     }
 
-    fn observe_data(&mut self, data: &Data<'_>) {
-        if let Data::Capability(list) = data {
-            self.capabilities = Capabilities::from_imap(list.as_ref());
+    /// Keeps capabilities and the selected folder's message count current from untagged
+    /// data, whichever command it came with.
+    pub(crate) fn observe_data(&mut self, data: &Data<'_>) {
+        match data {
+            Data::Capability(list) => {
+                self.capabilities = Capabilities::from_imap(list.as_ref());
+            }
+            Data::Exists(n) => {
+                if let Some(selected) = self.selected.as_mut() {
+                    selected.status.messages = *n;
+                }
+            }
+            Data::Expunge(_) => {
+                if let Some(selected) = self.selected.as_mut() {
+                    selected.status.messages = selected.status.messages.saturating_sub(1);
+                }
+            }
+            Data::Vanished {
+                earlier: false,
+                known_uids,
+            } => {
+                if let Some(selected) = self.selected.as_mut() {
+                    let gone = crate::messages::count_uids(known_uids);
+                    selected.status.messages = selected
+                        .status
+                        .messages
+                        .saturating_sub(u32::try_from(gone).unwrap_or(u32::MAX));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -619,7 +786,7 @@ impl Session {
         }
     }
 
-    fn tag(&mut self) -> Tag<'static> {
+    pub(crate) fn tag(&mut self) -> Tag<'static> {
         let tag = format!("M{}", self.next_tag);
         self.next_tag += 1;
         Tag::try_from(tag).unwrap_or_else(|_| Tag::unvalidated("M0"))
@@ -627,19 +794,26 @@ impl Session {
 
     /// The next event from the server; the server may not stay silent for longer than the
     /// session's timeout.
-    async fn next_event(&mut self, during: &'static str) -> Result<Event, ImapError> {
+    pub(crate) async fn next_event(&mut self, during: &'static str) -> Result<Event, ImapError> {
         self.ensure_usable()?;
         let result = self.transport.next(&mut self.client, self.timeout).await;
-        let error = match result {
-            Ok(event) => return Ok(event),
-            Err(DriveError::Idle) => ImapError::Timeout {
+        match result {
+            Ok(event) => Ok(event),
+            Err(e) => Err(self.drive_failure(e, during)),
+        }
+    }
+
+    /// Maps a driver failure to an error and marks the session broken.
+    fn drive_failure(&mut self, e: DriveError<ClientError>, during: &'static str) -> ImapError {
+        let error = match e {
+            DriveError::Idle => ImapError::Timeout {
                 after: self.timeout,
                 during,
             },
-            Err(DriveError::Closed) => ImapError::Closed {
+            DriveError::Closed => ImapError::Closed {
                 bye: self.bye.take(),
             },
-            Err(DriveError::Io(e)) => match e.kind() {
+            DriveError::Io(e) => match e.kind() {
                 std::io::ErrorKind::ConnectionReset
                 | std::io::ErrorKind::ConnectionAborted
                 | std::io::ErrorKind::BrokenPipe
@@ -648,7 +822,7 @@ impl Session {
                 },
                 _ => ImapError::Io(e),
             },
-            Err(DriveError::State(e)) => ImapError::Protocol(match e {
+            DriveError::State(e) => ImapError::Protocol(match e {
                 ClientError::MalformedMessage { discarded_bytes } => {
                     let bytes = discarded_bytes.declassify();
                     // Show the start of what arrived, which usually names the culprit
@@ -671,12 +845,13 @@ impl Session {
             }),
         };
         self.broken = true;
-        Err(error)
+        self.in_flight = false;
+        error
     }
 }
 
 /// A status as the server wrote it, without tag and kind: `[CODE ...] text`.
-fn describe(body: &StatusBody<'_>) -> String {
+pub(crate) fn describe(body: &StatusBody<'_>) -> String {
     let line = ResponseCodec::default()
         .encode(&Response::Status(Status::Untagged(body.clone())))
         .dump();

@@ -156,6 +156,111 @@ impl Transport {
         self.stream.shutdown().await
     }
 
+    /// Writes `bytes` (and anything queued before them) straight from the caller's buffer, so
+    /// a large literal is never copied. Input that arrives meanwhile is handed to the state
+    /// machine, whose events the caller collects afterwards with [`Transport::next`]; reading
+    /// while writing keeps a server that answers early from blocking on a full socket.
+    pub(crate) async fn write_through<S: State>(
+        &mut self,
+        state: &mut S,
+        bytes: &[u8],
+        idle: std::time::Duration,
+    ) -> Result<(), DriveError<S::Error>> {
+        let mut done = 0;
+        loop {
+            if self.unread > 0 {
+                let input = &self.read_buf[..self.unread];
+                quiet(|| state.enqueue_input(input));
+                self.unread = 0;
+            }
+            if done == bytes.len() && self.written == self.write_buf.len() && !self.flush_pending {
+                return Ok(());
+            }
+            match tokio::time::timeout(idle, self.progress_external(bytes, &mut done)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(DriveError::Idle),
+            }
+        }
+    }
+
+    /// One step of [`Transport::write_through`]: returns once some bytes went out, the
+    /// output was flushed, or input arrived.
+    async fn progress_external<E>(
+        &mut self,
+        bytes: &[u8],
+        done: &mut usize,
+    ) -> Result<(), DriveError<E>> {
+        let Transport {
+            stream,
+            read_buf,
+            unread,
+            write_buf,
+            written,
+            flush_pending,
+        } = self;
+        poll_fn(|cx| {
+            let mut moved = false;
+            loop {
+                let pending: &[u8] = if *written < write_buf.len() {
+                    &write_buf[*written..]
+                } else if *done < bytes.len() {
+                    &bytes[*done..]
+                } else {
+                    break;
+                };
+                match Pin::new(&mut *stream).poll_write(cx, pending) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(DriveError::Closed)),
+                    Poll::Ready(Ok(n)) => {
+                        moved = true;
+                        *flush_pending = true;
+                        if *written < write_buf.len() {
+                            *written += n;
+                            if *written == write_buf.len() {
+                                write_buf.clear();
+                                *written = 0;
+                            }
+                        } else {
+                            *done += n;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
+                    Poll::Pending => break,
+                }
+            }
+            let all_written = *written == write_buf.len() && *done == bytes.len();
+            if all_written && *flush_pending {
+                match Pin::new(&mut *stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        *flush_pending = false;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if *unread == 0 {
+                let mut buf = ReadBuf::new(&mut read_buf[..]);
+                match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                        return Poll::Ready(Err(DriveError::Closed));
+                    }
+                    Poll::Ready(Ok(())) => {
+                        *unread = buf.filled().len();
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if moved {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     fn queue(&mut self, bytes: &[u8]) {
         if self.written > 0 && self.written == self.write_buf.len() {
             self.write_buf.clear();

@@ -113,7 +113,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let addr = listener.local_addr()?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
 
-    let deps = Deps { store, queue: queue.clone(), mailer, vault, clock: Arc::new(SystemClock), mailboxes };
+    let deps = Deps { store, queue: queue.clone(), mailer, vault, clock: Arc::new(SystemClock), mailboxes: mailboxes.clone(), connector: mailboxes };
     let app = App::new(deps, AppConfig { public_url: public_url.clone(), ..AppConfig::default() });
     let generated_admin_password = app.ensure_admin_password(admin_password).await?;
 

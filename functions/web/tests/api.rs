@@ -42,6 +42,7 @@ impl TestApi {
             vault: Arc::new(embedded::KeyFileVault::open_or_create(dir.path().join("vault.key")).unwrap()),
             clock: clock.clone(),
             mailboxes: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
+            connector: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
         };
         let app = App::new(deps, AppConfig { public_url: "http://mailferry.test".into(), ..AppConfig::default() });
         app.ensure_admin_password(Some(domain::Secret::new(ADMIN_PW))).await.unwrap();

@@ -59,6 +59,8 @@ pub struct DovecotOptions {
     imap_max_line_length: Option<u32>,
     compress: bool,
     oauth2: bool,
+    max_mail_size: Option<u64>,
+    capabilities: Option<String>,
     separator: char,
     special_folders: Vec<SpecialFolder>,
     extra_config: String,
@@ -82,6 +84,8 @@ impl Default for DovecotOptions {
             imap_max_line_length: None,
             compress: false,
             oauth2: false,
+            max_mail_size: None,
+            capabilities: None,
             separator: '.',
             // Debian's stock namespace: special-use flags on the usual names, created on demand.
             special_folders: vec![
@@ -150,6 +154,22 @@ impl DovecotOptions {
     /// serves on another loopback port.
     pub fn oauth2(mut self, on: bool) -> Self {
         self.oauth2 = on;
+        self
+    }
+
+    /// Refuse messages larger than `bytes` in APPEND (`NO [LIMIT]`), through the quota
+    /// plugin's `quota_max_mail_size` (storage itself stays unlimited).
+    pub fn max_mail_size(mut self, bytes: u64) -> Self {
+        self.max_mail_size = Some(bytes);
+        self
+    }
+
+    /// Announce exactly these capabilities after login (Dovecot's `imap_capability`), e.g.
+    /// `"IMAP4rev1 SASL-IR"` to look like a server without LITERAL+, MULTIAPPEND, UIDPLUS,
+    /// LIST-EXTENDED or CONDSTORE. Dovecot still understands the commands; clients are
+    /// expected to use only what is announced.
+    pub fn capabilities(mut self, list: impl Into<String>) -> Self {
+        self.capabilities = Some(list.into());
         self
     }
 
@@ -710,7 +730,10 @@ impl Dovecot {
         if options.auth_failure_delay.is_zero() {
             // Anvil's brute-force penalty (2, 4, 8, 15 s per failure from one IP) would make
             // every wrong-password test slow; tests that want it set a failure delay.
-            let _ = writeln!(c, "service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}");
+            let _ = writeln!(
+                c,
+                "service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}"
+            );
         }
         let _ = writeln!(c, "auth_master_user_separator = *");
         let _ = writeln!(c, "first_valid_uid = {}", self.mail_uid);
@@ -725,6 +748,13 @@ impl Dovecot {
         );
         if options.compress {
             let _ = writeln!(c, "mail_plugins = $mail_plugins zlib");
+        }
+        if let Some(bytes) = options.max_mail_size {
+            let _ = writeln!(c, "mail_plugins = $mail_plugins quota");
+            let _ = writeln!(
+                c,
+                "plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=0\n  quota_max_mail_size = {bytes}\n}}"
+            );
         }
         if self.tls.is_some() {
             let _ = writeln!(c, "ssl = yes");
@@ -764,6 +794,9 @@ impl Dovecot {
         }
         if let Some(n) = options.imap_max_line_length {
             let _ = writeln!(c, "  imap_max_line_length = {n}");
+        }
+        if let Some(list) = &options.capabilities {
+            let _ = writeln!(c, "  imap_capability = {list}");
         }
         if options.compress {
             let _ = writeln!(c, "  mail_plugins = $mail_plugins imap_zlib");

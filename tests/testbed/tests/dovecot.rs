@@ -262,6 +262,37 @@ fn compress_and_listed_capabilities_are_offered() {
     }
 }
 
+#[test]
+fn announced_capabilities_and_a_size_limit_can_be_set() {
+    // Arrange
+    let dovecot = Dovecot::start(
+        DovecotOptions::new()
+            .user("kim@example.com", "pw")
+            .capabilities("IMAP4rev1 SASL-IR")
+            .max_mail_size(1000),
+    )
+    .unwrap();
+    let mut imap = dovecot.raw_session("kim@example.com").unwrap();
+
+    // Act
+    let caps = imap.command("CAPABILITY").unwrap().lines().concat();
+    let small = imap.append("INBOX", b"Subject: s\r\n\r\nsmall\r\n", &[], None);
+    let large = imap.append("INBOX", &vec![b'x'; 2000], &[], None);
+
+    // Assert
+    assert!(
+        caps.contains("IMAP4rev1") && !caps.contains("MULTIAPPEND"),
+        "{caps}"
+    );
+    small.unwrap();
+    let refused = large.unwrap_err().to_string();
+    assert!(refused.contains("[LIMIT]"), "{refused}");
+    assert_eq!(
+        dovecot.message_count("kim@example.com", "INBOX").unwrap(),
+        1
+    );
+}
+
 fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {

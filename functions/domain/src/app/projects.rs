@@ -171,6 +171,7 @@ impl App {
             invite_to: input.invite_to,
             admin_email,
             notify_user: input.notify_user,
+            copy: existing.map(|p| p.copy.clone()).unwrap_or_default(),
             created_at: existing.map_or(now, |p| p.created_at),
             version: existing.map_or(1, |p| p.version + 1),
         })
@@ -222,7 +223,7 @@ impl App {
 
     pub async fn list_project_views(&self) -> Result<Vec<ProjectView>, AppError> {
         let mut projects = self.deps.store.list_projects().await?;
-        projects.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        projects.sort_by_key(|p| std::cmp::Reverse(p.created_at));
         let mut views = Vec::with_capacity(projects.len());
         for p in &projects {
             views.push(self.project_view(p).await?);

@@ -1,0 +1,149 @@
+//! The mailbox port of the copy engine: what the engine needs from a mail server session,
+//! independent of the protocol. The IMAP crate implements it; a later Exchange or Graph
+//! connector implements the same traits.
+
+use async_trait::async_trait;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use crate::model::Endpoint;
+use crate::secret::Secret;
+
+/// RFC 6154 special-use roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+}
+
+/// A folder as the server lists it, name decoded to UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderInfo {
+    pub name: String,
+    pub delimiter: Option<char>,
+    pub special_use: Option<SpecialUse>,
+    /// False for `\Noselect` / `\NonExistent` (hierarchy-only) folders.
+    pub selectable: bool,
+    pub subscribed: bool,
+}
+
+/// What SELECT/EXAMINE/STATUS tell about a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderStatus {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub messages: u32,
+    pub highest_modseq: Option<u64>,
+}
+
+/// Everything about a message but its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub size: u64,
+    /// System flags (`\Seen`, …, never `\Recent`) and keywords.
+    pub flags: Vec<String>,
+    pub internaldate: OffsetDateTime,
+    pub modseq: Option<u64>,
+    /// The Message-ID header value including angle brackets, when the message has one.
+    pub message_id: Option<String>,
+}
+
+/// A message with its bytes, exactly as the source stores them.
+#[derive(Debug, Clone)]
+pub struct FetchedMessage {
+    pub meta: MessageMeta,
+    pub body: Vec<u8>,
+}
+
+/// One message to append on the target.
+#[derive(Debug, Clone)]
+pub struct AppendItem {
+    pub body: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internaldate: OffsetDateTime,
+}
+
+/// The result of appending one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored; the UID when the server reports it (UIDPLUS).
+    Appended { uid: Option<u32> },
+    /// The server refused this message (too large, bad MIME, …): skip it with this reason.
+    Rejected { reason: String },
+}
+
+/// Why a mailbox operation failed, and whether a retry may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailboxError {
+    /// The connection dropped, timed out, or the server is restarting: retry with backoff.
+    #[error("connection problem: {0}")]
+    Connection(String),
+    /// The server asked us to slow down; retry after the hint when it gave one.
+    #[error("the server is throttling: {message}")]
+    Throttled { message: String, retry_after: Option<Duration> },
+    /// The credentials no longer work (changed password, locked account).
+    #[error("the login was rejected: {0}")]
+    Auth(String),
+    /// The folder does not exist (any more).
+    #[error("folder not found: {0}")]
+    FolderNotFound(String),
+    /// The server answered NO/BAD to a command that should have worked.
+    #[error("the server refused: {0}")]
+    Refused(String),
+}
+
+impl MailboxError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MailboxError::Connection(_) | MailboxError::Throttled { .. })
+    }
+}
+
+/// Opens logged-in sessions.
+#[async_trait]
+pub trait MailboxConnector: Send + Sync + 'static {
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<Box<dyn MailSession>, MailboxError>;
+}
+
+/// One logged-in session. Folder operations act on the folder last selected or examined.
+#[async_trait]
+pub trait MailSession: Send {
+    async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError>;
+    /// Opens a folder read-only (the source is never modified).
+    async fn examine(&mut self, folder: &str) -> Result<FolderStatus, MailboxError>;
+    /// Opens a folder read-write.
+    async fn select(&mut self, folder: &str) -> Result<FolderStatus, MailboxError>;
+    /// Metadata of the messages with UIDs in `from..=to` of the open folder.
+    async fn fetch_meta(&mut self, from: u32, to: u32) -> Result<Vec<MessageMeta>, MailboxError>;
+    /// Metadata of messages whose flags changed after `modseq` (CONDSTORE).
+    async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Vec<MessageMeta>, MailboxError>;
+    /// Bytes of these messages, fetched pipelined and handed over one by one in UID order so a
+    /// caller can append while the rest downloads. Messages that vanished are left out.
+    async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
+    ) -> Result<(), MailboxError>;
+    /// Creates a folder (and its parents); an existing folder is not an error.
+    async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError>;
+    async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError>;
+    /// Appends to `folder`; one outcome per item, in order.
+    async fn append(&mut self, folder: &str, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, MailboxError>;
+    /// Metadata of the messages in the open folder whose Message-ID is `message_id`.
+    async fn find_by_message_id(&mut self, message_id: &str) -> Result<Vec<MessageMeta>, MailboxError>;
+    /// Replaces the flags of one message in the open folder.
+    async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError>;
+    async fn logout(self: Box<Self>);
+}

@@ -1,0 +1,629 @@
+//! Messages of the selected folder: metadata (UID, size, flags, INTERNALDATE, MODSEQ,
+//! Message-ID), changes since a MODSEQ, bodies streamed one by one to a callback, searches,
+//! and on a target deleting by UID.
+//!
+//! Everything read here uses `BODY.PEEK`, so fetching never sets `\Seen` on a source.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+
+use imap_next::client::Event;
+use imap_next::imap_types::fetch::MessageDataItem;
+use imap_next::imap_types::flag::FlagFetch;
+use imap_next::imap_types::response::{Data, Status, StatusKind, Tagged};
+use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::ImapError;
+use crate::raw::{RawCommand, flag_list, quoted};
+use crate::session::{Session, describe};
+use crate::uids::{RANGES_PER_COMMAND, UidSet};
+
+/// What the copy engine knows about a message without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    /// RFC822.SIZE: the size in bytes of the message as the server delivers it.
+    pub size: u32,
+    /// System flags as `\Seen`, `\Answered`, ... and keywords as they are (`$Label1`);
+    /// never `\Recent`.
+    pub flags: Vec<String>,
+    /// INTERNALDATE with the offset the server reported.
+    pub internaldate: OffsetDateTime,
+    /// The message's MODSEQ when the server has CONDSTORE.
+    pub modseq: Option<u64>,
+    /// The Message-ID header's value (`<id@host>`), `None` when the message has none.
+    pub message_id: Option<String>,
+}
+
+/// One message from [`Session::fetch_bodies`]: its bytes exactly as stored, and its metadata.
+#[derive(Debug, Clone)]
+pub struct FetchedMessage {
+    pub uid: u32,
+    pub bytes: Vec<u8>,
+    pub meta: MessageMeta,
+}
+
+/// How a [`Session::fetch_bodies`] went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchSummary {
+    /// Messages handed to the callback.
+    pub delivered: usize,
+    /// Their bytes in total.
+    pub bytes: u64,
+    /// Requested UIDs that did not come (expunged meanwhile, or the server refused them);
+    /// only listed for a set without an open end.
+    pub missing: Vec<u32>,
+    /// The callback asked to stop; the remaining responses were read and dropped.
+    pub stopped: bool,
+    /// The text of a NO the server ended a FETCH with (e.g. some messages could not be
+    /// read); the messages it did send were delivered.
+    pub server_error: Option<String>,
+}
+
+/// What changed in the selected folder since a MODSEQ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// New messages and messages whose flags changed, by UID.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged since, when QRESYNC is enabled (`None` otherwise: compare
+    /// [`Session::uid_search_all`] with what was copied instead).
+    pub vanished: Option<UidSet>,
+}
+
+impl Session {
+    /// Metadata of the messages of the selected folder whose UIDs are in `uids`, by UID.
+    pub async fn fetch_meta(&mut self, uids: &UidSet) -> Result<Vec<MessageMeta>, ImapError> {
+        if self.nothing_to_fetch(uids, "fetch_meta")? {
+            return Ok(Vec::new());
+        }
+        let items = self.meta_items();
+        let mut metas = Vec::new();
+        for chunk in uids.chunks(RANGES_PER_COMMAND) {
+            let command = RawCommand::new("FETCH").text(&format!("UID FETCH {chunk} ({items})"));
+            let completion = self.execute_raw(command).await?;
+            metas.extend(collect_metas(completion.data, uids)?);
+        }
+        metas.sort_by_key(|m| m.uid);
+        metas.dedup_by_key(|m| m.uid);
+        Ok(metas)
+    }
+
+    /// Messages of the selected folder that are new or changed since `modseq` (CHANGEDSINCE),
+    /// for a delta pass; with QRESYNC enabled also the UIDs expunged since.
+    pub async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Changes, ImapError> {
+        self.require_selected("fetch_changed_since")?;
+        if !self.capabilities().has("CONDSTORE") {
+            return Err(ImapError::Unsupported(
+                "the server has no CONDSTORE, so changes cannot be asked by MODSEQ".into(),
+            ));
+        }
+        // The session's view of the folder only moves on when it syncs; without this, what
+        // changed since it was selected would not show.
+        self.noop().await?;
+        let items = self.meta_items();
+        let vanished = if self.qresync_enabled {
+            " VANISHED"
+        } else {
+            ""
+        };
+        let command = RawCommand::new("FETCH").text(&format!(
+            "UID FETCH 1:* ({items}) (CHANGEDSINCE {modseq}{vanished})"
+        ));
+        let completion = self.execute_raw(command).await?;
+        let mut gone = self.qresync_enabled.then(UidSet::new);
+        for data in &completion.data {
+            if let (Some(gone), Data::Vanished { known_uids, .. }) = (gone.as_mut(), data) {
+                add_sequence_set(gone, known_uids);
+            }
+        }
+        let mut changed = collect_metas(completion.data, &UidSet::all())?;
+        changed.sort_by_key(|m| m.uid);
+        Ok(Changes {
+            changed,
+            vanished: gone,
+        })
+    }
+
+    /// Downloads the messages of the selected folder whose UIDs are in `uids` with
+    /// `UID FETCH ... BODY.PEEK[]` (never setting `\Seen`) and hands each to `on_message` as
+    /// soon as it has arrived, in the server's order. The FETCH commands are pipelined (all
+    /// sent at once); while the callback runs nothing more is read, so the server waits and
+    /// at most one message is held here at a time (imap-next holds one whole response, so
+    /// a message is in memory once, twice while it is parsed).
+    ///
+    /// Return [`ControlFlow::Break`] from the callback to stop: the rest of the responses
+    /// are read and dropped so the session stays usable.
+    pub async fn fetch_bodies<F, Fut>(
+        &mut self,
+        uids: &UidSet,
+        mut on_message: F,
+    ) -> Result<FetchSummary, ImapError>
+    where
+        F: FnMut(FetchedMessage) -> Fut,
+        Fut: Future<Output = ControlFlow<()>>,
+    {
+        if self.nothing_to_fetch(uids, "fetch_bodies")? {
+            return Ok(FetchSummary::default());
+        }
+        let items = format!("{} BODY.PEEK[]", self.meta_items());
+        self.begin()?;
+        let mut tags = Vec::new();
+        let mut lines = Vec::new();
+        for chunk in uids.chunks(RANGES_PER_COMMAND) {
+            let tag = self.tag();
+            lines.extend_from_slice(
+                format!("{} UID FETCH {chunk} ({items})\r\n", tag.as_ref()).as_bytes(),
+            );
+            tags.push(tag);
+        }
+        let mut summary = FetchSummary::default();
+        let mut seen = UidSet::new();
+        let result: Result<(), ImapError> = async {
+            self.write_raw(&lines, "FETCH").await?;
+            // Parts of one message that came in separate FETCH responses (allowed, rare).
+            let mut partial: HashMap<u32, Vec<MessageDataItem<'static>>> = HashMap::new();
+            while !tags.is_empty() {
+                match self.next_event("fetching messages").await? {
+                    Event::DataReceived {
+                        data: Data::Fetch { seq, items },
+                    } => {
+                        let mut items = items.into_inner();
+                        if let Some(mut earlier) = partial.remove(&seq.get()) {
+                            earlier.append(&mut items);
+                            items = earlier;
+                        }
+                        let has_body = items.iter().any(|item| {
+                            matches!(item, MessageDataItem::BodyExt { section: None, .. })
+                        });
+                        if !has_body {
+                            if items.iter().any(|i| matches!(i, MessageDataItem::Uid(_))) {
+                                partial.insert(seq.get(), items);
+                            }
+                            continue;
+                        }
+                        let (meta, body) = parse_fetch(items)?;
+                        let (Some(meta), Some(bytes)) = (meta, body) else {
+                            continue;
+                        };
+                        if !uids.contains(meta.uid) {
+                            continue;
+                        }
+                        seen.insert_range(meta.uid, meta.uid);
+                        if summary.stopped {
+                            continue;
+                        }
+                        summary.delivered += 1;
+                        summary.bytes += bytes.len() as u64;
+                        let message = FetchedMessage {
+                            uid: meta.uid,
+                            bytes,
+                            meta,
+                        };
+                        if on_message(message).await.is_break() {
+                            summary.stopped = true;
+                        }
+                    }
+                    Event::DataReceived { data } => self.observe_data(&data),
+                    // Servers may complete pipelined commands in any order (RFC 3501 5.5).
+                    Event::StatusReceived {
+                        status: Status::Tagged(Tagged { tag, body }),
+                    } if tags.contains(&tag) => {
+                        tags.retain(|t| t != &tag);
+                        if body.kind != StatusKind::Ok {
+                            summary.server_error = Some(describe(&body));
+                        }
+                    }
+                    Event::StatusReceived { status } => self.observe_status(status, None),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.end();
+        if result.is_err() {
+            // The rest of the pipeline's responses may still be on the wire.
+            self.mark_broken();
+        }
+        result?;
+        if self.capabilities().has("CONDSTORE") {
+            self.condstore_enabled = true;
+        }
+        if uids
+            .ranges()
+            .last()
+            .is_some_and(|&(_, end)| end != u32::MAX)
+        {
+            summary.missing = uids.iter().filter(|&uid| !seen.contains(uid)).collect();
+        }
+        Ok(summary)
+    }
+
+    /// Every UID in the selected folder as of now (the session syncs first), ascending.
+    pub async fn uid_search_all(&mut self) -> Result<Vec<u32>, ImapError> {
+        self.require_selected("uid_search_all")?;
+        self.noop().await?;
+        self.uid_search("ALL").await
+    }
+
+    /// UIDs of the messages in `folder` whose Message-ID header contains `message_id`
+    /// (`UID SEARCH HEADER MESSAGE-ID`; IMAP matches substrings, so check the candidates
+    /// with [`Session::fetch_meta`], or use [`Session::find_by_message_id`]). Selects the
+    /// folder read-only unless it is selected already.
+    pub async fn search_message_id(
+        &mut self,
+        folder: &str,
+        message_id: &str,
+    ) -> Result<Vec<u32>, ImapError> {
+        let message_id = message_id.trim();
+        if message_id.is_empty() {
+            return Err(ImapError::InvalidInput("Message-ID (empty)"));
+        }
+        self.ensure_selected(folder, false).await?;
+        let command = match quoted(message_id.as_bytes()) {
+            Some(q) => RawCommand::new("SEARCH").text(&format!("UID SEARCH HEADER Message-ID {q}")),
+            None => RawCommand::new("SEARCH")
+                .text("UID SEARCH CHARSET UTF-8 HEADER Message-ID ")
+                .string(message_id.as_bytes()),
+        };
+        let completion = self.execute_raw(command).await?;
+        Ok(search_results(&completion.data))
+    }
+
+    /// The messages in `folder` whose Message-ID is exactly `message_id`, with their
+    /// metadata: what the copy engine compares (Message-ID, size, INTERNALDATE) to decide
+    /// whether a message is already on the target after a crash.
+    pub async fn find_by_message_id(
+        &mut self,
+        folder: &str,
+        message_id: &str,
+    ) -> Result<Vec<MessageMeta>, ImapError> {
+        let uids = self.search_message_id(folder, message_id).await?;
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas = self.fetch_meta(&UidSet::from_uids(uids)).await?;
+        Ok(metas
+            .into_iter()
+            .filter(|m| m.message_id.as_deref() == Some(message_id.trim()))
+            .collect())
+    }
+
+    /// The messages in `folder` with exactly this size and INTERNALDATE (the same instant),
+    /// with their metadata: the candidates for a message without Message-ID, whose bodies
+    /// the copy engine then compares by hash. The server is asked for sizes `size` and
+    /// internal dates within a day either side (SEARCH works on whole days in the server's
+    /// time zone); the exact match is made here.
+    pub async fn find_by_size_and_date(
+        &mut self,
+        folder: &str,
+        size: u32,
+        internaldate: OffsetDateTime,
+    ) -> Result<Vec<MessageMeta>, ImapError> {
+        self.ensure_selected(folder, false).await?;
+        let day = |date: OffsetDateTime| {
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            format!(
+                "{}-{}-{}",
+                date.day(),
+                MONTHS[usize::from(u8::from(date.month())) - 1],
+                date.year()
+            )
+        };
+        let since = internaldate.checked_sub(time::Duration::days(1));
+        let before = internaldate.checked_add(time::Duration::days(2));
+        let mut criteria = format!(
+            "LARGER {} SMALLER {}",
+            size.saturating_sub(1),
+            size.saturating_add(1)
+        );
+        if let (Some(since), Some(before)) = (since, before) {
+            criteria.push_str(&format!(" SINCE {} BEFORE {}", day(since), day(before)));
+        }
+        let uids = self.uid_search(&criteria).await?;
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas = self.fetch_meta(&UidSet::from_uids(uids)).await?;
+        Ok(metas
+            .into_iter()
+            .filter(|m| m.size == size && m.internaldate == internaldate)
+            .collect())
+    }
+
+    /// Replaces the flags of the messages with these UIDs in the selected folder (a target
+    /// opened with [`Session::select`], for flag changes found in a delta pass):
+    /// `UID STORE ... FLAGS.SILENT (...)`. `\Recent` and anything IMAP cannot carry is left
+    /// out, as in APPEND.
+    pub async fn set_flags<S: AsRef<str>>(
+        &mut self,
+        uids: &UidSet,
+        flags: &[S],
+    ) -> Result<(), ImapError> {
+        self.require_selected("set_flags")?;
+        let list = flag_list(flags);
+        for chunk in uids.chunks(RANGES_PER_COMMAND) {
+            let store =
+                RawCommand::new("STORE").text(&format!("UID STORE {chunk} FLAGS.SILENT {list}"));
+            self.execute_raw(store).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the messages with these UIDs from `folder` (a target, for "deleted at the
+    /// source" in a delta pass): `UID STORE +FLAGS.SILENT (\Deleted)` then `UID EXPUNGE` of
+    /// exactly those UIDs. Without UIDPLUS a plain EXPUNGE would also remove other messages
+    /// marked `\Deleted`, so it is only used when there are none; otherwise this fails
+    /// before changing anything. Returns how many messages were expunged.
+    pub async fn delete_uids(&mut self, folder: &str, uids: &UidSet) -> Result<u64, ImapError> {
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_selected(folder, true).await?;
+        let uidplus = self.capabilities().has("UIDPLUS");
+        if !uidplus {
+            let others: Vec<u32> = self
+                .uid_search("DELETED")
+                .await?
+                .into_iter()
+                .filter(|&uid| !uids.contains(uid))
+                .collect();
+            if !others.is_empty() {
+                return Err(ImapError::Unsupported(format!(
+                    "without UIDPLUS, EXPUNGE would also remove {} other messages marked \\Deleted",
+                    others.len()
+                )));
+            }
+        }
+        let mut expunged = 0u64;
+        for chunk in uids.chunks(RANGES_PER_COMMAND) {
+            let store = RawCommand::new("STORE")
+                .text(&format!("UID STORE {chunk} +FLAGS.SILENT (\\Deleted)"));
+            self.execute_raw(store).await?;
+            if uidplus {
+                let expunge = RawCommand::new("EXPUNGE").text(&format!("UID EXPUNGE {chunk}"));
+                let completion = self.execute_raw(expunge).await?;
+                expunged += count_expunged(&completion.data);
+            }
+        }
+        if !uidplus {
+            let completion = self
+                .execute_raw(RawCommand::new("EXPUNGE").text("EXPUNGE"))
+                .await?;
+            expunged += count_expunged(&completion.data);
+        }
+        Ok(expunged)
+    }
+
+    /// Whether a fetch of `uids` has nothing to ask: an empty set, or any set in an empty
+    /// folder (some servers answer `1:*` in an empty folder with BAD instead of nothing).
+    fn nothing_to_fetch(&self, uids: &UidSet, operation: &'static str) -> Result<bool, ImapError> {
+        let selected = self.require_selected(operation)?;
+        Ok(uids.is_empty() || selected.status.messages == 0)
+    }
+
+    async fn uid_search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
+        let command = RawCommand::new("SEARCH").text(&format!("UID SEARCH {criteria}"));
+        let completion = self.execute_raw(command).await?;
+        Ok(search_results(&completion.data))
+    }
+
+    /// The FETCH items of [`MessageMeta`]; MODSEQ when the server has CONDSTORE (asking for
+    /// it switches CONDSTORE on for the session).
+    fn meta_items(&mut self) -> String {
+        let mut items = String::from(
+            "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]",
+        );
+        if self.capabilities().has("CONDSTORE") {
+            items.push_str(" MODSEQ");
+            self.condstore_enabled = true;
+        }
+        items
+    }
+}
+
+fn search_results(data: &[Data<'static>]) -> Vec<u32> {
+    let mut uids: Vec<u32> = data
+        .iter()
+        .flat_map(|d| match d {
+            Data::Search(found, ..) => found.iter().map(|n| n.get()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+fn count_expunged(data: &[Data<'static>]) -> u64 {
+    data.iter()
+        .map(|d| match d {
+            Data::Expunge(_) => 1,
+            Data::Vanished { known_uids, .. } => count_uids(known_uids),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// How many UIDs a VANISHED set names.
+pub(crate) fn count_uids(sequence_set: &SequenceSet) -> u64 {
+    let mut set = UidSet::new();
+    add_sequence_set(&mut set, sequence_set);
+    set.len()
+}
+
+fn add_sequence_set(set: &mut UidSet, sequence_set: &SequenceSet) {
+    let value = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => u32::MAX,
+    };
+    for sequence in sequence_set.0.as_ref() {
+        match sequence {
+            Sequence::Single(s) => {
+                let n = value(s);
+                set.insert_range(n, n);
+            }
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                set.insert_range(a.min(b), a.max(b));
+            }
+        }
+    }
+}
+
+/// The metadata of every FETCH response whose UID is in `wanted`; FETCH responses for one
+/// message that came in parts are merged, unsolicited ones without the items asked for are
+/// left out.
+fn collect_metas(data: Vec<Data<'static>>, wanted: &UidSet) -> Result<Vec<MessageMeta>, ImapError> {
+    let mut by_seq: Vec<(u32, Vec<MessageDataItem<'static>>)> = Vec::new();
+    for d in data {
+        if let Data::Fetch { seq, items } = d {
+            let items = items.into_inner();
+            match by_seq.iter_mut().rev().find(|(s, _)| *s == seq.get()) {
+                Some((_, earlier)) => earlier.extend(items),
+                None => by_seq.push((seq.get(), items)),
+            }
+        }
+    }
+    let mut metas = Vec::with_capacity(by_seq.len());
+    for (_, items) in by_seq {
+        if let (Some(meta), _) = parse_fetch(items)?
+            && wanted.contains(meta.uid)
+        {
+            metas.push(meta);
+        }
+    }
+    Ok(metas)
+}
+
+/// The metadata (when the response has UID, RFC822.SIZE and INTERNALDATE) and the full body
+/// (`BODY[]`, when present) of one FETCH response.
+fn parse_fetch(
+    items: Vec<MessageDataItem<'static>>,
+) -> Result<(Option<MessageMeta>, Option<Vec<u8>>), ImapError> {
+    let mut uid = None;
+    let mut size = None;
+    let mut flags = Vec::new();
+    let mut internaldate = None;
+    let mut modseq = None;
+    let mut header = None;
+    let mut body = None;
+    for item in items {
+        match item {
+            MessageDataItem::Uid(n) => uid = Some(n.get()),
+            MessageDataItem::Rfc822Size(n) => size = Some(n),
+            MessageDataItem::Flags(list) => {
+                flags = list
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        FlagFetch::Flag(flag) => Some(flag.to_string()),
+                        FlagFetch::Recent => None,
+                    })
+                    .collect();
+            }
+            MessageDataItem::InternalDate(date) => {
+                let date = date.as_ref();
+                let utc = OffsetDateTime::from_unix_timestamp(date.timestamp())
+                    .map_err(|_| ImapError::Protocol("an INTERNALDATE out of range".into()))?;
+                let offset = UtcOffset::from_whole_seconds(date.offset().local_minus_utc())
+                    .map_err(|_| {
+                        ImapError::Protocol("an INTERNALDATE offset out of range".into())
+                    })?;
+                internaldate = Some(utc.to_offset(offset));
+            }
+            MessageDataItem::ModSeq(n) => modseq = Some(n.get()),
+            MessageDataItem::BodyExt {
+                section: None,
+                data,
+                ..
+            } => {
+                body = Some(
+                    data.into_option()
+                        .map(|b| b.into_owned())
+                        .unwrap_or_default(),
+                )
+            }
+            MessageDataItem::BodyExt {
+                section: Some(_),
+                data,
+                ..
+            } => header = data.into_option(),
+            _ => {}
+        }
+    }
+    let meta = match (uid, size, internaldate) {
+        (Some(uid), Some(size), Some(internaldate)) => Some(MessageMeta {
+            uid,
+            size,
+            flags,
+            internaldate,
+            modseq,
+            message_id: header.as_deref().and_then(message_id),
+        }),
+        _ => None,
+    };
+    Ok((meta, body))
+}
+
+/// The value of the first Message-ID header in a header block (unfolded and trimmed; the
+/// `<...>` part when there is one).
+pub(crate) fn message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = value.as_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("Message-ID")
+        {
+            value = Some(rest.trim().to_owned());
+        }
+    }
+    let value = value?;
+    let value = value.trim();
+    match (value.find('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => Some(value[open..=close].to_owned()),
+        _ if value.is_empty() => None,
+        _ => Some(value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_found_unfolded_and_trimmed() {
+        assert_eq!(
+            message_id(b"Message-ID: <a@b.example>\r\n\r\n").as_deref(),
+            Some("<a@b.example>")
+        );
+        assert_eq!(
+            message_id(b"message-id:\r\n  <folded@x>\r\n\r\n").as_deref(),
+            Some("<folded@x>")
+        );
+        assert_eq!(
+            message_id(b"Message-Id: no-brackets@x  \r\n").as_deref(),
+            Some("no-brackets@x")
+        );
+        assert_eq!(message_id(b"\r\n"), None);
+        assert_eq!(message_id(b"Message-ID: \r\n\r\n"), None);
+        assert_eq!(message_id(b""), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! The domain's mailbox ports on IMAP: [`ImapMailboxes`] opens sessions for the copy engine
+//! (`domain::mailbox::MailboxConnector`) and [`ImapMailSession`] maps each engine operation onto
+//! the [`Session`] methods, translating types and errors (what is transient, what is a login
+//! problem, what is a missing folder).
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::Endpoint;
+use domain::mailbox::{self as port, MailSession, MailboxConnector, MailboxError};
+use domain::secret::Secret;
+
+use crate::{ImapError, ImapMailboxes, Session, UidSet};
+
+fn code_name(e: &ImapError) -> Option<String> {
+    e.code().map(|c| format!("{c:?}").to_ascii_uppercase())
+}
+
+/// Classifies an IMAP failure for the engine's retry decisions.
+pub fn to_mailbox_error(e: ImapError) -> MailboxError {
+    let text = e.to_string();
+    match &e {
+        ImapError::LoginRejected { .. } | ImapError::NoLoginMethod(_) => MailboxError::Auth(text),
+        ImapError::Timeout { .. }
+        | ImapError::Io(_)
+        | ImapError::Closed { .. }
+        | ImapError::Connect { .. }
+        | ImapError::Resolve { .. }
+        | ImapError::Broken
+        | ImapError::Refused(_) => MailboxError::Connection(text),
+        ImapError::No { .. } => {
+            let code = code_name(&e).unwrap_or_default();
+            if code.contains("TRYCREATE") || code.contains("NONEXISTENT") {
+                MailboxError::FolderNotFound(text)
+            } else if code.contains("UNAVAILABLE") || code.contains("INUSE") || code.contains("LIMIT") && !code.contains("APPEND") {
+                // RFC 5530: temporary conditions; a server asking us to slow down says so here.
+                MailboxError::Throttled { message: text, retry_after: None }
+            } else {
+                MailboxError::Refused(text)
+            }
+        }
+        _ => MailboxError::Refused(text),
+    }
+}
+
+fn meta(m: crate::MessageMeta) -> port::MessageMeta {
+    port::MessageMeta {
+        uid: m.uid,
+        size: u64::from(m.size),
+        flags: m.flags,
+        internaldate: m.internaldate,
+        modseq: m.modseq,
+        message_id: m.message_id,
+    }
+}
+
+fn special_use(s: crate::SpecialUse) -> port::SpecialUse {
+    use crate::SpecialUse as S;
+    match s {
+        S::All => port::SpecialUse::All,
+        S::Archive => port::SpecialUse::Archive,
+        S::Drafts => port::SpecialUse::Drafts,
+        S::Flagged => port::SpecialUse::Flagged,
+        S::Junk => port::SpecialUse::Junk,
+        S::Sent => port::SpecialUse::Sent,
+        S::Trash => port::SpecialUse::Trash,
+    }
+}
+
+fn status(s: crate::FolderStatus) -> port::FolderStatus {
+    port::FolderStatus { uidvalidity: s.uidvalidity, uidnext: s.uidnext, messages: s.messages, highest_modseq: s.highest_modseq }
+}
+
+fn uid_range(from: u32, to: u32) -> UidSet {
+    if to == u32::MAX { UidSet::from_uid(from) } else { UidSet::range(from..=to) }
+}
+
+/// A logged-in IMAP session behind the engine's port.
+pub struct ImapMailSession {
+    session: Session,
+}
+
+impl ImapMailSession {
+    pub fn new(session: Session) -> Self {
+        ImapMailSession { session }
+    }
+
+    fn selected_name(&self) -> Result<String, MailboxError> {
+        self.session
+            .selected()
+            .map(|s| s.name.clone())
+            .ok_or_else(|| MailboxError::Refused("no folder is open".into()))
+    }
+}
+
+#[async_trait]
+impl MailboxConnector for ImapMailboxes {
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<Box<dyn MailSession>, MailboxError> {
+        let mut session = match tokio::time::timeout(timeout, ImapMailboxes::open(self, endpoint, login, password, timeout)).await {
+            Ok(r) => r.map_err(to_mailbox_error)?,
+            Err(_) => return Err(MailboxError::Connection(format!("{}:{} did not answer in time", endpoint.host, endpoint.port))),
+        };
+        // CONDSTORE makes SELECT report HIGHESTMODSEQ and lets delta passes ask for changes.
+        if session.capabilities().has("CONDSTORE") {
+            session.enable_condstore().await.map_err(to_mailbox_error)?;
+        }
+        Ok(Box::new(ImapMailSession::new(session)))
+    }
+}
+
+#[async_trait]
+impl MailSession for ImapMailSession {
+    async fn list_folders(&mut self) -> Result<Vec<port::FolderInfo>, MailboxError> {
+        let folders = self.session.list_folders().await.map_err(to_mailbox_error)?;
+        Ok(folders
+            .into_iter()
+            .map(|f| port::FolderInfo {
+                name: f.name,
+                delimiter: f.delimiter,
+                special_use: f.special_use.map(special_use),
+                selectable: f.selectable,
+                subscribed: f.subscribed,
+            })
+            .collect())
+    }
+
+    async fn examine(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
+        self.session.examine(folder).await.map(status).map_err(to_mailbox_error)
+    }
+
+    async fn select(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
+        self.session.select(folder).await.map(status).map_err(to_mailbox_error)
+    }
+
+    async fn fetch_meta(&mut self, from: u32, to: u32) -> Result<Vec<port::MessageMeta>, MailboxError> {
+        let metas = self.session.fetch_meta(&uid_range(from, to)).await.map_err(to_mailbox_error)?;
+        Ok(metas.into_iter().map(meta).collect())
+    }
+
+    async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Vec<port::MessageMeta>, MailboxError> {
+        let changes = self.session.fetch_changed_since(modseq).await.map_err(to_mailbox_error)?;
+        Ok(changes.changed.into_iter().map(meta).collect())
+    }
+
+    async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        sink: &mut (dyn FnMut(port::FetchedMessage) -> Result<(), MailboxError> + Send),
+    ) -> Result<(), MailboxError> {
+        let mut failure: Option<MailboxError> = None;
+        let summary = self
+            .session
+            .fetch_bodies(&UidSet::from_uids(uids.iter().copied()), |m| {
+                let result = sink(port::FetchedMessage { meta: meta(m.meta), body: m.bytes });
+                let flow = match result {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        failure = Some(e);
+                        ControlFlow::Break(())
+                    }
+                };
+                std::future::ready(flow)
+            })
+            .await
+            .map_err(to_mailbox_error)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some(text) = summary.server_error
+            && summary.delivered == 0
+            && !uids.is_empty()
+        {
+            return Err(MailboxError::Refused(text));
+        }
+        Ok(())
+    }
+
+    async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
+        self.session.create_folder(folder).await.map(drop).map_err(to_mailbox_error)
+    }
+
+    async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError> {
+        self.session.subscribe(folder).await.map_err(to_mailbox_error)
+    }
+
+    async fn append(&mut self, folder: &str, items: &[port::AppendItem]) -> Result<Vec<port::AppendOutcome>, MailboxError> {
+        // The IMAP layer wants owned items; the bytes are moved through once per chunk.
+        let items: Vec<crate::AppendItem> = items
+            .iter()
+            .map(|i| crate::AppendItem { bytes: i.body.clone(), flags: i.flags.clone(), internaldate: Some(i.internaldate) })
+            .collect();
+        let outcomes = self.session.append(folder, &items).await.map_err(to_mailbox_error)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                crate::AppendOutcome::Appended { uid, .. } => port::AppendOutcome::Appended { uid },
+                crate::AppendOutcome::Rejected { text, .. } => port::AppendOutcome::Rejected { reason: text },
+            })
+            .collect())
+    }
+
+    async fn find_by_message_id(&mut self, message_id: &str) -> Result<Vec<port::MessageMeta>, MailboxError> {
+        let folder = self.selected_name()?;
+        let metas = self.session.find_by_message_id(&folder, message_id).await.map_err(to_mailbox_error)?;
+        Ok(metas.into_iter().map(meta).collect())
+    }
+
+    async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError> {
+        self.session.set_flags(&UidSet::from_uids([uid]), flags).await.map_err(to_mailbox_error)
+    }
+
+    async fn logout(self: Box<Self>) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
