@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod corpus;
+
 use anyhow::{Context, Result, bail};
 use contract::{ApiErrorBody, OutboxMail};
 use reqwest::StatusCode;
@@ -148,4 +150,54 @@ pub fn data_files_contain(dir: &std::path::Path, needle: &[u8]) -> Result<Vec<Pa
         }
     }
     Ok(hits)
+}
+
+/// What a mailbox holds, folder by folder, independent of UIDs: for each folder the sorted
+/// list of (SHA-256 of the bytes, sorted flags, INTERNALDATE as a Unix time). Two mailboxes
+/// with equal snapshots hold the same messages, duplicates included.
+pub type Snapshot = std::collections::BTreeMap<String, Vec<(String, Vec<String>, i64)>>;
+
+/// Reads every folder of a mailbox over IMAP (plaintext, loopback test servers).
+pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<(Snapshot, Vec<String>)> {
+    use sha2::{Digest, Sha256};
+    let endpoint = domain::Endpoint { host: "127.0.0.1".into(), port, security: contract::Security::Plaintext };
+    let mut session = imap::Session::connect(&endpoint, &imap::TlsConfig::no_roots(), std::time::Duration::from_secs(30)).await?;
+    session.login(login, &domain::Secret::new(password)).await?;
+    let folders = session.list_folders().await?;
+    let subscribed = folders.iter().filter(|f| f.subscribed).map(|f| f.name.clone()).collect();
+    let mut snap = Snapshot::new();
+    for f in folders.iter().filter(|f| f.selectable) {
+        let status = session.examine(&f.name).await?;
+        let mut items = Vec::new();
+        if status.messages > 0 {
+            session
+                .fetch_bodies(&imap::UidSet::all(), |m| {
+                    let mut flags = m.meta.flags.clone();
+                    flags.sort();
+                    items.push((hex::encode(Sha256::digest(&m.bytes)), flags, m.meta.internaldate.unix_timestamp()));
+                    std::future::ready(std::ops::ControlFlow::Continue(()))
+                })
+                .await?;
+        }
+        items.sort();
+        snap.insert(f.name.clone(), items);
+    }
+    session.logout().await?;
+    Ok((snap, subscribed))
+}
+
+/// Polls the admin API until the user reaches `state` (or fails), up to `timeout`.
+pub async fn wait_for_state(app: &TestApp, project: &str, user: &str, state: &str, timeout: std::time::Duration) -> Result<Value> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let r = app.get(&format!("/api/admin/projects/{project}/users/{user}")).await?;
+        let now = r.body["user"]["state"].as_str().unwrap_or("").to_owned();
+        if now == state {
+            return Ok(r.body);
+        }
+        if std::time::Instant::now() > until {
+            bail!("user still '{now}' after {timeout:?}, wanted '{state}': {}", r.body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -211,6 +211,9 @@ struct TestEnv {
 }
 
 fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
+    if ctx.ci {
+        check_lockfile(ctx)?;
+    }
     let venv = ctx.venv();
     let mut path_dirs = Vec::new();
     let note = if opts.quick {
@@ -259,6 +262,22 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
         nextest,
         note,
     })
+}
+
+/// Under CI every cargo command gets `--locked`; a stale Cargo.lock would fail each tier with the
+/// same message, so it is reported once, up front.
+fn check_lockfile(ctx: &Ctx) -> Result<()> {
+    let mut cmd = ctx.cargo();
+    cmd.args(["metadata", "--format-version", "1", "--locked"])
+        .stdout(std::process::Stdio::null());
+    if !proc::run_ok(&mut cmd)? {
+        bail!(
+            "Cargo.lock does not match the Cargo.toml files: run `cargo check --workspace` (or \
+             `cargo update --workspace`) and commit Cargo.lock"
+        );
+    }
+    step("Cargo.lock matches the manifests");
+    Ok(())
 }
 
 fn find_program(names: &[&str]) -> Result<PathBuf> {
