@@ -32,10 +32,15 @@ pub fn target_server() -> Dovecot {
 }
 
 pub fn seed(server: &Dovecot, user: &str, corpus: &[SeedMessage]) {
-    for m in corpus {
-        server.append_raw(user, &m.folder, &m.bytes, &m.flags, Some(m.internaldate)).expect("seed");
-    }
     let mut raw = server.raw_session(user).expect("raw session");
+    let mut created = std::collections::BTreeSet::new();
+    for m in corpus {
+        if m.folder != "INBOX" && created.insert(m.folder.clone()) {
+            // CREATE fails harmlessly when the folder exists already.
+            let _ = raw.command(&format!("CREATE {}", testbed::quote(&testbed::encode_mutf7(&m.folder))));
+        }
+        raw.append(&m.folder, &m.bytes, &m.flags, Some(m.internaldate)).expect("seed");
+    }
     for folder in ["Projects/2024/Ärger", "Folder with spaces", "Archive/Old"] {
         let r = raw.command(&format!("SUBSCRIBE {}", testbed::quote(&testbed::encode_mutf7(folder)))).expect("subscribe");
         assert!(r.is_ok(), "{folder}");

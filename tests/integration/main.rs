@@ -2,4 +2,5 @@
 //! port 0 with a temporary data folder) against real Dovecot servers started by each test.
 
 mod copy;
+mod crash;
 mod selfservice;

@@ -132,3 +132,25 @@ pub fn test_corpus(seed: u64, big: Option<usize>) -> Vec<SeedMessage> {
     }
     out
 }
+
+/// `n` small messages (1–4 KB) spread over INBOX and two archive folders, for tests that need
+/// many checkpoints (crash tests) or volume.
+pub fn bulk_corpus(seed: u64, n: u64) -> Vec<SeedMessage> {
+    let mut rng = Rng::new(seed);
+    let base = OffsetDateTime::from_unix_timestamp(1_500_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let folders = ["INBOX", "Archive/Old", "Archive/Older"];
+    (0..n)
+        .map(|i| {
+            let date = base + time::Duration::seconds(rng.below(5 * 365 * 86_400) as i64);
+            let folder = folders[rng.below(folders.len() as u64) as usize];
+            let id = (i % 17 != 0).then(|| format!("<bulk{i}.{seed}@old.example>"));
+            let size = 1000 + rng.below(3000) as usize;
+            SeedMessage {
+                folder: folder.into(),
+                bytes: message(&mut rng, 10_000 + i, id.as_deref(), &format!("bulk {i}"), size, date),
+                flags: FLAG_SETS[rng.below(FLAG_SETS.len() as u64) as usize].to_vec(),
+                internaldate: date,
+            }
+        })
+        .collect()
+}

@@ -50,22 +50,21 @@ pub async fn spawn_app(extra_ca: Option<&str>) -> Result<TestApp> {
         }
         None => None,
     };
-    let args = mailferry::serve::ServeArgs {
-        data_dir: data_dir.clone(),
-        listen: "127.0.0.1:0".parse()?,
-        frontend: std::env::var_os("MAILFERRY_FRONTEND_DIST").map(PathBuf::from).unwrap_or_else(|| dir.path().join("no-frontend")),
-        public_url: None,
-        smtp_url: None,
-        mail_from: "mailferry@localhost".into(),
-        workers: 2,
-        extra_ca,
-    };
+    let mut args = mailferry::serve::ServeArgs::for_tests(data_dir.clone());
+    args.frontend = std::env::var_os("MAILFERRY_FRONTEND_DIST").map(PathBuf::from).unwrap_or_else(|| dir.path().join("no-frontend"));
+    args.workers = 2;
+    args.extra_ca = extra_ca;
     let server = mailferry::serve::start(args, Some(domain::Secret::new(ADMIN_PASSWORD))).await?;
     let http = reqwest::Client::builder().cookie_store(true).build()?;
     Ok(TestApp { base: server.public_url.clone(), http, data_dir: server.data_dir.clone(), server: Some(server), _dir: dir })
 }
 
 impl TestApp {
+    /// The domain application inside the server, for tests that call a use case directly.
+    pub fn app(&self) -> &domain::App {
+        &self.server.as_ref().expect("the server is running").app
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

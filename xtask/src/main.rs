@@ -34,7 +34,7 @@ commands:
   run [ARGS…]                 install what is missing, build the frontend, start `mailferry serve ARGS…`
   test [--quick] [-- ARGS…]   CI: install packages and tools, build the frontend, run all test tiers
                                 --quick   skip installs and the frontend build (reuse what is there)
-                                ARGS      passed to the test runner (a filter); lint tiers are skipped
+                                ARGS      passed to the test runner (a filter); other tiers are skipped
   bench NAME                  run one benchmark: status, copy, frontend
   setup                       only the installs and frontend build of `test` (prepare a machine)
   frontend                    only build the frontend (installing its tools if needed)

@@ -75,7 +75,7 @@ pub fn path_with(dirs: &[PathBuf]) -> Result<std::ffi::OsString> {
     std::env::join_paths(all).context("a tool directory contains ':'")
 }
 
-pub fn describe(cmd: &Command) -> String {
+fn describe(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())

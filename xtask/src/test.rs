@@ -33,7 +33,8 @@ const PY_PINS: &[(&str, &str, &str)] = &[
 pub struct Options {
     /// Skip the installs and the frontend build; trust what earlier runs left.
     pub quick: bool,
-    /// Extra arguments for the test runner (usually a filter). When given, lint tiers are skipped.
+    /// Extra arguments for the test runner (usually a filter). When given, the other tiers
+    /// (doc tests, fmt, clippy) are skipped.
     pub test_args: Vec<String>,
 }
 
@@ -82,8 +83,7 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
     let mut tiers = Vec::new();
 
     // Setup: everything after this point assumes it worked, so the first failure stops the run.
-    let setup = timed(|| setup(ctx, opts));
-    let (env, setup_took) = (setup.0, setup.1);
+    let (env, setup_took) = timed(|| setup(ctx, opts));
     let env = match env {
         Ok(env) => {
             tiers.push(Tier {
@@ -118,7 +118,7 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
         let mut cmd = ctx.cargo();
         cmd.args(&args);
         with_env(&mut cmd)?;
-        step(format!("tier {name}: {}", proc::describe(&cmd)));
+        step(format!("tier {name}: cargo {}", args.join(" ")));
         let (ok, took) = timed(|| proc::run_ok(&mut cmd));
         let ok = ok?;
         tiers.push(Tier {
@@ -146,13 +146,14 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
         args.extend(opts.test_args.iter().cloned());
     }
     tier("tests", args)?;
-    if env.nextest {
-        // nextest does not run doc tests.
-        let mut args = strings(&["test", "--workspace", "--doc", "--no-fail-fast"]);
-        args.extend(locked.iter().cloned());
-        tier("doctests", args)?;
-    }
+    // A filtered run is a developer focusing on some tests: the other tiers are skipped.
     if opts.test_args.is_empty() {
+        if env.nextest {
+            // nextest does not run doc tests.
+            let mut args = strings(&["test", "--workspace", "--doc", "--no-fail-fast"]);
+            args.extend(locked.iter().cloned());
+            tier("doctests", args)?;
+        }
         // `-l` lists the files to format instead of printing every diff.
         tier("fmt", strings(&["fmt", "--all", "--check", "--", "-l"]))?;
         let mut args = strings(&["clippy", "--workspace", "--all-targets"]);

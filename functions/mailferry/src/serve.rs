@@ -41,6 +41,39 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) to trust for IMAP servers, e.g. a test server's own CA.
     #[arg(long, env = "MAILFERRY_EXTRA_CA")]
     pub extra_ca: Option<PathBuf>,
+    /// Seconds a received job stays invisible before it is redelivered (after a crash).
+    #[arg(long, env = "MAILFERRY_JOB_VISIBILITY_SECS", default_value_t = 900)]
+    pub job_visibility_secs: u64,
+    /// Seconds a folder lease lasts without a checkpoint (a crashed worker's folder is taken
+    /// over after this).
+    #[arg(long, env = "MAILFERRY_LEASE_SECS", default_value_t = 120)]
+    pub lease_secs: u64,
+    /// Receives of one job before it is moved to the dead-letter state.
+    #[arg(long, env = "MAILFERRY_MAX_RECEIVES", default_value_t = 10)]
+    pub max_receives: u32,
+    /// Most messages per append chunk (one checkpoint per chunk).
+    #[arg(long, env = "MAILFERRY_CHUNK_MESSAGES", default_value_t = 200)]
+    pub chunk_messages: usize,
+}
+
+impl ServeArgs {
+    /// The defaults of `mailferry serve` for a data folder, listening on a free loopback port.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        ServeArgs {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            frontend: PathBuf::from("frontend/dist"),
+            public_url: None,
+            smtp_url: None,
+            mail_from: "mailferry@localhost".into(),
+            workers: 4,
+            extra_ca: None,
+            job_visibility_secs: 900,
+            lease_secs: 120,
+            max_receives: 10,
+            chunk_messages: 200,
+        }
+    }
 }
 
 fn smtp_config(url: &str, from: &str) -> anyhow::Result<SmtpConfig> {
@@ -94,7 +127,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let data = args.data_dir.canonicalize()?;
 
     let store = Arc::new(SqliteStore::open(data.join("mailferry.db")).context("opening the database")?);
-    let queue = Arc::new(SqliteQueue::open(data.join("queue.db"), 10).context("opening the queue")?);
+    let queue = Arc::new(SqliteQueue::open(data.join("queue.db"), args.max_receives.max(1)).context("opening the queue")?);
     let vault = Arc::new(KeyFileVault::open_or_create(data.join("vault.key")).context("opening the vault key")?);
     let mailer: Arc<dyn domain::ports::Mailer> = match &args.smtp_url {
         Some(url) => Arc::new(SmtpMailer::new(&smtp_config(url, &args.mail_from)?).context("setting up SMTP")?),
@@ -114,7 +147,10 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
 
     let deps = Deps { store, queue: queue.clone(), mailer, vault, clock: Arc::new(SystemClock), mailboxes: mailboxes.clone(), connector: mailboxes };
-    let app = App::new(deps, AppConfig { public_url: public_url.clone(), ..AppConfig::default() });
+    let mut config = AppConfig { public_url: public_url.clone(), ..AppConfig::default() };
+    config.copy.lease_ttl = Duration::from_secs(args.lease_secs.max(1));
+    config.copy.chunk_messages = args.chunk_messages.max(1);
+    let app = App::new(deps, config);
     let generated_admin_password = app.ensure_admin_password(admin_password).await?;
 
     let frontend_dir = args.frontend.join("index.html").is_file().then(|| args.frontend.clone());
@@ -129,7 +165,10 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let router = web::router(state, web::RouterOptions { frontend_dir });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(worker_loop(app.clone(), queue, args.workers.max(1), stop_rx.clone()));
+    let visibility = Duration::from_secs(args.job_visibility_secs.max(1));
+    // A job must hand over before its message becomes visible again.
+    let budget = JOB_BUDGET.min(visibility - visibility / 5);
+    let worker = tokio::spawn(worker_loop(app.clone(), queue, args.workers.max(1), visibility, budget, stop_rx.clone()));
     let mut server_stop = stop_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -188,15 +227,21 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// How long a received job stays invisible to other receivers; a job checkpoints and hands
-/// over to a continuation well before this.
-const VISIBILITY: Duration = Duration::from_secs(15 * 60);
 /// The time budget given to one job, like a Lambda deadline.
 const JOB_BUDGET: Duration = Duration::from_secs(10 * 60);
 
 /// The local counterpart of the Lambda SQS trigger: receive, call the one handler, ack or
 /// schedule a retry.
-async fn worker_loop(app: App, queue: Arc<SqliteQueue>, workers: usize, mut stop: watch::Receiver<bool>) {
+/// `visibility` is how long a received job stays invisible to other receivers; a job
+/// checkpoints and hands over to a continuation well before its budget ends.
+async fn worker_loop(
+    app: App,
+    queue: Arc<SqliteQueue>,
+    workers: usize,
+    visibility: Duration,
+    budget: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(workers));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -207,7 +252,7 @@ async fn worker_loop(app: App, queue: Arc<SqliteQueue>, workers: usize, mut stop
         let deliveries = if free == 0 {
             Vec::new()
         } else {
-            match queue.receive(free, VISIBILITY).await {
+            match queue.receive(free, visibility).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "queue receive failed");
@@ -229,15 +274,15 @@ async fn worker_loop(app: App, queue: Arc<SqliteQueue>, workers: usize, mut stop
             let queue = queue.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                handle_delivery(&app, queue.as_ref(), delivery).await;
+                handle_delivery(&app, queue.as_ref(), delivery, budget).await;
             });
         }
     }
     while tasks.join_next().await.is_some() {}
 }
 
-pub async fn handle_delivery(app: &App, queue: &dyn Queue, delivery: domain::ports::Delivery) {
-    let outcome = app.handle_job(&delivery.job, JOB_BUDGET).await;
+pub async fn handle_delivery(app: &App, queue: &dyn Queue, delivery: domain::ports::Delivery, budget: Duration) {
+    let outcome = app.handle_job(&delivery.job, budget).await;
     let result = match outcome {
         Ok(domain::app::JobOutcome::Done) => queue.ack(&delivery.receipt).await,
         Ok(domain::app::JobOutcome::RetryLater { after, reason }) => {

@@ -134,7 +134,9 @@ impl Sessions {
 impl App {
     /// Runs a plan or copy job for a user that is scheduled or working on this pass.
     pub(crate) async fn run_copy_job(&self, user: &MailUser, job: &Job, budget: Duration) -> Result<JobOutcome, AppError> {
-        let deadline = Instant::now() + budget;
+        // Keep a reserve for the last checkpoint and the continuation: a quarter of the budget,
+        // at most the configured reserve.
+        let deadline = Instant::now() + budget - self.config.copy.budget_reserve.min(budget / 4);
         let result = match job {
             Job::Plan { .. } => self.plan(user).await,
             Job::Copy { folder, attempt, .. } => self.copy_folder(user, folder, *attempt, deadline).await,
@@ -516,7 +518,7 @@ impl App {
         let mut window_start = Instant::now();
         let mut window_bytes = 0u64;
         for (index, chunk) in chunks.into_iter().enumerate() {
-            if deadline.saturating_duration_since(Instant::now()) < self.config.copy.budget_reserve {
+            if Instant::now() >= deadline {
                 return Ok(Err(Stop::OutOfTime));
             }
             let last = chunk.last().map_or(folder.last_uid, |m| m.uid);
