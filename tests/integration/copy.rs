@@ -13,11 +13,16 @@ pub const SOURCE_PW: &str = "ann-source-pw";
 pub const MASTER_PW: &str = "target-master-pw";
 
 pub fn source_server() -> Dovecot {
-    Dovecot::start(DovecotOptions::default().user("ann@old.example", SOURCE_PW).separator('/').special_folders(vec![SpecialFolder {
-        name: "Sent".into(),
-        special_use: "\\Sent".into(),
-        auto_create: true,
-    }]))
+    Dovecot::start(
+        DovecotOptions::default()
+            .user("ann@old.example", SOURCE_PW)
+            .separator('/')
+            .special_folders(vec![SpecialFolder {
+                name: "Sent".into(),
+                special_use: "\\Sent".into(),
+                auto_create: true,
+            }]),
+    )
     .expect("source dovecot")
 }
 
@@ -26,7 +31,11 @@ pub fn target_server() -> Dovecot {
         DovecotOptions::default()
             .user("ann@new.example", "unused")
             .master_user("admin", MASTER_PW)
-            .special_folders(vec![SpecialFolder { name: "Sent Items".into(), special_use: "\\Sent".into(), auto_create: true }]),
+            .special_folders(vec![SpecialFolder {
+                name: "Sent Items".into(),
+                special_use: "\\Sent".into(),
+                auto_create: true,
+            }]),
     )
     .expect("target dovecot")
 }
@@ -37,12 +46,21 @@ pub fn seed(server: &Dovecot, user: &str, corpus: &[SeedMessage]) {
     for m in corpus {
         if m.folder != "INBOX" && created.insert(m.folder.clone()) {
             // CREATE fails harmlessly when the folder exists already.
-            let _ = raw.command(&format!("CREATE {}", testbed::quote(&testbed::encode_mutf7(&m.folder))));
+            let _ = raw.command(&format!(
+                "CREATE {}",
+                testbed::quote(&testbed::encode_mutf7(&m.folder))
+            ));
         }
-        raw.append(&m.folder, &m.bytes, &m.flags, Some(m.internaldate)).expect("seed");
+        raw.append(&m.folder, &m.bytes, &m.flags, Some(m.internaldate))
+            .expect("seed");
     }
     for folder in ["Projects/2024/Ärger", "Folder with spaces", "Archive/Old"] {
-        let r = raw.command(&format!("SUBSCRIBE {}", testbed::quote(&testbed::encode_mutf7(folder)))).expect("subscribe");
+        let r = raw
+            .command(&format!(
+                "SUBSCRIBE {}",
+                testbed::quote(&testbed::encode_mutf7(folder))
+            ))
+            .expect("subscribe");
         assert!(r.is_ok(), "{folder}");
     }
     raw.logout();
@@ -62,16 +80,26 @@ pub fn project_json(source: &Dovecot, target: &Dovecot) -> serde_json::Value {
 /// A source folder's name on the target: the special-use Sent folder maps by role, the rest
 /// by path, from the source's `/` to the target's `.` delimiter.
 pub fn target_name(source: &str) -> String {
-    if source == "Sent" { "Sent Items".to_owned() } else { source.replace('/', ".") }
+    if source == "Sent" {
+        "Sent Items".to_owned()
+    } else {
+        source.replace('/', ".")
+    }
 }
 
 /// The source snapshot with folder names as the target should have them.
 pub fn expected_on_target(source: &Snapshot) -> Snapshot {
-    source.iter().map(|(name, items)| (target_name(name), items.clone())).collect()
+    source
+        .iter()
+        .map(|(name, items)| (target_name(name), items.clone()))
+        .collect()
 }
 
 pub async fn target_snapshot(target: &Dovecot) -> Snapshot {
-    snapshot(target.port(), &format!("ann@new.example*admin"), MASTER_PW).await.unwrap().0
+    snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
+        .await
+        .unwrap()
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,10 +109,15 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
     let target = target_server();
     let corpus = test_corpus(7, Some(3 * 1024 * 1024));
     seed(&source, "ann@old.example", &corpus);
-    let (source_snap, source_subscribed) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    let (source_snap, source_subscribed) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
     let mut app = spawn_app(None).await.unwrap();
     app.login().await.unwrap();
-    let p = app.create_project(project_json(&source, &target)).await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
     let r = app
         .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
         .await
@@ -93,20 +126,37 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
     let uid = r.body["id"].as_str().unwrap().to_owned();
 
     // Act: start; with the password known the user goes straight to the queue.
-    let r = app.post(&format!("/api/admin/projects/{p}/users/{uid}/actions/start"), json!(null)).await.unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+            json!(null),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.body["state"], "scheduled", "{:?}", r.body);
-    let detail = wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120)).await.unwrap();
+    let detail = wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
 
     // Assert: byte-identical messages, flags and dates, duplicates included, per folder.
     let on_target = target_snapshot(&target).await;
     let expected = expected_on_target(&source_snap);
     for (folder, items) in &expected {
-        assert_eq!(on_target.get(folder), Some(items), "folder {folder} differs");
+        assert_eq!(
+            on_target.get(folder),
+            Some(items),
+            "folder {folder} differs"
+        );
     }
-    let (_, target_subscribed) = snapshot(target.port(), "ann@new.example*admin", MASTER_PW).await.unwrap();
+    let (_, target_subscribed) = snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
+        .await
+        .unwrap();
     for folder in source_subscribed {
         let mapped = target_name(&folder);
-        assert!(target_subscribed.contains(&mapped), "{mapped} not subscribed on the target");
+        assert!(
+            target_subscribed.contains(&mapped),
+            "{mapped} not subscribed on the target"
+        );
     }
     // The verification report: per folder, source and target agree.
     let folders = detail["folders"].as_array().unwrap();
@@ -120,30 +170,63 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
     let total: usize = source_snap.values().map(Vec::len).sum();
     assert_eq!(detail["user"]["progress"]["messages_done"], total as u64);
     let mails = app.outbox().await.unwrap();
-    assert!(mails.iter().any(|m| m.to == "admin@new.example" && m.subject.contains("Ready to verify")), "{mails:?}");
-    let r = app.post(&format!("/api/admin/projects/{p}/users/{uid}/actions/mark_verified"), json!(null)).await.unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.to == "admin@new.example" && m.subject.contains("Ready to verify")),
+        "{mails:?}"
+    );
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/mark_verified"),
+            json!(null),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.body["state"], "verified");
 
     // Arrange a delta: new mail and flag changes at the source.
     let extra = test_corpus(99, None);
-    let extra: Vec<SeedMessage> = extra.into_iter().filter(|m| m.folder == "INBOX").take(10).collect();
+    let extra: Vec<SeedMessage> = extra
+        .into_iter()
+        .filter(|m| m.folder == "INBOX")
+        .take(10)
+        .collect();
     seed(&source, "ann@old.example", &extra);
     let mut raw = source.raw_session("ann@old.example").unwrap();
     assert!(raw.command("SELECT INBOX").unwrap().is_ok());
-    assert!(raw.command("UID STORE 1:3 +FLAGS (\\Flagged $Delta)").unwrap().is_ok());
+    assert!(
+        raw.command("UID STORE 1:3 +FLAGS (\\Flagged $Delta)")
+            .unwrap()
+            .is_ok()
+    );
     assert!(raw.command("UID STORE 4 -FLAGS (\\Seen)").unwrap().is_ok());
     raw.logout();
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
 
     // Act
-    let r = app.post(&format!("/api/admin/projects/{p}/users/{uid}/actions/delta"), json!(null)).await.unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
+            json!(null),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.body["pass"], 2, "{:?}", r.body);
-    let detail = wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120)).await.unwrap();
+    let detail = wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
 
     // Assert: exactly the changes arrived: the folders are equal again, nothing duplicated.
     let on_target = target_snapshot(&target).await;
     for (folder, items) in &expected_on_target(&source_snap) {
-        assert_eq!(on_target.get(folder), Some(items), "folder {folder} differs after the delta");
+        assert_eq!(
+            on_target.get(folder),
+            Some(items),
+            "folder {folder} differs after the delta"
+        );
     }
     assert_eq!(detail["user"]["pass"], 2);
     app.stop().await.unwrap();

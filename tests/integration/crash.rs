@@ -12,7 +12,10 @@ use integration_tests::{ADMIN_PASSWORD, snapshot, spawn_app, wait_for_state};
 use serde_json::{Value, json};
 use testbed::{Dovecot, DovecotOptions};
 
-use crate::copy::{MASTER_PW, SOURCE_PW, expected_on_target, project_json, seed, source_server, target_server, target_snapshot};
+use crate::copy::{
+    MASTER_PW, SOURCE_PW, expected_on_target, project_json, seed, source_server, target_server,
+    target_snapshot,
+};
 
 /// A `mailferry serve` child process on a data folder.
 struct ServerProcess {
@@ -39,7 +42,10 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {
-            let line = lines.next().expect("the server printed its address").expect("read");
+            let line = lines
+                .next()
+                .expect("the server printed its address")
+                .expect("read");
             if let Some(rest) = line.strip_prefix("mailferry is listening on ") {
                 break rest.split_whitespace().next().expect("url").to_owned();
             }
@@ -57,14 +63,28 @@ impl ServerProcess {
 }
 
 async fn admin(base: &str) -> reqwest::Client {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let r = http.post(format!("{base}/api/admin/login")).json(&json!({"password": ADMIN_PASSWORD})).send().await.unwrap();
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{base}/api/admin/login"))
+        .json(&json!({"password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     http
 }
 
 async fn user_state(http: &reqwest::Client, base: &str, p: &str, u: &str) -> Value {
-    http.get(format!("{base}/api/admin/projects/{p}/users/{u}")).send().await.unwrap().json().await.unwrap()
+    http.get(format!("{base}/api/admin/projects/{p}/users/{u}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn big_corpus() -> Vec<SeedMessage> {
@@ -79,12 +99,22 @@ async fn twenty_sigkills_at_random_points_lose_and_duplicate_nothing() {
     let source = source_server();
     let target = target_server();
     seed(&source, "ann@old.example", &big_corpus());
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = ServerProcess::start(&data);
     let http = admin(&server.base).await;
-    let r: Value = http.post(format!("{}/api/admin/projects", server.base)).json(&project_json(&source, &target)).send().await.unwrap().json().await.unwrap();
+    let r: Value = http
+        .post(format!("{}/api/admin/projects", server.base))
+        .json(&project_json(&source, &target))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let p = r["id"].as_str().unwrap().to_owned();
     let r: Value = http
         .post(format!("{}/api/admin/projects/{p}/users", server.base))
@@ -96,7 +126,13 @@ async fn twenty_sigkills_at_random_points_lose_and_duplicate_nothing() {
         .await
         .unwrap();
     let u = r["id"].as_str().unwrap().to_owned();
-    http.post(format!("{}/api/admin/projects/{p}/users/{u}/actions/start", server.base)).send().await.unwrap();
+    http.post(format!(
+        "{}/api/admin/projects/{p}/users/{u}/actions/start",
+        server.base
+    ))
+    .send()
+    .await
+    .unwrap();
 
     // Act: kill at random moments while the copy runs, restart each time. Each round waits
     // until the restarted server has made progress (the job was redelivered and copying
@@ -137,12 +173,21 @@ async fn twenty_sigkills_at_random_points_lose_and_duplicate_nothing() {
     server.kill();
 
     // Assert
-    assert_eq!(kills_while_copying, 20, "only {kills_while_copying} kills hit a running copy; make the corpus larger");
+    assert_eq!(
+        kills_while_copying, 20,
+        "only {kills_while_copying} kills hit a running copy; make the corpus larger"
+    );
     let on_target = target_snapshot(&target).await;
     for (folder, items) in &expected_on_target(&source_snap) {
         let got = on_target.get(folder).cloned().unwrap_or_default();
         let missing = items.iter().filter(|i| !got.contains(i)).count();
-        assert_eq!(got.len(), items.len(), "{folder}: {} on target, {} on source, {missing} missing", got.len(), items.len());
+        assert_eq!(
+            got.len(),
+            items.len(),
+            "{folder}: {} on target, {} on source, {missing} missing",
+            got.len(),
+            items.len()
+        );
         assert_eq!(&got, items, "{folder} differs");
     }
     for f in detail["folders"].as_array().unwrap() {
@@ -155,27 +200,53 @@ async fn the_same_copy_job_handled_twice_at_once_duplicates_nothing() {
     let source = source_server();
     let target = target_server();
     seed(&source, "ann@old.example", &test_corpus(21, None));
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
     let mut app = spawn_app(None).await.unwrap();
     app.login().await.unwrap();
-    let p = app.create_project(project_json(&source, &target)).await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
     let r = app
         .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
         .await
         .unwrap();
     let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/admin/projects/{p}/users/{u}/actions/start"), json!(null)).await.unwrap();
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
+        json!(null),
+    )
+    .await
+    .unwrap();
     // Handle the INBOX copy job twice at once, next to the worker loop's own delivery of it.
     let domain_app = app.app().clone();
     let uid = domain::UserId(u.parse().unwrap());
-    wait_for_state(&app, &p, &u, "working", Duration::from_secs(30)).await.ok();
-    let job = contract::jobs::Job::Copy { user_id: uid.0, pass: 1, folder: "INBOX".into(), attempt: 0 };
-    let (a, b) = tokio::join!(domain_app.handle_job(&job, Duration::from_secs(60)), domain_app.handle_job(&job, Duration::from_secs(60)));
+    wait_for_state(&app, &p, &u, "working", Duration::from_secs(30))
+        .await
+        .ok();
+    let job = contract::jobs::Job::Copy {
+        user_id: uid.0,
+        pass: 1,
+        folder: "INBOX".into(),
+        attempt: 0,
+    };
+    let (a, b) = tokio::join!(
+        domain_app.handle_job(&job, Duration::from_secs(60)),
+        domain_app.handle_job(&job, Duration::from_secs(60))
+    );
     a.unwrap();
     b.unwrap();
-    wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120)).await.unwrap();
+    wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
     let on_target = target_snapshot(&target).await;
-    assert_eq!(on_target.get("INBOX"), source_snap.get("INBOX"), "INBOX differs");
+    assert_eq!(
+        on_target.get("INBOX"),
+        source_snap.get("INBOX"),
+        "INBOX differs"
+    );
     app.stop().await.unwrap();
 }
 
@@ -183,24 +254,40 @@ async fn the_same_copy_job_handled_twice_at_once_duplicates_nothing() {
 async fn mail_server_restarts_mid_copy_are_survived() {
     let source = source_server();
     let target = target_server();
-    seed(&source, "ann@old.example", &test_corpus(31, Some(4 * 1024 * 1024)));
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    seed(
+        &source,
+        "ann@old.example",
+        &test_corpus(31, Some(4 * 1024 * 1024)),
+    );
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
     let mut app = spawn_app(None).await.unwrap();
     app.login().await.unwrap();
-    let p = app.create_project(project_json(&source, &target)).await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
     let r = app
         .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
         .await
         .unwrap();
     let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/admin/projects/{p}/users/{u}/actions/start"), json!(null)).await.unwrap();
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
+        json!(null),
+    )
+    .await
+    .unwrap();
     // Drop every connection while the copy runs: the target (mid-APPEND), then the source
     // (mid-FETCH).
     tokio::time::sleep(Duration::from_millis(150)).await;
     tokio::task::block_in_place(|| target.restart()).unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     tokio::task::block_in_place(|| source.restart()).unwrap();
-    let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(180)).await.unwrap();
+    let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(180))
+        .await
+        .unwrap();
     let on_target = target_snapshot(&target).await;
     for (folder, items) in &expected_on_target(&source_snap) {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
@@ -213,33 +300,67 @@ async fn mail_server_restarts_mid_copy_are_survived() {
 async fn a_message_the_target_refuses_is_skipped_with_its_reason_and_the_rest_completes() {
     let source = source_server();
     let target = Dovecot::start(
-        DovecotOptions::default().user("ann@new.example", "unused").master_user("admin", MASTER_PW).max_mail_size(1024 * 1024),
+        DovecotOptions::default()
+            .user("ann@new.example", "unused")
+            .master_user("admin", MASTER_PW)
+            .max_mail_size(1024 * 1024),
     )
     .unwrap();
     let corpus = test_corpus(41, Some(3 * 1024 * 1024));
     seed(&source, "ann@old.example", &corpus);
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW).await.unwrap();
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
     let mut app = spawn_app(None).await.unwrap();
     app.login().await.unwrap();
-    let p = app.create_project(project_json(&source, &target)).await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
     let r = app
         .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
         .await
         .unwrap();
     let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/admin/projects/{p}/users/{u}/actions/start"), json!(null)).await.unwrap();
-    let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120)).await.unwrap();
-    let inbox = detail["folders"].as_array().unwrap().iter().find(|f| f["source_name"] == "INBOX").unwrap().clone();
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
+        json!(null),
+    )
+    .await
+    .unwrap();
+    let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
+    let inbox = detail["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source_name"] == "INBOX")
+        .unwrap()
+        .clone();
     let skipped = inbox["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{inbox}");
     assert!(skipped[0]["size"].as_u64().unwrap() > 3 * 1024 * 1024);
-    assert!(skipped[0]["reason"].as_str().unwrap().contains("refused"), "{}", skipped[0]);
+    assert!(
+        skipped[0]["reason"].as_str().unwrap().contains("refused"),
+        "{}",
+        skipped[0]
+    );
     assert_eq!(detail["user"]["progress"]["skipped"], 1);
     // Everything else arrived.
-    let on_target = snapshot(target.port(), "ann@new.example*admin", MASTER_PW).await.unwrap().0;
+    let on_target = snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
+        .await
+        .unwrap()
+        .0;
     let expected = expected_on_target(&source_snap);
-    assert_eq!(on_target.get("INBOX").map(Vec::len), expected.get("INBOX").map(|v| v.len() - 1));
-    for (folder, items) in expected.iter().filter(|(f, _)| f.as_str() != "INBOX" && f.as_str() != "Sent Items") {
+    assert_eq!(
+        on_target.get("INBOX").map(Vec::len),
+        expected.get("INBOX").map(|v| v.len() - 1)
+    );
+    for (folder, items) in expected
+        .iter()
+        .filter(|(f, _)| f.as_str() != "INBOX" && f.as_str() != "Sent Items")
+    {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
     }
     app.stop().await.unwrap();

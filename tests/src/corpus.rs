@@ -22,7 +22,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -32,7 +32,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -47,7 +47,18 @@ const FLAG_SETS: &[&[&str]] = &[
 ];
 
 fn body_text(rng: &mut Rng, size: usize) -> String {
-    const WORDS: &[&str] = &["mailbox", "ferry", "quarterly", "report", "lunch", "migration", "über", "naïve", "budget", "meeting"];
+    const WORDS: &[&str] = &[
+        "mailbox",
+        "ferry",
+        "quarterly",
+        "report",
+        "lunch",
+        "migration",
+        "über",
+        "naïve",
+        "budget",
+        "meeting",
+    ];
     let mut out = String::with_capacity(size + 80);
     let mut line = 0;
     while out.len() < size {
@@ -64,12 +75,23 @@ fn body_text(rng: &mut Rng, size: usize) -> String {
 }
 
 /// A plain message of about `size` bytes.
-pub fn message(rng: &mut Rng, n: u64, message_id: Option<&str>, subject: &str, size: usize, date: OffsetDateTime) -> Vec<u8> {
+pub fn message(
+    rng: &mut Rng,
+    n: u64,
+    message_id: Option<&str>,
+    subject: &str,
+    size: usize,
+    date: OffsetDateTime,
+) -> Vec<u8> {
     let mut m = String::new();
     m.push_str(&format!("From: Sender {n} <sender{n}@old.example>\r\n"));
     m.push_str("To: Ann <ann@old.example>\r\n");
     m.push_str(&format!("Subject: {subject}\r\n"));
-    m.push_str(&format!("Date: {}\r\n", date.format(&time::format_description::well_known::Rfc2822).unwrap_or_default()));
+    m.push_str(&format!(
+        "Date: {}\r\n",
+        date.format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default()
+    ));
     if let Some(id) = message_id {
         m.push_str(&format!("Message-ID: {id}\r\n"));
     }
@@ -82,9 +104,16 @@ pub fn message(rng: &mut Rng, n: u64, message_id: Option<&str>, subject: &str, s
 /// `big` adds one message of that many bytes to INBOX.
 pub fn test_corpus(seed: u64, big: Option<usize>) -> Vec<SeedMessage> {
     let mut rng = Rng::new(seed);
-    let base = OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let base =
+        OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut out = Vec::new();
-    let folders = [("INBOX", 40u64), ("Sent", 12), ("Projects/2024/Ärger", 10), ("Folder with spaces", 6), ("Archive/Old", 8)];
+    let folders = [
+        ("INBOX", 40u64),
+        ("Sent", 12),
+        ("Projects/2024/Ärger", 10),
+        ("Folder with spaces", 6),
+        ("Archive/Old", 8),
+    ];
     let mut n = 0u64;
     for (folder, count) in folders {
         for _ in 0..count {
@@ -93,26 +122,72 @@ pub fn test_corpus(seed: u64, big: Option<usize>) -> Vec<SeedMessage> {
             let size = 800 + rng.below(20_000) as usize;
             let id = format!("<msg{n}.{seed}@old.example>");
             let flags = FLAG_SETS[rng.below(FLAG_SETS.len() as u64) as usize].to_vec();
-            out.push(SeedMessage { folder: folder.into(), bytes: message(&mut rng, n, Some(&id), &format!("Message {n} in {folder}"), size, date), flags, internaldate: date });
+            out.push(SeedMessage {
+                folder: folder.into(),
+                bytes: message(
+                    &mut rng,
+                    n,
+                    Some(&id),
+                    &format!("Message {n} in {folder}"),
+                    size,
+                    date,
+                ),
+                flags,
+                internaldate: date,
+            });
         }
     }
     // Messages without Message-ID.
     for i in 0..4 {
         let date = base + time::Duration::days(i);
-        out.push(SeedMessage { folder: "INBOX".into(), bytes: message(&mut rng, 1000 + i as u64, None, "no id here", 1500, date), flags: vec!["\\Seen"], internaldate: date });
+        out.push(SeedMessage {
+            folder: "INBOX".into(),
+            bytes: message(&mut rng, 1000 + i as u64, None, "no id here", 1500, date),
+            flags: vec!["\\Seen"],
+            internaldate: date,
+        });
     }
     // Two different messages sharing one Message-ID (mailing lists, broken clients).
     for i in 0..2 {
         let date = base + time::Duration::days(40 + i);
-        out.push(SeedMessage { folder: "INBOX".into(), bytes: message(&mut rng, 2000 + i as u64, Some("<reused@old.example>"), &format!("reused id {i}"), 2000 + 500 * i as usize, date), flags: vec![], internaldate: date });
+        out.push(SeedMessage {
+            folder: "INBOX".into(),
+            bytes: message(
+                &mut rng,
+                2000 + i as u64,
+                Some("<reused@old.example>"),
+                &format!("reused id {i}"),
+                2000 + 500 * i as usize,
+                date,
+            ),
+            flags: vec![],
+            internaldate: date,
+        });
     }
     // Exact duplicates: the same bytes, flags and date twice, with and without Message-ID.
     let date = base + time::Duration::days(50);
-    let dup = message(&mut rng, 3000, Some("<dup@old.example>"), "duplicate", 3000, date);
+    let dup = message(
+        &mut rng,
+        3000,
+        Some("<dup@old.example>"),
+        "duplicate",
+        3000,
+        date,
+    );
     let dup_noid = message(&mut rng, 3001, None, "duplicate without id", 1200, date);
     for _ in 0..2 {
-        out.push(SeedMessage { folder: "INBOX".into(), bytes: dup.clone(), flags: vec!["\\Seen"], internaldate: date });
-        out.push(SeedMessage { folder: "Archive/Old".into(), bytes: dup_noid.clone(), flags: vec![], internaldate: date });
+        out.push(SeedMessage {
+            folder: "INBOX".into(),
+            bytes: dup.clone(),
+            flags: vec!["\\Seen"],
+            internaldate: date,
+        });
+        out.push(SeedMessage {
+            folder: "Archive/Old".into(),
+            bytes: dup_noid.clone(),
+            flags: vec![],
+            internaldate: date,
+        });
     }
     // 8-bit header and malformed MIME.
     out.push(SeedMessage {
@@ -128,7 +203,19 @@ pub fn test_corpus(seed: u64, big: Option<usize>) -> Vec<SeedMessage> {
         internaldate: base,
     });
     if let Some(size) = big {
-        out.push(SeedMessage { folder: "INBOX".into(), bytes: message(&mut rng, 9999, Some("<big@old.example>"), "big attachment", size, base), flags: vec!["\\Seen"], internaldate: base });
+        out.push(SeedMessage {
+            folder: "INBOX".into(),
+            bytes: message(
+                &mut rng,
+                9999,
+                Some("<big@old.example>"),
+                "big attachment",
+                size,
+                base,
+            ),
+            flags: vec!["\\Seen"],
+            internaldate: base,
+        });
     }
     out
 }
@@ -137,7 +224,8 @@ pub fn test_corpus(seed: u64, big: Option<usize>) -> Vec<SeedMessage> {
 /// many checkpoints (crash tests) or volume.
 pub fn bulk_corpus(seed: u64, n: u64) -> Vec<SeedMessage> {
     let mut rng = Rng::new(seed);
-    let base = OffsetDateTime::from_unix_timestamp(1_500_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let base =
+        OffsetDateTime::from_unix_timestamp(1_500_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let folders = ["INBOX", "Archive/Old", "Archive/Older"];
     (0..n)
         .map(|i| {
@@ -147,7 +235,14 @@ pub fn bulk_corpus(seed: u64, n: u64) -> Vec<SeedMessage> {
             let size = 1000 + rng.below(3000) as usize;
             SeedMessage {
                 folder: folder.into(),
-                bytes: message(&mut rng, 10_000 + i, id.as_deref(), &format!("bulk {i}"), size, date),
+                bytes: message(
+                    &mut rng,
+                    10_000 + i,
+                    id.as_deref(),
+                    &format!("bulk {i}"),
+                    size,
+                    date,
+                ),
                 flags: FLAG_SETS[rng.below(FLAG_SETS.len() as u64) as usize].to_vec(),
                 internaldate: date,
             }

@@ -51,12 +51,20 @@ pub async fn spawn_app(extra_ca: Option<&str>) -> Result<TestApp> {
         None => None,
     };
     let mut args = mailferry::serve::ServeArgs::for_tests(data_dir.clone());
-    args.frontend = std::env::var_os("MAILFERRY_FRONTEND_DIST").map(PathBuf::from).unwrap_or_else(|| dir.path().join("no-frontend"));
+    args.frontend = std::env::var_os("MAILFERRY_FRONTEND_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("no-frontend"));
     args.workers = 2;
     args.extra_ca = extra_ca;
     let server = mailferry::serve::start(args, Some(domain::Secret::new(ADMIN_PASSWORD))).await?;
     let http = reqwest::Client::builder().cookie_store(true).build()?;
-    Ok(TestApp { base: server.public_url.clone(), http, data_dir: server.data_dir.clone(), server: Some(server), _dir: dir })
+    Ok(TestApp {
+        base: server.public_url.clone(),
+        http,
+        data_dir: server.data_dir.clone(),
+        server: Some(server),
+        _dir: dir,
+    })
 }
 
 impl TestApp {
@@ -85,11 +93,21 @@ impl TestApp {
     }
 
     pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Reply> {
-        Self::reply(self.http.post(self.url(path)).header("content-type", content_type).body(body).send().await?).await
+        Self::reply(
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn login(&self) -> Result<()> {
-        let r = self.post("/api/admin/login", json!({ "password": ADMIN_PASSWORD })).await?;
+        let r = self
+            .post("/api/admin/login", json!({ "password": ADMIN_PASSWORD }))
+            .await?;
         if r.status != StatusCode::OK {
             bail!("admin login failed: {r:?}");
         }
@@ -113,7 +131,10 @@ impl TestApp {
     /// The invite token of the newest outbox mail to `to`.
     pub async fn invite_token_for(&self, to: &str) -> Result<String> {
         let mails = self.outbox().await?;
-        let mail = mails.iter().find(|m| m.to == to).with_context(|| format!("no invite to {to} in the outbox"))?;
+        let mail = mails
+            .iter()
+            .find(|m| m.to == to)
+            .with_context(|| format!("no invite to {to} in the outbox"))?;
         let link = mail
             .text
             .split_whitespace()
@@ -159,11 +180,24 @@ pub type Snapshot = std::collections::BTreeMap<String, Vec<(String, Vec<String>,
 /// Reads every folder of a mailbox over IMAP (plaintext, loopback test servers).
 pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<(Snapshot, Vec<String>)> {
     use sha2::{Digest, Sha256};
-    let endpoint = domain::Endpoint { host: "127.0.0.1".into(), port, security: contract::Security::Plaintext };
-    let mut session = imap::Session::connect(&endpoint, &imap::TlsConfig::no_roots(), std::time::Duration::from_secs(30)).await?;
+    let endpoint = domain::Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        security: contract::Security::Plaintext,
+    };
+    let mut session = imap::Session::connect(
+        &endpoint,
+        &imap::TlsConfig::no_roots(),
+        std::time::Duration::from_secs(30),
+    )
+    .await?;
     session.login(login, &domain::Secret::new(password)).await?;
     let folders = session.list_folders().await?;
-    let subscribed = folders.iter().filter(|f| f.subscribed).map(|f| f.name.clone()).collect();
+    let subscribed = folders
+        .iter()
+        .filter(|f| f.subscribed)
+        .map(|f| f.name.clone())
+        .collect();
     let mut snap = Snapshot::new();
     for f in folders.iter().filter(|f| f.selectable) {
         let status = session.examine(&f.name).await?;
@@ -173,7 +207,11 @@ pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<(Snapsho
                 .fetch_bodies(&imap::UidSet::all(), |m| {
                     let mut flags = m.meta.flags.clone();
                     flags.sort();
-                    items.push((hex::encode(Sha256::digest(&m.bytes)), flags, m.meta.internaldate.unix_timestamp()));
+                    items.push((
+                        hex::encode(Sha256::digest(&m.bytes)),
+                        flags,
+                        m.meta.internaldate.unix_timestamp(),
+                    ));
                     std::future::ready(std::ops::ControlFlow::Continue(()))
                 })
                 .await?;
@@ -186,16 +224,27 @@ pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<(Snapsho
 }
 
 /// Polls the admin API until the user reaches `state` (or fails), up to `timeout`.
-pub async fn wait_for_state(app: &TestApp, project: &str, user: &str, state: &str, timeout: std::time::Duration) -> Result<Value> {
+pub async fn wait_for_state(
+    app: &TestApp,
+    project: &str,
+    user: &str,
+    state: &str,
+    timeout: std::time::Duration,
+) -> Result<Value> {
     let until = std::time::Instant::now() + timeout;
     loop {
-        let r = app.get(&format!("/api/admin/projects/{project}/users/{user}")).await?;
+        let r = app
+            .get(&format!("/api/admin/projects/{project}/users/{user}"))
+            .await?;
         let now = r.body["user"]["state"].as_str().unwrap_or("").to_owned();
         if now == state {
             return Ok(r.body);
         }
         if std::time::Instant::now() > until {
-            bail!("user still '{now}' after {timeout:?}, wanted '{state}': {}", r.body);
+            bail!(
+                "user still '{now}' after {timeout:?}, wanted '{state}': {}",
+                r.body
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

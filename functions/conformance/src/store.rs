@@ -113,7 +113,11 @@ fn project(name: &str) -> Project {
         invite_to: InviteTo::Source,
         admin_email: Some(email("admin@example.com")),
         notify_user: true,
-        copy: domain::CopyOptions { exclude: vec!["Junk".into()], max_message_bytes: Some(25_000_000), ..Default::default() },
+        copy: domain::CopyOptions {
+            exclude: vec!["Junk".into()],
+            max_message_bytes: Some(25_000_000),
+            ..Default::default()
+        },
         created_at: at(0),
         version: 1,
     }
@@ -180,7 +184,11 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         pass: 1,
         uidvalidity: Some(1_700_000_001),
         last_uid: 41,
-        in_flight: Some(domain::InFlight { to_uid: 50, target_uidvalidity: 7, target_uidnext: 13 }),
+        in_flight: Some(domain::InFlight {
+            to_uid: 50,
+            target_uidvalidity: 7,
+            target_uidnext: 13,
+        }),
         highest_modseq: Some(9_000_000_000),
         source_messages: 100,
         source_bytes: 5_000_000,

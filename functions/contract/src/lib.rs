@@ -85,7 +85,10 @@ pub struct ConnectorView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum AuthView {
-    Admin { login_pattern: String, has_password: bool },
+    Admin {
+        login_pattern: String,
+        has_password: bool,
+    },
     PerUser,
 }
 

@@ -1,8 +1,8 @@
 //! Admin sign-in for the local mode: one admin password, kept only as an argon2 hash, and
 //! sessions whose cookie value is a random token stored as its SHA-256.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::rngs::OsRng;
 
 use crate::app::App;
@@ -23,7 +23,11 @@ pub fn hash_password(password: &Secret) -> Result<String, AppError> {
 
 pub fn verify_password(password: &Secret, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.expose().as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.expose().as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -32,19 +36,31 @@ pub fn generate_password() -> Secret {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = OsRng;
-    Secret::new((0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect::<String>())
+    Secret::new(
+        (0..20)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect::<String>(),
+    )
 }
 
 impl App {
     /// Makes sure an admin password exists. With `configured` (from the environment) that
     /// password is used; otherwise one is generated on first start and returned so the caller
     /// can print it once. Returns `None` when nothing new needs to be shown.
-    pub async fn ensure_admin_password(&self, configured: Option<Secret>) -> Result<Option<Secret>, AppError> {
+    pub async fn ensure_admin_password(
+        &self,
+        configured: Option<Secret>,
+    ) -> Result<Option<Secret>, AppError> {
         let store = &self.deps.store;
         if let Some(pw) = configured {
             let current = store.get_setting(ADMIN_PASSWORD_KEY).await?;
-            if current.as_deref().is_none_or(|phc| !verify_password(&pw, phc)) {
-                store.put_setting(ADMIN_PASSWORD_KEY, &hash_password(&pw)?).await?;
+            if current
+                .as_deref()
+                .is_none_or(|phc| !verify_password(&pw, phc))
+            {
+                store
+                    .put_setting(ADMIN_PASSWORD_KEY, &hash_password(&pw)?)
+                    .await?;
             }
             return Ok(None);
         }
@@ -52,14 +68,18 @@ impl App {
             return Ok(None);
         }
         let generated = generate_password();
-        let stored = store.put_setting_if_absent(ADMIN_PASSWORD_KEY, &hash_password(&generated)?).await?;
+        let stored = store
+            .put_setting_if_absent(ADMIN_PASSWORD_KEY, &hash_password(&generated)?)
+            .await?;
         Ok(stored.then_some(generated))
     }
 
     /// Checks the admin password and opens a session; returns the cookie value.
     pub async fn admin_login(&self, password: &Secret) -> Result<String, AppError> {
         let phc = self.deps.store.get_setting(ADMIN_PASSWORD_KEY).await?;
-        let ok = phc.as_deref().is_some_and(|phc| verify_password(password, phc));
+        let ok = phc
+            .as_deref()
+            .is_some_and(|phc| verify_password(password, phc));
         if !ok {
             return Err(AppError::Validation {
                 message: "the password is not right".into(),

@@ -99,7 +99,10 @@ impl App {
         while config.public_url.ends_with('/') {
             config.public_url.pop();
         }
-        App { deps, config: Arc::new(config) }
+        App {
+            deps,
+            config: Arc::new(config),
+        }
     }
 
     pub fn deps(&self) -> &Deps {
@@ -132,20 +135,29 @@ impl App {
         change(&mut next);
         next.version = user.version + 1;
         next.updated_at = self.deps.clock.now();
-        self.deps.store.update_user(&next, user.version).await.map_err(|e| match e {
-            StoreError::Conflict => AppError::Conflict(format!(
-                "{} was changed meanwhile; reload and try again",
-                user.source_email
-            )),
-            other => other.into(),
-        })?;
-        self.log_event(&next, format!("{} → {}", user.state.label(), to.label())).await;
+        self.deps
+            .store
+            .update_user(&next, user.version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => AppError::Conflict(format!(
+                    "{} was changed meanwhile; reload and try again",
+                    user.source_email
+                )),
+                other => other.into(),
+            })?;
+        self.log_event(&next, format!("{} → {}", user.state.label(), to.label()))
+            .await;
         Ok(next)
     }
 
     /// Appends to the user's event log; a failure here is logged, never fatal.
     pub(crate) async fn log_event(&self, user: &MailUser, message: String) {
-        let event = UserEvent { user_id: user.id, at: self.deps.clock.now(), message };
+        let event = UserEvent {
+            user_id: user.id,
+            at: self.deps.clock.now(),
+            message,
+        };
         if let Err(e) = self.deps.store.append_event(&event).await {
             tracing::warn!(user = %user.id, error = %e, "could not append to the event log");
         }
@@ -166,7 +178,10 @@ impl App {
             })
             .await?;
         debug_assert_eq!(scheduled.state, UserState::Scheduled);
-        let job = Job::Plan { user_id: scheduled.id.0, pass: scheduled.pass };
+        let job = Job::Plan {
+            user_id: scheduled.id.0,
+            pass: scheduled.pass,
+        };
         if let Err(e) = self.deps.queue.send(&job, Duration::ZERO).await {
             tracing::error!(user = %scheduled.id, error = %e, "could not queue the plan job");
             let _ = self
@@ -179,4 +194,3 @@ impl App {
         Ok(scheduled)
     }
 }
-

@@ -30,8 +30,13 @@ pub enum CsvFileError {
     Empty,
 }
 
-pub const COLUMNS: [&str; 5] =
-    ["source_email", "target_email", "display_name", "source_password", "target_password"];
+pub const COLUMNS: [&str; 5] = [
+    "source_email",
+    "target_email",
+    "display_name",
+    "source_password",
+    "target_password",
+];
 const REQUIRED: [&str; 2] = ["source_email", "target_email"];
 
 /// Column names are matched ignoring case, surrounding spaces, and `-`/space versus `_`.
@@ -65,7 +70,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
             if std::str::from_utf8(line).is_err() {
                 errors.push(LineError {
                     line: i as u64 + 1,
-                    message: "this line is not valid UTF-8; save the file as UTF-8 and upload it again".into(),
+                    message:
+                        "this line is not valid UTF-8; save the file as UTF-8 and upload it again"
+                            .into(),
                 });
                 if errors.len() >= 100 {
                     break;
@@ -83,20 +90,31 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
 
     let headers = match reader.headers() {
         Ok(h) => h.iter().map(normalise_header).collect::<Vec<_>>(),
-        Err(e) => return Err(Ok(vec![LineError { line: 1, message: format!("the header row cannot be read: {e}") }])),
+        Err(e) => {
+            return Err(Ok(vec![LineError {
+                line: 1,
+                message: format!("the header row cannot be read: {e}"),
+            }]));
+        }
     };
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
         match COLUMNS.iter().find(|c| **c == h.as_str()) {
             Some(c) => {
                 if index.insert(c, i).is_some() {
-                    errors.push(LineError { line: 1, message: format!("the column '{c}' appears twice") });
+                    errors.push(LineError {
+                        line: 1,
+                        message: format!("the column '{c}' appears twice"),
+                    });
                 }
             }
             None if h.is_empty() => {}
             None => errors.push(LineError {
                 line: 1,
-                message: format!("unknown column '{h}'; the columns are {}", COLUMNS.join(", ")),
+                message: format!(
+                    "unknown column '{h}'; the columns are {}",
+                    COLUMNS.join(", ")
+                ),
             }),
         }
     }
@@ -104,7 +122,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
         if !index.contains_key(req) {
             errors.push(LineError {
                 line: 1,
-                message: format!("the required column '{req}' is missing; the header must name {}", REQUIRED.join(" and ")),
+                message: format!(
+                    "the required column '{req}' is missing; the header must name {}",
+                    REQUIRED.join(" and ")
+                ),
             });
         }
     }
@@ -120,7 +141,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(LineError { line, message: format!("this line cannot be read: {e}") });
+                errors.push(LineError {
+                    line,
+                    message: format!("this line cannot be read: {e}"),
+                });
                 continue;
             }
         };
@@ -130,13 +154,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
         }
         data_rows += 1;
         if data_rows > CSV_MAX_ROWS {
-            errors.push(LineError { line, message: format!("the file has more than {CSV_MAX_ROWS} rows; split it") });
+            errors.push(LineError {
+                line,
+                message: format!("the file has more than {CSV_MAX_ROWS} rows; split it"),
+            });
             break;
         }
         if record.len() > headers.len() {
             errors.push(LineError {
                 line,
-                message: format!("this line has {} fields but the header has {}", record.len(), headers.len()),
+                message: format!(
+                    "this line has {} fields but the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
             });
             continue;
         }
@@ -167,24 +198,39 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
         let target_password = password("target_password", &mut problems);
         if let Some(src) = &source {
             if let Some(first) = seen.get(src) {
-                problems.push(format!("source_email {src} already appears on line {first}"));
+                problems.push(format!(
+                    "source_email {src} already appears on line {first}"
+                ));
             } else {
                 seen.insert(src.clone(), line);
             }
         }
         if !problems.is_empty() {
-            errors.push(LineError { line, message: problems.join("; ") });
+            errors.push(LineError {
+                line,
+                message: problems.join("; "),
+            });
             continue;
         }
         if let (Some(source_email), Some(target_email)) = (source, target) {
-            rows.push(CsvRow { line, source_email, target_email, display_name, source_password, target_password });
+            rows.push(CsvRow {
+                line,
+                source_email,
+                target_email,
+                display_name,
+                source_password,
+                target_password,
+            });
         }
     }
     if !errors.is_empty() {
         return Err(Ok(errors));
     }
     if rows.is_empty() {
-        return Err(Ok(vec![LineError { line: 2, message: "the file has a header but no users".into() }]));
+        return Err(Ok(vec![LineError {
+            line: 2,
+            message: "the file has a header but no users".into(),
+        }]));
     }
     Ok(rows)
 }
@@ -244,7 +290,8 @@ mod tests {
 
     #[test]
     fn non_utf8_is_reported_by_line() {
-        let e = errs(b"source_email,target_email,display_name\na@old.example,a@new.example,Ren\xe9\n");
+        let e =
+            errs(b"source_email,target_email,display_name\na@old.example,a@new.example,Ren\xe9\n");
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].line, 2);
         assert!(e[0].message.contains("UTF-8"));

@@ -60,7 +60,10 @@ pub enum LoginError {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    Validation { message: String, details: serde_json::Value },
+    Validation {
+        message: String,
+        details: serde_json::Value,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -69,7 +72,9 @@ pub enum AppError {
     Unauthorized,
     #[error("this link has expired; ask your administrator for a new one")]
     InviteExpired,
-    #[error("this link is locked after too many failed attempts; ask your administrator for a new one")]
+    #[error(
+        "this link is locked after too many failed attempts; ask your administrator for a new one"
+    )]
     InviteLocked,
     /// The mail server rejected the password the user typed.
     #[error("{message}")]
@@ -83,7 +88,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn validation(message: impl Into<String>) -> Self {
-        AppError::Validation { message: message.into(), details: serde_json::Value::Null }
+        AppError::Validation {
+            message: message.into(),
+            details: serde_json::Value::Null,
+        }
     }
 
     pub fn validation_field(field: &str, message: impl Into<String>) -> Self {
@@ -126,8 +134,12 @@ impl From<VaultError> for AppError {
 impl From<MailError> for AppError {
     fn from(e: MailError) -> Self {
         match e {
-            MailError::Refused(m) => AppError::Upstream(format!("the invite email was refused: {m}")),
-            MailError::Backend(m) => AppError::Upstream(format!("the invite email could not be sent: {m}")),
+            MailError::Refused(m) => {
+                AppError::Upstream(format!("the invite email was refused: {m}"))
+            }
+            MailError::Backend(m) => {
+                AppError::Upstream(format!("the invite email could not be sent: {m}"))
+            }
         }
     }
 }

@@ -87,7 +87,10 @@ pub enum MailboxError {
     Connection(String),
     /// The server asked us to slow down; retry after the hint when it gave one.
     #[error("the server is throttling: {message}")]
-    Throttled { message: String, retry_after: Option<Duration> },
+    Throttled {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The credentials no longer work (changed password, locked account).
     #[error("the login was rejected: {0}")]
     Auth(String),
@@ -101,7 +104,10 @@ pub enum MailboxError {
 
 impl MailboxError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, MailboxError::Connection(_) | MailboxError::Throttled { .. })
+        matches!(
+            self,
+            MailboxError::Connection(_) | MailboxError::Throttled { .. }
+        )
     }
 }
 
@@ -139,10 +145,18 @@ pub trait MailSession: Send {
     /// Creates a folder (and its parents); an existing folder is not an error.
     async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError>;
     async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError>;
-    /// Appends to `folder`; one outcome per item, in order.
-    async fn append(&mut self, folder: &str, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, MailboxError>;
+    /// Appends to `folder`; one outcome per item, in order. Takes the items by value so the
+    /// bytes move through without a copy.
+    async fn append(
+        &mut self,
+        folder: &str,
+        items: Vec<AppendItem>,
+    ) -> Result<Vec<AppendOutcome>, MailboxError>;
     /// Metadata of the messages in the open folder whose Message-ID is `message_id`.
-    async fn find_by_message_id(&mut self, message_id: &str) -> Result<Vec<MessageMeta>, MailboxError>;
+    async fn find_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<MessageMeta>, MailboxError>;
     /// Replaces the flags of one message in the open folder.
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError>;
     async fn logout(self: Box<Self>);

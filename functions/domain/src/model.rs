@@ -11,7 +11,9 @@ use crate::error::AppError;
 
 macro_rules! id_type {
     ($name:ident) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -119,7 +121,10 @@ mod b64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum ConnectorAuth {
-    Admin { login_pattern: String, password: Sealed },
+    Admin {
+        login_pattern: String,
+        password: Sealed,
+    },
     PerUser,
 }
 
@@ -134,7 +139,11 @@ pub struct Connector {
 
 impl Connector {
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint { host: self.host.clone(), port: self.port, security: self.security }
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            security: self.security,
+        }
     }
 
     pub fn view(&self) -> ConnectorView {
@@ -144,9 +153,10 @@ impl Connector {
             port: self.port,
             security: self.security,
             auth: match &self.auth {
-                ConnectorAuth::Admin { login_pattern, .. } => {
-                    AuthView::Admin { login_pattern: login_pattern.clone(), has_password: true }
-                }
+                ConnectorAuth::Admin { login_pattern, .. } => AuthView::Admin {
+                    login_pattern: login_pattern.clone(),
+                    has_password: true,
+                },
                 ConnectorAuth::PerUser => AuthView::PerUser,
             },
         }
@@ -184,7 +194,11 @@ pub fn parse_host(raw: &str) -> Result<String, String> {
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
-    if ok { Ok(host.to_ascii_lowercase()) } else { Err(format!("'{host}' is not a valid host name")) }
+    if ok {
+        Ok(host.to_ascii_lowercase())
+    } else {
+        Err(format!("'{host}' is not a valid host name"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,11 @@ use crate::secret::Secret;
 pub trait Store: Send + Sync + 'static {
     // Projects.
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
-    async fn update_project(&self, project: &Project, expected_version: u64) -> Result<(), StoreError>;
+    async fn update_project(
+        &self,
+        project: &Project,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
     async fn get_project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
 
@@ -36,8 +40,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<MailUser>, StoreError>;
     /// Users of a project matching the query, ordered by source address, and the total number
     /// of matches.
-    async fn list_users(&self, project: ProjectId, query: &UserQuery) -> Result<(Vec<MailUser>, u64), StoreError>;
-    async fn count_users_by_state(&self, project: ProjectId) -> Result<Vec<(UserState, u64)>, StoreError>;
+    async fn list_users(
+        &self,
+        project: ProjectId,
+        query: &UserQuery,
+    ) -> Result<(Vec<MailUser>, u64), StoreError>;
+    async fn count_users_by_state(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<(UserState, u64)>, StoreError>;
     /// Deletes the user with its credentials, invites, folders and events. Deleting a user that
     /// does not exist succeeds.
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
@@ -51,7 +62,8 @@ pub trait Store: Send + Sync + 'static {
     // duplicate hash.
     async fn insert_invite(&self, invite: &Invite) -> Result<(), StoreError>;
     async fn get_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
-    async fn update_invite(&self, invite: &Invite, expected_version: u64) -> Result<(), StoreError>;
+    async fn update_invite(&self, invite: &Invite, expected_version: u64)
+    -> Result<(), StoreError>;
     async fn delete_invites_of_user(&self, user: UserId) -> Result<(), StoreError>;
 
     // Admin settings and sessions.
@@ -69,8 +81,16 @@ pub trait Store: Send + Sync + 'static {
 
     // Folder checkpoints, keyed by (user, source folder name). `expected_version` None means
     // insert (fails with `AlreadyExists` when present).
-    async fn put_folder(&self, folder: &FolderState, expected_version: Option<u64>) -> Result<(), StoreError>;
-    async fn get_folder(&self, user: UserId, source_name: &str) -> Result<Option<FolderState>, StoreError>;
+    async fn put_folder(
+        &self,
+        folder: &FolderState,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+    async fn get_folder(
+        &self,
+        user: UserId,
+        source_name: &str,
+    ) -> Result<Option<FolderState>, StoreError>;
     async fn list_folders(&self, user: UserId) -> Result<Vec<FolderState>, StoreError>;
 }
 

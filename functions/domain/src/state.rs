@@ -114,7 +114,10 @@ mod tests {
                 Transition::Retry,
                 Transition::Delta,
             ];
-            assert!(all.iter().any(|t| t.apply(s).is_some()), "{s:?} is a dead end");
+            assert!(
+                all.iter().any(|t| t.apply(s).is_some()),
+                "{s:?} is a dead end"
+            );
         }
     }
 }

@@ -35,6 +35,7 @@ fn project(admin_password: domain::model::Sealed) -> Project {
         invite_to: InviteTo::Source,
         admin_email: None,
         notify_user: false,
+        copy: Default::default(),
         created_at: OffsetDateTime::now_utc(),
         version: 1,
     }

@@ -33,9 +33,15 @@ pub fn to_mailbox_error(e: ImapError) -> MailboxError {
             let code = code_name(&e).unwrap_or_default();
             if code.contains("TRYCREATE") || code.contains("NONEXISTENT") {
                 MailboxError::FolderNotFound(text)
-            } else if code.contains("UNAVAILABLE") || code.contains("INUSE") || code.contains("LIMIT") && !code.contains("APPEND") {
+            } else if code.contains("UNAVAILABLE")
+                || code.contains("INUSE")
+                || code.contains("LIMIT") && !code.contains("APPEND")
+            {
                 // RFC 5530: temporary conditions; a server asking us to slow down says so here.
-                MailboxError::Throttled { message: text, retry_after: None }
+                MailboxError::Throttled {
+                    message: text,
+                    retry_after: None,
+                }
             } else {
                 MailboxError::Refused(text)
             }
@@ -69,11 +75,20 @@ fn special_use(s: crate::SpecialUse) -> port::SpecialUse {
 }
 
 fn status(s: crate::FolderStatus) -> port::FolderStatus {
-    port::FolderStatus { uidvalidity: s.uidvalidity, uidnext: s.uidnext, messages: s.messages, highest_modseq: s.highest_modseq }
+    port::FolderStatus {
+        uidvalidity: s.uidvalidity,
+        uidnext: s.uidnext,
+        messages: s.messages,
+        highest_modseq: s.highest_modseq,
+    }
 }
 
 fn uid_range(from: u32, to: u32) -> UidSet {
-    if to == u32::MAX { UidSet::from_uid(from) } else { UidSet::range(from..=to) }
+    if to == u32::MAX {
+        UidSet::from_uid(from)
+    } else {
+        UidSet::range(from..=to)
+    }
 }
 
 /// A logged-in IMAP session behind the engine's port.
@@ -103,9 +118,19 @@ impl MailboxConnector for ImapMailboxes {
         password: &Secret,
         timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
-        let mut session = match tokio::time::timeout(timeout, ImapMailboxes::open(self, endpoint, login, password, timeout)).await {
+        let mut session = match tokio::time::timeout(
+            timeout,
+            ImapMailboxes::open(self, endpoint, login, password, timeout),
+        )
+        .await
+        {
             Ok(r) => r.map_err(to_mailbox_error)?,
-            Err(_) => return Err(MailboxError::Connection(format!("{}:{} did not answer in time", endpoint.host, endpoint.port))),
+            Err(_) => {
+                return Err(MailboxError::Connection(format!(
+                    "{}:{} did not answer in time",
+                    endpoint.host, endpoint.port
+                )));
+            }
         };
         // CONDSTORE makes SELECT report HIGHESTMODSEQ and lets delta passes ask for changes.
         if session.capabilities().has("CONDSTORE") {
@@ -118,7 +143,11 @@ impl MailboxConnector for ImapMailboxes {
 #[async_trait]
 impl MailSession for ImapMailSession {
     async fn list_folders(&mut self) -> Result<Vec<port::FolderInfo>, MailboxError> {
-        let folders = self.session.list_folders().await.map_err(to_mailbox_error)?;
+        let folders = self
+            .session
+            .list_folders()
+            .await
+            .map_err(to_mailbox_error)?;
         Ok(folders
             .into_iter()
             .map(|f| port::FolderInfo {
@@ -132,20 +161,43 @@ impl MailSession for ImapMailSession {
     }
 
     async fn examine(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
-        self.session.examine(folder).await.map(status).map_err(to_mailbox_error)
+        self.session
+            .examine(folder)
+            .await
+            .map(status)
+            .map_err(to_mailbox_error)
     }
 
     async fn select(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
-        self.session.select(folder).await.map(status).map_err(to_mailbox_error)
+        self.session
+            .select(folder)
+            .await
+            .map(status)
+            .map_err(to_mailbox_error)
     }
 
-    async fn fetch_meta(&mut self, from: u32, to: u32) -> Result<Vec<port::MessageMeta>, MailboxError> {
-        let metas = self.session.fetch_meta(&uid_range(from, to)).await.map_err(to_mailbox_error)?;
+    async fn fetch_meta(
+        &mut self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<port::MessageMeta>, MailboxError> {
+        let metas = self
+            .session
+            .fetch_meta(&uid_range(from, to))
+            .await
+            .map_err(to_mailbox_error)?;
         Ok(metas.into_iter().map(meta).collect())
     }
 
-    async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Vec<port::MessageMeta>, MailboxError> {
-        let changes = self.session.fetch_changed_since(modseq).await.map_err(to_mailbox_error)?;
+    async fn fetch_changed_since(
+        &mut self,
+        modseq: u64,
+    ) -> Result<Vec<port::MessageMeta>, MailboxError> {
+        let changes = self
+            .session
+            .fetch_changed_since(modseq)
+            .await
+            .map_err(to_mailbox_error)?;
         Ok(changes.changed.into_iter().map(meta).collect())
     }
 
@@ -158,7 +210,10 @@ impl MailSession for ImapMailSession {
         let summary = self
             .session
             .fetch_bodies(&UidSet::from_uids(uids.iter().copied()), |m| {
-                let result = sink(port::FetchedMessage { meta: meta(m.meta), body: m.bytes });
+                let result = sink(port::FetchedMessage {
+                    meta: meta(m.meta),
+                    body: m.bytes,
+                });
                 let flow = match result {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(e) => {
@@ -183,37 +238,67 @@ impl MailSession for ImapMailSession {
     }
 
     async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
-        self.session.create_folder(folder).await.map(drop).map_err(to_mailbox_error)
+        self.session
+            .create_folder(folder)
+            .await
+            .map(drop)
+            .map_err(to_mailbox_error)
     }
 
     async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError> {
-        self.session.subscribe(folder).await.map_err(to_mailbox_error)
+        self.session
+            .subscribe(folder)
+            .await
+            .map_err(to_mailbox_error)
     }
 
-    async fn append(&mut self, folder: &str, items: &[port::AppendItem]) -> Result<Vec<port::AppendOutcome>, MailboxError> {
-        // The IMAP layer wants owned items; the bytes are moved through once per chunk.
+    async fn append(
+        &mut self,
+        folder: &str,
+        items: Vec<port::AppendItem>,
+    ) -> Result<Vec<port::AppendOutcome>, MailboxError> {
         let items: Vec<crate::AppendItem> = items
-            .iter()
-            .map(|i| crate::AppendItem { bytes: i.body.clone(), flags: i.flags.clone(), internaldate: Some(i.internaldate) })
+            .into_iter()
+            .map(|i| crate::AppendItem {
+                bytes: i.body,
+                flags: i.flags,
+                internaldate: Some(i.internaldate),
+            })
             .collect();
-        let outcomes = self.session.append(folder, &items).await.map_err(to_mailbox_error)?;
+        let outcomes = self
+            .session
+            .append(folder, &items)
+            .await
+            .map_err(to_mailbox_error)?;
         Ok(outcomes
             .into_iter()
             .map(|o| match o {
                 crate::AppendOutcome::Appended { uid, .. } => port::AppendOutcome::Appended { uid },
-                crate::AppendOutcome::Rejected { text, .. } => port::AppendOutcome::Rejected { reason: text },
+                crate::AppendOutcome::Rejected { text, .. } => {
+                    port::AppendOutcome::Rejected { reason: text }
+                }
             })
             .collect())
     }
 
-    async fn find_by_message_id(&mut self, message_id: &str) -> Result<Vec<port::MessageMeta>, MailboxError> {
+    async fn find_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<port::MessageMeta>, MailboxError> {
         let folder = self.selected_name()?;
-        let metas = self.session.find_by_message_id(&folder, message_id).await.map_err(to_mailbox_error)?;
+        let metas = self
+            .session
+            .find_by_message_id(&folder, message_id)
+            .await
+            .map_err(to_mailbox_error)?;
         Ok(metas.into_iter().map(meta).collect())
     }
 
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError> {
-        self.session.set_flags(&UidSet::from_uids([uid]), flags).await.map_err(to_mailbox_error)
+        self.session
+            .set_flags(&UidSet::from_uids([uid]), flags)
+            .await
+            .map_err(to_mailbox_error)
     }
 
     async fn logout(self: Box<Self>) {

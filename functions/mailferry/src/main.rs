@@ -9,7 +9,11 @@ use mailferry::serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mailferry", version, about = "Move mailboxes from one mail system to another")]
+#[command(
+    name = "mailferry",
+    version,
+    about = "Move mailboxes from one mail system to another"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

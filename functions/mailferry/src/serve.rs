@@ -10,7 +10,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use domain::ports::{Queue, SystemClock};
 use domain::{App, AppConfig, Deps, Secret};
-use embedded::{KeyFileVault, OutboxMailer, SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity, SqliteQueue, SqliteStore};
+use embedded::{
+    KeyFileVault, OutboxMailer, SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity, SqliteQueue,
+    SqliteStore,
+};
 use tokio::sync::watch;
 
 #[derive(Debug, Args)]
@@ -33,7 +36,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MAILFERRY_SMTP_URL")]
     pub smtp_url: Option<String>,
     /// Sender address of invites and notifications.
-    #[arg(long, env = "MAILFERRY_MAIL_FROM", default_value = "mailferry@localhost")]
+    #[arg(
+        long,
+        env = "MAILFERRY_MAIL_FROM",
+        default_value = "mailferry@localhost"
+    )]
     pub mail_from: String,
     /// Copy jobs handled at once by this process.
     #[arg(long, env = "MAILFERRY_WORKERS", default_value_t = 4)]
@@ -77,19 +84,32 @@ impl ServeArgs {
 }
 
 fn smtp_config(url: &str, from: &str) -> anyhow::Result<SmtpConfig> {
-    let (scheme, rest) = url.split_once("://").context("MAILFERRY_SMTP_URL must look like smtp://host:port")?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("MAILFERRY_SMTP_URL must look like smtp://host:port")?;
     let security = match scheme {
         "smtp" => SmtpSecurity::Plaintext,
         "smtp+starttls" => SmtpSecurity::StartTls,
         "smtps" => SmtpSecurity::Tls,
-        other => bail!("MAILFERRY_SMTP_URL: unknown scheme '{other}' (use smtp, smtp+starttls or smtps)"),
+        other => {
+            bail!("MAILFERRY_SMTP_URL: unknown scheme '{other}' (use smtp, smtp+starttls or smtps)")
+        }
     };
-    let (host, port) = rest.trim_end_matches('/').rsplit_once(':').context("MAILFERRY_SMTP_URL needs a port")?;
-    let port: u16 = port.parse().context("MAILFERRY_SMTP_URL: the port is not a number")?;
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .context("MAILFERRY_SMTP_URL needs a port")?;
+    let port: u16 = port
+        .parse()
+        .context("MAILFERRY_SMTP_URL: the port is not a number")?;
     let mut config = SmtpConfig::new(host, port, security, from);
     if let Ok(user) = std::env::var("MAILFERRY_SMTP_USER") {
-        let password = std::env::var("MAILFERRY_SMTP_PASSWORD").context("MAILFERRY_SMTP_USER is set but MAILFERRY_SMTP_PASSWORD is not")?;
-        config.credentials = Some(SmtpCredentials { username: user, password: Secret::new(password) });
+        let password = std::env::var("MAILFERRY_SMTP_PASSWORD")
+            .context("MAILFERRY_SMTP_USER is set but MAILFERRY_SMTP_PASSWORD is not")?;
+        config.credentials = Some(SmtpCredentials {
+            username: user,
+            password: Secret::new(password),
+        });
     }
     Ok(config)
 }
@@ -126,17 +146,30 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         .with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
     let data = args.data_dir.canonicalize()?;
 
-    let store = Arc::new(SqliteStore::open(data.join("mailferry.db")).context("opening the database")?);
-    let queue = Arc::new(SqliteQueue::open(data.join("queue.db"), args.max_receives.max(1)).context("opening the queue")?);
-    let vault = Arc::new(KeyFileVault::open_or_create(data.join("vault.key")).context("opening the vault key")?);
+    let store =
+        Arc::new(SqliteStore::open(data.join("mailferry.db")).context("opening the database")?);
+    let queue = Arc::new(
+        SqliteQueue::open(data.join("queue.db"), args.max_receives.max(1))
+            .context("opening the queue")?,
+    );
+    let vault = Arc::new(
+        KeyFileVault::open_or_create(data.join("vault.key")).context("opening the vault key")?,
+    );
     let mailer: Arc<dyn domain::ports::Mailer> = match &args.smtp_url {
-        Some(url) => Arc::new(SmtpMailer::new(&smtp_config(url, &args.mail_from)?).context("setting up SMTP")?),
-        None => Arc::new(OutboxMailer::new(data.join("outbox"), &args.mail_from).context("opening the outbox")?),
+        Some(url) => Arc::new(
+            SmtpMailer::new(&smtp_config(url, &args.mail_from)?).context("setting up SMTP")?,
+        ),
+        None => Arc::new(
+            OutboxMailer::new(data.join("outbox"), &args.mail_from)
+                .context("opening the outbox")?,
+        ),
     };
     let mut tls = imap::TlsConfig::native_roots();
     if let Some(ca) = &args.extra_ca {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        tls = tls.with_extra_ca_pem(&pem).context("MAILFERRY_EXTRA_CA is not a PEM certificate")?;
+        tls = tls
+            .with_extra_ca_pem(&pem)
+            .context("MAILFERRY_EXTRA_CA is not a PEM certificate")?;
     }
     let mailboxes = Arc::new(imap::ImapMailboxes::new(tls));
 
@@ -144,16 +177,34 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
 
-    let deps = Deps { store, queue: queue.clone(), mailer, vault, clock: Arc::new(SystemClock), mailboxes: mailboxes.clone(), connector: mailboxes };
-    let mut config = AppConfig { public_url: public_url.clone(), ..AppConfig::default() };
+    let deps = Deps {
+        store,
+        queue: queue.clone(),
+        mailer,
+        vault,
+        clock: Arc::new(SystemClock),
+        mailboxes: mailboxes.clone(),
+        connector: mailboxes,
+    };
+    let mut config = AppConfig {
+        public_url: public_url.clone(),
+        ..AppConfig::default()
+    };
     config.copy.lease_ttl = Duration::from_secs(args.lease_secs.max(1));
     config.copy.chunk_messages = args.chunk_messages.max(1);
     let app = App::new(deps, config);
     let generated_admin_password = app.ensure_admin_password(admin_password).await?;
 
-    let frontend_dir = args.frontend.join("index.html").is_file().then(|| args.frontend.clone());
+    let frontend_dir = args
+        .frontend
+        .join("index.html")
+        .is_file()
+        .then(|| args.frontend.clone());
     if frontend_dir.is_none() {
         tracing::warn!(dir = %args.frontend.display(), "no built web console found; serving the API only (cargo xtask run builds it)");
     }
@@ -168,7 +219,14 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let visibility = Duration::from_secs(args.job_visibility_secs.max(1));
     // A job must hand over before its message becomes visible again.
     let budget = JOB_BUDGET.min(visibility - visibility / 5);
-    let worker = tokio::spawn(worker_loop(app.clone(), queue, args.workers.max(1), visibility, budget, stop_rx.clone()));
+    let worker = tokio::spawn(worker_loop(
+        app.clone(),
+        queue,
+        args.workers.max(1),
+        visibility,
+        budget,
+        stop_rx.clone(),
+    ));
     let mut server_stop = stop_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -180,22 +238,42 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         // not ack is redelivered after the visibility timeout on the next start.
         match tokio::time::timeout(Duration::from_secs(30), worker).await {
             Ok(_) => tracing::info!("worker stopped"),
-            Err(_) => tracing::warn!("worker did not stop within 30 s; unfinished jobs will be redelivered"),
+            Err(_) => tracing::warn!(
+                "worker did not stop within 30 s; unfinished jobs will be redelivered"
+            ),
         }
         Ok(())
     });
-    Ok(Server { addr, public_url, data_dir: data, generated_admin_password, app, stop: stop_tx, task })
+    Ok(Server {
+        addr,
+        public_url,
+        data_dir: data,
+        generated_admin_password,
+        app,
+        stop: stop_tx,
+        task,
+    })
 }
 
 /// `mailferry serve`: start, print where to go, run until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let configured = std::env::var("MAILFERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new);
+    let configured = std::env::var("MAILFERRY_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret::new);
     let server = start(args, configured).await?;
     if let Some(generated) = &server.generated_admin_password {
         // Printed once, on the first start, to the terminal only (never to the log).
-        println!("\n  First start: the admin password is  {}\n  (set MAILFERRY_ADMIN_PASSWORD to choose your own)\n", generated.expose());
+        println!(
+            "\n  First start: the admin password is  {}\n  (set MAILFERRY_ADMIN_PASSWORD to choose your own)\n",
+            generated.expose()
+        );
     }
-    println!("mailferry is listening on {}  (data in {})", server.public_url, server.data_dir.display());
+    println!(
+        "mailferry is listening on {}  (data in {})",
+        server.public_url,
+        server.data_dir.display()
+    );
     let stop = server.stop.clone();
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
@@ -269,7 +347,9 @@ async fn worker_loop(
             continue;
         }
         for delivery in deliveries {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
             let app = app.clone();
             let queue = queue.clone();
             tasks.spawn(async move {
@@ -281,7 +361,12 @@ async fn worker_loop(
     while tasks.join_next().await.is_some() {}
 }
 
-pub async fn handle_delivery(app: &App, queue: &dyn Queue, delivery: domain::ports::Delivery, budget: Duration) {
+pub async fn handle_delivery(
+    app: &App,
+    queue: &dyn Queue,
+    delivery: domain::ports::Delivery,
+    budget: Duration,
+) {
     let outcome = app.handle_job(&delivery.job, budget).await;
     let result = match outcome {
         Ok(domain::app::JobOutcome::Done) => queue.ack(&delivery.receipt).await,

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract::{
-    BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport, OutboxMail, ProjectInput,
-    ProjectView, Selection, UserDetail, UserInput, UserPage, UserState, UserView,
+    BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport, OutboxMail,
+    ProjectInput, ProjectView, Selection, UserDetail, UserInput, UserPage, UserState, UserView,
 };
 use domain::{ProjectId, UserId, UserQuery};
 use serde::Deserialize;
@@ -37,8 +37,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/projects/{id}/users/export", get(export_users))
         .route("/projects/{id}/users/actions/{action}", post(bulk_action))
-        .route("/projects/{id}/users/{uid}", get(user_detail).delete(delete_user))
-        .route("/projects/{id}/users/{uid}/actions/{action}", post(user_action))
+        .route(
+            "/projects/{id}/users/{uid}",
+            get(user_detail).delete(delete_user),
+        )
+        .route(
+            "/projects/{id}/users/{uid}/actions/{action}",
+            post(user_action),
+        )
         .route("/outbox", get(outbox))
 }
 
@@ -51,13 +57,19 @@ async fn list_projects(State(st): S) -> ApiResult<axum::Json<Vec<ProjectView>>> 
     Ok(axum::Json(st.app.list_project_views().await?))
 }
 
-async fn create_project(State(st): S, ApiJson(input): ApiJson<ProjectInput>) -> ApiResult<Response> {
+async fn create_project(
+    State(st): S,
+    ApiJson(input): ApiJson<ProjectInput>,
+) -> ApiResult<Response> {
     let project = st.app.create_project(&input).await?;
     let view = st.app.project_view(&project).await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-async fn get_project(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<ProjectView>> {
+async fn get_project(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<ProjectView>> {
     let project = st.app.project(ProjectId(id)).await?;
     Ok(axum::Json(st.app.project_view(&project).await?))
 }
@@ -73,7 +85,9 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<Option<u64>> {
             .map(|s| s.trim().trim_matches('"'))
             .and_then(|s| s.parse().ok())
             .map(Some)
-            .ok_or_else(|| ApiError::bad_request("If-Match must be the project version, e.g. \"3\"")),
+            .ok_or_else(|| {
+                ApiError::bad_request("If-Match must be the project version, e.g. \"3\"")
+            }),
     }
 }
 
@@ -83,11 +97,17 @@ async fn update_project(
     headers: HeaderMap,
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> ApiResult<axum::Json<ProjectView>> {
-    let project = st.app.update_project(ProjectId(id), &input, if_match_version(&headers)?).await?;
+    let project = st
+        .app
+        .update_project(ProjectId(id), &input, if_match_version(&headers)?)
+        .await?;
     Ok(axum::Json(st.app.project_view(&project).await?))
 }
 
-async fn test_connector(State(st): S, ApiJson(input): ApiJson<ConnectionTestInput>) -> ApiResult<axum::Json<ConnectionTestResult>> {
+async fn test_connector(
+    State(st): S,
+    ApiJson(input): ApiJson<ConnectionTestInput>,
+) -> ApiResult<axum::Json<ConnectionTestResult>> {
     Ok(axum::Json(st.app.test_connection(&input).await?))
 }
 
@@ -105,10 +125,16 @@ async fn test_project_connector(
     ApiPath((id, side)): ApiPath<(Uuid, String)>,
     ApiJson(input): ApiJson<SideTest>,
 ) -> ApiResult<axum::Json<ConnectionTestResult>> {
-    let side = domain::app::Side::parse(&side).ok_or_else(|| ApiError::not_found("side (use source or target)"))?;
+    let side = domain::app::Side::parse(&side)
+        .ok_or_else(|| ApiError::not_found("side (use source or target)"))?;
     Ok(axum::Json(
         st.app
-            .test_project_connector(ProjectId(id), side, input.email.as_deref(), input.password.as_deref())
+            .test_project_connector(
+                ProjectId(id),
+                side,
+                input.email.as_deref(),
+                input.password.as_deref(),
+            )
             .await?,
     ))
 }
@@ -126,20 +152,38 @@ struct ListParams {
     limit: u64,
 }
 
-async fn list_users(State(st): S, ApiPath(id): ApiPath<Uuid>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<axum::Json<UserPage>> {
+async fn list_users(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<axum::Json<UserPage>> {
     let state = match p.state.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(UserState::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown state '{s}'")))?),
+        Some(s) => Some(
+            UserState::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown state '{s}'")))?,
+        ),
     };
     let search = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     if search.as_ref().is_some_and(|q| q.len() > 200) {
-        return Err(ApiError::bad_request("the search text is longer than 200 characters"));
+        return Err(ApiError::bad_request(
+            "the search text is longer than 200 characters",
+        ));
     }
-    let query = UserQuery { state, search, offset: p.offset, limit: p.limit };
+    let query = UserQuery {
+        state,
+        search,
+        offset: p.offset,
+        limit: p.limit,
+    };
     Ok(axum::Json(st.app.list_users(ProjectId(id), query).await?))
 }
 
-async fn add_user(State(st): S, ApiPath(id): ApiPath<Uuid>, ApiJson(input): ApiJson<UserInput>) -> ApiResult<Response> {
+async fn add_user(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<UserInput>,
+) -> ApiResult<Response> {
     let user = st.app.add_user(ProjectId(id), &input).await?;
     Ok((StatusCode::CREATED, axum::Json(user.view())).into_response())
 }
@@ -167,7 +211,9 @@ async fn import_users(
     if body.len() > contract::limits::CSV_MAX_BYTES {
         return Err(ApiError::too_large(contract::limits::CSV_MAX_BYTES));
     }
-    Ok(axum::Json(st.app.import_csv(ProjectId(id), &body, p.dry_run).await?))
+    Ok(axum::Json(
+        st.app.import_csv(ProjectId(id), &body, p.dry_run).await?,
+    ))
 }
 
 async fn export_users(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {
@@ -175,7 +221,10 @@ async fn export_users(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Res
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"users.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"users.csv\"",
+            ),
         ],
         csv,
     )
@@ -188,17 +237,29 @@ async fn bulk_action(
     ApiJson(selection): ApiJson<Selection>,
 ) -> ApiResult<axum::Json<BulkResult>> {
     let action = parse_action(&action)?;
-    Ok(axum::Json(st.app.bulk(ProjectId(id), action, &selection).await?))
+    Ok(axum::Json(
+        st.app.bulk(ProjectId(id), action, &selection).await?,
+    ))
 }
 
-async fn user_detail(State(st): S, ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>) -> ApiResult<axum::Json<UserDetail>> {
-    Ok(axum::Json(st.app.user_detail(ProjectId(id), UserId(uid)).await?))
+async fn user_detail(
+    State(st): S,
+    ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<axum::Json<UserDetail>> {
+    Ok(axum::Json(
+        st.app.user_detail(ProjectId(id), UserId(uid)).await?,
+    ))
 }
 
-async fn delete_user(State(st): S, ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>) -> ApiResult<StatusCode> {
+async fn delete_user(
+    State(st): S,
+    ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
     let project = st.app.project(ProjectId(id)).await?;
     let user = st.app.user_in(project.id, UserId(uid)).await?;
-    st.app.user_action(&project, &user, BulkAction::Delete).await?;
+    st.app
+        .user_action(&project, &user, BulkAction::Delete)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,7 +283,10 @@ struct OutboxParams {
     limit: Option<usize>,
 }
 
-async fn outbox(State(st): S, ApiQuery(p): ApiQuery<OutboxParams>) -> ApiResult<axum::Json<Vec<OutboxMail>>> {
+async fn outbox(
+    State(st): S,
+    ApiQuery(p): ApiQuery<OutboxParams>,
+) -> ApiResult<axum::Json<Vec<OutboxMail>>> {
     let limit = p.limit.unwrap_or(50).min(500);
     let mails = st
         .app
@@ -231,11 +295,23 @@ async fn outbox(State(st): S, ApiQuery(p): ApiQuery<OutboxParams>) -> ApiResult<
         .outbox(limit)
         .await
         .map_err(domain::AppError::from)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "this server sends real mail and keeps no outbox"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this server sends real mail and keeps no outbox",
+            )
+        })?;
     Ok(axum::Json(
         mails
             .into_iter()
-            .map(|m| OutboxMail { id: m.id, to: m.to, subject: m.subject, sent_at: m.sent_at, text: m.text })
+            .map(|m| OutboxMail {
+                id: m.id,
+                to: m.to,
+                subject: m.subject,
+                sent_at: m.sent_at,
+                text: m.text,
+            })
             .collect(),
     ))
 }

@@ -50,7 +50,11 @@ async fn is_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<bool> {
     }
 }
 
-pub async fn require_admin(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     match is_admin(&state, request.headers()).await {
         Ok(true) => next.run(request).await,
         Ok(false) => ApiError::unauthorized().into_response(),
@@ -60,21 +64,38 @@ pub async fn require_admin(State(state): State<Arc<AppState>>, request: Request,
 
 fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={value}; Path=/api; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/api; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub async fn login(State(state): State<Arc<AppState>>, ApiJson(input): ApiJson<LoginInput>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ApiJson(input): ApiJson<LoginInput>,
+) -> ApiResult<Response> {
     if state.auth != AdminAuth::LocalSession {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "sign in through the identity provider"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "sign in through the identity provider",
+        ));
     }
     if input.password.len() > contract::limits::PASSWORD_MAX_BYTES {
-        return Err(ApiError::from(domain::AppError::validation_field("password", "too long")));
+        return Err(ApiError::from(domain::AppError::validation_field(
+            "password", "too long",
+        )));
     }
     let cookie = state.app.admin_login(&Secret::new(input.password)).await?;
     let max_age = state.app.config().session_ttl.as_secs() as i64;
-    let mut response = axum::Json(SessionView { authenticated: true, mode: "local".into() }).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &cookie, max_age));
+    let mut response = axum::Json(SessionView {
+        authenticated: true,
+        mode: "local".into(),
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &cookie, max_age));
     Ok(response)
 }
 
@@ -83,16 +104,24 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> A
         state.app.admin_logout(&c).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok(response)
 }
 
-pub async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<axum::Json<SessionView>> {
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<SessionView>> {
     let mode = match state.auth {
         AdminAuth::LocalSession => "local",
         AdminAuth::GatewayJwt => "cognito",
     };
-    Ok(axum::Json(SessionView { authenticated: is_admin(&state, &headers).await?, mode: mode.into() }))
+    Ok(axum::Json(SessionView {
+        authenticated: is_admin(&state, &headers).await?,
+        mode: mode.into(),
+    }))
 }
 
 #[cfg(test)]
@@ -102,7 +131,10 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; mf_session=abc; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mf_session=abc; b=2"),
+        );
         assert_eq!(cookie_value(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie_value(&h, "c"), None);
     }

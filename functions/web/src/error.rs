@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Value::Null }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn unauthorized() -> Self {
@@ -27,7 +32,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -37,7 +46,11 @@ impl ApiError {
     pub fn too_large(limit: usize) -> Self {
         ApiError {
             details: json!({ "limit_bytes": limit }),
-            ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body is larger than {limit} bytes"))
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
         }
     }
 }
@@ -46,15 +59,21 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         use StatusCode as S;
         match e {
-            AppError::Validation { message, details } => {
-                ApiError { status: S::UNPROCESSABLE_ENTITY, code: "validation", message, details }
-            }
+            AppError::Validation { message, details } => ApiError {
+                status: S::UNPROCESSABLE_ENTITY,
+                code: "validation",
+                message,
+                details,
+            },
             AppError::NotFound(what) => ApiError::not_found(what),
             AppError::Conflict(m) => ApiError::new(S::CONFLICT, "conflict", m),
             AppError::Unauthorized => ApiError::unauthorized(),
             e @ AppError::InviteExpired => ApiError::new(S::GONE, "invite_expired", e.to_string()),
             e @ AppError::InviteLocked => ApiError::new(S::LOCKED, "invite_locked", e.to_string()),
-            AppError::CredentialsRejected { message, attempts_left } => ApiError {
+            AppError::CredentialsRejected {
+                message,
+                attempts_left,
+            } => ApiError {
                 status: S::UNPROCESSABLE_ENTITY,
                 code: "credentials_rejected",
                 message,
@@ -63,7 +82,11 @@ impl From<AppError> for ApiError {
             AppError::Upstream(m) => ApiError::new(S::BAD_GATEWAY, "upstream", m),
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error; the cause was logged")
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the cause was logged",
+                )
             }
         }
     }
@@ -79,7 +102,9 @@ impl From<JsonRejection> for ApiError {
             ),
             JsonRejection::BytesRejection(b) => b.into(),
             // serde's message names the field and the expected type, never the value.
-            other => ApiError::bad_request(format!("the JSON body is not valid: {}", other.body_text())),
+            other => {
+                ApiError::bad_request(format!("the JSON body is not valid: {}", other.body_text()))
+            }
         }
     }
 }
@@ -87,9 +112,16 @@ impl From<JsonRejection> for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            )
         } else {
-            ApiError::bad_request(format!("the request body could not be read: {}", r.body_text()))
+            ApiError::bad_request(format!(
+                "the request body could not be read: {}",
+                r.body_text()
+            ))
         }
     }
 }
@@ -102,13 +134,21 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such resource: {}", r.body_text()))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such resource: {}", r.body_text()),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ApiErrorBody { error: self.code.to_owned(), message: self.message, details: self.details };
+        let body = ApiErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+            details: self.details,
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -52,8 +52,10 @@ pub struct RouterOptions {
 /// The one router.
 pub fn router(state: AppState, options: RouterOptions) -> Router {
     let shared = Arc::new(state);
-    let admin = admin::routes()
-        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::require_admin));
+    let admin = admin::routes().route_layer(middleware::from_fn_with_state(
+        shared.clone(),
+        auth::require_admin,
+    ));
     let api = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
@@ -64,7 +66,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .merge(selfservice::routes())
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(contract::limits::JSON_MAX_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with_state(shared);
 
     let index_html = options
@@ -75,14 +80,14 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
 
     let mut router = Router::new().nest("/api", api);
     router = match &options.frontend_dir {
-        Some(dir) => router.fallback_service(
-            ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))),
-        ),
+        Some(dir) => router
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => router.fallback(frontend_missing),
     };
     let mut router = router.layer(SetResponseHeaderLayer::overriding(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+        HeaderValue::from_str(&csp)
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
     ));
     for (name, value) in security::static_headers() {
         router = router.layer(SetResponseHeaderLayer::overriding(name, value));
@@ -91,7 +96,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
 }
 
 async fn health(State(_): State<Arc<AppState>>) -> axum::Json<contract::Health> {
-    axum::Json(contract::Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    axum::Json(contract::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 async fn api_not_found() -> ApiError {

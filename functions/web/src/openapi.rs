@@ -5,39 +5,214 @@
 use axum::Json;
 use serde_json::{Map, Value, json};
 
-/// (method, path, summary, request body type, success response type, admin only)
-pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str, bool)] = &[
-    ("get", "/api/health", "Liveness and version", None, "Health", false),
-    ("post", "/api/admin/login", "Sign in with the admin password; sets the session cookie", Some("LoginInput"), "SessionView", false),
-    ("post", "/api/admin/logout", "End the admin session", None, "(empty)", false),
-    ("get", "/api/admin/session", "Whether the caller is signed in", None, "SessionView", false),
-    ("get", "/api/admin/projects", "List projects with user counts by state", None, "ProjectView[]", true),
-    ("post", "/api/admin/projects", "Create a project with its source and target connectors", Some("ProjectInput"), "ProjectView", true),
-    ("get", "/api/admin/projects/{id}", "One project", None, "ProjectView", true),
-    ("put", "/api/admin/projects/{id}", "Replace a project's settings (If-Match: version)", Some("ProjectInput"), "ProjectView", true),
-    ("post", "/api/admin/connectors/test", "Try a login with a connector as typed (nothing stored)", Some("ConnectionTestInput"), "ConnectionTestResult", true),
-    ("post", "/api/admin/projects/{id}/test/{side}", "Try a login with a stored connector (side: source or target)", Some("{email?, password?}"), "ConnectionTestResult", true),
-    ("get", "/api/admin/projects/{id}/users", "List users (query: state, q, offset, limit)", None, "UserPage", true),
-    ("post", "/api/admin/projects/{id}/users", "Add one user", Some("UserInput"), "UserView", true),
-    ("post", "/api/admin/projects/{id}/users/import", "Import users from CSV (body text/csv, ≤ 10 MB, ≤ 50,000 rows; query dry_run=true to validate only). All or nothing; errors by line", Some("text/csv"), "ImportReport", true),
-    ("get", "/api/admin/projects/{id}/users/export", "Export users as CSV", None, "text/csv", true),
-    ("post", "/api/admin/projects/{id}/users/actions/{action}", "Bulk action (start, resend_invite, pause, retry, delta, mark_verified, delete) on selected or all users", Some("Selection"), "BulkResult", true),
-    ("get", "/api/admin/projects/{id}/users/{uid}", "User detail: per-folder progress, verification figures, skipped items, events", None, "UserDetail", true),
-    ("delete", "/api/admin/projects/{id}/users/{uid}", "Delete a user and purge its credentials", None, "(empty)", true),
-    ("post", "/api/admin/projects/{id}/users/{uid}/actions/{action}", "One action on one user", None, "UserView", true),
-    ("get", "/api/admin/outbox", "Mails the local outbox holds (local mode)", None, "OutboxMail[]", true),
-    ("get", "/api/migrate/{token}", "What the credential page shows for an invite link", None, "InviteView", false),
-    ("post", "/api/migrate/{token}/credentials", "Submit passwords: tested against the real servers, then stored encrypted and the copy queued. 422 with attempts_left on a wrong password", Some("CredentialsInput"), "MigrationStatus", false),
-    ("get", "/api/migrate/{token}/status", "Migration status for the credential page", None, "MigrationStatus", false),
-    ("get", "/api/openapi.json", "This document", None, "OpenAPI", false),
+/// One documented operation: (method, path, summary, request body type, success response
+/// type, admin only).
+pub type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    bool,
+);
+
+pub const OPERATIONS: &[Operation] = &[
+    (
+        "get",
+        "/api/health",
+        "Liveness and version",
+        None,
+        "Health",
+        false,
+    ),
+    (
+        "post",
+        "/api/admin/login",
+        "Sign in with the admin password; sets the session cookie",
+        Some("LoginInput"),
+        "SessionView",
+        false,
+    ),
+    (
+        "post",
+        "/api/admin/logout",
+        "End the admin session",
+        None,
+        "(empty)",
+        false,
+    ),
+    (
+        "get",
+        "/api/admin/session",
+        "Whether the caller is signed in",
+        None,
+        "SessionView",
+        false,
+    ),
+    (
+        "get",
+        "/api/admin/projects",
+        "List projects with user counts by state",
+        None,
+        "ProjectView[]",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects",
+        "Create a project with its source and target connectors",
+        Some("ProjectInput"),
+        "ProjectView",
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/projects/{id}",
+        "One project",
+        None,
+        "ProjectView",
+        true,
+    ),
+    (
+        "put",
+        "/api/admin/projects/{id}",
+        "Replace a project's settings (If-Match: version)",
+        Some("ProjectInput"),
+        "ProjectView",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/connectors/test",
+        "Try a login with a connector as typed (nothing stored)",
+        Some("ConnectionTestInput"),
+        "ConnectionTestResult",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects/{id}/test/{side}",
+        "Try a login with a stored connector (side: source or target)",
+        Some("{email?, password?}"),
+        "ConnectionTestResult",
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/projects/{id}/users",
+        "List users (query: state, q, offset, limit)",
+        None,
+        "UserPage",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects/{id}/users",
+        "Add one user",
+        Some("UserInput"),
+        "UserView",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects/{id}/users/import",
+        "Import users from CSV (body text/csv, ≤ 10 MB, ≤ 50,000 rows; query dry_run=true to validate only). All or nothing; errors by line",
+        Some("text/csv"),
+        "ImportReport",
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/projects/{id}/users/export",
+        "Export users as CSV",
+        None,
+        "text/csv",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects/{id}/users/actions/{action}",
+        "Bulk action (start, resend_invite, pause, retry, delta, mark_verified, delete) on selected or all users",
+        Some("Selection"),
+        "BulkResult",
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/projects/{id}/users/{uid}",
+        "User detail: per-folder progress, verification figures, skipped items, events",
+        None,
+        "UserDetail",
+        true,
+    ),
+    (
+        "delete",
+        "/api/admin/projects/{id}/users/{uid}",
+        "Delete a user and purge its credentials",
+        None,
+        "(empty)",
+        true,
+    ),
+    (
+        "post",
+        "/api/admin/projects/{id}/users/{uid}/actions/{action}",
+        "One action on one user",
+        None,
+        "UserView",
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/outbox",
+        "Mails the local outbox holds (local mode)",
+        None,
+        "OutboxMail[]",
+        true,
+    ),
+    (
+        "get",
+        "/api/migrate/{token}",
+        "What the credential page shows for an invite link",
+        None,
+        "InviteView",
+        false,
+    ),
+    (
+        "post",
+        "/api/migrate/{token}/credentials",
+        "Submit passwords: tested against the real servers, then stored encrypted and the copy queued. 422 with attempts_left on a wrong password",
+        Some("CredentialsInput"),
+        "MigrationStatus",
+        false,
+    ),
+    (
+        "get",
+        "/api/migrate/{token}/status",
+        "Migration status for the credential page",
+        None,
+        "MigrationStatus",
+        false,
+    ),
+    (
+        "get",
+        "/api/openapi.json",
+        "This document",
+        None,
+        "OpenAPI",
+        false,
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
     match name {
         "text/csv" => json!({"content": {"text/csv": {"schema": {"type": "string"}}}}),
         "(empty)" => json!({}),
-        n if n.ends_with("[]") => json!({"content": {"application/json": {"schema": {"type": "array", "items": {"$ref": format!("#/components/schemas/{}", &n[..n.len()-2])}}}}}),
-        n => json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{n}")}}}}),
+        n if n.ends_with("[]") => {
+            json!({"content": {"application/json": {"schema": {"type": "array", "items": {"$ref": format!("#/components/schemas/{}", &n[..n.len()-2])}}}}})
+        }
+        n => {
+            json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{n}")}}}})
+        }
     }
 }
 

@@ -15,7 +15,12 @@ pub fn content_security_policy(index_html: Option<&str>) -> String {
         .map(inline_scripts)
         .unwrap_or_default()
         .into_iter()
-        .map(|s| format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(s.as_bytes()))))
+        .map(|s| {
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(Sha256::digest(s.as_bytes()))
+            )
+        })
         .collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{}{}; style-src 'self'; img-src 'self' data:; \
@@ -31,10 +36,14 @@ fn inline_scripts(html: &str) -> Vec<&str> {
     let mut rest = html;
     while let Some(start) = rest.find("<script") {
         let after = &rest[start..];
-        let Some(tag_end) = after.find('>') else { break };
+        let Some(tag_end) = after.find('>') else {
+            break;
+        };
         let tag = &after[..tag_end];
         let body_start = tag_end + 1;
-        let Some(close) = after[body_start..].find("</script>") else { break };
+        let Some(close) = after[body_start..].find("</script>") else {
+            break;
+        };
         if !tag.contains(" src=") {
             out.push(&after[body_start..body_start + close]);
         }
@@ -48,11 +57,23 @@ fn inline_scripts(html: &str) -> Vec<&str> {
 pub fn static_headers() -> Vec<(HeaderName, HeaderValue)> {
     vec![
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         // Invite links carry their token in the path: never leak it in a Referer header.
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
-        (HeaderName::from_static("permissions-policy"), HeaderValue::from_static("camera=(), microphone=(), geolocation=()")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+        (
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+        ),
     ]
 }
 
@@ -63,7 +84,10 @@ mod tests {
     #[test]
     fn hashes_only_inline_scripts() {
         let html = r#"<html><head><script src="/app.js"></script><script type="module">import init from '/a.js';init();</script></head></html>"#;
-        assert_eq!(inline_scripts(html), vec!["import init from '/a.js';init();"]);
+        assert_eq!(
+            inline_scripts(html),
+            vec!["import init from '/a.js';init();"]
+        );
         let csp = content_security_policy(Some(html));
         assert!(csp.contains("'sha256-"));
         assert!(csp.contains("frame-ancestors 'none'"));

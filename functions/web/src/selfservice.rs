@@ -20,7 +20,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/migrate/{token}/status", get(status))
 }
 
-async fn invite(State(st): State<Arc<AppState>>, ApiPath(token): ApiPath<String>) -> ApiResult<axum::Json<InviteView>> {
+async fn invite(
+    State(st): State<Arc<AppState>>,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<axum::Json<InviteView>> {
     Ok(axum::Json(st.app.invite_view(&token).await?))
 }
 
@@ -32,6 +35,9 @@ async fn submit(
     Ok(axum::Json(st.app.submit_credentials(&token, &input).await?))
 }
 
-async fn status(State(st): State<Arc<AppState>>, ApiPath(token): ApiPath<String>) -> ApiResult<axum::Json<MigrationStatus>> {
+async fn status(
+    State(st): State<Arc<AppState>>,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<axum::Json<MigrationStatus>> {
     Ok(axum::Json(st.app.migration_status(&token).await?))
 }

@@ -38,21 +38,59 @@ impl TestApi {
         let deps = Deps {
             store: Arc::new(embedded::SqliteStore::open_in_memory().unwrap()),
             queue: Arc::new(embedded::SqliteQueue::open_in_memory(5).unwrap()),
-            mailer: Arc::new(embedded::OutboxMailer::new(dir.path().join("outbox"), "mailferry@localhost").unwrap()),
-            vault: Arc::new(embedded::KeyFileVault::open_or_create(dir.path().join("vault.key")).unwrap()),
+            mailer: Arc::new(
+                embedded::OutboxMailer::new(dir.path().join("outbox"), "mailferry@localhost")
+                    .unwrap(),
+            ),
+            vault: Arc::new(
+                embedded::KeyFileVault::open_or_create(dir.path().join("vault.key")).unwrap(),
+            ),
             clock: clock.clone(),
             mailboxes: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
             connector: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
         };
-        let app = App::new(deps, AppConfig { public_url: "http://mailferry.test".into(), ..AppConfig::default() });
-        app.ensure_admin_password(Some(domain::Secret::new(ADMIN_PW))).await.unwrap();
-        let state = web::AppState { app: app.clone(), auth: web::AdminAuth::LocalSession, secure_cookies: false };
+        let app = App::new(
+            deps,
+            AppConfig {
+                public_url: "http://mailferry.test".into(),
+                ..AppConfig::default()
+            },
+        );
+        app.ensure_admin_password(Some(domain::Secret::new(ADMIN_PW)))
+            .await
+            .unwrap();
+        let state = web::AppState {
+            app: app.clone(),
+            auth: web::AdminAuth::LocalSession,
+            secure_cookies: false,
+        };
         let router = web::router(state, web::RouterOptions::default());
-        let mut api = TestApi { router, app, clock, cookie: String::new(), _dir: dir };
-        let r = api.call("POST", "/api/admin/login", Some(json!({"password": ADMIN_PW}))).await;
+        let mut api = TestApi {
+            router,
+            app,
+            clock,
+            cookie: String::new(),
+            _dir: dir,
+        };
+        let r = api
+            .call(
+                "POST",
+                "/api/admin/login",
+                Some(json!({"password": ADMIN_PW})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let set_cookie = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
-        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+        let set_cookie = r
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
         api.cookie = set_cookie.split(';').next().unwrap().to_owned();
         api
     }
@@ -62,12 +100,20 @@ impl TestApi {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply { status, headers, body }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri).header(header::COOKIE, &self.cookie);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, &self.cookie);
         let body = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -78,7 +124,13 @@ impl TestApi {
         self.raw(req.body(body).unwrap()).await
     }
 
-    async fn send_bytes(&self, method: &str, uri: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    async fn send_bytes(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -90,19 +142,33 @@ impl TestApi {
     }
 
     async fn project(&self) -> String {
-        let r = self.call("POST", "/api/admin/projects", Some(project_json())).await;
+        let r = self
+            .call("POST", "/api/admin/projects", Some(project_json()))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
     }
 
     async fn users(&self, project: &str) -> Vec<Value> {
-        let r = self.call("GET", &format!("/api/admin/projects/{project}/users?limit=500"), None).await;
+        let r = self
+            .call(
+                "GET",
+                &format!("/api/admin/projects/{project}/users?limit=500"),
+                None,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         r.body["items"].as_array().unwrap().clone()
     }
 
     async fn import(&self, project: &str, csv: &[u8]) -> Reply {
-        self.send_bytes("POST", &format!("/api/admin/projects/{project}/users/import"), "text/csv", csv.to_vec()).await
+        self.send_bytes(
+            "POST",
+            &format!("/api/admin/projects/{project}/users/import"),
+            "text/csv",
+            csv.to_vec(),
+        )
+        .await
     }
 }
 
@@ -125,14 +191,20 @@ async fn admin_routes_need_a_session() {
     // Arrange
     let api = TestApi::new().await;
     // Act
-    let req = Request::builder().uri("/api/admin/projects").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/api/admin/projects")
+        .body(Body::empty())
+        .unwrap();
     let r = api.raw(req).await;
     // Assert
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["error"], "unauthorized");
     let forged = Request::builder()
         .uri("/api/admin/projects")
-        .header(header::COOKIE, "mf_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .header(
+            header::COOKIE,
+            "mf_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
         .body(Body::empty())
         .unwrap();
     assert_eq!(api.raw(forged).await.status, StatusCode::UNAUTHORIZED);
@@ -141,19 +213,37 @@ async fn admin_routes_need_a_session() {
 #[tokio::test]
 async fn a_wrong_admin_password_is_refused_and_logout_ends_the_session() {
     let api = TestApi::new().await;
-    let r = api.call("POST", "/api/admin/login", Some(json!({"password": "nope"}))).await;
+    let r = api
+        .call(
+            "POST",
+            "/api/admin/login",
+            Some(json!({"password": "nope"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
-    assert_eq!(api.call("GET", "/api/admin/projects", None).await.status, StatusCode::OK);
-    assert_eq!(api.call("POST", "/api/admin/logout", None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(api.call("GET", "/api/admin/projects", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.call("GET", "/api/admin/projects", None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call("POST", "/api/admin/logout", None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.call("GET", "/api/admin/projects", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn sessions_expire() {
     let api = TestApi::new().await;
     api.clock.advance(Duration::from_secs(13 * 3600));
-    assert_eq!(api.call("GET", "/api/admin/projects", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.call("GET", "/api/admin/projects", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 // ---------- headers and limits ----------
@@ -161,14 +251,22 @@ async fn sessions_expire() {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let api = TestApi::new().await;
-    for uri in ["/api/health", "/api/admin/projects", "/migrate/abc", "/api/nope"] {
+    for uri in [
+        "/api/health",
+        "/api/admin/projects",
+        "/migrate/abc",
+        "/api/nope",
+    ] {
         let r = api.call("GET", uri, None).await;
         let h = &r.headers;
         assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{uri}");
         assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{uri}");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{uri}: {csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{uri}: {csp}"
+        );
     }
     let r = api.call("GET", "/api/nope", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -179,7 +277,9 @@ async fn every_response_carries_the_security_headers() {
 async fn oversized_json_bodies_get_a_json_413() {
     let api = TestApi::new().await;
     let big = "x".repeat(limits::JSON_MAX_BYTES + 10);
-    let r = api.call("POST", "/api/admin/login", Some(json!({"password": big}))).await;
+    let r = api
+        .call("POST", "/api/admin/login", Some(json!({"password": big})))
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.body["error"], "payload_too_large");
 }
@@ -193,17 +293,36 @@ async fn json_with_unknown_fields_or_wrong_types_is_a_clear_400_and_stores_nothi
     unknown["colour"] = json!("red");
     let r = api.call("POST", "/api/admin/projects", Some(unknown)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["message"].as_str().unwrap().contains("colour"), "{:?}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("colour"),
+        "{:?}",
+        r.body
+    );
 
     let mut wrong_type = project_json();
     wrong_type["source"]["port"] = json!("nine-nine-three");
-    let r = api.call("POST", "/api/admin/projects", Some(wrong_type)).await;
+    let r = api
+        .call("POST", "/api/admin/projects", Some(wrong_type))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["message"].as_str().unwrap().contains("port"), "{:?}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("port"),
+        "{:?}",
+        r.body
+    );
 
-    let r = api.send_bytes("POST", "/api/admin/projects", "application/json", b"{not json".to_vec()).await;
+    let r = api
+        .send_bytes(
+            "POST",
+            "/api/admin/projects",
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.send_bytes("POST", "/api/admin/projects", "text/plain", b"{}".to_vec()).await;
+    let r = api
+        .send_bytes("POST", "/api/admin/projects", "text/plain", b"{}".to_vec())
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let list = api.call("GET", "/api/admin/projects", None).await;
@@ -229,7 +348,9 @@ async fn invalid_project_settings_name_the_field() {
 async fn projects_never_show_passwords_and_keep_them_on_edit() {
     let api = TestApi::new().await;
     let id = api.project().await;
-    let r = api.call("GET", &format!("/api/admin/projects/{id}"), None).await;
+    let r = api
+        .call("GET", &format!("/api/admin/projects/{id}"), None)
+        .await;
     let text = r.body.to_string();
     assert!(!text.contains("s3cret-admin"), "{text}");
     assert_eq!(r.body["target"]["auth"]["has_password"], true);
@@ -271,11 +392,20 @@ async fn csv_import_creates_then_updates_without_duplicates_and_exports() {
     assert_eq!(r.body["created"], 2);
     let again = b"source_email,target_email,display_name\nANN@old.example,ann.new@new.example,Ann N\nbob@old.example,bob@new.example,Bob\n";
     let r = api.import(&p, again).await;
-    assert_eq!((r.body["created"].as_u64(), r.body["updated"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (r.body["created"].as_u64(), r.body["updated"].as_u64()),
+        (Some(0), Some(1))
+    );
     let users = api.users(&p).await;
     assert_eq!(users.len(), 2);
     assert_eq!(users[0]["target_email"], "ann.new@new.example");
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users/export"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users/export"),
+            None,
+        )
+        .await;
     let csv = r.body.as_str().unwrap();
     assert!(csv.starts_with("source_email,target_email,display_name,state"));
     assert!(csv.contains("bob@old.example,bob@new.example,Bob,new"));
@@ -288,7 +418,10 @@ async fn csv_dialects_are_accepted() {
     let csv = "\u{feff}source_email;target_email;display_name\nann@old.example;ann@new.example;\"Doe; Ann, Jr\nline two\"\n";
     let r = api.import(&p, csv.as_bytes()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(api.users(&p).await[0]["display_name"], "Doe; Ann, Jr\nline two");
+    assert_eq!(
+        api.users(&p).await[0]["display_name"],
+        "Doe; Ann, Jr\nline two"
+    );
 }
 
 #[tokio::test]
@@ -316,8 +449,18 @@ async fn bad_csv_files_are_refused_with_line_numbers_and_change_nothing() {
         // Assert
         assert_eq!(r.status, status, "{name}: {:?}", r.body);
         if let Some(line) = line {
-            assert_eq!(r.body["details"]["errors"][0]["line"], line, "{name}: {:?}", r.body);
-            assert!(r.body["message"].as_str().unwrap().contains("nothing was imported"), "{name}");
+            assert_eq!(
+                r.body["details"]["errors"][0]["line"], line,
+                "{name}: {:?}",
+                r.body
+            );
+            assert!(
+                r.body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nothing was imported"),
+                "{name}"
+            );
         }
         assert_eq!(api.users(&p).await, before, "{name} changed stored users");
     }
@@ -327,7 +470,14 @@ async fn bad_csv_files_are_refused_with_line_numbers_and_change_nothing() {
 async fn a_dry_run_reports_without_writing() {
     let api = TestApi::new().await;
     let p = api.project().await;
-    let r = api.send_bytes("POST", &format!("/api/admin/projects/{p}/users/import?dry_run=true"), "text/csv", GOOD_CSV.to_vec()).await;
+    let r = api
+        .send_bytes(
+            "POST",
+            &format!("/api/admin/projects/{p}/users/import?dry_run=true"),
+            "text/csv",
+            GOOD_CSV.to_vec(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["created"], 2);
     assert_eq!(r.body["dry_run"], true);
@@ -343,10 +493,22 @@ async fn starting_a_user_sends_an_invite_to_the_outbox() {
     let r = api.call("POST", &format!("/api/admin/projects/{p}/users"), Some(json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "display_name": "Ann"}))).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let uid = r.body["id"].as_str().unwrap().to_owned();
-    let dup = api.call("POST", &format!("/api/admin/projects/{p}/users"), Some(json!({"source_email": "Ann@old.example", "target_email": "x@new.example"}))).await;
+    let dup = api
+        .call(
+            "POST",
+            &format!("/api/admin/projects/{p}/users"),
+            Some(json!({"source_email": "Ann@old.example", "target_email": "x@new.example"})),
+        )
+        .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
 
-    let r = api.call("POST", &format!("/api/admin/projects/{p}/users/{uid}/actions/start"), None).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["state"], "email_sent");
     let outbox = api.call("GET", "/api/admin/outbox", None).await;
@@ -354,21 +516,46 @@ async fn starting_a_user_sends_an_invite_to_the_outbox() {
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0]["to"], "ann@old.example");
     let text = mails[0]["text"].as_str().unwrap();
-    let link = text.split_whitespace().find(|w| w.starts_with("http://mailferry.test/migrate/")).expect("invite link");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://mailferry.test/migrate/"))
+        .expect("invite link");
     let token = link.rsplit('/').next().unwrap();
-    let r = api.call("GET", &format!("/api/migrate/{token}"), None).await;
+    let r = api
+        .call("GET", &format!("/api/migrate/{token}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["asks_source_password"], true);
     assert_eq!(r.body["asks_target_password"], false);
     assert_eq!(r.body["attempts_left"], 5);
 
     // Resending makes the old link stop working.
-    let r = api.call("POST", &format!("/api/admin/projects/{p}/users/actions/resend_invite"), Some(json!({"all": true}))).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/admin/projects/{p}/users/actions/resend_invite"),
+            Some(json!({"all": true})),
+        )
+        .await;
     assert_eq!(r.body["done"].as_array().unwrap().len(), 1, "{:?}", r.body);
-    assert_eq!(api.call("GET", &format!("/api/migrate/{token}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("GET", &format!("/api/migrate/{token}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     // Deleting the user purges it.
-    assert_eq!(api.call("DELETE", &format!("/api/admin/projects/{p}/users/{uid}"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/api/admin/projects/{p}/users/{uid}"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
     assert!(api.users(&p).await.is_empty());
 }
 
@@ -378,19 +565,51 @@ async fn listing_filters_searches_and_pages() {
     let p = api.project().await;
     let mut csv = String::from("source_email,target_email,display_name\n");
     for i in 0..30 {
-        csv.push_str(&format!("u{i:02}@old.example,u{i:02}@new.example,User {i}\n"));
+        csv.push_str(&format!(
+            "u{i:02}@old.example,u{i:02}@new.example,User {i}\n"
+        ));
     }
     assert_eq!(api.import(&p, csv.as_bytes()).await.status, StatusCode::OK);
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users?offset=10&limit=10"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users?offset=10&limit=10"),
+            None,
+        )
+        .await;
     assert_eq!(r.body["total"], 30);
     assert_eq!(r.body["items"][0]["source_email"], "u10@old.example");
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users?q=USER%202"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users?q=USER%202"),
+            None,
+        )
+        .await;
     assert_eq!(r.body["total"], 11); // User 2, User 20..29
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users?state=email_sent"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users?state=email_sent"),
+            None,
+        )
+        .await;
     assert_eq!(r.body["total"], 0);
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users?state=bogus"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users?state=bogus"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call("GET", &format!("/api/admin/projects/{p}/users?limit=abc"), None).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users?limit=abc"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -398,12 +617,29 @@ async fn listing_filters_searches_and_pages() {
 
 async fn invited(api: &TestApi) -> String {
     let p = api.project().await;
-    let r = api.call("POST", &format!("/api/admin/projects/{p}/users"), Some(json!({"source_email": "ann@old.example", "target_email": "ann@new.example"}))).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/admin/projects/{p}/users"),
+            Some(json!({"source_email": "ann@old.example", "target_email": "ann@new.example"})),
+        )
+        .await;
     let uid = r.body["id"].as_str().unwrap().to_owned();
-    api.call("POST", &format!("/api/admin/projects/{p}/users/{uid}/actions/start"), None).await;
+    api.call(
+        "POST",
+        &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+        None,
+    )
+    .await;
     let mails = api.call("GET", "/api/admin/outbox", None).await.body;
     let text = mails[0]["text"].as_str().unwrap().to_owned();
-    text.split_whitespace().find(|w| w.contains("/migrate/")).unwrap().rsplit('/').next().unwrap().to_owned()
+    text.split_whitespace()
+        .find(|w| w.contains("/migrate/"))
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -413,17 +649,42 @@ async fn unknown_altered_and_expired_tokens_are_refused() {
     let mut altered: Vec<char> = token.chars().collect();
     altered[5] = if altered[5] == 'A' { 'B' } else { 'A' };
     let altered: String = altered.into_iter().collect();
-    for bad in [altered.as_str(), "unknown", "../../etc/passwd", &token[..40]] {
-        let r = api.call("GET", &format!("/api/migrate/{}", bad.replace('/', "%2F")), None).await;
+    for bad in [
+        altered.as_str(),
+        "unknown",
+        "../../etc/passwd",
+        &token[..40],
+    ] {
+        let r = api
+            .call(
+                "GET",
+                &format!("/api/migrate/{}", bad.replace('/', "%2F")),
+                None,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
-        let r = api.call("POST", &format!("/api/migrate/{}/credentials", bad.replace('/', "%2F")), Some(json!({"source_password": "x"}))).await;
+        let r = api
+            .call(
+                "POST",
+                &format!("/api/migrate/{}/credentials", bad.replace('/', "%2F")),
+                Some(json!({"source_password": "x"})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
     }
     api.clock.advance(Duration::from_secs(15 * 86_400));
-    let r = api.call("GET", &format!("/api/migrate/{token}"), None).await;
+    let r = api
+        .call("GET", &format!("/api/migrate/{token}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::GONE);
     assert_eq!(r.body["error"], "invite_expired");
-    let r = api.call("POST", &format!("/api/migrate/{token}/credentials"), Some(json!({"source_password": "x"}))).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/migrate/{token}/credentials"),
+            Some(json!({"source_password": "x"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::GONE);
 }
 
@@ -432,17 +693,49 @@ async fn credential_input_is_validated_before_any_login_and_costs_no_attempt() {
     let api = TestApi::new().await;
     let token = invited(&api).await;
     let too_long = "p".repeat(limits::PASSWORD_MAX_BYTES + 1);
-    for body in [json!({}), json!({"source_password": ""}), json!({"source_password": too_long}), json!({"source_password": 42}), json!({"source_password": "x", "extra": 1})] {
-        let r = api.call("POST", &format!("/api/migrate/{token}/credentials"), Some(body.clone())).await;
-        assert!(r.status == StatusCode::UNPROCESSABLE_ENTITY || r.status == StatusCode::BAD_REQUEST, "{body}: {:?}", r.body);
-        assert!(!r.body.to_string().contains(&"p".repeat(50)), "the password was echoed");
+    for body in [
+        json!({}),
+        json!({"source_password": ""}),
+        json!({"source_password": too_long}),
+        json!({"source_password": 42}),
+        json!({"source_password": "x", "extra": 1}),
+    ] {
+        let r = api
+            .call(
+                "POST",
+                &format!("/api/migrate/{token}/credentials"),
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            r.status == StatusCode::UNPROCESSABLE_ENTITY || r.status == StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            r.body
+        );
+        assert!(
+            !r.body.to_string().contains(&"p".repeat(50)),
+            "the password was echoed"
+        );
     }
-    let r = api.call("GET", &format!("/api/migrate/{token}"), None).await;
+    let r = api
+        .call("GET", &format!("/api/migrate/{token}"), None)
+        .await;
     assert_eq!(r.body["attempts_left"], 5);
     // The source server (port 1 on loopback) cannot be reached: a 502 that costs no attempt.
-    let r = api.call("POST", &format!("/api/migrate/{token}/credentials"), Some(json!({"source_password": "whatever"}))).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/migrate/{token}/credentials"),
+            Some(json!({"source_password": "whatever"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{:?}", r.body);
-    assert_eq!(api.call("GET", &format!("/api/migrate/{token}"), None).await.body["attempts_left"], 5);
+    assert_eq!(
+        api.call("GET", &format!("/api/migrate/{token}"), None)
+            .await
+            .body["attempts_left"],
+        5
+    );
     let user = api.app.deps().store.list_projects().await.unwrap();
     assert_eq!(user.len(), 1);
 }
@@ -455,7 +748,10 @@ async fn every_documented_operation_is_routed() {
     let doc = api.call("GET", "/api/openapi.json", None).await.body;
     assert_eq!(doc["openapi"], "3.1.0");
     for (method, path, ..) in web::openapi::OPERATIONS {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the document");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the document"
+        );
         let uri = path
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
             .replace("{uid}", "00000000-0000-0000-0000-000000000000")
@@ -464,6 +760,11 @@ async fn every_documented_operation_is_routed() {
             .replace("{token}", "unknown");
         let r = api.call(&method.to_uppercase(), &uri, None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert!(r.body.get("message").is_none_or(|m| m != "no such API route"), "{method} {path} is not routed");
+        assert!(
+            r.body
+                .get("message")
+                .is_none_or(|m| m != "no such API route"),
+            "{method} {path} is not routed"
+        );
     }
 }

@@ -31,8 +31,14 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let rate: u64 = std::env::var("BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let rate: u64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
 
     // Arrange: a project whose servers are never contacted, one invited user.
     let mut app = spawn_app(None).await?;
@@ -46,13 +52,22 @@ async fn main() -> Result<()> {
         }))
         .await?;
     let r = app
-        .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "bench@old.example", "target_email": "bench@new.example"}))
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "bench@old.example", "target_email": "bench@new.example"}),
+        )
         .await?;
     let uid = r.body["id"].as_str().context("user id")?.to_owned();
-    app.post(&format!("/api/admin/projects/{p}/users/{uid}/actions/start"), json!(null)).await?;
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+        json!(null),
+    )
+    .await?;
     let token = app.invite_token_for("bench@old.example").await?;
     let url = Arc::new(app.url(&format!("/api/migrate/{token}/status")));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     // Warm up connections and caches.
     for _ in 0..200 {
         client.get(url.as_str()).send().await?.bytes().await?;
@@ -88,7 +103,11 @@ async fn main() -> Result<()> {
     let wall = start.elapsed();
     lat.sort();
     let achieved = total as f64 / wall.as_secs_f64();
-    let (p50, p99, max) = (percentile(&lat, 0.50), percentile(&lat, 0.99), *lat.last().unwrap_or(&Duration::ZERO));
+    let (p50, p99, max) = (
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        *lat.last().unwrap_or(&Duration::ZERO),
+    );
 
     // 2. Closed loop: as fast as 32 clients can go.
     let stop_at = Instant::now() + Duration::from_secs(5);
@@ -114,7 +133,12 @@ async fn main() -> Result<()> {
     }
     let max_rps = served as f64 / 5.0;
 
-    println!("status read, open loop at {rate} req/s for {secs} s: {achieved:.0} req/s achieved, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {errors} errors", ms(p50), ms(p99), ms(max));
+    println!(
+        "status read, open loop at {rate} req/s for {secs} s: {achieved:.0} req/s achieved, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {errors} errors",
+        ms(p50),
+        ms(p99),
+        ms(max)
+    );
     println!("status read, closed loop with 32 clients: {max_rps:.0} req/s");
     let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| "target/bench/status.json".into());
     if let Some(dir) = std::path::Path::new(&out).parent() {

@@ -12,6 +12,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(std::env::var("MAILFERRY_LOG").unwrap_or_else(|_| "warn".into()))).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("MAILFERRY_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .init();
     mailferry::serve::run(Cli::parse().serve).await
 }

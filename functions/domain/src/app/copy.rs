@@ -21,7 +21,9 @@ use contract::jobs::Job;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::mailbox::{AppendItem, AppendOutcome, FolderInfo, MailSession, MailboxError, MessageMeta};
+use crate::mailbox::{
+    AppendItem, AppendOutcome, FolderInfo, MailSession, MailboxError, MessageMeta,
+};
 use crate::model::*;
 use crate::ports::OutgoingMail;
 use crate::secret::Secret;
@@ -51,7 +53,9 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let mut rest = name;
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else { return false };
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(part);
@@ -73,14 +77,20 @@ pub(crate) fn map_folder_name(
     target_folders: &[FolderInfo],
     target_delimiter: Option<char>,
 ) -> String {
-    if let Some((_, to)) = options.folder_map.iter().find(|(from, _)| *from == source.name) {
+    if let Some((_, to)) = options
+        .folder_map
+        .iter()
+        .find(|(from, _)| *from == source.name)
+    {
         return to.clone();
     }
     if source.name.eq_ignore_ascii_case("INBOX") {
         return "INBOX".into();
     }
     if let Some(role) = source.special_use
-        && let Some(t) = target_folders.iter().find(|t| t.special_use == Some(role) && t.selectable)
+        && let Some(t) = target_folders
+            .iter()
+            .find(|t| t.special_use == Some(role) && t.selectable)
     {
         return t.name.clone();
     }
@@ -98,8 +108,16 @@ pub(crate) fn map_folder_name(
 /// Identity of a message for duplicate detection on resume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum MessageKey {
-    Id { message_id: String, size: u64, internaldate: i64 },
-    Content { size: u64, internaldate: i64, sha256: [u8; 32] },
+    Id {
+        message_id: String,
+        size: u64,
+        internaldate: i64,
+    },
+    Content {
+        size: u64,
+        internaldate: i64,
+        sha256: [u8; 32],
+    },
 }
 
 fn id_key(m: &MessageMeta) -> Option<MessageKey> {
@@ -133,13 +151,20 @@ impl Sessions {
 
 impl App {
     /// Runs a plan or copy job for a user that is scheduled or working on this pass.
-    pub(crate) async fn run_copy_job(&self, user: &MailUser, job: &Job, budget: Duration) -> Result<JobOutcome, AppError> {
+    pub(crate) async fn run_copy_job(
+        &self,
+        user: &MailUser,
+        job: &Job,
+        budget: Duration,
+    ) -> Result<JobOutcome, AppError> {
         // Keep a reserve for the last checkpoint and the continuation: a quarter of the budget,
         // at most the configured reserve.
         let deadline = Instant::now() + budget - self.config.copy.budget_reserve.min(budget / 4);
         let result = match job {
             Job::Plan { .. } => self.plan(user).await,
-            Job::Copy { folder, attempt, .. } => self.copy_folder(user, folder, *attempt, deadline).await,
+            Job::Copy {
+                folder, attempt, ..
+            } => self.copy_folder(user, folder, *attempt, deadline).await,
         };
         match result {
             Err(AppError::Upstream(m)) if m.starts_with("the login was rejected") => {
@@ -153,11 +178,18 @@ impl App {
 
     async fn fail_user(&self, id: UserId, reason: String) -> Result<(), AppError> {
         for _ in 0..5 {
-            let Some(current) = self.deps.store.get_user(id).await? else { return Ok(()) };
+            let Some(current) = self.deps.store.get_user(id).await? else {
+                return Ok(());
+            };
             if Transition::Fail.apply(current.state).is_none() {
                 return Ok(());
             }
-            match self.transition(&current, Transition::Fail, |u| u.last_error = Some(reason.clone())).await {
+            match self
+                .transition(&current, Transition::Fail, |u| {
+                    u.last_error = Some(reason.clone())
+                })
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(AppError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -167,21 +199,42 @@ impl App {
     }
 
     /// Opens logged-in sessions on both sides with the project's credentials for this user.
-    async fn open_sessions(&self, project: &Project, user: &MailUser) -> Result<Sessions, AppError> {
+    async fn open_sessions(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<Sessions, AppError> {
         let creds = self.credentials(user.id).await?.unwrap_or_default();
         let timeout = self.config.copy.command_timeout;
         let mut sessions = Vec::with_capacity(2);
         for (side, connector, email, per_user) in [
-            (Side::Source, &project.source, &user.source_email, creds.source_password.clone()),
-            (Side::Target, &project.target, &user.target_email, creds.target_password.clone()),
+            (
+                Side::Source,
+                &project.source,
+                &user.source_email,
+                creds.source_password.clone(),
+            ),
+            (
+                Side::Target,
+                &project.target,
+                &user.target_email,
+                creds.target_password.clone(),
+            ),
         ] {
             let password = match &connector.auth {
                 ConnectorAuth::Admin { password, .. } => {
-                    let plain = self.deps.vault.open(password, &admin_password_aad(project.id, side)).await?;
+                    let plain = self
+                        .deps
+                        .vault
+                        .open(password, &admin_password_aad(project.id, side))
+                        .await?;
                     Secret::new(String::from_utf8(plain).map_err(AppError::internal)?)
                 }
                 ConnectorAuth::PerUser => Secret::new(per_user.ok_or_else(|| {
-                    AppError::Upstream(format!("the login was rejected: no {} password is stored", side.as_str()))
+                    AppError::Upstream(format!(
+                        "the login was rejected: no {} password is stored",
+                        side.as_str()
+                    ))
                 })?),
             };
             let login = login_for(connector, email);
@@ -191,13 +244,20 @@ impl App {
                 .open(&connector.endpoint(), &login, &password, timeout)
                 .await
                 .map_err(|e| match e {
-                    MailboxError::Auth(m) => AppError::Upstream(format!("the login was rejected: {} server: {m}", side.as_str())),
+                    MailboxError::Auth(m) => AppError::Upstream(format!(
+                        "the login was rejected: {} server: {m}",
+                        side.as_str()
+                    )),
                     other => mailbox_err(other),
                 })?;
             sessions.push(session);
         }
-        let target = sessions.pop().ok_or_else(|| AppError::internal("no target session"))?;
-        let source = sessions.pop().ok_or_else(|| AppError::internal("no source session"))?;
+        let target = sessions
+            .pop()
+            .ok_or_else(|| AppError::internal("no target session"))?;
+        let source = sessions
+            .pop()
+            .ok_or_else(|| AppError::internal("no source session"))?;
         Ok(Sessions { source, target })
     }
 
@@ -216,7 +276,12 @@ impl App {
         outcome
     }
 
-    async fn plan_with(&self, project: &Project, user: &MailUser, s: &mut Sessions) -> Result<JobOutcome, AppError> {
+    async fn plan_with(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        s: &mut Sessions,
+    ) -> Result<JobOutcome, AppError> {
         let source_folders = s.source.list_folders().await.map_err(mailbox_err)?;
         let target_folders = s.target.list_folders().await.map_err(mailbox_err)?;
         let target_delimiter = target_folders.iter().find_map(|f| f.delimiter);
@@ -232,21 +297,37 @@ impl App {
             .map(|f| (f.source_name.clone(), f))
             .collect();
         for folder in source_folders.iter().filter(|f| f.selectable) {
-            let included = options.include.is_empty() || options.include.iter().any(|p| glob_match(p, &folder.name));
+            let included = options.include.is_empty()
+                || options.include.iter().any(|p| glob_match(p, &folder.name));
             if !included || options.exclude.iter().any(|p| glob_match(p, &folder.name)) {
                 continue;
             }
             let target_name = map_folder_name(options, folder, &target_folders, target_delimiter);
             if !target_folders.iter().any(|t| t.name == target_name) {
-                s.target.create_folder(&target_name).await.map_err(mailbox_err)?;
+                s.target
+                    .create_folder(&target_name)
+                    .await
+                    .map_err(mailbox_err)?;
             }
             if folder.subscribed {
-                s.target.subscribe(&target_name).await.map_err(mailbox_err)?;
+                s.target
+                    .subscribe(&target_name)
+                    .await
+                    .map_err(mailbox_err)?;
             }
             let status = s.source.examine(&folder.name).await.map_err(mailbox_err)?;
-            let metas = if status.messages == 0 { Vec::new() } else { s.source.fetch_meta(1, u32::MAX).await.map_err(mailbox_err)? };
+            let metas = if status.messages == 0 {
+                Vec::new()
+            } else {
+                s.source
+                    .fetch_meta(1, u32::MAX)
+                    .await
+                    .map_err(mailbox_err)?
+            };
             let prior = existing.get(&folder.name);
-            let last_uid = prior.filter(|p| p.uidvalidity == Some(status.uidvalidity)).map_or(0, |p| p.last_uid);
+            let last_uid = prior
+                .filter(|p| p.uidvalidity == Some(status.uidvalidity))
+                .map_or(0, |p| p.last_uid);
             let pending: Vec<&MessageMeta> = metas.iter().filter(|m| m.uid > last_uid).collect();
             total_messages += pending.len() as u64;
             total_bytes += pending.iter().map(|m| m.size).sum::<u64>();
@@ -284,18 +365,38 @@ impl App {
             };
             // A redelivered plan may race a copy already running for this folder: only reset
             // `done` when nobody changed the checkpoint meanwhile.
-            match self.deps.store.put_folder(&next, prior.map(|p| p.version)).await {
-                Ok(()) | Err(crate::error::StoreError::Conflict) | Err(crate::error::StoreError::AlreadyExists) => {}
+            match self
+                .deps
+                .store
+                .put_folder(&next, prior.map(|p| p.version))
+                .await
+            {
+                Ok(())
+                | Err(crate::error::StoreError::Conflict)
+                | Err(crate::error::StoreError::AlreadyExists) => {}
                 Err(e) => return Err(e.into()),
             }
-            jobs.push(Job::Copy { user_id: user.id.0, pass: user.pass, folder: folder.name.clone(), attempt: 0 });
+            jobs.push(Job::Copy {
+                user_id: user.id.0,
+                pass: user.pass,
+                folder: folder.name.clone(),
+                attempt: 0,
+            });
         }
         self.update_progress(user.id, |p| {
             p.messages_total = p.messages_done + total_messages;
             p.bytes_total = p.bytes_done + total_bytes;
         })
         .await?;
-        self.log_event(user, format!("pass {}: {} folders, {total_messages} messages, {total_bytes} bytes to copy", user.pass, jobs.len())).await;
+        self.log_event(
+            user,
+            format!(
+                "pass {}: {} folders, {total_messages} messages, {total_bytes} bytes to copy",
+                user.pass,
+                jobs.len()
+            ),
+        )
+        .await;
         if jobs.is_empty() {
             self.complete_if_done(user.id).await?;
             return Ok(JobOutcome::Done);
@@ -308,9 +409,15 @@ impl App {
 
     /// Applies `change` to the user's progress with a version-checked write, retrying on
     /// conflicts (several folders of one user report at once).
-    async fn update_progress(&self, id: UserId, change: impl Fn(&mut contract::Progress)) -> Result<(), AppError> {
+    async fn update_progress(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut contract::Progress),
+    ) -> Result<(), AppError> {
         for _ in 0..20 {
-            let Some(current) = self.deps.store.get_user(id).await? else { return Ok(()) };
+            let Some(current) = self.deps.store.get_user(id).await? else {
+                return Ok(());
+            };
             let mut next = current.clone();
             change(&mut next.progress);
             if next.progress == current.progress {
@@ -324,11 +431,17 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AppError::Conflict("the user record is too busy; retrying".into()))
+        Err(AppError::Conflict(
+            "the user record is too busy; retrying".into(),
+        ))
     }
 
     /// Takes (or renews) the folder's lease; `None` when another worker holds it.
-    async fn lease(&self, folder: &FolderState, owner: &str) -> Result<Option<FolderState>, AppError> {
+    async fn lease(
+        &self,
+        folder: &FolderState,
+        owner: &str,
+    ) -> Result<Option<FolderState>, AppError> {
         let now = self.deps.clock.now();
         let held_by_other = folder.lease_owner.as_deref().is_some_and(|o| o != owner)
             && folder.lease_until.is_some_and(|until| until > now);
@@ -339,7 +452,12 @@ impl App {
         next.lease_owner = Some(owner.to_owned());
         next.lease_until = Some(now + self.config.copy.lease_ttl);
         next.version = folder.version + 1;
-        match self.deps.store.put_folder(&next, Some(folder.version)).await {
+        match self
+            .deps
+            .store
+            .put_folder(&next, Some(folder.version))
+            .await
+        {
             Ok(()) => Ok(Some(next)),
             Err(crate::error::StoreError::Conflict) => Ok(None),
             Err(e) => Err(e.into()),
@@ -347,12 +465,21 @@ impl App {
     }
 
     /// Writes a checkpoint, renewing the lease; `Err(Stop::LeaseLost)` when someone else wrote.
-    async fn checkpoint(&self, folder: &mut FolderState, change: impl FnOnce(&mut FolderState)) -> Result<Result<(), Stop>, AppError> {
+    async fn checkpoint(
+        &self,
+        folder: &mut FolderState,
+        change: impl FnOnce(&mut FolderState),
+    ) -> Result<Result<(), Stop>, AppError> {
         let mut next = folder.clone();
         change(&mut next);
         next.lease_until = Some(self.deps.clock.now() + self.config.copy.lease_ttl);
         next.version = folder.version + 1;
-        match self.deps.store.put_folder(&next, Some(folder.version)).await {
+        match self
+            .deps
+            .store
+            .put_folder(&next, Some(folder.version))
+            .await
+        {
             Ok(()) => {
                 *folder = next;
                 Ok(Ok(()))
@@ -362,7 +489,13 @@ impl App {
         }
     }
 
-    async fn copy_folder(&self, user: &MailUser, source_name: &str, attempt: u32, deadline: Instant) -> Result<JobOutcome, AppError> {
+    async fn copy_folder(
+        &self,
+        user: &MailUser,
+        source_name: &str,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Result<JobOutcome, AppError> {
         let Some(folder) = self.deps.store.get_folder(user.id, source_name).await? else {
             tracing::warn!(user = %user.id, folder = source_name, "copy job for a folder that was never planned");
             return Ok(JobOutcome::Done);
@@ -376,7 +509,10 @@ impl App {
                 .lease_until
                 .map(|u| (u - self.deps.clock.now()).unsigned_abs())
                 .unwrap_or(Duration::from_secs(5));
-            return Ok(JobOutcome::RetryLater { after: wait.max(Duration::from_secs(1)), reason: "another worker holds this folder".into() });
+            return Ok(JobOutcome::RetryLater {
+                after: wait.max(Duration::from_secs(1)),
+                reason: "another worker holds this folder".into(),
+            });
         };
         let project = self.project(user.project_id).await?;
         let mut s = match self.open_sessions(&project, user).await {
@@ -386,7 +522,9 @@ impl App {
                 return Err(e);
             }
         };
-        let result = self.copy_with(&project, user, &mut folder, &mut s, deadline).await;
+        let result = self
+            .copy_with(&project, user, &mut folder, &mut s, deadline)
+            .await;
         s.close().await;
         match result {
             Ok(Ok(())) => {
@@ -396,14 +534,21 @@ impl App {
             Ok(Err(Stop::LeaseLost)) => Ok(JobOutcome::Done),
             Ok(Err(Stop::OutOfTime)) => {
                 self.release_lease(&mut folder).await;
-                let next = Job::Copy { user_id: user.id.0, pass: user.pass, folder: source_name.to_owned(), attempt: attempt + 1 };
+                let next = Job::Copy {
+                    user_id: user.id.0,
+                    pass: user.pass,
+                    folder: source_name.to_owned(),
+                    attempt: attempt + 1,
+                };
                 self.deps.queue.send(&next, Duration::ZERO).await?;
                 Ok(JobOutcome::Done)
             }
             Err(e) => {
                 self.release_lease(&mut folder).await;
                 if let AppError::Upstream(m) = &e {
-                    let _ = self.set_last_error(user.id, format!("{source_name}: {m} (retrying)")).await;
+                    let _ = self
+                        .set_last_error(user.id, format!("{source_name}: {m} (retrying)"))
+                        .await;
                 }
                 Err(e)
             }
@@ -411,7 +556,9 @@ impl App {
     }
 
     async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
-        let Some(current) = self.deps.store.get_user(id).await? else { return Ok(()) };
+        let Some(current) = self.deps.store.get_user(id).await? else {
+            return Ok(());
+        };
         let mut next = current.clone();
         next.last_error = Some(message);
         next.version = current.version + 1;
@@ -442,41 +589,66 @@ impl App {
             Ok(st) => st,
             Err(MailboxError::FolderNotFound(_)) => {
                 // Deleted at the source since planning: nothing left to copy.
-                return self.checkpoint(folder, |f| {
-                    f.done = true;
-                    f.lease_owner = None;
-                }).await;
+                return self
+                    .checkpoint(folder, |f| {
+                        f.done = true;
+                        f.lease_owner = None;
+                    })
+                    .await;
             }
             Err(e) => return Err(mailbox_err(e)),
         };
         if folder.uidvalidity.is_some_and(|v| v != status.uidvalidity) {
             // The source renumbered the folder: compare everything with the target again, so
             // nothing is copied twice and nothing is missed.
-            self.log_event(user, format!("{}: UIDVALIDITY changed; rescanning with duplicate check", folder.source_name)).await;
-            let target_status = s.target.select(&folder.target_name).await.map_err(mailbox_err)?;
+            self.log_event(
+                user,
+                format!(
+                    "{}: UIDVALIDITY changed; rescanning with duplicate check",
+                    folder.source_name
+                ),
+            )
+            .await;
+            let target_status = s
+                .target
+                .select(&folder.target_name)
+                .await
+                .map_err(mailbox_err)?;
             let stop = self
                 .checkpoint(folder, |f| {
                     f.uidvalidity = Some(status.uidvalidity);
                     f.last_uid = 0;
-                    f.in_flight = Some(InFlight { to_uid: u32::MAX, target_uidvalidity: target_status.uidvalidity, target_uidnext: 1 });
+                    f.in_flight = Some(InFlight {
+                        to_uid: u32::MAX,
+                        target_uidvalidity: target_status.uidvalidity,
+                        target_uidnext: 1,
+                    });
                 })
                 .await?;
             if stop.is_err() {
                 return Ok(stop);
             }
-        } else if folder.uidvalidity.is_none() {
-            if let Err(stop) = self.checkpoint(folder, |f| f.uidvalidity = Some(status.uidvalidity)).await? {
-                return Ok(Err(stop));
-            }
+        } else if folder.uidvalidity.is_none()
+            && let Err(stop) = self
+                .checkpoint(folder, |f| f.uidvalidity = Some(status.uidvalidity))
+                .await?
+        {
+            return Ok(Err(stop));
         }
         let previous_modseq = folder.highest_modseq;
 
         let metas: Vec<MessageMeta> = if status.messages == 0 {
             Vec::new()
         } else {
-            s.source.fetch_meta(folder.last_uid.saturating_add(1), u32::MAX).await.map_err(mailbox_err)?
+            s.source
+                .fetch_meta(folder.last_uid.saturating_add(1), u32::MAX)
+                .await
+                .map_err(mailbox_err)?
         };
-        let mut metas: Vec<MessageMeta> = metas.into_iter().filter(|m| m.uid > folder.last_uid).collect();
+        let mut metas: Vec<MessageMeta> = metas
+            .into_iter()
+            .filter(|m| m.uid > folder.last_uid)
+            .collect();
         metas.sort_by_key(|m| m.uid);
 
         // A crash between append and checkpoint: keep only what the target does not have yet.
@@ -488,18 +660,31 @@ impl App {
         let rescan = recovery.is_some_and(|r| r.to_uid == u32::MAX);
         let mut already_there: HashMap<u32, bool> = HashMap::new();
         if let Some(in_flight) = recovery {
-            let target_status = s.target.select(&folder.target_name).await.map_err(mailbox_err)?;
-            let from = if target_status.uidvalidity == in_flight.target_uidvalidity { in_flight.target_uidnext } else { 1 };
-            let range: Vec<&MessageMeta> = metas.iter().filter(|m| m.uid <= in_flight.to_uid).collect();
+            let target_status = s
+                .target
+                .select(&folder.target_name)
+                .await
+                .map_err(mailbox_err)?;
+            let from = if target_status.uidvalidity == in_flight.target_uidvalidity {
+                in_flight.target_uidnext
+            } else {
+                1
+            };
+            let range: Vec<&MessageMeta> =
+                metas.iter().filter(|m| m.uid <= in_flight.to_uid).collect();
             let found = self.match_on_target(s, &range, from).await?;
             for uid in &found {
                 already_there.insert(*uid, true);
             }
             tracing::info!(user = %user.id, folder = %folder.source_name, in_range = range.len(), found = found.len(), "resumed an unfinished append");
-            if rescan && let Err(stop) = self.checkpoint(folder, |f| {
-                f.copied_messages = 0;
-                f.copied_bytes = 0;
-            }).await? {
+            if rescan
+                && let Err(stop) = self
+                    .checkpoint(folder, |f| {
+                        f.copied_messages = 0;
+                        f.copied_bytes = 0;
+                    })
+                    .await?
+            {
                 return Ok(Err(stop));
             }
         }
@@ -514,7 +699,11 @@ impl App {
             }
             rest = &metas[n..];
         }
-        chunks.extend(chunk(rest, self.config.copy.chunk_messages, self.config.copy.chunk_bytes));
+        chunks.extend(chunk(
+            rest,
+            self.config.copy.chunk_messages,
+            self.config.copy.chunk_bytes,
+        ));
         let mut window_start = Instant::now();
         let mut window_bytes = 0u64;
         for (index, chunk) in chunks.into_iter().enumerate() {
@@ -531,9 +720,19 @@ impl App {
                     present += 1;
                     present_bytes += m.size;
                 } else if options.max_message_bytes.is_some_and(|max| m.size > max) {
-                    skipped.push(contract::SkippedItem { uid: m.uid, size: m.size, reason: "larger than the project's maximum message size".into() });
-                } else if options.since.is_some_and(|t| m.internaldate < t) || options.before.is_some_and(|t| m.internaldate >= t) {
-                    skipped.push(contract::SkippedItem { uid: m.uid, size: m.size, reason: "outside the project's date range".into() });
+                    skipped.push(contract::SkippedItem {
+                        uid: m.uid,
+                        size: m.size,
+                        reason: "larger than the project's maximum message size".into(),
+                    });
+                } else if options.since.is_some_and(|t| m.internaldate < t)
+                    || options.before.is_some_and(|t| m.internaldate >= t)
+                {
+                    skipped.push(contract::SkippedItem {
+                        uid: m.uid,
+                        size: m.size,
+                        reason: "outside the project's date range".into(),
+                    });
                 } else {
                     wanted.push(m.uid);
                 }
@@ -544,12 +743,22 @@ impl App {
                 let mark = match recovery {
                     Some(r) if rescan || index == 0 => r,
                     _ => {
-                        let t = s.target.select(&folder.target_name).await.map_err(mailbox_err)?;
-                        InFlight { to_uid: last, target_uidvalidity: t.uidvalidity, target_uidnext: t.uidnext }
+                        let t = s
+                            .target
+                            .select(&folder.target_name)
+                            .await
+                            .map_err(mailbox_err)?;
+                        InFlight {
+                            to_uid: last,
+                            target_uidvalidity: t.uidvalidity,
+                            target_uidnext: t.uidnext,
+                        }
                     }
                 };
                 if folder.in_flight != Some(mark)
-                    && let Err(stop) = self.checkpoint(folder, |f| f.in_flight = Some(mark)).await?
+                    && let Err(stop) = self
+                        .checkpoint(folder, |f| f.in_flight = Some(mark))
+                        .await?
                 {
                     return Ok(Err(stop));
                 }
@@ -557,14 +766,21 @@ impl App {
                 let mut items: Vec<AppendItem> = Vec::with_capacity(wanted.len());
                 s.source
                     .fetch_bodies(&wanted, &mut |m| {
-                        items.push(AppendItem { body: m.body, flags: m.meta.flags.clone(), internaldate: m.meta.internaldate });
+                        items.push(AppendItem {
+                            body: m.body,
+                            flags: m.meta.flags.clone(),
+                            internaldate: m.meta.internaldate,
+                        });
                         fetched.push(m.meta);
                         Ok(())
                     })
                     .await
                     .map_err(mailbox_err)?;
-                let outcomes = s.target.append(&folder.target_name, &items).await.map_err(mailbox_err)?;
-                drop(items);
+                let outcomes = s
+                    .target
+                    .append(&folder.target_name, items)
+                    .await
+                    .map_err(mailbox_err)?;
                 for (m, outcome) in fetched.iter().zip(outcomes) {
                     match outcome {
                         AppendOutcome::Appended { .. } => {
@@ -572,7 +788,11 @@ impl App {
                             appended_bytes += m.size;
                         }
                         AppendOutcome::Rejected { reason } => {
-                            skipped.push(contract::SkippedItem { uid: m.uid, size: m.size, reason: format!("the target refused it: {reason}") });
+                            skipped.push(contract::SkippedItem {
+                                uid: m.uid,
+                                size: m.size,
+                                reason: format!("the target refused it: {reason}"),
+                            });
                         }
                     }
                 }
@@ -608,7 +828,9 @@ impl App {
                 p.bytes_done += bytes_in_chunk;
                 p.skipped += skipped_count;
                 p.throughput_bps = Some(throughput);
-                p.eta_seconds = (throughput > 0.0).then(|| (p.bytes_total.saturating_sub(p.bytes_done) as f64 / throughput) as u64);
+                p.eta_seconds = (throughput > 0.0).then(|| {
+                    (p.bytes_total.saturating_sub(p.bytes_done) as f64 / throughput) as u64
+                });
             })
             .await?;
         }
@@ -632,11 +854,21 @@ impl App {
         }
 
         // Verification figures of the target folder, then the folder is done.
-        let target_status = s.target.select(&folder.target_name).await.map_err(mailbox_err)?;
+        let target_status = s
+            .target
+            .select(&folder.target_name)
+            .await
+            .map_err(mailbox_err)?;
         let target_bytes = if target_status.messages == 0 {
             0
         } else {
-            s.target.fetch_meta(1, u32::MAX).await.map_err(mailbox_err)?.iter().map(|m| m.size).sum()
+            s.target
+                .fetch_meta(1, u32::MAX)
+                .await
+                .map_err(mailbox_err)?
+                .iter()
+                .map(|m| m.size)
+                .sum()
         };
         let highest = status.highest_modseq;
         self.checkpoint(folder, |f| {
@@ -651,11 +883,20 @@ impl App {
     }
 
     /// Which of `range` (source messages) are already on the target at UIDs ≥ `from`.
-    async fn match_on_target(&self, s: &mut Sessions, range: &[&MessageMeta], from: u32) -> Result<Vec<u32>, AppError> {
+    async fn match_on_target(
+        &self,
+        s: &mut Sessions,
+        range: &[&MessageMeta],
+        from: u32,
+    ) -> Result<Vec<u32>, AppError> {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let target = s.target.fetch_meta(from, u32::MAX).await.map_err(mailbox_err)?;
+        let target = s
+            .target
+            .fetch_meta(from, u32::MAX)
+            .await
+            .map_err(mailbox_err)?;
         let target: Vec<MessageMeta> = target.into_iter().filter(|m| m.uid >= from).collect();
         let mut available: HashMap<MessageKey, usize> = HashMap::new();
         let mut target_without_id = Vec::new();
@@ -666,7 +907,11 @@ impl App {
             }
         }
         // Messages without Message-ID are compared by content: fetch those bytes on both sides.
-        let source_without_id: Vec<u32> = range.iter().filter(|m| m.message_id.is_none()).map(|m| m.uid).collect();
+        let source_without_id: Vec<u32> = range
+            .iter()
+            .filter(|m| m.message_id.is_none())
+            .map(|m| m.uid)
+            .collect();
         let mut source_content: HashMap<u32, MessageKey> = HashMap::new();
         if !source_without_id.is_empty() && !target_without_id.is_empty() {
             let mut keys = Vec::new();
@@ -706,23 +951,44 @@ impl App {
     }
 
     /// Copies flag changes made at the source since `since` onto the matching target messages.
-    async fn sync_flags(&self, s: &mut Sessions, folder: &FolderState, since: u64) -> Result<(), AppError> {
-        let changed = s.source.fetch_changed_since(since).await.map_err(mailbox_err)?;
-        let changed: Vec<MessageMeta> = changed.into_iter().filter(|m| m.uid <= folder.last_uid).collect();
+    async fn sync_flags(
+        &self,
+        s: &mut Sessions,
+        folder: &FolderState,
+        since: u64,
+    ) -> Result<(), AppError> {
+        let changed = s
+            .source
+            .fetch_changed_since(since)
+            .await
+            .map_err(mailbox_err)?;
+        let changed: Vec<MessageMeta> = changed
+            .into_iter()
+            .filter(|m| m.uid <= folder.last_uid)
+            .collect();
         if changed.is_empty() {
             return Ok(());
         }
-        s.target.select(&folder.target_name).await.map_err(mailbox_err)?;
+        s.target
+            .select(&folder.target_name)
+            .await
+            .map_err(mailbox_err)?;
         for m in changed {
             let Some(id) = &m.message_id else { continue };
             let candidates = s.target.find_by_message_id(id).await.map_err(mailbox_err)?;
-            if let Some(t) = candidates.iter().find(|t| t.size == m.size && t.internaldate.unix_timestamp() == m.internaldate.unix_timestamp()) {
+            if let Some(t) = candidates.iter().find(|t| {
+                t.size == m.size
+                    && t.internaldate.unix_timestamp() == m.internaldate.unix_timestamp()
+            }) {
                 let mut want = m.flags.clone();
                 want.sort();
                 let mut have = t.flags.clone();
                 have.sort();
                 if want != have {
-                    s.target.set_flags(t.uid, &m.flags).await.map_err(mailbox_err)?;
+                    s.target
+                        .set_flags(t.uid, &m.flags)
+                        .await
+                        .map_err(mailbox_err)?;
                 }
             }
         }
@@ -732,7 +998,9 @@ impl App {
     /// Moves the user to Completed when every folder of the pass is done, and tells the admin
     /// (and the user, when the project asks for it) that the data is ready to verify.
     async fn complete_if_done(&self, id: UserId) -> Result<(), AppError> {
-        let Some(user) = self.deps.store.get_user(id).await? else { return Ok(()) };
+        let Some(user) = self.deps.store.get_user(id).await? else {
+            return Ok(());
+        };
         if user.state != UserState::Working {
             return Ok(());
         }
@@ -740,11 +1008,12 @@ impl App {
         if folders.iter().any(|f| f.pass == user.pass && !f.done) {
             return Ok(());
         }
-        let completed = match self.transition(&user, Transition::Complete, |u| {
-            u.progress.throughput_bps = None;
-            u.progress.eta_seconds = Some(0);
-        })
-        .await
+        let completed = match self
+            .transition(&user, Transition::Complete, |u| {
+                u.progress.throughput_bps = None;
+                u.progress.eta_seconds = Some(0);
+            })
+            .await
         {
             Ok(u) => u,
             // Another worker finished the last folder at the same moment and completed the user.
@@ -767,10 +1036,18 @@ impl App {
             recipients.push((admin.clone(), String::new()));
         }
         if project.notify_user {
-            recipients.push((completed.target_email.clone(), completed.display_name.clone()));
+            recipients.push((
+                completed.target_email.clone(),
+                completed.display_name.clone(),
+            ));
         }
         for (to, to_name) in recipients {
-            let mail = OutgoingMail { to, to_name, subject: format!("Ready to verify: {}", completed.target_email), text: text.clone() };
+            let mail = OutgoingMail {
+                to,
+                to_name,
+                subject: format!("Ready to verify: {}", completed.target_email),
+                text: text.clone(),
+            };
             if let Err(e) = self.deps.mailer.send(&mail).await {
                 tracing::warn!(user = %completed.id, error = %e, "could not send the ready-to-verify mail");
             }
@@ -806,7 +1083,13 @@ mod tests {
     use crate::mailbox::SpecialUse;
 
     fn folder(name: &str, delimiter: char, special_use: Option<SpecialUse>) -> FolderInfo {
-        FolderInfo { name: name.into(), delimiter: Some(delimiter), special_use, selectable: true, subscribed: true }
+        FolderInfo {
+            name: name.into(),
+            delimiter: Some(delimiter),
+            special_use,
+            selectable: true,
+            subscribed: true,
+        }
     }
 
     #[test]
@@ -821,20 +1104,69 @@ mod tests {
 
     #[test]
     fn folder_names_follow_map_then_role_then_delimiter() {
-        let target = vec![folder("Sent Items", '.', Some(SpecialUse::Sent)), folder("INBOX", '.', None)];
-        let options = CopyOptions { folder_map: vec![("Old/Stuff".into(), "Archive.Stuff".into())], ..Default::default() };
-        assert_eq!(map_folder_name(&options, &folder("Old/Stuff", '/', None), &target, Some('.')), "Archive.Stuff");
-        assert_eq!(map_folder_name(&options, &folder("Sent", '/', Some(SpecialUse::Sent)), &target, Some('.')), "Sent Items");
-        assert_eq!(map_folder_name(&options, &folder("inbox", '/', None), &target, Some('.')), "INBOX");
-        assert_eq!(map_folder_name(&options, &folder("Projects/v1.2/Ärger", '/', None), &target, Some('.')), "Projects.v1_2.Ärger");
+        let target = vec![
+            folder("Sent Items", '.', Some(SpecialUse::Sent)),
+            folder("INBOX", '.', None),
+        ];
+        let options = CopyOptions {
+            folder_map: vec![("Old/Stuff".into(), "Archive.Stuff".into())],
+            ..Default::default()
+        };
+        assert_eq!(
+            map_folder_name(
+                &options,
+                &folder("Old/Stuff", '/', None),
+                &target,
+                Some('.')
+            ),
+            "Archive.Stuff"
+        );
+        assert_eq!(
+            map_folder_name(
+                &options,
+                &folder("Sent", '/', Some(SpecialUse::Sent)),
+                &target,
+                Some('.')
+            ),
+            "Sent Items"
+        );
+        assert_eq!(
+            map_folder_name(&options, &folder("inbox", '/', None), &target, Some('.')),
+            "INBOX"
+        );
+        assert_eq!(
+            map_folder_name(
+                &options,
+                &folder("Projects/v1.2/Ärger", '/', None),
+                &target,
+                Some('.')
+            ),
+            "Projects.v1_2.Ärger"
+        );
     }
 
     #[test]
     fn chunks_respect_count_and_bytes() {
-        let meta = |uid, size| MessageMeta { uid, size, flags: vec![], internaldate: time::OffsetDateTime::UNIX_EPOCH, modseq: None, message_id: None };
-        let metas = vec![meta(1, 10), meta(2, 10), meta(3, 100), meta(4, 10), meta(5, 10)];
+        let meta = |uid, size| MessageMeta {
+            uid,
+            size,
+            flags: vec![],
+            internaldate: time::OffsetDateTime::UNIX_EPOCH,
+            modseq: None,
+            message_id: None,
+        };
+        let metas = vec![
+            meta(1, 10),
+            meta(2, 10),
+            meta(3, 100),
+            meta(4, 10),
+            meta(5, 10),
+        ];
         let c = chunk(&metas, 2, 50);
-        let uids: Vec<Vec<u32>> = c.iter().map(|c| c.iter().map(|m| m.uid).collect()).collect();
+        let uids: Vec<Vec<u32>> = c
+            .iter()
+            .map(|c| c.iter().map(|m| m.uid).collect())
+            .collect();
         assert_eq!(uids, vec![vec![1, 2], vec![3], vec![4, 5]]);
         assert!(chunk(&[], 2, 50).is_empty());
     }

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use contract::limits::PASSWORD_MAX_BYTES;
 use contract::{
     AuthInput, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ProjectInput, ProjectView,
 };
-use contract::limits::PASSWORD_MAX_BYTES;
 
 use crate::error::{AppError, LoginError};
 use crate::model::*;
@@ -48,7 +48,10 @@ pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
         return Err(AppError::validation_field(field, "the password is empty"));
     }
     if pw.len() > PASSWORD_MAX_BYTES {
-        return Err(AppError::validation_field(field, format!("longer than {PASSWORD_MAX_BYTES} bytes")));
+        return Err(AppError::validation_field(
+            field,
+            format!("longer than {PASSWORD_MAX_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -56,10 +59,16 @@ pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
 fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
     let p = pattern.trim();
     if p.is_empty() || p.len() > 320 {
-        return Err(AppError::validation_field(field, "the login must be 1 to 320 characters"));
+        return Err(AppError::validation_field(
+            field,
+            "the login must be 1 to 320 characters",
+        ));
     }
     if p.chars().any(|c| c.is_control()) {
-        return Err(AppError::validation_field(field, "the login contains control characters"));
+        return Err(AppError::validation_field(
+            field,
+            "the login contains control characters",
+        ));
     }
     Ok(p.to_owned())
 }
@@ -68,7 +77,9 @@ fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
 /// address itself for per-user passwords.
 pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
     match &connector.auth {
-        ConnectorAuth::Admin { login_pattern, .. } => login_pattern.replace("{email}", email.as_str()),
+        ConnectorAuth::Admin { login_pattern, .. } => {
+            login_pattern.replace("{email}", email.as_str())
+        }
         ConnectorAuth::PerUser => email.as_str().to_owned(),
     }
 }
@@ -82,7 +93,10 @@ struct CheckedConnector {
 }
 
 enum CheckedAuth {
-    Admin { login_pattern: String, password: Option<Secret> },
+    Admin {
+        login_pattern: String,
+        password: Option<Secret>,
+    },
     PerUser,
 }
 
@@ -93,21 +107,37 @@ fn check_connector(side: &str, input: &ConnectorInput) -> Result<CheckedConnecto
             format!("'{}' is not supported yet; use imap", input.kind),
         ));
     }
-    let host = parse_host(&input.host).map_err(|m| AppError::validation_field(&format!("{side}.host"), m))?;
+    let host = parse_host(&input.host)
+        .map_err(|m| AppError::validation_field(&format!("{side}.host"), m))?;
     if input.port == 0 {
-        return Err(AppError::validation_field(&format!("{side}.port"), "the port must be 1 to 65535"));
+        return Err(AppError::validation_field(
+            &format!("{side}.port"),
+            "the port must be 1 to 65535",
+        ));
     }
     let auth = match &input.auth {
-        AuthInput::Admin { login_pattern, password } => {
-            let login_pattern = check_login_pattern(&format!("{side}.auth.login_pattern"), login_pattern)?;
+        AuthInput::Admin {
+            login_pattern,
+            password,
+        } => {
+            let login_pattern =
+                check_login_pattern(&format!("{side}.auth.login_pattern"), login_pattern)?;
             if let Some(pw) = password {
                 check_password(&format!("{side}.auth.password"), pw)?;
             }
-            CheckedAuth::Admin { login_pattern, password: password.clone().map(Secret::new) }
+            CheckedAuth::Admin {
+                login_pattern,
+                password: password.clone().map(Secret::new),
+            }
         }
         AuthInput::PerUser => CheckedAuth::PerUser,
     };
-    Ok(CheckedConnector { host, port: input.port, security: input.security, auth })
+    Ok(CheckedConnector {
+        host,
+        port: input.port,
+        security: input.security,
+        auth,
+    })
 }
 
 impl App {
@@ -120,18 +150,28 @@ impl App {
     ) -> Result<Connector, AppError> {
         let auth = match checked.auth {
             CheckedAuth::PerUser => ConnectorAuth::PerUser,
-            CheckedAuth::Admin { login_pattern, password: Some(pw) } => {
+            CheckedAuth::Admin {
+                login_pattern,
+                password: Some(pw),
+            } => {
                 let sealed = self
                     .deps
                     .vault
                     .seal(pw.expose().as_bytes(), &admin_password_aad(project, side))
                     .await?;
-                ConnectorAuth::Admin { login_pattern, password: sealed }
-            }
-            CheckedAuth::Admin { login_pattern, password: None } => match existing.map(|c| &c.auth) {
-                Some(ConnectorAuth::Admin { password, .. }) => {
-                    ConnectorAuth::Admin { login_pattern, password: password.clone() }
+                ConnectorAuth::Admin {
+                    login_pattern,
+                    password: sealed,
                 }
+            }
+            CheckedAuth::Admin {
+                login_pattern,
+                password: None,
+            } => match existing.map(|c| &c.auth) {
+                Some(ConnectorAuth::Admin { password, .. }) => ConnectorAuth::Admin {
+                    login_pattern,
+                    password: password.clone(),
+                },
                 _ => {
                     return Err(AppError::validation_field(
                         &format!("{}.auth.password", side.as_str()),
@@ -140,7 +180,12 @@ impl App {
                 }
             },
         };
-        Ok(Connector { host: checked.host, port: checked.port, security: checked.security, auth })
+        Ok(Connector {
+            host: checked.host,
+            port: checked.port,
+            security: checked.security,
+            auth,
+        })
     }
 
     async fn build_project(
@@ -151,17 +196,26 @@ impl App {
     ) -> Result<Project, AppError> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(AppError::validation_field("name", "the name must be 1 to 200 characters"));
+            return Err(AppError::validation_field(
+                "name",
+                "the name must be 1 to 200 characters",
+            ));
         }
         let admin_email = match input.admin_email.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("admin_email", m))?),
+            Some(e) => Some(
+                EmailAddress::parse(e).map_err(|m| AppError::validation_field("admin_email", m))?,
+            ),
         };
         // Validate both sides before sealing anything, so a bad target does not cost a KMS call.
         let source = check_connector("source", &input.source)?;
         let target = check_connector("target", &input.target)?;
-        let source = self.seal_connector(id, Side::Source, source, existing.map(|p| &p.source)).await?;
-        let target = self.seal_connector(id, Side::Target, target, existing.map(|p| &p.target)).await?;
+        let source = self
+            .seal_connector(id, Side::Source, source, existing.map(|p| &p.source))
+            .await?;
+        let target = self
+            .seal_connector(id, Side::Target, target, existing.map(|p| &p.target))
+            .await?;
         let now = self.deps.clock.now();
         Ok(Project {
             id,
@@ -194,15 +248,24 @@ impl App {
     ) -> Result<Project, AppError> {
         let current = self.project(id).await?;
         if expected_version.is_some_and(|v| v != current.version) {
-            return Err(AppError::Conflict("the project was changed meanwhile; reload and try again".into()));
+            return Err(AppError::Conflict(
+                "the project was changed meanwhile; reload and try again".into(),
+            ));
         }
         let project = self.build_project(id, input, Some(&current)).await?;
-        self.deps.store.update_project(&project, current.version).await?;
+        self.deps
+            .store
+            .update_project(&project, current.version)
+            .await?;
         Ok(project)
     }
 
     pub async fn project(&self, id: ProjectId) -> Result<Project, AppError> {
-        self.deps.store.get_project(id).await?.ok_or(AppError::NotFound("project"))
+        self.deps
+            .store
+            .get_project(id)
+            .await?
+            .ok_or(AppError::NotFound("project"))
     }
 
     pub async fn project_view(&self, project: &Project) -> Result<ProjectView, AppError> {
@@ -217,7 +280,10 @@ impl App {
             notify_user: project.notify_user,
             created_at: project.created_at,
             version: project.version,
-            users_by_state: counts.into_iter().filter(|(_, n)| *n > 0).collect::<BTreeMap<_, _>>(),
+            users_by_state: counts
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect::<BTreeMap<_, _>>(),
         })
     }
 
@@ -232,33 +298,56 @@ impl App {
     }
 
     /// Tries a login with a connector as typed in the form (nothing is stored).
-    pub async fn test_connection(&self, input: &ConnectionTestInput) -> Result<ConnectionTestResult, AppError> {
+    pub async fn test_connection(
+        &self,
+        input: &ConnectionTestInput,
+    ) -> Result<ConnectionTestResult, AppError> {
         let checked = check_connector("connector", &input.connector)?;
         let email = match input.email.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?),
+            Some(e) => {
+                Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
+            }
         };
         let (login, password) = match checked.auth {
-            CheckedAuth::Admin { login_pattern, password } => {
+            CheckedAuth::Admin {
+                login_pattern,
+                password,
+            } => {
                 let login = match &email {
                     Some(e) => login_pattern.replace("{email}", e.as_str()),
                     None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field("email", "the login pattern needs a mailbox address to test with"));
+                        return Err(AppError::validation_field(
+                            "email",
+                            "the login pattern needs a mailbox address to test with",
+                        ));
                     }
                     None => login_pattern,
                 };
-                let pw = password
-                    .ok_or_else(|| AppError::validation_field("connector.auth.password", "enter the password to test"))?;
+                let pw = password.ok_or_else(|| {
+                    AppError::validation_field(
+                        "connector.auth.password",
+                        "enter the password to test",
+                    )
+                })?;
                 (login, pw)
             }
             CheckedAuth::PerUser => {
-                let email = email.ok_or_else(|| AppError::validation_field("email", "enter a mailbox address to test with"))?;
-                let pw = input.password.as_deref().ok_or_else(|| AppError::validation_field("password", "enter the mailbox password to test"))?;
+                let email = email.ok_or_else(|| {
+                    AppError::validation_field("email", "enter a mailbox address to test with")
+                })?;
+                let pw = input.password.as_deref().ok_or_else(|| {
+                    AppError::validation_field("password", "enter the mailbox password to test")
+                })?;
                 check_password("password", pw)?;
                 (email.to_string(), Secret::new(pw))
             }
         };
-        let endpoint = Endpoint { host: checked.host, port: checked.port, security: checked.security };
+        let endpoint = Endpoint {
+            host: checked.host,
+            port: checked.port,
+            security: checked.security,
+        };
         Ok(self.try_login(&endpoint, &login, &password).await)
     }
 
@@ -277,23 +366,42 @@ impl App {
         };
         let email = match email.map(str::trim) {
             None | Some("") => None,
-            Some(e) => Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?),
+            Some(e) => {
+                Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
+            }
         };
         let (login, pw) = match &connector.auth {
-            ConnectorAuth::Admin { login_pattern, password: sealed } => {
+            ConnectorAuth::Admin {
+                login_pattern,
+                password: sealed,
+            } => {
                 let login = match &email {
                     Some(e) => login_pattern.replace("{email}", e.as_str()),
                     None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field("email", "the login pattern needs a mailbox address to test with"));
+                        return Err(AppError::validation_field(
+                            "email",
+                            "the login pattern needs a mailbox address to test with",
+                        ));
                     }
                     None => login_pattern.clone(),
                 };
-                let plain = self.deps.vault.open(sealed, &admin_password_aad(id, side)).await?;
-                (login, Secret::new(String::from_utf8(plain).map_err(AppError::internal)?))
+                let plain = self
+                    .deps
+                    .vault
+                    .open(sealed, &admin_password_aad(id, side))
+                    .await?;
+                (
+                    login,
+                    Secret::new(String::from_utf8(plain).map_err(AppError::internal)?),
+                )
             }
             ConnectorAuth::PerUser => {
-                let email = email.ok_or_else(|| AppError::validation_field("email", "enter a mailbox address to test with"))?;
-                let pw = password.ok_or_else(|| AppError::validation_field("password", "enter the mailbox password to test"))?;
+                let email = email.ok_or_else(|| {
+                    AppError::validation_field("email", "enter a mailbox address to test with")
+                })?;
+                let pw = password.ok_or_else(|| {
+                    AppError::validation_field("password", "enter the mailbox password to test")
+                })?;
                 check_password("password", pw)?;
                 (email.to_string(), Secret::new(pw))
             }
@@ -301,14 +409,31 @@ impl App {
         Ok(self.try_login(&connector.endpoint(), &login, &pw).await)
     }
 
-    pub(crate) async fn try_login(&self, endpoint: &Endpoint, login: &str, password: &Secret) -> ConnectionTestResult {
-        match self.deps.mailboxes.test_login(endpoint, login, password, self.config.login_timeout).await {
+    pub(crate) async fn try_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+    ) -> ConnectionTestResult {
+        match self
+            .deps
+            .mailboxes
+            .test_login(endpoint, login, password, self.config.login_timeout)
+            .await
+        {
             Ok(info) => ConnectionTestResult {
                 ok: true,
-                message: format!("signed in to {}:{} as {login}", endpoint.host, endpoint.port),
+                message: format!(
+                    "signed in to {}:{} as {login}",
+                    endpoint.host, endpoint.port
+                ),
                 capabilities: info.capabilities,
             },
-            Err(e) => ConnectionTestResult { ok: false, message: describe_login_error(endpoint, &e), capabilities: vec![] },
+            Err(e) => ConnectionTestResult {
+                ok: false,
+                message: describe_login_error(endpoint, &e),
+                capabilities: vec![],
+            },
         }
     }
 }

@@ -19,9 +19,24 @@ impl App {
         if !token::looks_valid(token) {
             return Err(AppError::NotFound("invite link"));
         }
-        let invite = self.deps.store.get_invite(&token::hash(token)).await?.ok_or(AppError::NotFound("invite link"))?;
-        let user = self.deps.store.get_user(invite.user_id).await?.ok_or(AppError::NotFound("invite link"))?;
-        let project = self.deps.store.get_project(invite.project_id).await?.ok_or(AppError::NotFound("invite link"))?;
+        let invite = self
+            .deps
+            .store
+            .get_invite(&token::hash(token))
+            .await?
+            .ok_or(AppError::NotFound("invite link"))?;
+        let user = self
+            .deps
+            .store
+            .get_user(invite.user_id)
+            .await?
+            .ok_or(AppError::NotFound("invite link"))?;
+        let project = self
+            .deps
+            .store
+            .get_project(invite.project_id)
+            .await?
+            .ok_or(AppError::NotFound("invite link"))?;
         Ok((invite, user, project))
     }
 
@@ -55,10 +70,16 @@ impl App {
 
     /// Tests the typed passwords against the real servers; on success stores them sealed,
     /// schedules the copy and returns the status.
-    pub async fn submit_credentials(&self, token: &str, input: &CredentialsInput) -> Result<MigrationStatus, AppError> {
+    pub async fn submit_credentials(
+        &self,
+        token: &str,
+        input: &CredentialsInput,
+    ) -> Result<MigrationStatus, AppError> {
         let (invite, user, project) = self.invite_for(token).await?;
         if !Self::awaiting_credentials(&user) {
-            return Err(AppError::Conflict("this migration has already started; you can close this page".into()));
+            return Err(AppError::Conflict(
+                "this migration has already started; you can close this page".into(),
+            ));
         }
         if invite.expires_at <= self.deps.clock.now() {
             return Err(AppError::InviteExpired);
@@ -66,7 +87,10 @@ impl App {
         if invite.is_locked() {
             return Err(AppError::InviteLocked);
         }
-        let pick = |needed: bool, field: &str, value: &Option<String>| -> Result<Option<Secret>, AppError> {
+        let pick = |needed: bool,
+                    field: &str,
+                    value: &Option<String>|
+         -> Result<Option<Secret>, AppError> {
             match (needed, value) {
                 (false, _) => Ok(None),
                 (true, None) => Err(AppError::validation_field(field, "enter your password")),
@@ -76,8 +100,16 @@ impl App {
                 }
             }
         };
-        let src_pw = pick(project.source.is_per_user(), "source_password", &input.source_password)?;
-        let tgt_pw = pick(project.target.is_per_user(), "target_password", &input.target_password)?;
+        let src_pw = pick(
+            project.source.is_per_user(),
+            "source_password",
+            &input.source_password,
+        )?;
+        let tgt_pw = pick(
+            project.target.is_per_user(),
+            "target_password",
+            &input.target_password,
+        )?;
 
         for (connector, email, pw) in [
             (&project.source, &user.source_email, &src_pw),
@@ -86,12 +118,19 @@ impl App {
             let Some(pw) = pw else { continue };
             let endpoint = connector.endpoint();
             let login = login_for(connector, email);
-            match self.deps.mailboxes.test_login(&endpoint, &login, pw, self.config.login_timeout).await {
+            match self
+                .deps
+                .mailboxes
+                .test_login(&endpoint, &login, pw, self.config.login_timeout)
+                .await
+            {
                 Ok(_) => {}
                 Err(LoginError::Rejected(_)) => {
                     let left = self.count_failed_attempt(&invite).await?;
                     let message = if left == 0 {
-                        format!("The password for {email} was not accepted. The link is now locked; ask your administrator for a new one.")
+                        format!(
+                            "The password for {email} was not accepted. The link is now locked; ask your administrator for a new one."
+                        )
                     } else {
                         format!(
                             "The password for {email} was not accepted by {}. {left} attempt{} left.",
@@ -99,29 +138,54 @@ impl App {
                             if left == 1 { "" } else { "s" }
                         )
                     };
-                    self.log_event(&user, format!("a password for {email} was rejected ({left} attempts left)")).await;
-                    return Err(AppError::CredentialsRejected { message, attempts_left: left });
+                    self.log_event(
+                        &user,
+                        format!("a password for {email} was rejected ({left} attempts left)"),
+                    )
+                    .await;
+                    return Err(AppError::CredentialsRejected {
+                        message,
+                        attempts_left: left,
+                    });
                 }
-                Err(other) => return Err(AppError::Upstream(describe_login_error(&endpoint, &other))),
+                Err(other) => {
+                    return Err(AppError::Upstream(describe_login_error(&endpoint, &other)));
+                }
             }
         }
 
-        self.store_passwords_for(&user, src_pw.as_ref(), tgt_pw.as_ref()).await?;
-        let scheduled = self.schedule(&user, Transition::Schedule, |u| u.has_credentials = true).await.map_err(|e| match e {
-            AppError::Conflict(_) => AppError::Conflict("this migration has already started; you can close this page".into()),
-            other => other,
-        })?;
-        self.log_event(&scheduled, "credentials entered on the invite page".into()).await;
+        self.store_passwords_for(&user, src_pw.as_ref(), tgt_pw.as_ref())
+            .await?;
+        let scheduled = self
+            .schedule(&user, Transition::Schedule, |u| u.has_credentials = true)
+            .await
+            .map_err(|e| match e {
+                AppError::Conflict(_) => AppError::Conflict(
+                    "this migration has already started; you can close this page".into(),
+                ),
+                other => other,
+            })?;
+        self.log_event(&scheduled, "credentials entered on the invite page".into())
+            .await;
         Ok(self.status_of(&scheduled, &project))
     }
 
-    async fn store_passwords_for(&self, user: &MailUser, src: Option<&Secret>, tgt: Option<&Secret>) -> Result<(), AppError> {
+    async fn store_passwords_for(
+        &self,
+        user: &MailUser,
+        src: Option<&Secret>,
+        tgt: Option<&Secret>,
+    ) -> Result<(), AppError> {
         let creds = UserCredentials {
             source_password: src.map(|s| s.expose().to_owned()),
             target_password: tgt.map(|s| s.expose().to_owned()),
         };
         let json = serde_json::to_vec(&creds).map_err(AppError::internal)?;
-        let sealed = self.deps.vault.seal(&json, &super::users::credentials_aad(user.id)).await?;
+        let sealed = self
+            .deps
+            .vault
+            .seal(&json, &super::users::credentials_aad(user.id))
+            .await?;
         self.deps.store.put_credentials(user.id, &sealed).await?;
         Ok(())
     }
@@ -146,7 +210,9 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AppError::Conflict("too many attempts at once; try again".into()))
+        Err(AppError::Conflict(
+            "too many attempts at once; try again".into(),
+        ))
     }
 
     /// The status the credential page polls after Start.

@@ -1,6 +1,9 @@
 //! Admin use cases on migrating users: add, import, list, export, and the bulk actions.
 
-use contract::{BulkAction, BulkFailure, BulkResult, ImportReport, InviteTo, Selection, UserDetail, UserInput, UserPage, UserState};
+use contract::{
+    BulkAction, BulkFailure, BulkResult, ImportReport, InviteTo, Selection, UserDetail, UserInput,
+    UserPage, UserState,
+};
 use serde_json::json;
 
 use crate::csv_import::{self, CsvFileError, CsvRow};
@@ -22,14 +25,21 @@ pub(crate) fn credentials_aad(user: UserId) -> Vec<u8> {
 fn check_display_name(name: &str) -> Result<String, AppError> {
     let name = name.trim();
     if name.chars().count() > 200 {
-        return Err(AppError::validation_field("display_name", "longer than 200 characters"));
+        return Err(AppError::validation_field(
+            "display_name",
+            "longer than 200 characters",
+        ));
     }
     Ok(name.to_owned())
 }
 
 impl App {
     pub async fn user(&self, id: UserId) -> Result<MailUser, AppError> {
-        self.deps.store.get_user(id).await?.ok_or(AppError::NotFound("user"))
+        self.deps
+            .store
+            .get_user(id)
+            .await?
+            .ok_or(AppError::NotFound("user"))
     }
 
     /// The user, checked to belong to the project in the URL.
@@ -41,7 +51,13 @@ impl App {
         Ok(user)
     }
 
-    fn new_user(&self, project: ProjectId, source: EmailAddress, target: EmailAddress, display_name: String) -> MailUser {
+    fn new_user(
+        &self,
+        project: ProjectId,
+        source: EmailAddress,
+        target: EmailAddress,
+        display_name: String,
+    ) -> MailUser {
         let now = self.deps.clock.now();
         MailUser {
             id: UserId::new(),
@@ -89,8 +105,14 @@ impl App {
         let Some(sealed) = self.deps.store.get_credentials(user).await? else {
             return Ok(None);
         };
-        let plain = self.deps.vault.open(&sealed, &credentials_aad(user)).await?;
-        serde_json::from_slice(&plain).map(Some).map_err(AppError::internal)
+        let plain = self
+            .deps
+            .vault
+            .open(&sealed, &credentials_aad(user))
+            .await?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(AppError::internal)
     }
 
     /// Whether every per-user side has a password stored, so a copy can start without asking.
@@ -102,18 +124,34 @@ impl App {
         (!need_src || have_src) && (!need_tgt || have_tgt)
     }
 
-    pub async fn add_user(&self, project_id: ProjectId, input: &UserInput) -> Result<MailUser, AppError> {
+    pub async fn add_user(
+        &self,
+        project_id: ProjectId,
+        input: &UserInput,
+    ) -> Result<MailUser, AppError> {
         let project = self.project(project_id).await?;
-        let source = EmailAddress::parse(&input.source_email).map_err(|m| AppError::validation_field("source_email", m))?;
-        let target = EmailAddress::parse(&input.target_email).map_err(|m| AppError::validation_field("target_email", m))?;
+        let source = EmailAddress::parse(&input.source_email)
+            .map_err(|m| AppError::validation_field("source_email", m))?;
+        let target = EmailAddress::parse(&input.target_email)
+            .map_err(|m| AppError::validation_field("target_email", m))?;
         let display_name = check_display_name(&input.display_name)?;
-        let src_pw = input.source_password.as_deref().map(|p| check_password("source_password", p).map(|_| Secret::new(p))).transpose()?;
-        let tgt_pw = input.target_password.as_deref().map(|p| check_password("target_password", p).map(|_| Secret::new(p))).transpose()?;
+        let src_pw = input
+            .source_password
+            .as_deref()
+            .map(|p| check_password("source_password", p).map(|_| Secret::new(p)))
+            .transpose()?;
+        let tgt_pw = input
+            .target_password
+            .as_deref()
+            .map(|p| check_password("target_password", p).map(|_| Secret::new(p)))
+            .transpose()?;
         let mut user = self.new_user(project_id, source, target, display_name);
         if src_pw.is_some() || tgt_pw.is_some() {
             // Passwords first: a user must never be visible with a half-stored secret.
-            self.store_passwords(user.id, src_pw.as_ref(), tgt_pw.as_ref()).await?;
-            user.has_credentials = Self::has_all_passwords(&project, self.credentials(user.id).await?.as_ref());
+            self.store_passwords(user.id, src_pw.as_ref(), tgt_pw.as_ref())
+                .await?;
+            user.has_credentials =
+                Self::has_all_passwords(&project, self.credentials(user.id).await?.as_ref());
         }
         match self.deps.store.insert_user(&user).await {
             Ok(()) => {}
@@ -133,7 +171,12 @@ impl App {
     /// Imports a users CSV. All or nothing: when any line is wrong, nothing is written and every
     /// problem is returned with its line number. Existing users (same source address) are
     /// updated, never duplicated. `dry_run` validates without writing (the console's preview).
-    pub async fn import_csv(&self, project_id: ProjectId, bytes: &[u8], dry_run: bool) -> Result<ImportReport, AppError> {
+    pub async fn import_csv(
+        &self,
+        project_id: ProjectId,
+        bytes: &[u8],
+        dry_run: bool,
+    ) -> Result<ImportReport, AppError> {
         let project = self.project(project_id).await?;
         let rows = match csv_import::parse(bytes) {
             Ok(rows) => rows,
@@ -150,10 +193,17 @@ impl App {
         let mut plan: Vec<(CsvRow, Option<MailUser>)> = Vec::with_capacity(rows.len());
         let mut errors = Vec::new();
         for row in rows {
-            let existing = self.deps.store.find_user_by_source(project_id, &row.source_email).await?;
+            let existing = self
+                .deps
+                .store
+                .find_user_by_source(project_id, &row.source_email)
+                .await?;
             if let Some(u) = &existing
                 && u.target_email != row.target_email
-                && !matches!(u.state, UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused)
+                && !matches!(
+                    u.state,
+                    UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused
+                )
             {
                 errors.push(contract::LineError {
                     line: row.line,
@@ -169,14 +219,23 @@ impl App {
         if !errors.is_empty() {
             return Err(line_errors(errors));
         }
-        let mut report = ImportReport { valid_rows: plan.len() as u64, created: 0, updated: 0, dry_run };
+        let mut report = ImportReport {
+            valid_rows: plan.len() as u64,
+            created: 0,
+            updated: 0,
+            dry_run,
+        };
         for (row, existing) in &plan {
             match existing {
                 None => report.created += 1,
-                Some(u) if u.target_email != row.target_email
-                    || (!row.display_name.is_empty() && u.display_name != row.display_name)
-                    || row.source_password.is_some()
-                    || row.target_password.is_some() => report.updated += 1,
+                Some(u)
+                    if u.target_email != row.target_email
+                        || (!row.display_name.is_empty() && u.display_name != row.display_name)
+                        || row.source_password.is_some()
+                        || row.target_password.is_some() =>
+                {
+                    report.updated += 1
+                }
                 Some(_) => {}
             }
         }
@@ -189,16 +248,35 @@ impl App {
         Ok(report)
     }
 
-    async fn apply_row(&self, project: &Project, row: CsvRow, existing: Option<MailUser>) -> Result<(), AppError> {
+    async fn apply_row(
+        &self,
+        project: &Project,
+        row: CsvRow,
+        existing: Option<MailUser>,
+    ) -> Result<(), AppError> {
         match existing {
             None => {
-                let mut user = self.new_user(project.id, row.source_email, row.target_email, row.display_name);
+                let mut user = self.new_user(
+                    project.id,
+                    row.source_email,
+                    row.target_email,
+                    row.display_name,
+                );
                 if row.source_password.is_some() || row.target_password.is_some() {
-                    self.store_passwords(user.id, row.source_password.as_ref(), row.target_password.as_ref()).await?;
-                    user.has_credentials = Self::has_all_passwords(project, self.credentials(user.id).await?.as_ref());
+                    self.store_passwords(
+                        user.id,
+                        row.source_password.as_ref(),
+                        row.target_password.as_ref(),
+                    )
+                    .await?;
+                    user.has_credentials =
+                        Self::has_all_passwords(project, self.credentials(user.id).await?.as_ref());
                 }
                 match self.deps.store.insert_user(&user).await {
-                    Ok(()) => self.log_event(&user, format!("imported from CSV line {}", row.line)).await,
+                    Ok(()) => {
+                        self.log_event(&user, format!("imported from CSV line {}", row.line))
+                            .await
+                    }
                     // Another import created it meanwhile: its row wins, ours is dropped.
                     Err(StoreError::AlreadyExists) => {
                         let _ = self.deps.store.delete_credentials(user.id).await;
@@ -213,34 +291,55 @@ impl App {
                     next.display_name = row.display_name;
                 }
                 if row.source_password.is_some() || row.target_password.is_some() {
-                    self.store_passwords(current.id, row.source_password.as_ref(), row.target_password.as_ref()).await?;
-                    next.has_credentials = Self::has_all_passwords(project, self.credentials(current.id).await?.as_ref());
+                    self.store_passwords(
+                        current.id,
+                        row.source_password.as_ref(),
+                        row.target_password.as_ref(),
+                    )
+                    .await?;
+                    next.has_credentials = Self::has_all_passwords(
+                        project,
+                        self.credentials(current.id).await?.as_ref(),
+                    );
                 }
                 if next != current {
                     next.version = current.version + 1;
                     next.updated_at = self.deps.clock.now();
                     self.deps.store.update_user(&next, current.version).await?;
-                    self.log_event(&next, format!("updated from CSV line {}", row.line)).await;
+                    self.log_event(&next, format!("updated from CSV line {}", row.line))
+                        .await;
                 }
             }
         }
         Ok(())
     }
 
-    pub async fn list_users(&self, project_id: ProjectId, mut query: UserQuery) -> Result<UserPage, AppError> {
+    pub async fn list_users(
+        &self,
+        project_id: ProjectId,
+        mut query: UserQuery,
+    ) -> Result<UserPage, AppError> {
         self.project(project_id).await?;
         if query.limit == 0 {
             query.limit = 50;
         }
         query.limit = query.limit.min(UserQuery::MAX_LIMIT);
         let (users, total) = self.deps.store.list_users(project_id, &query).await?;
-        Ok(UserPage { items: users.iter().map(MailUser::view).collect(), total, offset: query.offset, limit: query.limit })
+        Ok(UserPage {
+            items: users.iter().map(MailUser::view).collect(),
+            total,
+            offset: query.offset,
+            limit: query.limit,
+        })
     }
 
     /// All users of a project, page by page.
     pub(crate) async fn all_users(&self, project_id: ProjectId) -> Result<Vec<MailUser>, AppError> {
         let mut out = Vec::new();
-        let mut query = UserQuery { limit: UserQuery::MAX_LIMIT, ..Default::default() };
+        let mut query = UserQuery {
+            limit: UserQuery::MAX_LIMIT,
+            ..Default::default()
+        };
         loop {
             let (page, total) = self.deps.store.list_users(project_id, &query).await?;
             let n = page.len() as u64;
@@ -257,8 +356,17 @@ impl App {
         self.project(project_id).await?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
-            "source_email", "target_email", "display_name", "state", "pass", "messages_done", "messages_total",
-            "bytes_done", "bytes_total", "skipped", "last_error",
+            "source_email",
+            "target_email",
+            "display_name",
+            "state",
+            "pass",
+            "messages_done",
+            "messages_total",
+            "bytes_done",
+            "bytes_total",
+            "skipped",
+            "last_error",
         ])
         .map_err(AppError::internal)?;
         for u in self.all_users(project_id).await? {
@@ -280,61 +388,104 @@ impl App {
         w.into_inner().map_err(AppError::internal)
     }
 
-    pub async fn user_detail(&self, project_id: ProjectId, id: UserId) -> Result<UserDetail, AppError> {
+    pub async fn user_detail(
+        &self,
+        project_id: ProjectId,
+        id: UserId,
+    ) -> Result<UserDetail, AppError> {
         let user = self.user_in(project_id, id).await?;
         let folders = self.deps.store.list_folders(id).await?;
         let events = self.deps.store.list_events(id, 200).await?;
         Ok(UserDetail {
             user: user.view(),
             folders: folders.iter().map(FolderState::view).collect(),
-            events: events.into_iter().map(|e| contract::EventView { at: e.at, message: e.message }).collect(),
+            events: events
+                .into_iter()
+                .map(|e| contract::EventView {
+                    at: e.at,
+                    message: e.message,
+                })
+                .collect(),
         })
     }
 
     /// Runs one action over the selected users; each user succeeds or fails on its own.
-    pub async fn bulk(&self, project_id: ProjectId, action: BulkAction, selection: &Selection) -> Result<BulkResult, AppError> {
+    pub async fn bulk(
+        &self,
+        project_id: ProjectId,
+        action: BulkAction,
+        selection: &Selection,
+    ) -> Result<BulkResult, AppError> {
         let project = self.project(project_id).await?;
         let users = if selection.all {
             self.all_users(project_id).await?
         } else {
             if selection.user_ids.is_empty() {
-                return Err(AppError::validation_field("user_ids", "select at least one user"));
+                return Err(AppError::validation_field(
+                    "user_ids",
+                    "select at least one user",
+                ));
             }
             if selection.user_ids.len() > 10_000 {
-                return Err(AppError::validation_field("user_ids", "select at most 10000 users at once, or use all"));
+                return Err(AppError::validation_field(
+                    "user_ids",
+                    "select at most 10000 users at once, or use all",
+                ));
             }
             let mut users = Vec::with_capacity(selection.user_ids.len());
             for id in &selection.user_ids {
                 match self.deps.store.get_user(UserId(*id)).await? {
                     Some(u) if u.project_id == project_id => users.push(u),
-                    _ => return Err(AppError::validation_field("user_ids", format!("{id} is not a user of this project"))),
+                    _ => {
+                        return Err(AppError::validation_field(
+                            "user_ids",
+                            format!("{id} is not a user of this project"),
+                        ));
+                    }
                 }
             }
             users
         };
-        let mut result = BulkResult { done: vec![], failed: vec![] };
+        let mut result = BulkResult {
+            done: vec![],
+            failed: vec![],
+        };
         for user in users {
             let id = user.id.0;
             match self.user_action(&project, &user, action).await {
                 Ok(_) => result.done.push(id),
                 Err(AppError::Internal(m)) => {
                     tracing::error!(user = %id, error = %m, "bulk action failed");
-                    result.failed.push(BulkFailure { user_id: id, message: "internal error".into() });
+                    result.failed.push(BulkFailure {
+                        user_id: id,
+                        message: "internal error".into(),
+                    });
                 }
-                Err(e) => result.failed.push(BulkFailure { user_id: id, message: e.to_string() }),
+                Err(e) => result.failed.push(BulkFailure {
+                    user_id: id,
+                    message: e.to_string(),
+                }),
             }
         }
         Ok(result)
     }
 
     /// Runs one admin action on one user; returns the user afterwards (`None` once deleted).
-    pub async fn user_action(&self, project: &Project, user: &MailUser, action: BulkAction) -> Result<Option<MailUser>, AppError> {
+    pub async fn user_action(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        action: BulkAction,
+    ) -> Result<Option<MailUser>, AppError> {
         let next = match action {
             BulkAction::Start => self.start_user(project, user).await?,
             BulkAction::ResendInvite => self.send_invite(project, user).await?,
             BulkAction::Pause => self.transition(user, Transition::Pause, |_| {}).await?,
             BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
-            BulkAction::Delta => self.schedule(user, Transition::Delta, |u| u.pass += 1).await?,
+            BulkAction::Delta => {
+                self.schedule(user, Transition::Delta, |u| u.pass += 1)
+                    .await?
+            }
             BulkAction::MarkVerified => self.transition(user, Transition::Verify, |_| {}).await?,
             BulkAction::Delete => {
                 self.deps.store.delete_user(user.id).await?;
@@ -346,16 +497,26 @@ impl App {
     }
 
     /// Starts a user: straight to the queue when every password is known, otherwise an invite.
-    pub async fn start_user(&self, project: &Project, user: &MailUser) -> Result<MailUser, AppError> {
+    pub async fn start_user(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<MailUser, AppError> {
         if matches!(user.state, UserState::Scheduled | UserState::Working) {
-            return Err(AppError::Conflict(format!("{} is already {}", user.source_email, user.state.label().to_lowercase())));
+            return Err(AppError::Conflict(format!(
+                "{} is already {}",
+                user.source_email,
+                user.state.label().to_lowercase()
+            )));
         }
         if matches!(user.state, UserState::Paused) {
             return self.schedule(user, Transition::Retry, |_| {}).await;
         }
         let creds = self.credentials(user.id).await?;
         if Self::has_all_passwords(project, creds.as_ref()) {
-            return self.schedule(user, Transition::Schedule, |u| u.has_credentials = true).await;
+            return self
+                .schedule(user, Transition::Schedule, |u| u.has_credentials = true)
+                .await;
         }
         if project.invite_to == InviteTo::None {
             return Err(AppError::Conflict(format!(
@@ -367,11 +528,17 @@ impl App {
     }
 
     /// Sends a new invite link (any older link of the user stops working).
-    pub async fn send_invite(&self, project: &Project, user: &MailUser) -> Result<MailUser, AppError> {
+    pub async fn send_invite(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<MailUser, AppError> {
         let to = match project.invite_to {
             InviteTo::Source => user.source_email.clone(),
             InviteTo::Target => user.target_email.clone(),
-            InviteTo::None => return Err(AppError::Conflict("this project sends no invites".into())),
+            InviteTo::None => {
+                return Err(AppError::Conflict("this project sends no invites".into()));
+            }
         };
         if Transition::InviteSent.apply(user.state).is_none() {
             return Err(AppError::Conflict(format!(
@@ -394,7 +561,11 @@ impl App {
         self.deps.store.delete_invites_of_user(user.id).await?;
         self.deps.store.insert_invite(&invite).await?;
         let link = format!("{}/migrate/{}", self.config.public_url, secret);
-        let name = if user.display_name.is_empty() { user.source_email.to_string() } else { user.display_name.clone() };
+        let name = if user.display_name.is_empty() {
+            user.source_email.to_string()
+        } else {
+            user.display_name.clone()
+        };
         let text = format!(
             "Hello {name},\n\n\
              your mailbox {src} is moving to {tgt} (project \"{project}\").\n\n\
@@ -416,14 +587,21 @@ impl App {
             let _ = self.deps.store.delete_invites_of_user(user.id).await;
             return Err(e.into());
         }
-        self.transition(user, Transition::InviteSent, |u| u.invite_sent_at = Some(now)).await
+        self.transition(user, Transition::InviteSent, |u| {
+            u.invite_sent_at = Some(now)
+        })
+        .await
     }
 }
 
 fn line_errors(errors: Vec<contract::LineError>) -> AppError {
     let n = errors.len();
     AppError::Validation {
-        message: format!("{n} line{} of the file {} wrong; nothing was imported", if n == 1 { "" } else { "s" }, if n == 1 { "is" } else { "are" }),
+        message: format!(
+            "{n} line{} of the file {} wrong; nothing was imported",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" }
+        ),
         details: json!({ "errors": errors }),
     }
 }
