@@ -25,7 +25,8 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(data: &std::path::Path) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_serve_under_test"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailferry_under_test"))
+            .arg("serve")
             .env("MAILFERRY_DATA_DIR", data)
             .env("MAILFERRY_LISTEN", "127.0.0.1:0")
             .env("MAILFERRY_FRONTEND_DIR", data.join("no-frontend"))

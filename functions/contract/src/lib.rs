@@ -104,6 +104,36 @@ pub enum InviteTo {
     None,
 }
 
+/// One explicit folder name mapping: full source name (source delimiter) to full target name
+/// (target delimiter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderMapping {
+    pub from: String,
+    pub to: String,
+}
+
+/// Which folders and messages a project copies, and how folder names map. Messages deleted
+/// at the source before a delta pass are kept on the target (nothing is ever removed there).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopyOptions {
+    /// Folder name patterns (`*` matches any run of characters) to copy; empty means all.
+    pub include: Vec<String>,
+    /// Folder name patterns to leave out (applied after `include`).
+    pub exclude: Vec<String>,
+    /// Explicit folder names; win over the special-use mapping (source \Sent → target \Sent).
+    pub folder_map: Vec<FolderMapping>,
+    /// Messages larger than this are skipped with a reason.
+    pub max_message_bytes: Option<u64>,
+    /// Only messages received at or after this instant.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Only messages received before this instant.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub before: Option<OffsetDateTime>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
@@ -117,6 +147,9 @@ pub struct ProjectInput {
     /// Also tell the user when their first pass is ready to verify.
     #[serde(default)]
     pub notify_user: bool,
+    /// Folder filters, name mapping, size and date limits.
+    #[serde(default)]
+    pub copy: CopyOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +161,7 @@ pub struct ProjectView {
     pub invite_to: InviteTo,
     pub admin_email: Option<String>,
     pub notify_user: bool,
+    pub copy: CopyOptions,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub version: u64,

@@ -373,38 +373,7 @@ pub struct InFlight {
     pub target_uidnext: u32,
 }
 
-/// What to do on the target with messages deleted at the source before a delta pass.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeletePolicy {
-    /// Keep them on the target (the safe default: nothing is ever lost).
-    #[default]
-    Keep,
-    /// Remove them from the target too.
-    Remove,
-}
-
-/// Which folders and messages a project copies, and how folder names map.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CopyOptions {
-    /// Folder name patterns (`*` any run of characters) to copy; empty means all.
-    pub include: Vec<String>,
-    /// Folder name patterns to leave out (applied after `include`).
-    pub exclude: Vec<String>,
-    /// Explicit source → target folder names (full names, source delimiter on the left,
-    /// target delimiter on the right); wins over special-use mapping.
-    pub folder_map: Vec<(String, String)>,
-    /// Messages larger than this are skipped with a reason.
-    pub max_message_bytes: Option<u64>,
-    /// Only messages with INTERNALDATE at or after this instant.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub since: Option<OffsetDateTime>,
-    /// Only messages with INTERNALDATE before this instant.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub before: Option<OffsetDateTime>,
-    pub delete_policy: DeletePolicy,
-}
+pub use contract::{CopyOptions, FolderMapping};
 
 /// Filter and page for user listings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

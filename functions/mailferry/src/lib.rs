@@ -1,4 +1,6 @@
 //! The local all-in-one mailferry server as a library, so the integration tests start exactly
 //! what `mailferry serve` starts. See `main.rs` for the binary.
 
+pub mod cli;
+pub mod copy_cmd;
 pub mod serve;

@@ -77,12 +77,8 @@ pub(crate) fn map_folder_name(
     target_folders: &[FolderInfo],
     target_delimiter: Option<char>,
 ) -> String {
-    if let Some((_, to)) = options
-        .folder_map
-        .iter()
-        .find(|(from, _)| *from == source.name)
-    {
-        return to.clone();
+    if let Some(m) = options.folder_map.iter().find(|m| m.from == source.name) {
+        return m.to.clone();
     }
     if source.name.eq_ignore_ascii_case("INBOX") {
         return "INBOX".into();
@@ -1109,7 +1105,10 @@ mod tests {
             folder("INBOX", '.', None),
         ];
         let options = CopyOptions {
-            folder_map: vec![("Old/Stuff".into(), "Archive.Stuff".into())],
+            folder_map: vec![FolderMapping {
+                from: "Old/Stuff".into(),
+                to: "Archive.Stuff".into(),
+            }],
             ..Default::default()
         };
         assert_eq!(

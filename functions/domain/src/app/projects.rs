@@ -140,6 +140,55 @@ fn check_connector(side: &str, input: &ConnectorInput) -> Result<CheckedConnecto
     })
 }
 
+fn check_copy_options(input: &CopyOptions) -> Result<CopyOptions, AppError> {
+    let check_name = |field: &str, s: &str| -> Result<String, AppError> {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > 500 || t.chars().any(char::is_control) {
+            return Err(AppError::validation_field(
+                field,
+                format!("'{t}' must be 1 to 500 characters without control characters"),
+            ));
+        }
+        Ok(t.to_owned())
+    };
+    let mut out = input.clone();
+    out.include = input
+        .include
+        .iter()
+        .map(|p| check_name("copy.include", p))
+        .collect::<Result<_, _>>()?;
+    out.exclude = input
+        .exclude
+        .iter()
+        .map(|p| check_name("copy.exclude", p))
+        .collect::<Result<_, _>>()?;
+    out.folder_map = input
+        .folder_map
+        .iter()
+        .map(|m| {
+            Ok(FolderMapping {
+                from: check_name("copy.folder_map.from", &m.from)?,
+                to: check_name("copy.folder_map.to", &m.to)?,
+            })
+        })
+        .collect::<Result<_, AppError>>()?;
+    if input.max_message_bytes == Some(0) {
+        return Err(AppError::validation_field(
+            "copy.max_message_bytes",
+            "must be more than 0",
+        ));
+    }
+    if let (Some(since), Some(before)) = (input.since, input.before)
+        && since >= before
+    {
+        return Err(AppError::validation_field(
+            "copy.before",
+            "must be later than copy.since",
+        ));
+    }
+    Ok(out)
+}
+
 impl App {
     async fn seal_connector(
         &self,
@@ -225,7 +274,7 @@ impl App {
             invite_to: input.invite_to,
             admin_email,
             notify_user: input.notify_user,
-            copy: existing.map(|p| p.copy.clone()).unwrap_or_default(),
+            copy: check_copy_options(&input.copy)?,
             created_at: existing.map_or(now, |p| p.created_at),
             version: existing.map_or(1, |p| p.version + 1),
         })
@@ -278,6 +327,7 @@ impl App {
             invite_to: project.invite_to,
             admin_email: project.admin_email.as_ref().map(|e| e.to_string()),
             notify_user: project.notify_user,
+            copy: project.copy.clone(),
             created_at: project.created_at,
             version: project.version,
             users_by_state: counts

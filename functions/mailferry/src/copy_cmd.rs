@@ -1,0 +1,516 @@
+//! `mailferry copy`: one mailbox, source to target, from the command line, on the same engine
+//! the server runs (plan, leased chunked copy, checkpoints), without the web server. Like
+//! imapsync for sysadmins, but resumable: `--state FILE` keeps the checkpoints, so a rerun after
+//! a crash or Ctrl-C continues where it stopped, and a rerun after success is a delta pass.
+//!
+//! Passwords come from environment variables or files, never from the command line (argv is
+//! visible to every user of the machine). They are sealed with a key that exists only for the
+//! run (in a private temporary folder), so the state file never holds a usable secret.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use contract::jobs::Job;
+use contract::{
+    AuthInput, ConnectorInput, CopyOptions, FolderMapping, InviteTo, ProjectInput, Security,
+    UserState,
+};
+use domain::ports::{Queue, SystemClock};
+use domain::{App, AppConfig, Deps, UserQuery};
+use embedded::{KeyFileVault, OutboxMailer, SqliteQueue, SqliteStore};
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source mailbox: imaps://USER@HOST[:993] (TLS), imap://USER@HOST[:143] (STARTTLS), or
+    /// imap+plain://USER@HOST[:143] (no encryption; only for trusted networks).
+    #[arg(long)]
+    pub source: String,
+    /// Target mailbox, same forms as --source.
+    #[arg(long)]
+    pub target: String,
+    /// File with the source password (first line). Default: $MAILFERRY_SOURCE_PASSWORD.
+    #[arg(long)]
+    pub source_password_file: Option<PathBuf>,
+    /// File with the target password (first line). Default: $MAILFERRY_TARGET_PASSWORD.
+    #[arg(long)]
+    pub target_password_file: Option<PathBuf>,
+    /// Checkpoint file; a rerun with the same file resumes, or copies only what changed.
+    #[arg(long, default_value = "mailferry-copy.state")]
+    pub state: PathBuf,
+    /// Copy only folders matching this pattern (`*` wildcard); repeatable.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Leave out folders matching this pattern; repeatable.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Map a source folder to a target folder: --map 'Old/Stuff=Archive.Stuff'; repeatable.
+    #[arg(long = "map")]
+    pub folder_map: Vec<String>,
+    /// Skip messages larger than this many bytes.
+    #[arg(long)]
+    pub max_size: Option<u64>,
+    /// Only messages received on or after this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only messages received before this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Folders copied at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// A PEM file of extra CA certificates to trust (servers with a private CA).
+    #[arg(long)]
+    pub extra_ca: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A parsed mailbox URL.
+#[derive(Debug, PartialEq, Eq)]
+struct MailboxUrl {
+    security: Security,
+    user: String,
+    host: String,
+    port: u16,
+}
+
+fn parse_url(flag: &str, url: &str) -> anyhow::Result<MailboxUrl> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .with_context(|| format!("{flag}: expected imaps://USER@HOST[:PORT]"))?;
+    let (security, default_port) = match scheme {
+        "imaps" => (Security::Tls, 993),
+        "imap" => (Security::Starttls, 143),
+        "imap+plain" => (Security::Plaintext, 143),
+        other => bail!("{flag}: unknown scheme '{other}' (use imaps, imap or imap+plain)"),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = rest
+        .rsplit_once('@')
+        .with_context(|| format!("{flag}: the user is missing (imaps://USER@HOST)"))?;
+    if user.contains(':') {
+        bail!("{flag}: do not put the password in the URL; use an environment variable or a file");
+    }
+    let user = percent_decode(user);
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (
+            h.to_owned(),
+            p.parse()
+                .with_context(|| format!("{flag}: '{p}' is not a port"))?,
+        ),
+        _ => (hostport.to_owned(), default_port),
+    };
+    if user.is_empty() || host.is_empty() {
+        bail!("{flag}: expected imaps://USER@HOST[:PORT]");
+    }
+    Ok(MailboxUrl {
+        security,
+        user,
+        host,
+        port,
+    })
+}
+
+/// `%40` → `@` and friends, so a login with an `@` can be written in the URL.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn password(file: &Option<PathBuf>, var: &str, flag: &str) -> anyhow::Result<String> {
+    let pw = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("{flag}: cannot read {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        None => std::env::var(var).with_context(|| format!("set {var} or pass {flag}"))?,
+    };
+    if pw.is_empty() {
+        bail!(
+            "the password from {} is empty",
+            file.as_ref()
+                .map_or(var.to_owned(), |p| p.display().to_string())
+        );
+    }
+    Ok(pw)
+}
+
+fn date(flag: &str, s: &Option<String>) -> anyhow::Result<Option<time::OffsetDateTime>> {
+    let Some(s) = s else { return Ok(None) };
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, format)
+        .with_context(|| format!("{flag}: '{s}' is not a date like 2024-01-31"))?;
+    Ok(Some(d.midnight().assume_utc()))
+}
+
+fn connector(url: &MailboxUrl, password: String) -> ConnectorInput {
+    ConnectorInput {
+        kind: "imap".into(),
+        host: url.host.clone(),
+        port: url.port,
+        security: url.security,
+        // The login is used as given; `{email}` is not in it, so the pattern is the login.
+        auth: AuthInput::Admin {
+            login_pattern: url.user.clone(),
+            password: Some(password),
+        },
+    }
+}
+
+/// An address for the state file's user record: the login when it is an address, else
+/// login@host.
+fn identity(url: &MailboxUrl) -> String {
+    if url.user.contains('@') {
+        url.user.clone()
+    } else {
+        format!("{}@{}", url.user, url.host)
+    }
+}
+
+pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
+    let source = parse_url("--source", &args.source)?;
+    let target = parse_url("--target", &args.target)?;
+    let source_pw = password(
+        &args.source_password_file,
+        "MAILFERRY_SOURCE_PASSWORD",
+        "--source-password-file",
+    )?;
+    let target_pw = password(
+        &args.target_password_file,
+        "MAILFERRY_TARGET_PASSWORD",
+        "--target-password-file",
+    )?;
+    let folder_map = args
+        .folder_map
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .map(|(from, to)| FolderMapping {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                })
+                .with_context(|| format!("--map '{m}': expected SOURCE=TARGET"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let copy = CopyOptions {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        folder_map,
+        max_message_bytes: args.max_size,
+        since: date("--since", &args.since)?,
+        before: date("--before", &args.before)?,
+    };
+
+    // Adapters: the checkpoint file, an in-memory queue (every run plans again from the
+    // checkpoints), a vault key that lives only as long as this run.
+    let scratch = tempfile::tempdir().context("creating a private temporary folder")?;
+    let store = Arc::new(
+        SqliteStore::open(&args.state)
+            .with_context(|| format!("opening the state file {}", args.state.display()))?,
+    );
+    // A job that keeps failing (a server that stays down) gives up after 8 tries with backoff.
+    let queue = Arc::new(SqliteQueue::open_in_memory(8)?);
+    let vault = Arc::new(KeyFileVault::open_or_create(
+        scratch.path().join("run.key"),
+    )?);
+    let mut tls = imap::TlsConfig::native_roots();
+    if let Some(ca) = &args.extra_ca {
+        tls = tls.with_extra_ca_pem(
+            std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?,
+        )?;
+    }
+    let mailboxes = Arc::new(imap::ImapMailboxes::new(tls));
+    let deps = Deps {
+        store: store.clone(),
+        queue: queue.clone(),
+        mailer: Arc::new(OutboxMailer::new(
+            scratch.path().join("outbox"),
+            "mailferry@localhost",
+        )?),
+        vault,
+        clock: Arc::new(SystemClock),
+        mailboxes: mailboxes.clone(),
+        connector: mailboxes,
+    };
+    let app = App::new(deps, AppConfig::default());
+
+    let input = ProjectInput {
+        name: format!("{} → {}", identity(&source), identity(&target)),
+        source: connector(&source, source_pw),
+        target: connector(&target, target_pw),
+        invite_to: InviteTo::None,
+        admin_email: None,
+        notify_user: false,
+        copy,
+    };
+    let project = match store_first_project(&app).await? {
+        Some(id) => app
+            .update_project(id, &input, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => app
+            .create_project(&input)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let (users, _) = app
+        .deps()
+        .store
+        .list_users(
+            project.id,
+            &UserQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let user = match users.into_iter().next() {
+        Some(u) => u,
+        None => app
+            .add_user(
+                project.id,
+                &contract::UserInput {
+                    source_email: identity(&source),
+                    target_email: identity(&target),
+                    display_name: String::new(),
+                    source_password: None,
+                    target_password: None,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    if user.source_email.as_str() != identity(&source).to_lowercase()
+        || user.target_email.as_str() != identity(&target).to_lowercase()
+    {
+        bail!(
+            "the state file {} belongs to {} → {}; use another --state file for this pair",
+            args.state.display(),
+            user.source_email,
+            user.target_email
+        );
+    }
+    let action = match user.state {
+        UserState::Completed | UserState::Verified => Some(contract::BulkAction::Delta),
+        UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused => {
+            Some(contract::BulkAction::Start)
+        }
+        UserState::Scheduled | UserState::Working => None,
+    };
+    let user = match action {
+        Some(a) => app
+            .user_action(&project, &user, a)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .context("user vanished")?,
+        None => {
+            // An interrupted run: plan again; the checkpoints say what is already there.
+            queue
+                .send(
+                    &Job::Plan {
+                        user_id: user.id.0,
+                        pass: user.pass,
+                    },
+                    Duration::ZERO,
+                )
+                .await?;
+            user
+        }
+    };
+
+    let started = Instant::now();
+    let progress = progress_bar(args.json);
+    let workers = args.parallel.max(1);
+    loop {
+        let deliveries = queue.receive(workers, Duration::from_secs(3600)).await?;
+        if deliveries.is_empty() {
+            // Jobs waiting for a retry after a transient error become visible later.
+            if queue.pending_count().await? == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for d in deliveries {
+            let app = app.clone();
+            let queue = queue.clone();
+            tasks.spawn(async move {
+                crate::serve::handle_delivery(
+                    &app,
+                    queue.as_ref(),
+                    d,
+                    Duration::from_secs(24 * 3600),
+                )
+                .await
+            });
+        }
+        while tasks.join_next().await.is_some() {
+            if let Some(u) = app.deps().store.get_user(user.id).await? {
+                update_bar(&progress, &u.progress);
+            }
+        }
+    }
+    progress.finish_and_clear();
+
+    let done = app
+        .deps()
+        .store
+        .get_user(user.id)
+        .await?
+        .context("the user record vanished")?;
+    let folders = app.deps().store.list_folders(user.id).await?;
+    let elapsed = started.elapsed();
+    let skipped: Vec<_> = folders
+        .iter()
+        .flat_map(|f| {
+            f.skipped
+                .iter()
+                .map(move |s| (f.source_name.clone(), s.clone()))
+        })
+        .collect();
+    let pending: u64 = folders.iter().filter(|f| !f.done).count() as u64;
+    let ok = done.state == UserState::Completed && skipped.is_empty() && pending == 0;
+    let mb = done.progress.bytes_done as f64 / 1e6;
+    if args.json {
+        let summary = json!({
+            "ok": ok,
+            "state": done.state,
+            "pass": done.pass,
+            "elapsed_seconds": elapsed.as_secs_f64(),
+            "messages_copied": done.progress.messages_done,
+            "bytes_copied": done.progress.bytes_done,
+            "mb_per_second": mb / elapsed.as_secs_f64().max(0.001),
+            "last_error": done.last_error,
+            "folders": folders.iter().map(|f| json!({
+                "source": f.source_name, "target": f.target_name, "done": f.done,
+                "source_messages": f.source_messages, "target_messages": f.target_messages,
+                "copied_messages": f.copied_messages, "skipped": f.skipped,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "pass {}: {} — {} messages, {:.1} MB in {:.1} s ({:.1} MB/s)",
+            done.pass,
+            done.state.label(),
+            done.progress.messages_done,
+            mb,
+            elapsed.as_secs_f64(),
+            mb / elapsed.as_secs_f64().max(0.001)
+        );
+        for f in &folders {
+            println!(
+                "  {:<40} → {:<40} {:>6} source, {:>6} target{}",
+                f.source_name,
+                f.target_name,
+                f.source_messages,
+                f.target_messages.map_or("?".into(), |n| n.to_string()),
+                if f.done { "" } else { "  (not finished)" }
+            );
+        }
+        for (folder, s) in &skipped {
+            println!(
+                "  skipped {folder} UID {} ({} bytes): {}",
+                s.uid, s.size, s.reason
+            );
+        }
+        if let Some(e) = &done.last_error {
+            println!("  last error: {e}");
+        }
+    }
+    drop(scratch);
+    Ok(if ok { 0 } else { 2 })
+}
+
+async fn store_first_project(app: &App) -> anyhow::Result<Option<domain::ProjectId>> {
+    Ok(app
+        .deps()
+        .store
+        .list_projects()
+        .await?
+        .first()
+        .map(|p| p.id))
+}
+
+fn progress_bar(json: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn update_bar(bar: &indicatif::ProgressBar, p: &contract::Progress) {
+    bar.set_length(p.bytes_total);
+    bar.set_position(p.bytes_done);
+    bar.set_message(format!("{}/{} messages", p.messages_done, p.messages_total));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults_and_refuse_passwords() {
+        let u = parse_url("--source", "imaps://ann%40old.example@mail.old.example").unwrap();
+        assert_eq!(
+            u,
+            MailboxUrl {
+                security: Security::Tls,
+                user: "ann@old.example".into(),
+                host: "mail.old.example".into(),
+                port: 993
+            }
+        );
+        let u = parse_url("--source", "imap+plain://ann@127.0.0.1:1143").unwrap();
+        assert_eq!(
+            (u.security, u.port, u.user.as_str()),
+            (Security::Plaintext, 1143, "ann")
+        );
+        assert_eq!(
+            parse_url("--t", "imap://bob@host").unwrap().security,
+            Security::Starttls
+        );
+        assert!(
+            parse_url("--t", "imap://bob:secret@host")
+                .unwrap_err()
+                .to_string()
+                .contains("password")
+        );
+        assert!(parse_url("--t", "pop3://bob@host").is_err());
+        assert!(parse_url("--t", "imaps://host").is_err());
+    }
+}
