@@ -16,12 +16,40 @@ pub const NAMES: &[&str] = &["status", "copy", "frontend"];
 pub fn bench(ctx: &Ctx, name: &str) -> Result<()> {
     let report = match name {
         "frontend" => frontend_size(ctx)?,
-        "status" | "copy" => bail!("`cargo xtask bench {name}` is not implemented yet"),
+        "status" => server_bench(ctx, "bench_status")?,
+        "copy" => server_bench(ctx, "bench_copy")?,
         other => bail!("unknown bench `{other}`; known: {}", NAMES.join(", ")),
     };
     let path = write_report(ctx, name, &report)?;
     step(format!("wrote {}", path.display()));
     Ok(())
+}
+
+/// Builds the release binaries of the integration-test package and runs one benchmark binary;
+/// it prints its figures and writes its own JSON, which is returned here.
+fn server_bench(ctx: &Ctx, bin: &str) -> Result<serde_json::Value> {
+    crate::proc::run(ctx.cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "integration-tests",
+        "--bins",
+    ]))?;
+    let out = ctx
+        .root
+        .join("target")
+        .join("bench")
+        .join(format!("{bin}.raw.json"));
+    std::fs::create_dir_all(out.parent().context("bench folder")?)?;
+    let exe = ctx.target_dir.join("release").join(bin);
+    crate::proc::run(
+        std::process::Command::new(&exe)
+            .current_dir(&ctx.root)
+            .env("BENCH_OUT", &out),
+    )?;
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    std::fs::remove_file(&out)?;
+    Ok(report)
 }
 
 /// Size of the release frontend as a browser downloads it: raw and gzip-compressed (level 9, what

@@ -61,6 +61,10 @@ pub struct CopySettings {
     pub budget_reserve: Duration,
     /// Timeout of each mail server command.
     pub command_timeout: Duration,
+    /// Message bytes held in memory at once by all copy jobs of this process together; a
+    /// message larger than this is copied alone. Bounds the worker's memory however many
+    /// folders copy in parallel.
+    pub memory_budget_bytes: u64,
 }
 
 impl Default for CopySettings {
@@ -68,9 +72,10 @@ impl Default for CopySettings {
         CopySettings {
             lease_ttl: Duration::from_secs(120),
             chunk_messages: 200,
-            chunk_bytes: 16 * 1024 * 1024,
+            chunk_bytes: 6 * 1024 * 1024,
             budget_reserve: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
+            memory_budget_bytes: 24 * 1024 * 1024,
         }
     }
 }
@@ -92,6 +97,8 @@ impl Default for AppConfig {
 pub struct App {
     pub(crate) deps: Deps,
     pub(crate) config: Arc<AppConfig>,
+    /// Permits in KiB of message bytes in memory (see `CopySettings::memory_budget_bytes`).
+    pub(crate) copy_memory: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -99,9 +106,11 @@ impl App {
         while config.public_url.ends_with('/') {
             config.public_url.pop();
         }
+        let kib = (config.copy.memory_budget_bytes / 1024).clamp(1, u32::MAX as u64) as usize;
         App {
             deps,
             config: Arc::new(config),
+            copy_memory: Arc::new(tokio::sync::Semaphore::new(kib)),
         }
     }
 

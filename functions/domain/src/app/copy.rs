@@ -758,6 +758,20 @@ impl App {
                 {
                     return Ok(Err(stop));
                 }
+                // Hold the chunk's bytes against the process-wide memory budget while they are
+                // fetched and appended; a chunk over the budget waits until it can run alone.
+                let chunk_kib: u64 = chunk
+                    .iter()
+                    .filter(|m| wanted.contains(&m.uid))
+                    .map(|m| m.size / 1024 + 1)
+                    .sum();
+                let budget_kib = (self.config.copy.memory_budget_bytes / 1024).max(1);
+                let _memory = self
+                    .copy_memory
+                    .clone()
+                    .acquire_many_owned(chunk_kib.min(budget_kib) as u32)
+                    .await
+                    .map_err(AppError::internal)?;
                 let mut fetched: Vec<MessageMeta> = Vec::with_capacity(wanted.len());
                 let mut items: Vec<AppendItem> = Vec::with_capacity(wanted.len());
                 s.source
