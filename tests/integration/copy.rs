@@ -185,13 +185,8 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
         .unwrap();
     assert_eq!(r.body["state"], "verified");
 
-    // Arrange a delta: new mail and flag changes at the source.
-    let extra = test_corpus(99, None);
-    let extra: Vec<SeedMessage> = extra
-        .into_iter()
-        .filter(|m| m.folder == "INBOX")
-        .take(10)
-        .collect();
+    // Arrange a delta: 100 new messages and flag changes at the source.
+    let extra = integration_tests::corpus::bulk_corpus(99, 100);
     seed(&source, "ann@old.example", &extra);
     let mut raw = source.raw_session("ann@old.example").unwrap();
     assert!(raw.command("SELECT INBOX").unwrap().is_ok());
@@ -229,5 +224,52 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
         );
     }
     assert_eq!(detail["user"]["pass"], 2);
+
+    // Arrange a UIDVALIDITY change: the folder is deleted and recreated at the source with the
+    // same messages plus one new one (what a server migration or a rebuilt index does).
+    let folder = "Folder with spaces";
+    let mut again: Vec<SeedMessage> = corpus
+        .iter()
+        .filter(|m| m.folder == folder)
+        .cloned()
+        .collect();
+    let mut newer = test_corpus(123, None)
+        .into_iter()
+        .find(|m| m.folder == folder)
+        .unwrap();
+    newer.bytes.extend_from_slice(b"one more line\r\n");
+    again.push(newer);
+    let mut raw = source.raw_session("ann@old.example").unwrap();
+    assert!(
+        raw.command(&format!("DELETE {}", testbed::quote(folder)))
+            .unwrap()
+            .is_ok()
+    );
+    raw.logout();
+    seed(&source, "ann@old.example", &again);
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
+
+    // Act
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["pass"], 3, "{:?}", r.body);
+    wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
+
+    // Assert: rescanned with the duplicate check: one new message, nothing twice.
+    let on_target = target_snapshot(&target).await;
+    assert_eq!(
+        on_target.get(folder),
+        source_snap.get(folder),
+        "{folder} differs after the UIDVALIDITY change"
+    );
     app.stop().await.unwrap();
 }

@@ -12,7 +12,7 @@ use domain::ports::{Queue, Store, Vault};
 use embedded::{KeyFileVault, SqliteQueue, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -318,12 +318,11 @@ async fn list_users_with_limit_zero_returns_all() {
     assert_eq!((users.len(), total), (3, 3));
 }
 
-/// The self-service status read (invite, user, project) under concurrent reads and writes. The
-/// real budget (p99 ≤ 5 ms at 500 req/s, release build) is measured by the benchmark; this
-/// guards against gross regressions such as reads queueing behind writes, with a bound loose
-/// enough for a debug build on a busy machine.
+/// The self-service status read (invite, user, project) under concurrent reads and writes:
+/// every read succeeds (no SQLITE_BUSY reaches a caller) and sees consistent data. Its speed
+/// (p99 ≤ 5 ms at 500 req/s) is measured by `cargo xtask bench status`, not here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn status_reads_stay_fast_while_writes_go_on() {
+async fn status_reads_succeed_while_writes_go_on() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("mailferry.db")).unwrap());
@@ -361,30 +360,24 @@ async fn status_reads_stay_fast_while_writes_go_on() {
         let store = Arc::clone(&store);
         let hash = invite.token_hash.clone();
         readers.push(tokio::spawn(async move {
-            let mut times = Vec::with_capacity(150);
+            let mut reads = 0;
             for _ in 0..150 {
-                let t = Instant::now();
                 let inv = store.get_invite(&hash).await.unwrap().unwrap();
                 let user = store.get_user(inv.user_id).await.unwrap().unwrap();
-                store.get_project(user.project_id).await.unwrap().unwrap();
-                times.push(t.elapsed());
+                let project = store.get_project(user.project_id).await.unwrap().unwrap();
+                assert_eq!(project.id, inv.project_id);
+                reads += 1;
             }
-            times
+            reads
         }));
     }
-    let mut times = Vec::new();
+    let mut reads = 0;
     for r in readers {
-        times.extend(r.await.unwrap());
+        reads += r.await.unwrap();
     }
     writer.await.unwrap();
 
     // Assert
-    times.sort();
-    let p50 = times[times.len() / 2];
-    let p99 = times[times.len() * 99 / 100];
-    eprintln!(
-        "status read (3 lookups), 8 readers + 1 writer, debug build: p50 {p50:?}, p99 {p99:?}"
-    );
-    assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
+    assert_eq!(reads, 8 * 150);
     assert_eq!(store.list_events(u.id, 1000).await.unwrap().len(), 400);
 }
