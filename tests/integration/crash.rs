@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::corpus::{Rng, SeedMessage, test_corpus};
-use integration_tests::{ADMIN_PASSWORD, snapshot, spawn_app, wait_for_state};
+use integration_tests::{ADMIN_PASSWORD, snapshot, spawn_app, spawn_app_with, wait_for_state};
 use serde_json::{Value, json};
 use testbed::{Dovecot, DovecotOptions};
 
@@ -364,5 +364,49 @@ async fn a_message_the_target_refuses_is_skipped_with_its_reason_and_the_rest_co
     {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
     }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_failing_marks_the_user_failed_instead_of_hanging() {
+    // Arrange: a target that accepts the login test but is gone when the copy runs.
+    let source = source_server();
+    let target = target_server();
+    seed(&source, "ann@old.example", &test_corpus(61, None));
+    let mut app = spawn_app_with(None, |a| {
+        a.max_receives = 2;
+        a.job_visibility_secs = 2;
+    })
+    .await
+    .unwrap();
+    app.login().await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| target.stop()).unwrap();
+    let r = app
+        .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
+        .await
+        .unwrap();
+    let u = r.body["id"].as_str().unwrap().to_owned();
+
+    // Act
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
+        json!(null),
+    )
+    .await
+    .unwrap();
+
+    // Assert: failed, with the reason, not stuck in "scheduled" or "copying".
+    let detail = wait_for_state(&app, &p, &u, "failed", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let error = detail["user"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("repeated failures"), "{error}");
     app.stop().await.unwrap();
 }

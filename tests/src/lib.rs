@@ -40,6 +40,15 @@ impl Reply {
 /// Starts the server on 127.0.0.1:0 with a fresh data folder and the admin password
 /// [`ADMIN_PASSWORD`]. `extra_ca` is a PEM the IMAP client trusts (a test server's CA).
 pub async fn spawn_app(extra_ca: Option<&str>) -> Result<TestApp> {
+    spawn_app_with(extra_ca, |_| {}).await
+}
+
+/// [`spawn_app`] with the server's arguments adjusted by `tune` (queue, lease and chunk
+/// settings for fault tests).
+pub async fn spawn_app_with(
+    extra_ca: Option<&str>,
+    tune: impl FnOnce(&mut mailferry::serve::ServeArgs),
+) -> Result<TestApp> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data");
     let extra_ca = match extra_ca {
@@ -56,6 +65,7 @@ pub async fn spawn_app(extra_ca: Option<&str>) -> Result<TestApp> {
         .unwrap_or_else(|| dir.path().join("no-frontend"));
     args.workers = 2;
     args.extra_ca = extra_ca;
+    tune(&mut args);
     let server = mailferry::serve::start(args, Some(domain::Secret::new(ADMIN_PASSWORD))).await?;
     let http = reqwest::Client::builder().cookie_store(true).build()?;
     Ok(TestApp {

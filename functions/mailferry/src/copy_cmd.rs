@@ -23,6 +23,9 @@ use domain::{App, AppConfig, Deps, UserQuery};
 use embedded::{KeyFileVault, OutboxMailer, SqliteQueue, SqliteStore};
 use serde_json::json;
 
+/// Tries of one job before the copy gives up on it (with backoff: about 4 minutes in all).
+const MAX_RECEIVES: u32 = 8;
+
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     /// Source mailbox: imaps://USER@HOST[:993] (TLS), imap://USER@HOST[:143] (STARTTLS), or
@@ -233,7 +236,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("opening the state file {}", args.state.display()))?,
     );
     // A job that keeps failing (a server that stays down) gives up after 8 tries with backoff.
-    let queue = Arc::new(SqliteQueue::open_in_memory(8)?);
+    let queue = Arc::new(SqliteQueue::open_in_memory(MAX_RECEIVES)?);
     let vault = Arc::new(KeyFileVault::open_or_create(
         scratch.path().join("run.key"),
     )?);
@@ -365,6 +368,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
                     queue.as_ref(),
                     d,
                     Duration::from_secs(24 * 3600),
+                    MAX_RECEIVES,
                 )
                 .await
             });

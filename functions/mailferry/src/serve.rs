@@ -225,6 +225,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         args.workers.max(1),
         visibility,
         budget,
+        args.max_receives.max(1),
         stop_rx.clone(),
     ));
     let mut server_stop = stop_rx;
@@ -318,6 +319,7 @@ async fn worker_loop(
     workers: usize,
     visibility: Duration,
     budget: Duration,
+    max_receives: u32,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(workers));
@@ -354,7 +356,7 @@ async fn worker_loop(
             let queue = queue.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                handle_delivery(&app, queue.as_ref(), delivery, budget).await;
+                handle_delivery(&app, queue.as_ref(), delivery, budget, max_receives).await;
             });
         }
     }
@@ -366,13 +368,21 @@ pub async fn handle_delivery(
     queue: &dyn Queue,
     delivery: domain::ports::Delivery,
     budget: Duration,
+    max_receives: u32,
 ) {
     let outcome = app.handle_job(&delivery.job, budget).await;
+    let last_try = delivery.receive_count >= max_receives;
     let result = match outcome {
         Ok(domain::app::JobOutcome::Done) => queue.ack(&delivery.receipt).await,
         Ok(domain::app::JobOutcome::RetryLater { after, reason }) => {
             tracing::info!(message = %delivery.message_id, %reason, "job will be retried");
             queue.retry_later(&delivery.receipt, after).await
+        }
+        Err(e) if last_try => {
+            if let Err(e2) = app.give_up_job(&delivery.job, &e.to_string()).await {
+                tracing::error!(message = %delivery.message_id, error = %e2, "could not mark the user failed");
+            }
+            queue.retry_later(&delivery.receipt, Duration::ZERO).await
         }
         Err(e) => {
             let backoff = Duration::from_secs(2u64.saturating_pow(delivery.receive_count.min(8)));

@@ -172,7 +172,7 @@ impl App {
         }
     }
 
-    async fn fail_user(&self, id: UserId, reason: String) -> Result<(), AppError> {
+    pub(crate) async fn fail_user(&self, id: UserId, reason: String) -> Result<(), AppError> {
         for _ in 0..5 {
             let Some(current) = self.deps.store.get_user(id).await? else {
                 return Ok(());

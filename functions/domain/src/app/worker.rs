@@ -40,4 +40,17 @@ impl App {
         }
         self.run_copy_job(&user, job, budget).await
     }
+
+    /// Called by a queue adapter when a job failed on its last allowed delivery (it goes to
+    /// the dead-letter queue next): the user is marked failed with the reason, so nobody waits
+    /// on a copy that will not run. The admin's Retry starts the pass again.
+    pub async fn give_up_job(&self, job: &Job, reason: &str) -> Result<(), AppError> {
+        let user_id = UserId(job.user_id());
+        tracing::error!(user = %user_id, %reason, "a job failed too often and was set aside");
+        self.fail_user(
+            user_id,
+            format!("copying stopped after repeated failures: {reason}"),
+        )
+        .await
+    }
 }
