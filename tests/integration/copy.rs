@@ -95,6 +95,38 @@ pub fn expected_on_target(source: &Snapshot) -> Snapshot {
         .collect()
 }
 
+/// Signs in, creates the project for this server pair, adds Ann with her source password and
+/// starts her copy; returns the project and user ids.
+pub async fn copy_started(
+    app: &integration_tests::TestApp,
+    source: &Dovecot,
+    target: &Dovecot,
+) -> (String, String) {
+    app.login().await.unwrap();
+    let p = app
+        .create_project(project_json(source, target))
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let u = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["state"], "scheduled", "{:?}", r.body);
+    (p, u)
+}
+
 pub async fn target_snapshot(target: &Dovecot) -> Snapshot {
     snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
         .await

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use testbed::{Dovecot, DovecotOptions};
 
 use crate::copy::{
-    MASTER_PW, SOURCE_PW, expected_on_target, project_json, seed, source_server, target_server,
-    target_snapshot,
+    MASTER_PW, SOURCE_PW, copy_started, expected_on_target, project_json, seed, source_server,
+    target_server, target_snapshot,
 };
 
 /// A `mailferry serve` child process on a data folder.
@@ -205,22 +205,7 @@ async fn the_same_copy_job_handled_twice_at_once_duplicates_nothing() {
         .await
         .unwrap();
     let mut app = spawn_app(None).await.unwrap();
-    app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(&source, &target))
-        .await
-        .unwrap();
-    let r = app
-        .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
-        .await
-        .unwrap();
-    let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
-        json!(null),
-    )
-    .await
-    .unwrap();
+    let (p, u) = copy_started(&app, &source, &target).await;
     // Handle the INBOX copy job twice at once, next to the worker loop's own delivery of it.
     let domain_app = app.app().clone();
     let uid = domain::UserId(u.parse().unwrap());
@@ -264,22 +249,7 @@ async fn mail_server_restarts_mid_copy_are_survived() {
         .await
         .unwrap();
     let mut app = spawn_app(None).await.unwrap();
-    app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(&source, &target))
-        .await
-        .unwrap();
-    let r = app
-        .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
-        .await
-        .unwrap();
-    let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
-        json!(null),
-    )
-    .await
-    .unwrap();
+    let (p, u) = copy_started(&app, &source, &target).await;
     // Drop every connection while the copy runs: the target (mid-APPEND), then the source
     // (mid-FETCH).
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -313,22 +283,7 @@ async fn a_message_the_target_refuses_is_skipped_with_its_reason_and_the_rest_co
         .await
         .unwrap();
     let mut app = spawn_app(None).await.unwrap();
-    app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(&source, &target))
-        .await
-        .unwrap();
-    let r = app
-        .post(&format!("/api/admin/projects/{p}/users"), json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}))
-        .await
-        .unwrap();
-    let u = r.body["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
-        json!(null),
-    )
-    .await
-    .unwrap();
+    let (p, u) = copy_started(&app, &source, &target).await;
     let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120))
         .await
         .unwrap();
