@@ -100,65 +100,265 @@ pub fn path_segment(raw: &str) -> String {
         .collect()
 }
 
+/// Percent-encodes a query-string value the same way.
+pub fn query_value(raw: &str) -> String {
+    path_segment(raw)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Post,
+    Put,
 }
 
-/// The one request function: same-origin `fetch` (the session cookie goes along), JSON in and out.
+/// A request body.
+#[cfg(target_arch = "wasm32")]
+pub enum Payload {
+    Json(String),
+    /// Raw bytes with their content type (a CSV upload).
+    Bytes(&'static str, Vec<u8>),
+}
+
+/// Sends one same-origin request (the session cookie goes along) and returns the status and body
+/// text. Only "no answer at all" is an error here.
+#[cfg(target_arch = "wasm32")]
+async fn send(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    payload: Option<Payload>,
+) -> Result<(u16, String), ApiError> {
+    use gloo_net::http::Request;
+
+    let mut builder = match method {
+        Method::Get => Request::get(path),
+        Method::Post => Request::post(path),
+        Method::Put => Request::put(path),
+    }
+    .header("Accept", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    let network = |e: gloo_net::Error| ApiError::Network(e.to_string());
+    let request = match payload {
+        None => builder.build().map_err(network)?,
+        Some(Payload::Json(text)) => builder
+            .header("Content-Type", "application/json")
+            .body(text)
+            .map_err(network)?,
+        Some(Payload::Bytes(content_type, bytes)) => builder
+            .header("Content-Type", content_type)
+            .body(js_sys::Uint8Array::from(bytes.as_slice()))
+            .map_err(network)?,
+    };
+    let response = request.send().await.map_err(network)?;
+    let status = response.status();
+    let text = response.text().await.map_err(network)?;
+    Ok((status, text))
+}
+
+/// The one typed request function: JSON in (when there is a body) and JSON out.
 #[cfg(target_arch = "wasm32")]
 pub async fn request<B, R>(method: Method, path: &str, body: Option<&B>) -> Result<R, ApiError>
 where
     B: serde::Serialize + ?Sized,
     R: DeserializeOwned,
 {
-    use gloo_net::http::Request;
+    request_with(method, path, &[], body).await
+}
 
-    let builder = match method {
-        Method::Get => Request::get(path),
-        Method::Post => Request::post(path),
-    }
-    .header("Accept", "application/json");
-    let response = match body {
-        Some(body) => {
-            builder
-                .json(body)
-                .map_err(|e| ApiError::Network(e.to_string()))?
-                .send()
-                .await
-        }
-        None => builder.send().await,
-    }
-    .map_err(|e| ApiError::Network(e.to_string()))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| ApiError::Network(e.to_string()))?;
+/// [`request`] with extra headers (`If-Match`).
+#[cfg(target_arch = "wasm32")]
+pub async fn request_with<B, R>(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&B>,
+) -> Result<R, ApiError>
+where
+    B: serde::Serialize + ?Sized,
+    R: DeserializeOwned,
+{
+    let payload = body
+        .map(|b| serde_json::to_string(b).map(Payload::Json))
+        .transpose()
+        .map_err(|e| ApiError::Decode(e.to_string()))?;
+    let (status, text) = send(method, path, headers, payload).await?;
     decode(status, &text)
 }
 
 /// The endpoints the pages use, so every path is written once.
 #[cfg(target_arch = "wasm32")]
 pub mod endpoints {
-    use super::{ApiError, Method, path_segment, request};
-    use contract::{CredentialsInput, InviteView, LoginInput, MigrationStatus, ProjectView};
+    use super::{ApiError, Method, Payload, decode, path_segment, request, request_with, send};
+    use contract::{
+        BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, CredentialsInput,
+        ImportReport, InviteView, LoginInput, MigrationStatus, OutboxMail, ProjectInput,
+        ProjectView, Selection, SessionView, UserDetail, UserInput, UserPage, UserView,
+    };
+    use serde::de::IgnoredAny;
+    use uuid::Uuid;
+
+    use crate::state::project::action_path;
+
+    const NO_BODY: Option<&()> = None;
 
     pub async fn login(input: &LoginInput) -> Result<(), ApiError> {
-        // The answer's body (a session view, or nothing) is not needed: the cookie is what counts.
-        request::<_, serde::de::IgnoredAny>(Method::Post, "/api/admin/login", Some(input))
+        // The answer's body is not needed: the cookie is what counts.
+        request::<_, IgnoredAny>(Method::Post, "/api/admin/login", Some(input))
             .await
             .map(|_| ())
     }
 
+    pub async fn logout() -> Result<(), ApiError> {
+        request::<_, IgnoredAny>(Method::Post, "/api/admin/logout", NO_BODY)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn session() -> Result<SessionView, ApiError> {
+        request(Method::Get, "/api/admin/session", NO_BODY).await
+    }
+
     pub async fn projects() -> Result<Vec<ProjectView>, ApiError> {
-        request::<(), _>(Method::Get, "/api/admin/projects", None).await
+        request(Method::Get, "/api/admin/projects", NO_BODY).await
+    }
+
+    pub async fn project(id: Uuid) -> Result<ProjectView, ApiError> {
+        request(Method::Get, &format!("/api/admin/projects/{id}"), NO_BODY).await
+    }
+
+    pub async fn create_project(input: &ProjectInput) -> Result<ProjectView, ApiError> {
+        request(Method::Post, "/api/admin/projects", Some(input)).await
+    }
+
+    /// Replaces the project's settings if it is still at `version` (409 otherwise).
+    pub async fn update_project(
+        id: Uuid,
+        version: u64,
+        input: &ProjectInput,
+    ) -> Result<ProjectView, ApiError> {
+        let if_match = format!("\"{version}\"");
+        request_with(
+            Method::Put,
+            &format!("/api/admin/projects/{id}"),
+            &[("If-Match", &if_match)],
+            Some(input),
+        )
+        .await
+    }
+
+    pub async fn test_connector(
+        input: &ConnectionTestInput,
+    ) -> Result<ConnectionTestResult, ApiError> {
+        request(Method::Post, "/api/admin/connectors/test", Some(input)).await
+    }
+
+    /// Tests a saved connector. The body type is private to the server (`{email?, password?}`),
+    /// so it is written here as JSON rather than as a second copy of a DTO.
+    pub async fn test_saved_connector(
+        id: Uuid,
+        side: &str,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<ConnectionTestResult, ApiError> {
+        let body = serde_json::json!({ "email": email, "password": password });
+        request(
+            Method::Post,
+            &format!("/api/admin/projects/{id}/test/{}", path_segment(side)),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn users(id: Uuid, query: &str) -> Result<UserPage, ApiError> {
+        request(
+            Method::Get,
+            &format!("/api/admin/projects/{id}/users?{query}"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    pub async fn add_user(id: Uuid, input: &UserInput) -> Result<UserView, ApiError> {
+        request(
+            Method::Post,
+            &format!("/api/admin/projects/{id}/users"),
+            Some(input),
+        )
+        .await
+    }
+
+    pub async fn import_users(
+        id: Uuid,
+        csv: Vec<u8>,
+        dry_run: bool,
+    ) -> Result<ImportReport, ApiError> {
+        let path = format!("/api/admin/projects/{id}/users/import?dry_run={dry_run}");
+        let (status, text) = send(
+            Method::Post,
+            &path,
+            &[],
+            Some(Payload::Bytes("text/csv", csv)),
+        )
+        .await?;
+        decode(status, &text)
+    }
+
+    /// Where the browser downloads the users as CSV.
+    pub fn export_url(id: Uuid) -> String {
+        format!("/api/admin/projects/{id}/users/export")
+    }
+
+    pub async fn bulk(
+        id: Uuid,
+        action: BulkAction,
+        selection: &Selection,
+    ) -> Result<BulkResult, ApiError> {
+        request(
+            Method::Post,
+            &format!(
+                "/api/admin/projects/{id}/users/actions/{}",
+                action_path(action)
+            ),
+            Some(selection),
+        )
+        .await
+    }
+
+    pub async fn user_detail(id: Uuid, user: Uuid) -> Result<UserDetail, ApiError> {
+        request(
+            Method::Get,
+            &format!("/api/admin/projects/{id}/users/{user}"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    pub async fn user_action(
+        id: Uuid,
+        user: Uuid,
+        action: BulkAction,
+    ) -> Result<UserView, ApiError> {
+        request(
+            Method::Post,
+            &format!(
+                "/api/admin/projects/{id}/users/{user}/actions/{}",
+                action_path(action)
+            ),
+            NO_BODY,
+        )
+        .await
+    }
+
+    pub async fn outbox() -> Result<Vec<OutboxMail>, ApiError> {
+        request(Method::Get, "/api/admin/outbox?limit=200", NO_BODY).await
     }
 
     pub async fn invite(token: &str) -> Result<InviteView, ApiError> {
         let path = format!("/api/migrate/{}", path_segment(token));
-        request::<(), _>(Method::Get, &path, None).await
+        request(Method::Get, &path, NO_BODY).await
     }
 
     pub async fn submit_credentials(
@@ -171,7 +371,7 @@ pub mod endpoints {
 
     pub async fn status(token: &str) -> Result<MigrationStatus, ApiError> {
         let path = format!("/api/migrate/{}/status", path_segment(token));
-        request::<(), _>(Method::Get, &path, None).await
+        request(Method::Get, &path, NO_BODY).await
     }
 }
 

@@ -1,6 +1,9 @@
 //! Routes and the root component.
 
-use crate::pages::{LoginPage, MigratePage, NotFound, ProjectsPage};
+use crate::pages::{
+    LoginPage, MigratePage, NotFound, OutboxPage, ProjectFormPage, ProjectPage, ProjectsPage,
+    UserPage,
+};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -10,6 +13,16 @@ pub enum Route {
     Login,
     #[at("/projects")]
     Projects,
+    #[at("/projects/new")]
+    NewProject,
+    #[at("/projects/:id")]
+    Project { id: String },
+    #[at("/projects/:id/edit")]
+    EditProject { id: String },
+    #[at("/projects/:id/users/:user")]
+    User { id: String, user: String },
+    #[at("/outbox")]
+    Outbox,
     #[at("/migrate/:token")]
     Migrate { token: String },
     #[not_found]
@@ -18,10 +31,32 @@ pub enum Route {
 }
 
 fn switch(route: Route) -> Html {
+    // Ids in the path are checked here once; a malformed one is a page that does not exist.
+    let uuid = |s: &str| uuid::Uuid::parse_str(s).ok();
     match route {
         Route::Login => html! { <LoginPage /> },
         Route::Projects => html! { <ProjectsPage /> },
-        Route::Migrate { token } => html! { <MigratePage token={token} /> },
+        Route::NewProject => html! { <ProjectFormPage id={None::<uuid::Uuid>} /> },
+        Route::Project { id } => match uuid(&id) {
+            // Keyed by id: another project gets a fresh page state, not this one's.
+            Some(id) => html! { <ProjectPage key={id.to_string()} {id} /> },
+            None => html! { <NotFound /> },
+        },
+        Route::EditProject { id } => match uuid(&id) {
+            Some(id) => html! { <ProjectFormPage key={id.to_string()} id={Some(id)} /> },
+            None => html! { <NotFound /> },
+        },
+        Route::User { id, user } => match (uuid(&id), uuid(&user)) {
+            (Some(project), Some(user)) => {
+                html! { <UserPage key={user.to_string()} {project} {user} /> }
+            }
+            _ => html! { <NotFound /> },
+        },
+        Route::Outbox => html! { <OutboxPage /> },
+        Route::Migrate { token } => {
+            let key = token.clone();
+            html! { <MigratePage {key} {token} /> }
+        }
         Route::NotFound => html! { <NotFound /> },
     }
 }

@@ -1,4 +1,6 @@
 //! A message box. Errors use `role="alert"` so screen readers announce them when they appear.
+//! A plain function rather than a component: it holds no state, and every component type adds
+//! its own lifecycle code to the download.
 
 use yew::prelude::*;
 
@@ -9,19 +11,11 @@ pub enum AlertKind {
     Success,
 }
 
-#[derive(Debug, Properties, PartialEq)]
-pub struct AlertProps {
-    pub kind: AlertKind,
-    #[prop_or_default]
-    pub children: Html,
-}
-
-#[component]
-pub fn Alert(props: &AlertProps) -> Html {
-    let (class, role) = match props.kind {
+pub fn alert(kind: AlertKind, body: impl Into<Html>) -> Html {
+    let (class, role) = match kind {
         AlertKind::Error => ("alert alert-error", "alert"),
         AlertKind::Info => ("alert alert-info", "status"),
         AlertKind::Success => ("alert alert-success", "status"),
     };
-    html! { <div class={class} role={role}>{ props.children.clone() }</div> }
+    html! { <div class={class} role={role}>{ body.into() }</div> }
 }

@@ -3,7 +3,7 @@
 
 use crate::api::endpoints;
 use crate::app::Route;
-use crate::components::{Alert, AlertKind, PasswordField, Shell};
+use crate::components::{AlertKind, PasswordField, Shell, alert};
 use crate::state::login::{LoginAction, LoginState};
 use contract::LoginInput;
 use yew::platform::spawn_local;
@@ -17,9 +17,22 @@ pub fn LoginPage() -> Html {
 
     use_effect_with(state.signed_in, move |signed_in| {
         if let (true, Some(nav)) = (*signed_in, navigator) {
-            nav.push(&Route::Projects);
+            nav.replace(&Route::Projects);
         }
     });
+    // An admin who is signed in already goes straight on.
+    {
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |_| {
+            spawn_local(async move {
+                if let Ok(session) = endpoints::session().await
+                    && session.authenticated
+                {
+                    dispatcher.dispatch(LoginAction::AlreadySignedIn);
+                }
+            });
+        });
+    }
 
     let oninput = {
         let dispatcher = state.dispatcher();
@@ -48,11 +61,13 @@ pub fn LoginPage() -> Html {
 
     html! {
         <Shell title="Sign in">
-            <form class="card" {onsubmit} aria-busy={state.submitting.to_string()}>
-                <p>{ "Sign in to manage your migration projects." }</p>
+            <form class="card narrow" {onsubmit} aria-busy={state.submitting.to_string()}>
+                <p>{ "Sign in to the mailferry console to manage your migration projects." }</p>
                 if let Some(err) = &state.error {
-                    <Alert kind={AlertKind::Error}>{ err.clone() }</Alert>
+                    { alert(AlertKind::Error, err.clone()) }
                 }
+                // Password managers file the password under a user name; the console has one.
+                <input type="text" name="username" autocomplete="username" value="admin" hidden=true readonly=true />
                 <PasswordField
                     id="admin-password"
                     label="Admin password"

@@ -1,13 +1,13 @@
-//! `/migrate/{token}`: the page an end user reaches from the invite email. They give their
-//! mailbox password(s), press Start, and can then watch (or leave) while the server copies.
+//! `/migrate/{token}`: the page an end user reaches from the invite email. It says what will
+//! happen, takes the mailbox password(s), and after Start follows the copy (which runs on the
+//! server: the page may be closed). Unknown, expired and locked links each get a page of their
+//! own that says what to do.
 
 use crate::api::endpoints;
-use crate::components::{Alert, AlertKind, PasswordField, ProgressView, Shell};
+use crate::components::{AlertKind, PasswordField, Shell, alert, progress_view};
+use crate::hooks::use_delayed_task;
 use crate::state::migrate::{MigrateAction, MigrateState, Phase, status_message};
 use contract::{CredentialsInput, InviteView, MigrationStatus, Security, UserState};
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::Duration;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
@@ -33,59 +33,96 @@ pub fn MigratePage(props: &MigrateProps) -> Html {
         });
     }
 
-    // Each status answer bumps `polls`, which re-runs this effect for the next poll; it stops by
-    // itself once the state is final. Leaving the page cancels a poll that is still waiting.
+    // Each status answer bumps `polls`, which re-arms the next poll; polling stops by itself in a
+    // final state. Leaving the page cancels a poll that is still waiting.
     {
         let dispatcher = state.dispatcher();
         let token = props.token.clone();
-        use_effect_with((state.polls, state.poll_delay_ms()), move |(_, delay)| {
-            let cancelled = Rc::new(Cell::new(false));
-            if let Some(ms) = *delay {
-                let cancelled = cancelled.clone();
-                spawn_local(async move {
-                    if ms > 0 {
-                        yew::platform::time::sleep(Duration::from_millis(u64::from(ms))).await;
-                    }
-                    if cancelled.get() {
-                        return;
-                    }
-                    match endpoints::status(&token).await {
-                        Ok(status) => dispatcher.dispatch(MigrateAction::StatusLoaded(status)),
-                        Err(err) => dispatcher.dispatch(MigrateAction::StatusFailed(err)),
-                    }
+        use_delayed_task(state.polls, state.poll_delay_ms(), move |live| async move {
+            let r = endpoints::status(&token).await;
+            if live.get() {
+                dispatcher.dispatch(match r {
+                    Ok(status) => MigrateAction::StatusLoaded(status),
+                    Err(err) => MigrateAction::StatusFailed(err),
                 });
             }
-            move || cancelled.set(true)
         });
     }
 
-    let body = match (state.phase(), &state.invite, &state.status) {
-        (Phase::Loading, _, _) => {
-            html! { <p class="muted" role="status">{ "Loading your invitation…" }</p> }
+    // After a refused password the focus goes back to the (emptied) password field.
+    use_effect_with(state.rejections, |rejections| {
+        if *rejections > 0
+            && let Some(field) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| {
+                    d.query_selector("#source-password, #target-password")
+                        .ok()
+                        .flatten()
+                })
+                .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+        {
+            let _ = field.focus();
         }
+    });
+
+    let (title, body) = match (state.phase(), &state.invite, &state.status) {
+        (Phase::Loading, _, _) => (
+            "Move your mailbox".to_owned(),
+            html! { <p class="muted" role="status">{ "Loading your invitation…" }</p> },
+        ),
         (Phase::Unusable, _, _) => unusable(&state),
-        (Phase::Form, Some(invite), _) => form(&state, invite, &props.token),
-        (Phase::Status, _, Some(status)) => status_view(status, state.error.as_deref()),
-        (Phase::Status, _, None) | (Phase::Form, None, _) => {
-            html! { <p class="muted" role="status">{ "Loading the progress…" }</p> }
-        }
+        (Phase::Form, Some(invite), _) => (
+            "Move your mailbox".to_owned(),
+            form(&state, invite, &props.token),
+        ),
+        (Phase::Status, _, Some(status)) => (
+            status_title(status.state).to_owned(),
+            status_view(&state, status),
+        ),
+        (Phase::Status, _, None) | (Phase::Form, None, _) => (
+            "Move your mailbox".to_owned(),
+            html! { <p class="muted" role="status">{ "Loading the progress…" }</p> },
+        ),
     };
-    html! { <Shell title="Move your mailbox">{ body }</Shell> }
+    html! { <Shell {title}><div class="narrow">{ body }</div></Shell> }
 }
 
-fn unusable(state: &MigrateState) -> Html {
+fn unusable(state: &MigrateState) -> (String, Html) {
+    let Some(problem) = &state.problem else {
+        return (String::new(), html! {});
+    };
     let reload = Callback::from(|_: MouseEvent| {
         if let Some(window) = web_sys::window() {
             let _ = window.location().reload();
         }
     });
-    html! {
-        <>
-            <Alert kind={AlertKind::Error}>{ state.fatal.clone().unwrap_or_default() }</Alert>
-            if state.retryable {
-                <button type="button" class="button" onclick={reload}>{ "Try again" }</button>
+    let body = html! {
+        <section class="card problem">
+            <p class="problem-icon" aria-hidden="true">{ if problem.retryable() { "⟳" } else { "✉" } }</p>
+            <p>{ problem.explanation() }</p>
+            if problem.retryable() {
+                <button type="button" class="button primary" onclick={reload}>{ "Try again" }</button>
+            } else {
+                <p class="muted small">{ "For your security, links are personal, work for a limited time and lock after several wrong passwords." }</p>
             }
-        </>
+        </section>
+    };
+    (problem.title().to_owned(), body)
+}
+
+fn route(invite_source: &str, invite_target: &str) -> Html {
+    html! {
+        <div class="move" aria-label={format!("From {invite_source} to {invite_target}")} role="group">
+            <div class="move-end">
+                <span class="move-label">{ "From your current mailbox" }</span>
+                <strong>{ invite_source.to_owned() }</strong>
+            </div>
+            <span class="move-arrow" aria-hidden="true">{ "→" }</span>
+            <div class="move-end">
+                <span class="move-label">{ "To your new mailbox" }</span>
+                <strong>{ invite_target.to_owned() }</strong>
+            </div>
+        </div>
     }
 }
 
@@ -127,93 +164,187 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
         })
     };
     let greeting = if invite.display_name.is_empty() {
-        "Hello.".to_owned()
+        "Hello,".to_owned()
     } else {
-        format!("Hello {}.", invite.display_name)
+        format!("Hello {},", invite.display_name)
+    };
+    let which = match (invite.asks_source_password, invite.asks_target_password) {
+        (true, true) => "the passwords of both mailboxes",
+        (true, false) => "the password of your current mailbox",
+        (false, true) => "the password of your new mailbox",
+        (false, false) => "nothing more",
     };
     html! {
-        <form class="card" {onsubmit} aria-busy={state.submitting.to_string()}>
-            <p>
-                { greeting }{ " " }<strong>{ &invite.project_name }</strong>{ " moves your mail from " }
-                <strong>{ &invite.source_email }</strong>{ " to " }<strong>{ &invite.target_email }</strong>{ "." }
-            </p>
-            <p class="muted">
-                { "Your password is used only to copy your mail. It is stored encrypted and deleted when the move is finished." }
-            </p>
-            if let Some(err) = &state.error {
-                <Alert kind={AlertKind::Error}>
-                    { err.clone() }
-                    if let Some(left) = state.attempts_left {
-                        { format!(" ({left} {} left)", if left == 1 { "attempt" } else { "attempts" }) }
+        <>
+            <section class="card intro">
+                <p class="lead">
+                    { greeting }{ " your organisation is moving its email with " }
+                    <strong>{ &invite.project_name }</strong>{ "." }
+                </p>
+                { route(&invite.source_email, &invite.target_email) }
+                <h2>{ "What happens" }</h2>
+                <ol class="steps">
+                    <li>{ format!("You enter {which}. It is checked with your mail server straight away.") }</li>
+                    <li>{ "You press Start. Your mail is copied on our servers, folder by folder. Your current mailbox is only read, never changed." }</li>
+                    <li><strong>{ "You can close this page after Start." }</strong>{ " The copy continues without it and can take from minutes to hours." }</li>
+                    <li>{ "When it is done, your mail is waiting in your new mailbox." }</li>
+                </ol>
+            </section>
+            <form class="card" {onsubmit} aria-busy={state.submitting.to_string()} aria-labelledby="creds-heading">
+                <h2 id="creds-heading">{ "Your password" }</h2>
+                if let Some(err) = &state.error {
+                    { alert(AlertKind::Error, err.clone()) }
+                }
+                if invite.asks_source_password {
+                    <PasswordField
+                        id="source-password"
+                        label={format!("Password of {}", invite.source_email)}
+                        hint={AttrValue::from("The password you use for your current mailbox today")}
+                        value={state.source_password.clone()}
+                        oninput={on_source}
+                        disabled={state.submitting}
+                    />
+                }
+                if invite.asks_target_password {
+                    <PasswordField
+                        id="target-password"
+                        label={format!("Password of {}", invite.target_email)}
+                        hint={AttrValue::from("The password of your new mailbox")}
+                        value={state.target_password.clone()}
+                        oninput={on_target}
+                        disabled={state.submitting}
+                    />
+                }
+                <p class="muted small">
+                    { "Your password is used only to copy your mail. It is stored encrypted and deleted when the move is finished. Nobody, including your administrator, can read it." }
+                </p>
+                <button type="submit" class="button primary wide-button" disabled={state.submitting}>
+                    if state.submitting {
+                        <span class="spinner" aria-hidden="true"></span>
+                        { "Checking your password…" }
+                    } else {
+                        { "Start" }
                     }
-                </Alert>
-            }
-            if invite.asks_source_password {
-                <PasswordField
-                    id="source-password"
-                    label={format!("Password of {}", invite.source_email)}
-                    hint={AttrValue::from("Your current mailbox, where the mail is now")}
-                    value={state.source_password.clone()}
-                    oninput={on_source}
-                    disabled={state.submitting}
-                />
-            }
-            if invite.asks_target_password {
-                <PasswordField
-                    id="target-password"
-                    label={format!("Password of {}", invite.target_email)}
-                    hint={AttrValue::from("Your new mailbox, where the mail goes")}
-                    value={state.target_password.clone()}
-                    oninput={on_target}
-                    disabled={state.submitting}
-                />
-            }
-            <button type="submit" class="button primary" disabled={state.submitting}>
-                { if state.submitting { "Checking…" } else { "Start copying" } }
-            </button>
-            <p class="muted small">{ format!("This link is valid until {}.", invite.expires_at.date()) }</p>
-        </form>
+                </button>
+                <p class="muted small">
+                    { format!("This personal link works until {}.", invite.expires_at.date()) }
+                    if let Some(left) = state.attempts_left.filter(|n| *n < contract::limits::INVITE_MAX_FAILED_ATTEMPTS) {
+                        { format!(" {left} {} left before it locks.", if left == 1 { "attempt" } else { "attempts" }) }
+                    }
+                </p>
+            </form>
+        </>
     }
 }
 
-fn status_view(status: &MigrationStatus, error: Option<&str>) -> Html {
-    html! {
-        <section class="card" aria-live="polite">
-            <p>
-                <span class={classes!("chip", format!("chip-{}", status.state.as_str()))}>
-                    { status.state.label() }
-                </span>
-            </p>
-            <Alert kind={alert_kind(status.state)}>{ status_message(status.state) }</Alert>
-            <ProgressView progress={status.progress.clone()} />
-            if let Some(account) = &status.new_account {
-                <h2>{ "Your new mailbox" }</h2>
-                <dl class="settings">
-                    <div><dt>{ "Email" }</dt><dd>{ &account.email }</dd></div>
-                    <div><dt>{ "IMAP server" }</dt><dd>{ &account.imap_host }</dd></div>
-                    <div><dt>{ "Port" }</dt><dd>{ account.imap_port }</dd></div>
-                    <div><dt>{ "Security" }</dt><dd>{ security_label(account.security) }</dd></div>
-                </dl>
-            }
-            if let Some(err) = error {
-                <p class="muted small">{ err }</p>
-            }
-        </section>
-    }
+fn copied_sentence(status: &MigrationStatus) -> String {
+    let n = status.progress.messages_done;
+    format!(
+        "{} {} copied. Sign in to {} and look for your folders and mail.",
+        crate::format::count(n),
+        if n == 1 {
+            "message was"
+        } else {
+            "messages were"
+        },
+        status.target_email
+    )
 }
 
-fn alert_kind(state: UserState) -> AlertKind {
-    match state {
-        UserState::Completed | UserState::Verified => AlertKind::Success,
-        UserState::Failed => AlertKind::Error,
-        _ => AlertKind::Info,
-    }
-}
-
+/// How mail apps name the connection security.
 fn security_label(s: Security) -> &'static str {
     match s {
         Security::Tls => "SSL/TLS",
         Security::Starttls => "STARTTLS",
         Security::Plaintext => "None",
+    }
+}
+
+fn status_title(state: UserState) -> &'static str {
+    match state {
+        UserState::New | UserState::EmailSent | UserState::Scheduled => "Your copy is queued",
+        UserState::Working => "Copying your mail",
+        UserState::Completed | UserState::Verified => "Your mail has been copied",
+        UserState::Failed => "The copy stopped",
+        UserState::Paused => "The copy is paused",
+    }
+}
+
+/// Where the user is on the way: queued, copying, done.
+fn steps(state: UserState) -> Html {
+    let at = match state {
+        UserState::New | UserState::EmailSent | UserState::Scheduled | UserState::Paused => 0,
+        UserState::Working | UserState::Failed => 1,
+        UserState::Completed | UserState::Verified => 2,
+    };
+    let finished = at == 2;
+    let step = |i: usize, label: &str| {
+        let class = match i.cmp(&at) {
+            std::cmp::Ordering::Less => "done",
+            std::cmp::Ordering::Equal if finished => "done current",
+            std::cmp::Ordering::Equal => "current",
+            std::cmp::Ordering::Greater => "todo",
+        };
+        let mark = if i < at || finished {
+            "✓".to_owned()
+        } else {
+            (i + 1).to_string()
+        };
+        html! {
+            <li class={classes!("step", class)} aria-current={(i == at).then_some("step")}>
+                <span class="step-dot" aria-hidden="true">{ mark }</span>
+                <span class="step-label">{ label.to_owned() }</span>
+            </li>
+        }
+    };
+    html! {
+        <ol class="progress-steps" aria-label="Progress of the move">
+            { step(0, "Queued") }
+            { step(1, "Copying") }
+            { step(2, "Done") }
+        </ol>
+    }
+}
+
+fn status_view(state: &MigrateState, status: &MigrationStatus) -> Html {
+    let finished = matches!(status.state, UserState::Completed | UserState::Verified);
+    let kind = match status.state {
+        UserState::Completed | UserState::Verified => AlertKind::Success,
+        UserState::Failed => AlertKind::Error,
+        _ => AlertKind::Info,
+    };
+    html! {
+        <>
+            <section class="card" aria-live="polite">
+                { steps(status.state) }
+                { route(&status.source_email, &status.target_email) }
+                { alert(kind, status_message(status.state)) }
+                if !finished {
+                    { progress_view(&status.progress, status.state == UserState::Working, false) }
+                    <p class="muted small">{ "This page updates by itself. You can close it at any time: the copy continues." }</p>
+                }
+                if let Some(err) = &state.error {
+                    <p class="muted small">{ err.clone() }</p>
+                }
+            </section>
+            if finished {
+                <section class="card" aria-labelledby="new-heading">
+                    <h2 id="new-heading">{ "Check your new mailbox" }</h2>
+                    <p>
+                        { copied_sentence(status) }
+                    </p>
+                    if let Some(account) = &status.new_account {
+                        <p>{ "If your mail app asks for settings, use these:" }</p>
+                        <dl class="settings">
+                            <div><dt>{ "Email address" }</dt><dd>{ &account.email }</dd></div>
+                            <div><dt>{ "Incoming server (IMAP)" }</dt><dd>{ &account.imap_host }</dd></div>
+                            <div><dt>{ "Port" }</dt><dd>{ account.imap_port }</dd></div>
+                            <div><dt>{ "Security" }</dt><dd>{ security_label(account.security) }</dd></div>
+                            <div><dt>{ "User name" }</dt><dd>{ &account.email }</dd></div>
+                        </dl>
+                    }
+                </section>
+            }
+        </>
     }
 }

@@ -2,9 +2,10 @@
 
 use crate::api::endpoints;
 use crate::app::Route;
-use crate::components::{Alert, AlertKind, Shell};
+use crate::components::{AlertKind, Section, Shell, alert, signed_out};
+use crate::format;
 use crate::state::projects::{ProjectsAction, ProjectsState};
-use contract::ProjectView;
+use contract::{ConnectorView, ProjectView, Security};
 use yew::platform::spawn_local;
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -37,17 +38,16 @@ pub fn ProjectsPage() -> Html {
         ProjectsState::Loading => {
             html! { <p class="muted" role="status">{ "Loading projects…" }</p> }
         }
-        ProjectsState::SignedOut => html! {
-            <Alert kind={AlertKind::Info}>
-                { "You are not signed in, or your session has ended. " }
-                <Link<Route> to={Route::Login}>{ "Sign in" }</Link<Route>>
-            </Alert>
-        },
+        ProjectsState::SignedOut => html! { { signed_out() } },
         ProjectsState::Failed(message) => html! {
-            <Alert kind={AlertKind::Error}>{ message.clone() }</Alert>
+            { alert(AlertKind::Error, message.clone()) }
         },
         ProjectsState::Loaded(projects) if projects.is_empty() => html! {
-            <p class="muted">{ "No projects yet." }</p>
+            <div class="card empty">
+                <h2>{ "No projects yet" }</h2>
+                <p>{ "A project moves a group of mailboxes from one mail system to another. Start by telling mailferry where the mail is now and where it goes." }</p>
+                <Link<Route> to={Route::NewProject} classes="button primary">{ "Create the first project" }</Link<Route>>
+            </div>
         },
         ProjectsState::Loaded(projects) => html! {
             <ul class="cards" aria-label="Projects">
@@ -56,32 +56,59 @@ pub fn ProjectsPage() -> Html {
         },
     };
 
+    let actions = html! {
+        <>
+            <button type="button" class="button" onclick={reload} disabled={loading}>{ "Refresh" }</button>
+            <Link<Route> to={Route::NewProject} classes="button primary">{ "New project" }</Link<Route>>
+        </>
+    };
     html! {
-        <Shell title="Projects">
-            <div class="toolbar">
-                <button type="button" class="button" onclick={reload} disabled={loading}>{ "Refresh" }</button>
-            </div>
+        <Shell title="Projects" section={Section::Projects} wide=true actions={Some(actions)}>
             { body }
         </Shell>
     }
 }
 
+pub fn security_label(s: Security) -> &'static str {
+    match s {
+        Security::Tls => "TLS",
+        Security::Starttls => "STARTTLS",
+        Security::Plaintext => "no encryption",
+    }
+}
+
+pub fn endpoint(c: &ConnectorView) -> String {
+    format!("{}:{} ({})", c.host, c.port, security_label(c.security))
+}
+
 fn project_card(p: &ProjectView) -> Html {
     let users: u64 = p.users_by_state.values().sum();
+    let done: u64 = [
+        contract::UserState::Completed,
+        contract::UserState::Verified,
+    ]
+    .iter()
+    .filter_map(|s| p.users_by_state.get(s))
+    .sum();
     html! {
-        <li class="card" key={p.id.to_string()}>
-            <h2>{ &p.name }</h2>
+        <li class="card project-card" key={p.id.to_string()}>
+            <h2>
+                <Link<Route> to={Route::Project { id: p.id.to_string() }}>{ &p.name }</Link<Route>>
+            </h2>
             <p class="route">
-                <span>{ format!("{}:{}", p.source.host, p.source.port) }</span>
-                <span aria-hidden="true">{ " → " }</span>
+                <span>{ endpoint(&p.source) }</span>
+                <span aria-hidden="true" class="arrow">{ " → " }</span>
                 <span class="visually-hidden">{ " to " }</span>
-                <span>{ format!("{}:{}", p.target.host, p.target.port) }</span>
+                <span>{ endpoint(&p.target) }</span>
             </p>
-            <p class="muted">{ format!("{users} users · created {}", p.created_at.date()) }</p>
+            <p class="muted small">
+                { format!("{} · {} copied · created {}", format::plural(users, "user", "users"), format::count(done), p.created_at.date()) }
+            </p>
+            <progress class="bar" max={users.max(1).to_string()} value={done.to_string()} aria-label={format!("Users copied in {}", p.name)} />
             <ul class="chips" aria-label="Users by state">
                 { for p.users_by_state.iter().filter(|(_, n)| **n > 0).map(|(state, n)| html! {
                     <li class={classes!("chip", format!("chip-{}", state.as_str()))}>
-                        { format!("{} {n}", state.label()) }
+                        { format!("{} {}", state.label(), format::count(*n)) }
                     </li>
                 }) }
             </ul>

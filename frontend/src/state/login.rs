@@ -17,6 +17,8 @@ pub enum LoginAction {
     Submit,
     Failed(ApiError),
     Succeeded,
+    /// The session check on opening the page found a valid session.
+    AlreadySignedIn,
 }
 
 impl LoginState {
@@ -42,6 +44,11 @@ impl LoginState {
                     self.password.clear();
                 }
                 self.error = Some(err.message());
+            }
+            LoginAction::AlreadySignedIn => {
+                if !self.submitting {
+                    self.signed_in = true;
+                }
             }
             LoginAction::Succeeded => {
                 self.submitting = false;
@@ -99,6 +106,12 @@ mod tests {
             .apply(LoginAction::Failed(ApiError::Network("offline".into())));
         assert_eq!(state.password, "secret");
         assert!(state.can_submit());
+    }
+
+    #[test]
+    fn an_existing_session_skips_the_form() {
+        let state = LoginState::default().apply(LoginAction::AlreadySignedIn);
+        assert!(state.signed_in);
     }
 
     #[test]

@@ -7,10 +7,63 @@ use contract::{InviteView, MigrationStatus, UserState};
 /// How often the page asks for progress while the copy runs.
 pub const POLL_MS: u32 = 3_000;
 
-pub const LINK_INVALID: &str = "This link is not valid. It may have expired or been replaced by a newer \
-                                one: ask your administrator for a new link";
-pub const LINK_LOCKED: &str =
-    "This link is locked after too many wrong passwords. Ask your administrator for a new link";
+/// Why the link cannot be used; each has its own page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// 404: no such link (mistyped, or replaced by a newer invite).
+    Unknown,
+    /// 410: the link is older than its validity.
+    Expired,
+    /// 423: too many wrong passwords.
+    Locked,
+    /// The page could not reach the server; reloading may help.
+    Unreachable(String),
+}
+
+impl LinkProblem {
+    pub fn title(&self) -> &'static str {
+        match self {
+            LinkProblem::Unknown => "This link does not work",
+            LinkProblem::Expired => "This link has expired",
+            LinkProblem::Locked => "This link is locked",
+            LinkProblem::Unreachable(_) => "The page could not load",
+        }
+    }
+
+    pub fn explanation(&self) -> String {
+        match self {
+            LinkProblem::Unknown => {
+                "The link is not known. It may be mistyped, or it was replaced \
+                by a newer invitation: open the link from the most recent email, or ask your \
+                administrator for a new one."
+                    .into()
+            }
+            LinkProblem::Expired => "Invitation links work for a limited time, and this one is \
+                past it. Ask your administrator to send you a new link. Nothing has been copied \
+                yet."
+                .into(),
+            LinkProblem::Locked => "The password was entered wrongly too many times, so the \
+                link was locked to protect your mailbox. Ask your administrator for a new link."
+                .into(),
+            LinkProblem::Unreachable(message) => {
+                format!("{message}. Check your internet connection and try again.")
+            }
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        matches!(self, LinkProblem::Unreachable(_))
+    }
+
+    fn of(err: &ApiError) -> LinkProblem {
+        match err {
+            ApiError::NotFound(_) => LinkProblem::Unknown,
+            ApiError::Rejected { status: 410, .. } => LinkProblem::Expired,
+            ApiError::Rejected { status: 423, .. } => LinkProblem::Locked,
+            other => LinkProblem::Unreachable(other.message()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MigrateState {
@@ -23,9 +76,11 @@ pub struct MigrateState {
     pub error: Option<String>,
     pub attempts_left: Option<u32>,
     /// The link cannot be used (unknown, expired, locked) or could not be loaded.
-    pub fatal: Option<String>,
-    /// Whether reloading the page might help (a network failure, not an invalid link).
-    pub retryable: bool,
+    pub problem: Option<LinkProblem>,
+    /// The copy was started already (from another tab, say): show its status.
+    pub already_started: bool,
+    /// Passwords refused so far on this page; each one moves the focus back to the field.
+    pub rejections: u32,
     /// Status answers (or failures) so far; each one re-arms the polling effect.
     pub polls: u32,
 }
@@ -54,9 +109,10 @@ pub enum Phase {
 
 impl MigrateState {
     pub fn phase(&self) -> Phase {
-        match (&self.fatal, &self.status, &self.invite) {
+        match (&self.problem, &self.status, &self.invite) {
             (Some(_), _, _) => Phase::Unusable,
             (None, Some(_), _) => Phase::Status,
+            (None, None, _) if self.already_started => Phase::Status,
             (None, None, None) => Phase::Loading,
             (None, None, Some(invite)) if asks_credentials(invite.state) => Phase::Form,
             (None, None, Some(_)) => Phase::Status,
@@ -90,17 +146,12 @@ impl MigrateState {
             MigrateAction::InviteLoaded(invite) => {
                 self.attempts_left = Some(invite.attempts_left);
                 if invite.attempts_left == 0 && asks_credentials(invite.state) {
-                    self.fatal = Some(LINK_LOCKED.to_owned());
+                    self.problem = Some(LinkProblem::Locked);
                 }
                 self.invite = Some(invite);
             }
             MigrateAction::LoadFailed(err) => {
-                self.retryable = !matches!(err, ApiError::NotFound(_));
-                self.fatal = Some(if self.retryable {
-                    err.message()
-                } else {
-                    LINK_INVALID.to_owned()
-                });
+                self.problem = Some(LinkProblem::of(&err));
             }
             MigrateAction::EditSource(password) => self.source_password = password,
             MigrateAction::EditTarget(password) => self.target_password = password,
@@ -116,13 +167,26 @@ impl MigrateState {
                     self.attempts_left = Some(left);
                 }
                 match &err {
-                    ApiError::NotFound(_) => self.fatal = Some(LINK_INVALID.to_owned()),
-                    _ if self.attempts_left == Some(0) => self.fatal = Some(LINK_LOCKED.to_owned()),
-                    // Gone or Locked: the server's own words say which.
-                    ApiError::Rejected {
+                    ApiError::NotFound(_)
+                    | ApiError::Rejected {
                         status: 410 | 423, ..
-                    } => self.fatal = Some(err.message()),
-                    _ => self.error = Some(err.message()),
+                    } => self.problem = Some(LinkProblem::of(&err)),
+                    _ if self.attempts_left == Some(0) => self.problem = Some(LinkProblem::Locked),
+                    ApiError::Rejected { status: 409, .. } => {
+                        self.already_started = true;
+                        self.source_password.clear();
+                        self.target_password.clear();
+                    }
+                    _ => {
+                        // A refused password is cleared, so the next try starts from an empty
+                        // field (the page puts the focus there); other failures keep it.
+                        if err.attempts_left().is_some() {
+                            self.source_password.clear();
+                            self.target_password.clear();
+                            self.rejections += 1;
+                        }
+                        self.error = Some(error_text(&err));
+                    }
                 }
             }
             MigrateAction::Started(status) => {
@@ -140,7 +204,7 @@ impl MigrateState {
                 self.polls += 1;
             }
             MigrateAction::StatusFailed(ApiError::NotFound(_)) => {
-                self.fatal = Some(LINK_INVALID.to_owned());
+                self.problem = Some(LinkProblem::Unknown);
             }
             MigrateAction::StatusFailed(err) => {
                 // Keep showing the last status; the next poll retries.
@@ -153,6 +217,19 @@ impl MigrateState {
 }
 
 super::reducible!(MigrateState, MigrateAction);
+
+/// The sentence shown for a refused Start: the server's words, plus the attempts left when it
+/// did not say them (a 502 from an unreachable mail server costs no attempt and says so).
+pub fn error_text(err: &ApiError) -> String {
+    let message = err.message();
+    match err.attempts_left() {
+        Some(left) if !message.contains("attempt") => format!(
+            "{message}. {left} {} left.",
+            if left == 1 { "attempt" } else { "attempts" }
+        ),
+        _ => message,
+    }
+}
 
 /// States in which the user still has to give passwords and press Start.
 fn asks_credentials(state: UserState) -> bool {
@@ -258,11 +335,22 @@ mod tests {
         )));
         // Assert
         assert_eq!(state.phase(), Phase::Form);
-        assert_eq!(state.error.as_deref(), Some("Wrong password"));
+        assert_eq!(
+            state.error.as_deref(),
+            Some("Wrong password. 2 attempts left."),
+            "the attempts are added when the server's words do not say them"
+        );
         assert_eq!(state.attempts_left, Some(2));
+        assert_eq!(state.rejections, 1);
         assert!(
-            state.can_submit(),
-            "the user may correct a typo and try again"
+            state.source_password.is_empty(),
+            "the next try starts empty"
+        );
+        assert!(
+            state
+                .apply(MigrateAction::EditSource("right".into()))
+                .can_submit(),
+            "the user may try again"
         );
     }
 
@@ -276,24 +364,84 @@ mod tests {
                 serde_json::json!({"attempts_left": 0}),
             )));
         assert_eq!(state.phase(), Phase::Unusable);
-        assert_eq!(state.fatal.as_deref(), Some(LINK_LOCKED));
+        assert_eq!(state.problem, Some(LinkProblem::Locked));
         assert!(!state.can_submit());
     }
 
     #[test]
-    fn an_unknown_link_is_unusable_and_not_retryable_but_a_network_error_is() {
-        let gone = MigrateState::default().apply(MigrateAction::LoadFailed(rejected(
-            404,
-            serde_json::Value::Null,
-        )));
-        assert_eq!((gone.phase(), gone.retryable), (Phase::Unusable, false));
-        assert_eq!(gone.fatal.as_deref(), Some(LINK_INVALID));
+    fn the_servers_message_is_kept_when_it_counts_the_attempts_itself() {
+        let body = contract::ApiErrorBody {
+            error: "credentials_rejected".into(),
+            message: "The password for ann@old.example was not accepted by imap.old.example. 1 attempt left.".into(),
+            details: serde_json::json!({"attempts_left": 1}),
+        };
+        let err = ApiError::Rejected { status: 422, body };
+        assert_eq!(
+            error_text(&err),
+            "The password for ann@old.example was not accepted by imap.old.example. 1 attempt left."
+        );
+    }
+
+    #[test]
+    fn expired_locked_and_unknown_links_each_get_their_page() {
+        for (status, problem) in [
+            (404, LinkProblem::Unknown),
+            (410, LinkProblem::Expired),
+            (423, LinkProblem::Locked),
+        ] {
+            let state = MigrateState::default().apply(MigrateAction::LoadFailed(rejected(
+                status,
+                serde_json::Value::Null,
+            )));
+            assert_eq!(state.phase(), Phase::Unusable);
+            assert_eq!(state.problem.as_ref(), Some(&problem), "{status}");
+            assert!(!problem.retryable());
+        }
+        // The link can also expire or lock between loading the page and pressing Start.
+        let state = form()
+            .apply(MigrateAction::EditSource("pw".into()))
+            .apply(MigrateAction::Submit)
+            .apply(MigrateAction::Rejected(rejected(
+                410,
+                serde_json::Value::Null,
+            )));
+        assert_eq!(state.problem, Some(LinkProblem::Expired));
+    }
+
+    #[test]
+    fn an_unreachable_mail_server_keeps_the_form_and_costs_nothing() {
+        let state = form()
+            .apply(MigrateAction::EditSource("pw".into()))
+            .apply(MigrateAction::Submit)
+            .apply(MigrateAction::Rejected(rejected(
+                502,
+                serde_json::Value::Null,
+            )));
+        assert_eq!(state.phase(), Phase::Form);
+        assert_eq!(state.attempts_left, Some(5));
+        assert_eq!(state.error.as_deref(), Some("Wrong password"));
+    }
+
+    #[test]
+    fn a_start_from_elsewhere_shows_the_status() {
+        let state = form()
+            .apply(MigrateAction::EditSource("pw".into()))
+            .apply(MigrateAction::Submit)
+            .apply(MigrateAction::Rejected(rejected(
+                409,
+                serde_json::Value::Null,
+            )));
+        assert_eq!(state.phase(), Phase::Status);
+        assert_eq!(state.poll_delay_ms(), Some(0));
+        assert!(state.source_password.is_empty());
+    }
+
+    #[test]
+    fn a_network_failure_while_loading_can_be_retried() {
         let offline = MigrateState::default()
             .apply(MigrateAction::LoadFailed(ApiError::Network("down".into())));
-        assert_eq!(
-            (offline.phase(), offline.retryable),
-            (Phase::Unusable, true)
-        );
+        assert_eq!(offline.phase(), Phase::Unusable);
+        assert!(offline.problem.as_ref().is_some_and(LinkProblem::retryable));
     }
 
     #[test]

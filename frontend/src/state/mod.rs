@@ -2,9 +2,16 @@
 //! tested on the host with `cargo test`. On wasm32 each state is also a `yew::Reducible`, which
 //! is what the pages hand to `use_reducer`.
 
+pub mod add_user;
+pub mod fields;
+pub mod import;
 pub mod login;
 pub mod migrate;
+pub mod outbox;
+pub mod project;
+pub mod project_form;
 pub mod projects;
+pub mod user_detail;
 
 /// Implements `yew::Reducible` by cloning the state and calling its pure `apply`.
 macro_rules! reducible {

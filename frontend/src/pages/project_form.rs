@@ -1,0 +1,416 @@
+//! `/projects/new` and `/projects/{id}/edit`: the project settings, with both connectors, a
+//! "Test connection" per side, invitations and copy options. Fields are checked as they are
+//! typed; nothing here is ever overwritten by polling.
+
+use crate::api::endpoints;
+use crate::app::Route;
+use crate::components::{
+    AlertKind, Checkbox, PasswordField, Section, SelectField, Shell, TextArea, TextField, alert,
+    signed_out,
+};
+use crate::state::project_form::{
+    AuthMode, Field, ProjectFormAction, ProjectFormState, Side, TestRequest, TestState,
+    invite_value, security_value,
+};
+use uuid::Uuid;
+use yew::platform::spawn_local;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+#[derive(Debug, Properties, PartialEq)]
+pub struct ProjectFormProps {
+    /// The project to edit; `None` creates one.
+    pub id: Option<Uuid>,
+}
+
+type Handle = UseReducerHandle<ProjectFormState>;
+
+#[component]
+pub fn ProjectFormPage(props: &ProjectFormProps) -> Html {
+    let state = {
+        let id = props.id;
+        use_reducer(move || match id {
+            Some(id) => ProjectFormState::editing(id),
+            None => ProjectFormState::default(),
+        })
+    };
+    let navigator = use_navigator();
+
+    {
+        let dispatcher = state.dispatcher();
+        use_effect_with(props.id, move |id| {
+            if let Some(id) = *id {
+                spawn_local(async move {
+                    match endpoints::project(id).await {
+                        Ok(p) => dispatcher.dispatch(ProjectFormAction::Loaded(p)),
+                        Err(e) => dispatcher.dispatch(ProjectFormAction::LoadFailed(e)),
+                    }
+                });
+            }
+        });
+    }
+    // Once saved, the project's page is where the admin continues.
+    use_effect_with(state.saved, move |saved| {
+        if let (Some(id), Some(nav)) = (saved, navigator) {
+            nav.push(&Route::Project { id: id.to_string() });
+        }
+    });
+
+    let title = match (props.id, &state.original) {
+        (None, _) => "New project".to_owned(),
+        (Some(_), Some(p)) => format!("Edit {}", p.name),
+        (Some(_), None) => "Edit project".to_owned(),
+    };
+    let crumbs = html! {
+        <>
+            <Link<Route> to={Route::Projects}>{ "Projects" }</Link<Route>>
+            if let Some(p) = &state.original {
+                <span aria-hidden="true">{ " / " }</span>
+                <Link<Route> to={Route::Project { id: p.id.to_string() }}>{ p.name.clone() }</Link<Route>>
+            }
+        </>
+    };
+
+    let body = if state.signed_out {
+        html! { { signed_out() } }
+    } else if let Some(err) = &state.load_error {
+        html! { { alert(AlertKind::Error, err.clone()) } }
+    } else if state.loading {
+        html! { <p class="muted" role="status">{ "Loading the project…" }</p> }
+    } else {
+        form(&state, props.id)
+    };
+    html! {
+        <Shell title={title} section={Section::Projects} wide=true crumbs={Some(crumbs)}>
+            { body }
+        </Shell>
+    }
+}
+
+fn edit(state: &Handle, field: Field) -> Callback<String> {
+    let d = state.dispatcher();
+    Callback::from(move |v| d.dispatch(ProjectFormAction::Edit(field, v)))
+}
+
+fn blur(state: &Handle, field: Field) -> Option<Callback<()>> {
+    let d = state.dispatcher();
+    Some(Callback::from(move |()| {
+        d.dispatch(ProjectFormAction::Blur(field))
+    }))
+}
+
+fn form(state: &Handle, id: Option<Uuid>) -> Html {
+    let onsubmit = {
+        let state = state.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            // Read before dispatching: in Yew 0.23 the handle shows the new state at once.
+            let (input, busy) = (state.to_input(), state.saving);
+            let dispatcher = state.dispatcher();
+            dispatcher.dispatch(ProjectFormAction::Submit);
+            let (Some(input), false) = (input, busy) else {
+                return;
+            };
+            let editing = state.editing;
+            spawn_local(async move {
+                let result = match editing {
+                    Some((id, version)) => endpoints::update_project(id, version, &input).await,
+                    None => endpoints::create_project(&input).await,
+                };
+                match result {
+                    Ok(p) => dispatcher.dispatch(ProjectFormAction::Saved(p)),
+                    Err(e) => dispatcher.dispatch(ProjectFormAction::SaveFailed(e)),
+                }
+            });
+        })
+    };
+    let s = &**state;
+    let cancel = match id {
+        Some(id) => Route::Project { id: id.to_string() },
+        None => Route::Projects,
+    };
+    html! {
+        <form class="stack" {onsubmit} novalidate=true aria-busy={s.saving.to_string()}>
+            if let Some(err) = &s.error {
+                { alert(AlertKind::Error, err.clone()) }
+            }
+            <section class="card" aria-labelledby="pf-general">
+                <h2 id="pf-general">{ "Project" }</h2>
+                <TextField
+                    id={Field::Name.id()}
+                    label="Name"
+                    hint="What the users see on their invitation page, e.g. “Acme mail to NewCo”"
+                    value={s.name.clone()}
+                    oninput={edit(state, Field::Name)}
+                    onblur={blur(state, Field::Name)}
+                    error={s.field_error(Field::Name)}
+                    required=true
+                />
+                <TextField
+                    id={Field::AdminEmail.id()}
+                    label="Admin email for notifications"
+                    hint="Told when a user's first pass is ready to verify"
+                    kind="email"
+                    autocomplete="email"
+                    value={s.admin_email.clone()}
+                    oninput={edit(state, Field::AdminEmail)}
+                    onblur={blur(state, Field::AdminEmail)}
+                    error={s.field_error(Field::AdminEmail)}
+                />
+                <SelectField
+                    id={Field::InviteTo.id()}
+                    label="Send invitations to"
+                    hint="Users with per-user passwords get a personal link to enter them"
+                    value={invite_value(s.invite_to)}
+                    options={vec![
+                        ("source", "The user's current (source) address"),
+                        ("target", "The user's new (target) address"),
+                        ("none", "Nobody: I enter passwords or use admin accounts"),
+                    ]}
+                    onchange={edit(state, Field::InviteTo)}
+                />
+                <Checkbox
+                    id={Field::NotifyUser.id()}
+                    label="Also tell each user when their mail is ready to check"
+                    checked={s.notify_user}
+                    onchange={{
+                        let d = state.dispatcher();
+                        Callback::from(move |on: bool| d.dispatch(ProjectFormAction::Edit(Field::NotifyUser, on.to_string())))
+                    }}
+                />
+            </section>
+            <div class="columns">
+                { connector(state, Side::Source) }
+                { connector(state, Side::Target) }
+            </div>
+            <details class="card" open={!s.include.is_empty() || !s.exclude.is_empty() || !s.folder_map.is_empty() || !s.max_size_mb.is_empty()}>
+                <summary><h2 class="inline">{ "What to copy" }</h2><span class="muted small">{ " — all folders unless you say otherwise" }</span></summary>
+                <TextArea
+                    id={Field::Include.id()}
+                    label="Only these folders"
+                    hint="One name per line; * matches anything (Projects/*). Empty copies every folder"
+                    value={s.include.clone()}
+                    oninput={edit(state, Field::Include)}
+                    error={s.field_error(Field::Include)}
+                />
+                <TextArea
+                    id={Field::Exclude.id()}
+                    label="Leave out these folders"
+                    hint="One per line, e.g. Junk* or Trash"
+                    value={s.exclude.clone()}
+                    oninput={edit(state, Field::Exclude)}
+                    error={s.field_error(Field::Exclude)}
+                />
+                <TextArea
+                    id={Field::FolderMap.id()}
+                    label="Rename folders"
+                    hint="One per line: Source name => Target name. Sent, Drafts, Trash and Junk are matched by their role already"
+                    value={s.folder_map.clone()}
+                    oninput={edit(state, Field::FolderMap)}
+                    error={s.field_error(Field::FolderMap)}
+                />
+                <TextField
+                    id={Field::MaxSize.id()}
+                    label="Skip messages larger than (MB)"
+                    hint="Skipped messages are listed with their reason"
+                    inputmode="numeric"
+                    value={s.max_size_mb.clone()}
+                    oninput={edit(state, Field::MaxSize)}
+                    onblur={blur(state, Field::MaxSize)}
+                    error={s.field_error(Field::MaxSize)}
+                />
+            </details>
+            <div class="form-actions">
+                <button type="submit" class="button primary" disabled={s.saving}>
+                    { match (s.saving, id) {
+                        (true, _) => "Saving…",
+                        (false, Some(_)) => "Save changes",
+                        (false, None) => "Create project",
+                    } }
+                </button>
+                <Link<Route> to={cancel} classes="button">{ "Cancel" }</Link<Route>>
+            </div>
+        </form>
+    }
+}
+
+fn connector(state: &Handle, side: Side) -> Html {
+    let s = &**state;
+    let c = s.connector(side);
+    let heading_id = format!("pf-{}-heading", side.as_str());
+    let test = {
+        let state = state.clone();
+        Callback::from(move |_: MouseEvent| {
+            let dispatcher = state.dispatcher();
+            match state.test_request(side) {
+                Err(message) => dispatcher.dispatch(ProjectFormAction::TestInvalid(side, message)),
+                Ok(request) => {
+                    dispatcher.dispatch(ProjectFormAction::TestStarted(side));
+                    spawn_local(async move {
+                        let (result, saved) = match request {
+                            TestRequest::Typed(input) => {
+                                (endpoints::test_connector(&input).await, false)
+                            }
+                            TestRequest::Saved {
+                                project,
+                                side,
+                                email,
+                                password,
+                            } => (
+                                endpoints::test_saved_connector(
+                                    project,
+                                    side.as_str(),
+                                    email.as_deref(),
+                                    password.as_deref(),
+                                )
+                                .await,
+                                true,
+                            ),
+                        };
+                        match result {
+                            Ok(r) => {
+                                dispatcher.dispatch(ProjectFormAction::TestDone(side, r, saved))
+                            }
+                            Err(e) => dispatcher.dispatch(ProjectFormAction::TestFailed(side, e)),
+                        }
+                    });
+                }
+            }
+        })
+    };
+    let password_hint = if c.has_stored_password {
+        "A password is saved; leave empty to keep it"
+    } else {
+        "Stored encrypted; never shown again"
+    };
+    let result = match &c.test {
+        TestState::Idle => html! {},
+        TestState::Running => html! { <p class="test-result muted">{ "Connecting…" }</p> },
+        TestState::Done {
+            result,
+            saved_settings,
+        } => html! {
+            <div class={classes!("test-result", if result.ok { "test-ok" } else { "test-bad" })}>
+                <p>
+                    <strong>{ if result.ok { "✓ Connected. " } else { "✗ Not connected. " } }</strong>
+                    { result.message.clone() }
+                    if *saved_settings {
+                        <span class="muted">{ " (saved settings)" }</span>
+                    }
+                </p>
+                if !result.capabilities.is_empty() {
+                    <details class="small caps">
+                        <summary>{ "What the server supports" }</summary>
+                        <p class="muted">{ result.capabilities.join(" ") }</p>
+                    </details>
+                }
+            </div>
+        },
+        TestState::Failed(message) => html! {
+            <div class="test-result test-bad"><p><strong>{ "✗ " }</strong>{ message.clone() }</p></div>
+        },
+    };
+    html! {
+        <section class="card" aria-labelledby={heading_id.clone()}>
+            <h2 id={heading_id}>{ side.label() }</h2>
+            <div class="row">
+                <div class="grow">
+                    <TextField
+                        id={Field::Host(side).id()}
+                        label="IMAP server"
+                        placeholder="imap.example.com"
+                        autocomplete="off"
+                        value={c.host.clone()}
+                        oninput={edit(state, Field::Host(side))}
+                        onblur={blur(state, Field::Host(side))}
+                        error={s.field_error(Field::Host(side))}
+                        required=true
+                    />
+                </div>
+                <div class="port">
+                    <TextField
+                        id={Field::Port(side).id()}
+                        label="Port"
+                        inputmode="numeric"
+                        value={c.port.clone()}
+                        oninput={edit(state, Field::Port(side))}
+                        onblur={blur(state, Field::Port(side))}
+                        error={s.field_error(Field::Port(side))}
+                        required=true
+                    />
+                </div>
+            </div>
+            <SelectField
+                id={Field::Security(side).id()}
+                label="Connection security"
+                value={security_value(c.security)}
+                options={vec![
+                    ("tls", "TLS (usually port 993)"),
+                    ("starttls", "STARTTLS (usually port 143)"),
+                    ("plaintext", "None — trusted networks only"),
+                ]}
+                onchange={edit(state, Field::Security(side))}
+            />
+            <SelectField
+                id={Field::Auth(side).id()}
+                label="Mailbox passwords"
+                value={if c.auth == AuthMode::Admin { "admin" } else { "per_user" }}
+                options={vec![
+                    ("per_user", "Each user's own password"),
+                    ("admin", "One admin (master) account for all mailboxes"),
+                ]}
+                onchange={edit(state, Field::Auth(side))}
+            />
+            if c.auth == AuthMode::Admin {
+                <TextField
+                    id={Field::LoginPattern(side).id()}
+                    label="Admin login"
+                    hint="{email} stands for each user's address; Dovecot master users: {email}*admin"
+                    autocomplete="off"
+                    value={c.login_pattern.clone()}
+                    oninput={edit(state, Field::LoginPattern(side))}
+                    onblur={blur(state, Field::LoginPattern(side))}
+                    error={s.field_error(Field::LoginPattern(side))}
+                    required=true
+                />
+                <PasswordField
+                    id={Field::AdminPassword(side).id()}
+                    label="Admin password"
+                    hint={AttrValue::from(password_hint)}
+                    autocomplete="new-password"
+                    required={!c.has_stored_password}
+                    value={c.admin_password.clone()}
+                    oninput={edit(state, Field::AdminPassword(side))}
+                    error={s.field_error(Field::AdminPassword(side))}
+                />
+            }
+            <fieldset class="test">
+                <legend>{ "Test connection" }</legend>
+                <p class="hint">{ "Logs in once with a real mailbox; nothing is stored or copied." }</p>
+                <TextField
+                    id={Field::TestEmail(side).id()}
+                    label="Test mailbox"
+                    kind="email"
+                    autocomplete="off"
+                    placeholder="someone@example.com"
+                    value={c.test_email.clone()}
+                    oninput={edit(state, Field::TestEmail(side))}
+                    required={c.auth == AuthMode::PerUser || c.login_pattern.contains("{email}")}
+                />
+                if c.auth == AuthMode::PerUser {
+                    <PasswordField
+                        id={Field::TestPassword(side).id()}
+                        label="Its password"
+                        autocomplete="off"
+                        value={c.test_password.clone()}
+                        oninput={edit(state, Field::TestPassword(side))}
+                    />
+                }
+                <button type="button" class="button" onclick={test} disabled={c.test == TestState::Running}>
+                    { if c.test == TestState::Running { "Testing…" } else { "Test connection" } }
+                </button>
+                <div role="status" aria-live="polite">{ result }</div>
+            </fieldset>
+        </section>
+    }
+}

@@ -1,0 +1,45 @@
+//! mailferry's HTTP API as a Lambda function behind API Gateway: it serves the one router,
+//! `web::router`, through `lambda_http::run`, on the AWS adapters of crate `aws` (DynamoDB,
+//! SQS, SES, KMS) and the IMAP client. It holds no behaviour: `main` reads the typed settings
+//! once (failing at start, naming the variable, when one is missing), builds the SDK clients
+//! once, wires `domain::App` and hands the router to the Lambda runtime.
+//!
+//! Admin authentication relies on API Gateway's JWT authorizer (a Cognito user pool) on the
+//! `/api/admin/*` routes, so this function runs with `web::AdminAuth::GatewayJwt`:
+//! - a cold start never fetches the user pool's JWKS or verifies a signature: the gateway does
+//!   that before the function is invoked, and rejected requests never cost an invocation;
+//! - issuer, audience and the user pool are configured in one place (the template), not in
+//!   both the gateway and this function;
+//! - the router still refuses an admin request without a bearer `Authorization` header, as
+//!   defence in depth should a route ever be left without the authorizer.
+//!
+//! Environment (see `aws::Settings`): `TABLE_NAME`, `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`
+//! (optional), `KMS_KEY_ID`, `MAIL_FROM`, `SES_CONFIGURATION_SET` (optional), `PUBLIC_URL`,
+//! `MAX_RECEIVES` (optional); the Lambda runtime's own `AWS_REGION` and credentials; `RUST_LOG`
+//! or `AWS_LAMBDA_LOG_LEVEL` for the log level.
+//!
+//! Only this crate and `worker` import `lambda_*`; this crate must never import aws-sdk-*,
+//! axum or SQLite directly (it gets them through `aws` and `web`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let settings = aws::Settings::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
+        .context("reading the settings from the environment")?;
+
+    let aws = aws::Aws::from_env().await;
+    let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()));
+    let deps = aws.adapters(&settings).into_deps(mailboxes);
+    let app = domain::App::new(deps, settings.app_config());
+    let state = web::AppState {
+        app,
+        auth: web::AdminAuth::GatewayJwt,
+        secure_cookies: true,
+    };
+    lambda_http::run(web::router(state, web::RouterOptions::default())).await
+}

@@ -1,0 +1,225 @@
+//! [`Settings`]: what the Lambda functions read from their environment, once, at start.
+
+use std::collections::HashMap;
+
+/// A deployment's settings, from environment variables (the template sets them on both
+/// functions). Secrets are not among them: credentials come from the execution role, and the
+/// data the vault protects is sealed under the KMS key named here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `TABLE_NAME`: the DynamoDB table (schema in the crate documentation).
+    pub table_name: String,
+    /// `QUEUE_URL`: the SQS work queue.
+    pub queue_url: String,
+    /// `DEAD_LETTER_QUEUE_URL` (optional): the queue's dead-letter queue, for `dead_letters`.
+    pub dead_letter_queue_url: Option<String>,
+    /// `KMS_KEY_ID`: the key the vault's data keys are made under (id, ARN or alias).
+    pub kms_key_id: String,
+    /// `MAIL_FROM`: the SES-verified sender, optionally with a display name.
+    pub mail_from: String,
+    /// `SES_CONFIGURATION_SET` (optional): the SES configuration set to send through.
+    pub ses_configuration_set: Option<String>,
+    /// `PUBLIC_URL`: where users reach the web app; invite links start with it.
+    pub public_url: String,
+    /// `MAX_RECEIVES` (optional, default 5): the `maxReceiveCount` of the queue's redrive
+    /// policy, so the worker knows a delivery is the last one before the dead-letter queue.
+    pub max_receives: u32,
+}
+
+/// The default of `MAX_RECEIVES`, matching the template's redrive policy.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// A missing or unusable environment variable, named so the deployment can be fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("the environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Settings {
+    /// The variable names, for documentation and the template.
+    pub const VARIABLES: [&'static str; 8] = [
+        "TABLE_NAME",
+        "QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "KMS_KEY_ID",
+        "MAIL_FROM",
+        "SES_CONFIGURATION_SET",
+        "PUBLIC_URL",
+        "MAX_RECEIVES",
+    ];
+
+    /// Reads the process environment. Fails on the first missing or invalid variable.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| Self::VARIABLES.contains(&k.as_str()))
+            .collect();
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Reads the variables through `lookup` (the environment, or a map in tests). Empty values
+    /// count as missing: an empty `TABLE_NAME` is a deployment mistake, not a choice.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let optional = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str| optional(name).ok_or(SettingsError::Missing(name));
+
+        let queue_url = required("QUEUE_URL")?;
+        check_url("QUEUE_URL", &queue_url)?;
+        let dead_letter_queue_url = optional("DEAD_LETTER_QUEUE_URL");
+        if let Some(url) = &dead_letter_queue_url {
+            check_url("DEAD_LETTER_QUEUE_URL", url)?;
+        }
+        let public_url = required("PUBLIC_URL")?;
+        check_url("PUBLIC_URL", &public_url)?;
+        let max_receives = match optional("MAX_RECEIVES") {
+            None => DEFAULT_MAX_RECEIVES,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| SettingsError::Invalid {
+                    name: "MAX_RECEIVES",
+                    reason: format!("'{v}' is not a number from 1 to 1000"),
+                })?,
+        };
+        Ok(Settings {
+            table_name: required("TABLE_NAME")?,
+            queue_url,
+            dead_letter_queue_url,
+            kms_key_id: required("KMS_KEY_ID")?,
+            mail_from: required("MAIL_FROM")?,
+            ses_configuration_set: optional("SES_CONFIGURATION_SET"),
+            public_url,
+            max_receives,
+        })
+    }
+}
+
+impl Settings {
+    /// The use cases' settings: the public URL from here, the rest at their defaults.
+    pub fn app_config(&self) -> domain::AppConfig {
+        domain::AppConfig {
+            public_url: self.public_url.clone(),
+            ..domain::AppConfig::default()
+        }
+    }
+}
+
+fn check_url(name: &'static str, value: &str) -> Result<(), SettingsError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        _ => Err(SettingsError::Invalid {
+            name,
+            reason: format!("'{value}' is not an http(s) URL"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("TABLE_NAME", "mailferry"),
+            (
+                "QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+            ),
+            ("KMS_KEY_ID", "alias/mailferry"),
+            ("MAIL_FROM", "mailferry <noreply@example.com>"),
+            ("PUBLIC_URL", "https://migrate.example.com"),
+        ])
+    }
+
+    fn settings(vars: &HashMap<&'static str, &'static str>) -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn reads_required_and_defaults_the_optional() {
+        let s = settings(&full()).unwrap();
+        assert_eq!(s.table_name, "mailferry");
+        assert_eq!(s.kms_key_id, "alias/mailferry");
+        assert_eq!(s.dead_letter_queue_url, None);
+        assert_eq!(s.ses_configuration_set, None);
+        assert_eq!(s.max_receives, DEFAULT_MAX_RECEIVES);
+    }
+
+    #[test]
+    fn names_each_missing_variable() {
+        for name in [
+            "TABLE_NAME",
+            "QUEUE_URL",
+            "KMS_KEY_ID",
+            "MAIL_FROM",
+            "PUBLIC_URL",
+        ] {
+            let mut vars = full();
+            vars.remove(name);
+            assert_eq!(settings(&vars), Err(SettingsError::Missing(name)));
+            vars.insert(name, "  ");
+            assert_eq!(
+                settings(&vars),
+                Err(SettingsError::Missing(name)),
+                "blank {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_values_by_name() {
+        let mut vars = full();
+        vars.insert("PUBLIC_URL", "migrate.example.com");
+        let err = settings(&vars).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::Invalid {
+                    name: "PUBLIC_URL",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("PUBLIC_URL"), "{err}");
+
+        let mut vars = full();
+        vars.insert("MAX_RECEIVES", "0");
+        assert!(matches!(
+            settings(&vars),
+            Err(SettingsError::Invalid {
+                name: "MAX_RECEIVES",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reads_the_optional_ones() {
+        let mut vars = full();
+        vars.insert("SES_CONFIGURATION_SET", "mailferry-invites");
+        vars.insert(
+            "DEAD_LETTER_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs-dlq",
+        );
+        vars.insert("MAX_RECEIVES", "8");
+        let s = settings(&vars).unwrap();
+        assert_eq!(
+            s.ses_configuration_set.as_deref(),
+            Some("mailferry-invites")
+        );
+        assert!(s.dead_letter_queue_url.unwrap().ends_with("jobs-dlq"));
+        assert_eq!(s.max_receives, 8);
+    }
+}
