@@ -1,6 +1,7 @@
 //! mailferry's integration tests: the real local server (`mailferry serve` as a library, on
 //! port 0 with a temporary data folder) against real Dovecot servers started by each test.
 
+mod aws_mode;
 mod browser;
 mod cli;
 mod copy;
