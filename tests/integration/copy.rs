@@ -127,6 +127,27 @@ pub async fn copy_started(
     (p, u)
 }
 
+/// Starts a delta pass, checks it is pass number `pass`, and waits until it completes; returns
+/// the user detail.
+async fn delta_pass(
+    app: &integration_tests::TestApp,
+    p: &str,
+    uid: &str,
+    pass: u64,
+) -> serde_json::Value {
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["pass"], pass, "{:?}", r.body);
+    wait_for_state(app, p, uid, "completed", Duration::from_secs(120))
+        .await
+        .unwrap()
+}
+
 pub async fn target_snapshot(target: &Dovecot) -> Snapshot {
     snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
         .await
@@ -234,17 +255,7 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
         .unwrap();
 
     // Act
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
-            json!(null),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.body["pass"], 2, "{:?}", r.body);
-    let detail = wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120))
-        .await
-        .unwrap();
+    let detail = delta_pass(&app, &p, &uid, 2).await;
 
     // Assert: exactly the changes arrived: the folders are equal again, nothing duplicated.
     let on_target = target_snapshot(&target).await;
@@ -284,17 +295,7 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
         .unwrap();
 
     // Act
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
-            json!(null),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.body["pass"], 3, "{:?}", r.body);
-    wait_for_state(&app, &p, &uid, "completed", Duration::from_secs(120))
-        .await
-        .unwrap();
+    let _ = delta_pass(&app, &p, &uid, 3).await;
 
     // Assert: rescanned with the duplicate check: one new message, nothing twice.
     let on_target = target_snapshot(&target).await;

@@ -162,38 +162,23 @@ async fn stops_at_start_naming_a_missing_variable() {
     // Arrange: everything but KMS_KEY_ID.
     let moto = MotoServer::start().expect("moto_server starts");
     let deployment = moto.deployment(3).await;
-    let api = RuntimeApi::start(Vec::new(), Duration::from_secs(60))
-        .await
-        .expect("runtime API emulator");
 
     // Act
-    let out = Command::new(bootstrap())
-        .env_clear()
-        .envs(api.lambda_env("mailferry-api"))
-        .envs(
-            deployment
-                .env
-                .iter()
-                .filter(|(k, _)| k != "KMS_KEY_ID")
-                .cloned(),
-        )
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("the api stops by itself")
-        .expect("run the api");
+    let run = aws::runtime_api::start_without(
+        &bootstrap(),
+        "mailferry-api",
+        &deployment.env,
+        "KMS_KEY_ID",
+    )
+    .await
+    .expect("run the api");
 
     // Assert
-    assert!(!out.status.success(), "a failed start is an error exit");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(!run.success, "a failed start is an error exit");
     assert!(
-        text.contains("KMS_KEY_ID"),
-        "the output names the variable: {text}"
+        run.output.contains("KMS_KEY_ID"),
+        "the output names the variable: {}",
+        run.output
     );
-    assert_eq!(api.first_next_at(), None, "never asked for an event");
+    assert!(!run.asked_for_event, "never asked for an event");
 }

@@ -247,3 +247,42 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// How a bootstrap started without one of its variables ended.
+#[derive(Debug)]
+pub struct FailedStart {
+    pub success: bool,
+    /// stdout and stderr together.
+    pub output: String,
+    /// Whether it got as far as asking the emulator for an event.
+    pub asked_for_event: bool,
+}
+
+/// Runs `bootstrap` as Lambda would, with `env` minus the variable `missing`, and waits (at most
+/// 30 s) for it to stop by itself: the shared check of both binaries' fail-fast configuration.
+pub async fn start_without(
+    bootstrap: &std::path::Path,
+    function_name: &str,
+    env: &[(String, String)],
+    missing: &str,
+) -> std::io::Result<FailedStart> {
+    let api = RuntimeApi::start(Vec::new(), Duration::from_secs(60)).await?;
+    let out = tokio::process::Command::new(bootstrap)
+        .env_clear()
+        .envs(api.lambda_env(function_name))
+        .envs(env.iter().filter(|(k, _)| k != missing).cloned())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .map_err(|_| std::io::Error::other("the bootstrap did not stop by itself"))??;
+    Ok(FailedStart {
+        success: out.status.success(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        asked_for_event: api.first_next_at().is_some(),
+    })
+}

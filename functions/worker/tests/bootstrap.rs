@@ -91,38 +91,23 @@ async fn stops_at_start_naming_a_missing_variable() {
     // Arrange: everything but TABLE_NAME.
     let moto = MotoServer::start().expect("moto_server starts");
     let deployment = moto.deployment(3).await;
-    let api = RuntimeApi::start(Vec::new(), Duration::from_secs(60))
-        .await
-        .expect("runtime API emulator");
 
     // Act
-    let out = Command::new(bootstrap())
-        .env_clear()
-        .envs(api.lambda_env("mailferry-worker"))
-        .envs(
-            deployment
-                .env
-                .iter()
-                .filter(|(k, _)| k != "TABLE_NAME")
-                .cloned(),
-        )
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("the worker stops by itself")
-        .expect("run the worker");
+    let run = aws::runtime_api::start_without(
+        &bootstrap(),
+        "mailferry-worker",
+        &deployment.env,
+        "TABLE_NAME",
+    )
+    .await
+    .expect("run the worker");
 
     // Assert
-    assert!(!out.status.success(), "a failed start is an error exit");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(!run.success, "a failed start is an error exit");
     assert!(
-        text.contains("TABLE_NAME"),
-        "the output names the variable: {text}"
+        run.output.contains("TABLE_NAME"),
+        "the output names the variable: {}",
+        run.output
     );
-    assert_eq!(api.first_next_at(), None, "never asked for an event");
+    assert!(!run.asked_for_event, "never asked for an event");
 }

@@ -654,7 +654,7 @@ impl App {
         // (`to_uid == u32::MAX`) compares the whole folder and keeps its mark until the end.
         let recovery = folder.in_flight;
         let rescan = recovery.is_some_and(|r| r.to_uid == u32::MAX);
-        let mut already_there: HashMap<u32, bool> = HashMap::new();
+        let mut already_there: std::collections::HashSet<u32> = std::collections::HashSet::new();
         if let Some(in_flight) = recovery {
             let target_status = s
                 .target
@@ -670,7 +670,7 @@ impl App {
                 metas.iter().filter(|m| m.uid <= in_flight.to_uid).collect();
             let found = self.match_on_target(s, &range, from).await?;
             for uid in &found {
-                already_there.insert(*uid, true);
+                already_there.insert(*uid);
             }
             tracing::info!(user = %user.id, folder = %folder.source_name, in_range = range.len(), found = found.len(), "resumed an unfinished append");
             if rescan
@@ -712,7 +712,7 @@ impl App {
             let mut present = 0u64;
             let mut present_bytes = 0u64;
             for m in chunk {
-                if already_there.contains_key(&m.uid) {
+                if already_there.contains(&m.uid) {
                     present += 1;
                     present_bytes += m.size;
                 } else if options.max_message_bytes.is_some_and(|max| m.size > max) {
