@@ -140,6 +140,10 @@ async fn send(
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
+    // AWS mode: the identity provider's access token, checked by the API gateway.
+    if let Some(token) = crate::signin::browser::bearer() {
+        builder = builder.header("Authorization", &format!("Bearer {token}"));
+    }
     let network = |e: gloo_net::Error| ApiError::Network(e.to_string());
     let request = match payload {
         None => builder.build().map_err(network)?,

@@ -14,6 +14,7 @@
 mod api;
 mod chart;
 mod format;
+mod signin;
 mod state;
 mod validate;
 

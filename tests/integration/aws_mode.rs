@@ -46,7 +46,12 @@ async fn the_self_service_scenario_runs_on_dynamodb_sqs_ses_and_kms() {
     );
     let state = web::AppState {
         app: app.clone(),
-        auth: web::AdminAuth::GatewayJwt,
+        auth: web::AdminAuth::GatewayJwt {
+            sign_in: aws::SignInSettings::from_lookup(|k| {
+                d.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+            .expect("sign-in settings"),
+        },
         secure_cookies: true,
     };
     let router = web::router(state, web::RouterOptions::default());

@@ -6,4 +6,5 @@ mod browser;
 mod cli;
 mod copy;
 mod crash;
+
 mod selfservice;

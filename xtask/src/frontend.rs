@@ -86,6 +86,7 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
     }
     result?;
     let dist = frontend.join("dist");
+    externalise_start_script(&dist)?;
     let wasm = find_wasm(&dist)?;
     let size = std::fs::metadata(&wasm)?.len();
     step(format!(
@@ -100,6 +101,47 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
         wasm_opt,
         tool_dirs,
     })
+}
+
+/// Moves trunk's inline start-up `<script type="module">` out of index.html into
+/// `start-<content hash>.js`, so every Content-Security-Policy of the console (the local
+/// server's and CloudFront's response-headers policy in the SAM template, fixed at deploy time)
+/// can be `script-src 'self' 'wasm-unsafe-eval'` with no per-build hash and no inline script.
+pub fn externalise_start_script(dist: &Path) -> Result<()> {
+    let index = dist.join("index.html");
+    let html =
+        std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
+    if let Some((html, name, script)) = split_start_script(&html) {
+        std::fs::write(dist.join(&name), script)?;
+        std::fs::write(&index, html)?;
+    }
+    Ok(())
+}
+
+/// index.html without its inline module script, the script's file name and its body; `None`
+/// when there is no inline script (already moved).
+fn split_start_script(html: &str) -> Option<(String, String, String)> {
+    use sha2::{Digest, Sha256};
+    const OPEN: &str = "<script type=\"module\">";
+    let start = html.find(OPEN)?;
+    let body_start = start + OPEN.len();
+    let body_len = html[body_start..].find("</script>")?;
+    let script = &html[body_start..body_start + body_len];
+    let digest = Sha256::digest(script.as_bytes());
+    let name = format!(
+        "start-{}.js",
+        digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let tag = format!("<script type=\"module\" src=\"/{name}\"></script>");
+    let rest = &html[body_start + body_len + "</script>".len()..];
+    Some((
+        format!("{}{tag}{rest}", &html[..start]),
+        name,
+        script.to_owned(),
+    ))
 }
 
 /// The wasm-bindgen version trunk must run: the one in Cargo.lock, which frontend/Trunk.toml must
@@ -177,6 +219,26 @@ fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_script_moves_to_a_content_addressed_file() {
+        let html = "<head>\n<script type=\"module\">\nimport init from '/f-1.js';\nawait init();\n</script>\n<link rel=\"stylesheet\" href=\"/s.css\"/></head>";
+        let (out, name, script) = split_start_script(html).expect("an inline script");
+        assert_eq!(script, "\nimport init from '/f-1.js';\nawait init();\n");
+        assert!(
+            name.starts_with("start-") && name.ends_with(".js") && name.len() == 25,
+            "{name}"
+        );
+        assert_eq!(
+            out,
+            format!(
+                "<head>\n<script type=\"module\" src=\"/{name}\"></script>\n<link rel=\"stylesheet\" href=\"/s.css\"/></head>"
+            )
+        );
+        assert!(split_start_script(&out).is_none(), "nothing inline is left");
+        let (_, other, _) = split_start_script(&html.replace("f-1", "f-2")).unwrap();
+        assert_ne!(name, other, "another build, another name");
+    }
 
     #[test]
     fn toml_string_reads_only_the_named_section() {

@@ -125,8 +125,11 @@ fn SignOut() -> Html {
     let onclick = Callback::from(move |_: MouseEvent| {
         let navigator = navigator.clone();
         spawn_local(async move {
-            // Signed out or not, the sign-in page is where to go next.
+            // Signed out or not, the sign-in page is where to go next. In AWS mode the token is
+            // dropped and the identity provider's session ended too (its page sends the browser
+            // back to the sign-in page).
             let _ = endpoints::logout().await;
+            crate::signin::browser::sign_out();
             if let Some(nav) = navigator {
                 nav.push(&Route::Login);
             }

@@ -1,9 +1,10 @@
-//! `/`: the admin signs in with the console password (local mode); the session cookie the server
-//! sets is what later requests carry.
+//! `/`: the admin signs in with the console password (local mode; the session cookie the server
+//! sets is what later requests carry) or at the identity provider (AWS mode, see `signin`).
 
 use crate::api::endpoints;
 use crate::app::Route;
 use crate::components::{AlertKind, PasswordField, Shell, alert};
+use crate::signin;
 use crate::state::login::{LoginAction, LoginState};
 use contract::LoginInput;
 use yew::platform::spawn_local;
@@ -20,18 +21,58 @@ pub fn LoginPage() -> Html {
             nav.replace(&Route::Projects);
         }
     });
-    // An admin who is signed in already goes straight on.
+    // An admin who is signed in already goes straight on. In AWS mode this page is also where
+    // the identity provider sends the browser back with a code to trade for a token.
     {
         let dispatcher = state.dispatcher();
         use_effect_with((), move |_| {
             spawn_local(async move {
-                if let Ok(session) = endpoints::session().await
-                    && session.authenticated
-                {
+                let Ok(session) = endpoints::session().await else {
+                    return;
+                };
+                if session.authenticated {
                     dispatcher.dispatch(LoginAction::AlreadySignedIn);
+                    return;
+                }
+                let Some(sign_in) = session.sign_in else {
+                    return;
+                };
+                dispatcher.dispatch(LoginAction::Hosted(sign_in.clone()));
+                match signin::browser::complete(&sign_in).await {
+                    Ok(true) => match endpoints::session().await {
+                        Ok(s) if s.authenticated => dispatcher.dispatch(LoginAction::Succeeded),
+                        Ok(_) => dispatcher.dispatch(LoginAction::HostedFailed(
+                            "The server did not accept the sign-in. Sign in again".into(),
+                        )),
+                        Err(err) => dispatcher.dispatch(LoginAction::Failed(err)),
+                    },
+                    Ok(false) => {}
+                    Err(message) => dispatcher.dispatch(LoginAction::HostedFailed(message)),
                 }
             });
         });
+    }
+
+    if let Some(sign_in) = state.hosted.clone() {
+        let dispatcher = state.dispatcher();
+        let onclick = Callback::from(move |_: MouseEvent| {
+            if let Err(message) = signin::browser::begin(&sign_in) {
+                dispatcher.dispatch(LoginAction::HostedFailed(message));
+            }
+        });
+        return html! {
+            <Shell title="Sign in">
+                <div class="card narrow">
+                    <p>{ "Sign in to the mailferry console to manage your migration projects." }</p>
+                    if let Some(err) = &state.error {
+                        { alert(AlertKind::Error, err.clone()) }
+                    }
+                    <button type="button" class="button primary" {onclick}>
+                        { "Sign in with your organisation account" }
+                    </button>
+                </div>
+            </Shell>
+        };
     }
 
     let oninput = {

@@ -1,6 +1,7 @@
 //! The admin sign-in form.
 
 use crate::api::ApiError;
+use contract::HostedSignIn;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoginState {
@@ -9,6 +10,8 @@ pub struct LoginState {
     pub error: Option<String>,
     /// Set once the server accepted the password; the page then moves on to the projects.
     pub signed_in: bool,
+    /// AWS mode: admins sign in at this identity provider instead of with a password.
+    pub hosted: Option<HostedSignIn>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +22,10 @@ pub enum LoginAction {
     Succeeded,
     /// The session check on opening the page found a valid session.
     AlreadySignedIn,
+    /// The server signs admins in through an identity provider.
+    Hosted(HostedSignIn),
+    /// The identity provider's sign-in did not complete (the sentence to show).
+    HostedFailed(String),
 }
 
 impl LoginState {
@@ -50,6 +57,13 @@ impl LoginState {
                     self.signed_in = true;
                 }
             }
+            LoginAction::Hosted(sign_in) => {
+                self.hosted = Some(sign_in);
+            }
+            LoginAction::HostedFailed(message) => {
+                self.submitting = false;
+                self.error = Some(message);
+            }
             LoginAction::Succeeded => {
                 self.submitting = false;
                 self.password.clear();
@@ -69,6 +83,28 @@ mod tests {
 
     fn typed(password: &str) -> LoginState {
         LoginState::default().apply(LoginAction::Edit(password.to_owned()))
+    }
+
+    #[test]
+    fn identity_provider_mode_shows_its_failure_and_allows_a_retry() {
+        let sign_in = HostedSignIn {
+            authorize_url: "https://idp.example/oauth2/authorize".into(),
+            token_url: "https://idp.example/oauth2/token".into(),
+            logout_url: "https://idp.example/logout".into(),
+            client_id: "abc".into(),
+        };
+        let state = LoginState::default().apply(LoginAction::Hosted(sign_in.clone()));
+        assert_eq!(state.hosted, Some(sign_in));
+        let state = state.apply(LoginAction::HostedFailed(
+            "Sign-in failed: User is disabled".into(),
+        ));
+        assert_eq!(
+            state.error.as_deref(),
+            Some("Sign-in failed: User is disabled")
+        );
+        assert!(!state.signed_in);
+        assert!(!state.submitting);
+        assert!(state.apply(LoginAction::Succeeded).signed_in);
     }
 
     #[test]

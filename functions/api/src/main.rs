@@ -15,7 +15,8 @@
 //!
 //! Environment (see `aws::Settings`): `TABLE_NAME`, `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`
 //! (optional), `KMS_KEY_ID`, `MAIL_FROM`, `SES_CONFIGURATION_SET` (optional), `PUBLIC_URL`,
-//! `MAX_RECEIVES` (optional); the Lambda runtime's own `AWS_REGION` and credentials; `RUST_LOG`
+//! `MAX_RECEIVES` (optional); `COGNITO_DOMAIN` and `COGNITO_CLIENT_ID` (see
+//! `aws::SignInSettings`: where the console signs admins in); the Lambda runtime's own `AWS_REGION` and credentials; `RUST_LOG`
 //! or `AWS_LAMBDA_LOG_LEVEL` for the log level.
 //!
 //! Only this crate and `worker` import `lambda_*`; this crate must never import aws-sdk-*,
@@ -31,6 +32,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = aws::Settings::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
         .context("reading the settings from the environment")?;
+    let sign_in = aws::SignInSettings::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
+        .context("reading the sign-in settings from the environment")?;
 
     let aws = aws::Aws::from_env().await;
     let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()));
@@ -38,7 +42,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = domain::App::new(deps, settings.app_config());
     let state = web::AppState {
         app,
-        auth: web::AdminAuth::GatewayJwt,
+        auth: web::AdminAuth::GatewayJwt { sign_in },
         secure_cookies: true,
     };
     lambda_http::run(web::router(state, web::RouterOptions::default())).await

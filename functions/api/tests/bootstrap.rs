@@ -108,6 +108,7 @@ async fn serves_the_router_behind_api_gateway() {
         request("GET", "/api/health", None),
         request("GET", "/api/admin/projects", None),
         request("GET", "/api/admin/projects", Some(token)),
+        request("GET", "/api/admin/session", None),
     ];
     let api = RuntimeApi::start(events, Duration::from_secs(30))
         .await
@@ -128,6 +129,7 @@ async fn serves_the_router_behind_api_gateway() {
     let health = answer(api.posted(patience).await);
     let anonymous = answer(api.posted(patience).await);
     let admin = answer(api.posted(patience).await);
+    let session = answer(api.posted(patience).await);
     let _ = child.kill().await;
 
     // Assert
@@ -147,6 +149,18 @@ async fn serves_the_router_behind_api_gateway() {
         .filter_map(|v| v["name"].as_str())
         .collect();
     assert_eq!(names, ["Lambda project"], "the project from DynamoDB");
+    assert_eq!(session.0, 200, "session: {:?}", session.1);
+    assert_eq!(session.1["mode"], "cognito");
+    assert_eq!(session.1["authenticated"], false);
+    assert_eq!(
+        session.1["sign_in"]["authorize_url"],
+        "https://mailferry-test.auth.us-east-1.amazoncognito.com/oauth2/authorize",
+        "the console learns where to sign in from COGNITO_DOMAIN"
+    );
+    assert_eq!(
+        session.1["sign_in"]["client_id"],
+        "1example23456789abcdefghij"
+    );
 
     let init = api.first_next_at().expect("asked for an event") - started;
     eprintln!(

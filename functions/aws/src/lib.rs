@@ -65,7 +65,7 @@ mod sqs;
 pub use dynamo::DynamoStore;
 pub use kms::{FORMAT_KMS_V1, KmsVault};
 pub use ses::SesMailer;
-pub use settings::{Settings, SettingsError};
+pub use settings::{Settings, SettingsError, SignInSettings};
 pub use sqs::SqsQueue;
 
 use std::sync::Arc;

@@ -192,6 +192,12 @@ impl MotoServer {
             ("MAIL_FROM", MAIL_FROM.to_owned()),
             ("PUBLIC_URL", "https://mailferry.example".to_owned()),
             ("MAX_RECEIVES", max_receives.to_string()),
+            // Read by the api function only (the worker ignores them).
+            (
+                "COGNITO_DOMAIN",
+                "https://mailferry-test.auth.us-east-1.amazoncognito.com".to_owned(),
+            ),
+            ("COGNITO_CLIENT_ID", "1example23456789abcdefghij".to_owned()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_REGION", crate::LOCAL_REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),

@@ -102,6 +102,55 @@ impl Settings {
     }
 }
 
+/// The `api` function's sign-in settings: the Cognito user pool's hosted UI and the console's
+/// public app client. Only the `api` function reads them (the console asks `/api/admin/session`
+/// where to sign in); both are public values.
+pub struct SignInSettings;
+
+impl SignInSettings {
+    /// The variable names, for documentation and the template.
+    pub const VARIABLES: [&'static str; 2] = ["COGNITO_DOMAIN", "COGNITO_CLIENT_ID"];
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<contract::HostedSignIn, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `COGNITO_DOMAIN` is the hosted UI's base URL (`https://PREFIX.auth.REGION.amazoncognito.com`
+    /// or a custom domain), `COGNITO_CLIENT_ID` the app client's id.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<contract::HostedSignIn, SettingsError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or(SettingsError::Missing(name))
+        };
+        let domain = required("COGNITO_DOMAIN")?;
+        if !domain.starts_with("https://") || domain["https://".len()..].is_empty() {
+            return Err(SettingsError::Invalid {
+                name: "COGNITO_DOMAIN",
+                reason: format!("'{domain}' is not an https URL"),
+            });
+        }
+        let base = domain.trim_end_matches('/');
+        let client_id = required("COGNITO_CLIENT_ID")?;
+        if !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(SettingsError::Invalid {
+                name: "COGNITO_CLIENT_ID",
+                reason: "an app client id has only letters and digits".into(),
+            });
+        }
+        Ok(contract::HostedSignIn {
+            authorize_url: format!("{base}/oauth2/authorize"),
+            token_url: format!("{base}/oauth2/token"),
+            logout_url: format!("{base}/logout"),
+            client_id,
+        })
+    }
+}
+
 impl Settings {
     /// The use cases' settings: the public URL from here, the rest at their defaults.
     pub fn app_config(&self) -> domain::AppConfig {
@@ -203,6 +252,56 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn sign_in_endpoints_come_from_the_hosted_ui_domain() {
+        let vars = HashMap::from([
+            (
+                "COGNITO_DOMAIN",
+                "https://mf-prod.auth.eu-west-1.amazoncognito.com/",
+            ),
+            ("COGNITO_CLIENT_ID", "4k2n1o0abcdefghij1234567"),
+        ]);
+        let get = |vars: &HashMap<&str, &str>| {
+            SignInSettings::from_lookup(|n| vars.get(n).map(|v| (*v).to_owned()))
+        };
+        let s = get(&vars).unwrap();
+        assert_eq!(
+            s.authorize_url,
+            "https://mf-prod.auth.eu-west-1.amazoncognito.com/oauth2/authorize"
+        );
+        assert_eq!(
+            s.token_url,
+            "https://mf-prod.auth.eu-west-1.amazoncognito.com/oauth2/token"
+        );
+        assert!(s.logout_url.ends_with(".com/logout"));
+        assert_eq!(s.client_id, "4k2n1o0abcdefghij1234567");
+
+        let mut bad = vars.clone();
+        bad.insert("COGNITO_DOMAIN", "http://mf-prod.example.com");
+        assert!(matches!(
+            get(&bad),
+            Err(SettingsError::Invalid {
+                name: "COGNITO_DOMAIN",
+                ..
+            })
+        ));
+        let mut bad = vars.clone();
+        bad.insert("COGNITO_CLIENT_ID", "x&redirect_uri=evil");
+        assert!(matches!(
+            get(&bad),
+            Err(SettingsError::Invalid {
+                name: "COGNITO_CLIENT_ID",
+                ..
+            })
+        ));
+        let mut missing = vars;
+        missing.remove("COGNITO_CLIENT_ID");
+        assert_eq!(
+            get(&missing),
+            Err(SettingsError::Missing("COGNITO_CLIENT_ID"))
+        );
     }
 
     #[test]

@@ -411,6 +411,23 @@ pub struct SessionView {
     pub authenticated: bool,
     /// `local` (password + cookie) or `cognito` (JWT from the API gateway).
     pub mode: String,
+    /// In `cognito` mode: where the console signs the admin in (OAuth 2.0 authorization code
+    /// with PKCE against the user pool's hosted UI). Public values, no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<HostedSignIn>,
+}
+
+/// The identity provider's public endpoints and the console's app client id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedSignIn {
+    /// The OAuth 2.0 authorization endpoint (`…/oauth2/authorize`).
+    pub authorize_url: String,
+    /// The token endpoint (`…/oauth2/token`).
+    pub token_url: String,
+    /// The hosted sign-out endpoint (`…/logout`).
+    pub logout_url: String,
+    /// The public app client (no client secret).
+    pub client_id: String,
 }
 
 /// A mail the local outbox holds (local mode only), so an admin can copy invite links.

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use contract::{LoginInput, SessionView};
+use contract::{HostedSignIn, LoginInput, SessionView};
 use domain::Secret;
 
 use crate::AppState;
@@ -18,12 +18,13 @@ use crate::extract::ApiJson;
 
 pub const SESSION_COOKIE: &str = "mf_session";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAuth {
     /// Password login with a session cookie (the local binary).
     LocalSession,
-    /// An API gateway authorizer verified a JWT before the request arrived (AWS).
-    GatewayJwt,
+    /// An API gateway authorizer verified a JWT before the request arrived (AWS); the console
+    /// gets its token from the identity provider described by `sign_in`.
+    GatewayJwt { sign_in: HostedSignIn },
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -43,7 +44,7 @@ async fn is_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<bool> {
             Some(c) => Ok(state.app.admin_session_valid(&c).await?),
             None => Ok(false),
         },
-        AdminAuth::GatewayJwt => Ok(headers
+        AdminAuth::GatewayJwt { .. } => Ok(headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 20)),
@@ -91,6 +92,7 @@ pub async fn login(
     let mut response = axum::Json(SessionView {
         authenticated: true,
         mode: "local".into(),
+        sign_in: None,
     })
     .into_response();
     response
@@ -114,13 +116,14 @@ pub async fn session(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> ApiResult<axum::Json<SessionView>> {
-    let mode = match state.auth {
-        AdminAuth::LocalSession => "local",
-        AdminAuth::GatewayJwt => "cognito",
+    let (mode, sign_in) = match &state.auth {
+        AdminAuth::LocalSession => ("local", None),
+        AdminAuth::GatewayJwt { sign_in } => ("cognito", Some(sign_in.clone())),
     };
     Ok(axum::Json(SessionView {
         authenticated: is_admin(&state, &headers).await?,
         mode: mode.into(),
+        sign_in,
     }))
 }
 
