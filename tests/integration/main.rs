@@ -6,5 +6,5 @@ mod browser;
 mod cli;
 mod copy;
 mod crash;
-
+mod infra;
 mod selfservice;

@@ -53,6 +53,14 @@ impl Ctx {
     }
 
     /// `MAILFERRY_VENV` if set (the tests read the same variable), else `~/.cache/mailferry/venv`.
+    /// The venv of the SAM CLI, apart from the test venv (their pins conflict).
+    pub fn sam_venv(&self) -> PathBuf {
+        match std::env::var_os("MAILFERRY_SAM_VENV") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => self.cache.join("sam-venv"),
+        }
+    }
+
     pub fn venv(&self) -> PathBuf {
         match std::env::var_os("MAILFERRY_VENV") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),

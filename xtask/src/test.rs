@@ -5,6 +5,7 @@
 //!
 //! Environment the tests can rely on:
 //! - `MAILFERRY_VENV`: the venv with `moto_server`, `cfn-lint` and `checkov` in its `bin/`;
+//! - `MAILFERRY_SAM_VENV`: the venv with the SAM CLI (`sam`) in its `bin/`;
 //! - `MAILFERRY_FRONTEND_DIST`: absolute path of the built frontend (`frontend/dist`);
 //! - `CHROMIUM`, `CHROMEDRIVER`: absolute paths of Debian's chromium and chromedriver;
 //! - `PATH` starts with the frontend tools (trunk, wasm-bindgen, wasm-bindgen-test-runner, wasm-opt).
@@ -21,13 +22,17 @@ use std::time::Duration;
 /// Debian packages the tests drive: Dovecot (IMAP source/target) and headless Chromium.
 const APT_PACKAGES: &[&str] = &["dovecot-imapd", "chromium", "chromium-driver"];
 
-/// PyPI pins of the venv, as `(distribution, requirement)`. Current releases when pinned; bump
-/// together and the next run rebuilds the venv.
+/// PyPI pins of the test venv, as `(distribution, requirement, version)`. Current releases when
+/// pinned; bump together and the next run reinstalls.
 const PY_PINS: &[(&str, &str, &str)] = &[
     ("moto", "moto[server]", "5.2.5"),
     ("cfn-lint", "cfn-lint", "1.58.0"),
     ("checkov", "checkov", "3.3.30"),
 ];
+
+/// The SAM CLI (`sam validate --lint`) in a venv of its own: it pins boto3 and packaging to
+/// versions checkov's pins exclude, so one venv cannot hold both.
+const SAM_PINS: &[(&str, &str, &str)] = &[("aws-sam-cli", "aws-sam-cli", "1.170.0")];
 
 #[derive(Debug, Default)]
 pub struct Options {
@@ -109,6 +114,7 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
     let with_env = |cmd: &mut Command| -> Result<()> {
         cmd.env("PATH", proc::path_with(&env.path_dirs)?)
             .env("MAILFERRY_VENV", &env.venv)
+            .env("MAILFERRY_SAM_VENV", &env.sam_venv)
             .env("MAILFERRY_FRONTEND_DIST", &env.dist)
             .env("CHROMIUM", &env.chromium)
             .env("CHROMEDRIVER", &env.chromedriver);
@@ -204,6 +210,7 @@ fn summary(tiers: &[Tier]) -> Result<()> {
 struct TestEnv {
     path_dirs: Vec<PathBuf>,
     venv: PathBuf,
+    sam_venv: PathBuf,
     dist: PathBuf,
     chromium: PathBuf,
     chromedriver: PathBuf,
@@ -216,6 +223,7 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
         check_lockfile(ctx)?;
     }
     let venv = ctx.venv();
+    let sam_venv = ctx.sam_venv();
     let mut path_dirs = Vec::new();
     let note = if opts.quick {
         step("--quick: skipping apt, venv, tool installs and the frontend build");
@@ -232,7 +240,8 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
         "quick".to_owned()
     } else {
         ensure_apt_packages()?;
-        ensure_venv(&venv)?;
+        ensure_venv(&venv, PY_PINS, "moto_server")?;
+        ensure_venv(&sam_venv, SAM_PINS, "sam")?;
         let built = frontend::build(ctx)?;
         path_dirs.extend(built.tool_dirs);
         format!(
@@ -257,6 +266,7 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     Ok(TestEnv {
         path_dirs,
         venv,
+        sam_venv,
         dist,
         chromium,
         chromedriver,
@@ -333,15 +343,14 @@ fn ensure_apt_packages() -> Result<()> {
     Ok(())
 }
 
-/// The venv at `~/.cache/mailferry/venv` with the pinned PyPI packages; rebuilt only when a pin
-/// differs from what is installed.
-fn ensure_venv(venv: &Path) -> Result<()> {
+/// A venv under `~/.cache/mailferry` with the pinned PyPI packages and the program `marker` in
+/// its `bin/`; reinstalled only when a pin differs from what is installed.
+fn ensure_venv(venv: &Path, pins: &[(&str, &str, &str)], marker: &str) -> Result<()> {
     let python = venv.join("bin").join("python");
-    let wanted: Vec<String> = PY_PINS
-        .iter()
-        .map(|(d, _, v)| format!("{d}=={v}"))
-        .collect();
-    if installed_pins(&python).as_ref() == Some(&wanted) && venv.join("bin/moto_server").is_file() {
+    let wanted: Vec<String> = pins.iter().map(|(d, _, v)| format!("{d}=={v}")).collect();
+    if installed_pins(&python, pins).as_ref() == Some(&wanted)
+        && venv.join("bin").join(marker).is_file()
+    {
         step(format!("venv: {} installed", wanted.join(", ")));
         return Ok(());
     }
@@ -351,10 +360,7 @@ fn ensure_venv(venv: &Path) -> Result<()> {
         step(format!("venv: creating {}", venv.display()));
         proc::run(Command::new(system_python).args(["-m", "venv"]).arg(venv))?;
     }
-    let reqs: Vec<String> = PY_PINS
-        .iter()
-        .map(|(_, r, v)| format!("{r}=={v}"))
-        .collect();
+    let reqs: Vec<String> = pins.iter().map(|(_, r, v)| format!("{r}=={v}")).collect();
     step(format!("venv: installing {} (~1 min)", reqs.join(" ")));
     let (result, took) = timed(|| {
         proc::run(
@@ -370,7 +376,7 @@ fn ensure_venv(venv: &Path) -> Result<()> {
         )
     });
     result?;
-    match installed_pins(&python) {
+    match installed_pins(&python, pins) {
         Some(got) if got == wanted => {
             step(format!("venv: installed in {}", fmt_duration(took)));
             Ok(())
@@ -382,12 +388,12 @@ fn ensure_venv(venv: &Path) -> Result<()> {
     }
 }
 
-/// `["moto==5.2.5", …]` as installed in the venv, in `PY_PINS` order; `None` if Python fails.
-fn installed_pins(python: &Path) -> Option<Vec<String>> {
+/// `["moto==5.2.5", …]` as installed in the venv, in `pins` order; `None` if Python fails.
+fn installed_pins(python: &Path, pins: &[(&str, &str, &str)]) -> Option<Vec<String>> {
     if !python.is_file() {
         return None;
     }
-    let names: Vec<&str> = PY_PINS.iter().map(|(d, _, _)| *d).collect();
+    let names: Vec<&str> = pins.iter().map(|(d, _, _)| *d).collect();
     let script = "import sys, importlib.metadata as m\n\
                   for n in sys.argv[1:]:\n    \
                   try: print(n + '==' + m.version(n))\n    \
