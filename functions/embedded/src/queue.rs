@@ -88,6 +88,12 @@ impl SqliteQueue {
         Ok(Self::from_conn(conn, max_receives, ":memory:".into()))
     }
 
+    /// Queue rows inserted (sent), updated (received, retried) or deleted (acknowledged) since
+    /// the queue was opened: one SQS request each in AWS mode.
+    pub fn operations(&self) -> u64 {
+        lock(&self.conn).total_changes()
+    }
+
     fn from_conn(conn: Connection, max_receives: u32, label: String) -> Self {
         SqliteQueue {
             conn: Arc::new(Mutex::new(conn)),

@@ -115,6 +115,13 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Rows inserted, updated or deleted through this store since it was opened: what the
+    /// copy benchmark reports as the state writes a pass makes (each is one DynamoDB write
+    /// request in AWS mode).
+    pub fn rows_written(&self) -> u64 {
+        lock(&self.inner.writer).total_changes()
+    }
+
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
     /// This does blocking I/O: call it at startup, before serving.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {

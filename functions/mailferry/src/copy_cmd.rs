@@ -410,6 +410,13 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             "bytes_copied": done.progress.bytes_done,
             "mb_per_second": mb / elapsed.as_secs_f64().max(0.001),
             "last_error": done.last_error,
+            // What this pass cost in the terms AWS bills (one state row = one DynamoDB write
+            // request, one queue row change = one SQS request) and the CPU it used.
+            "work": {
+                "state_rows_written": store.rows_written(),
+                "queue_operations": queue.operations(),
+                "cpu_seconds": cpu_seconds(),
+            },
             "folders": folders.iter().map(|f| json!({
                 "source": f.source_name, "target": f.target_name, "done": f.done,
                 "source_messages": f.source_messages, "target_messages": f.target_messages,
@@ -481,6 +488,18 @@ fn update_bar(bar: &indicatif::ProgressBar, p: &contract::Progress) {
     bar.set_length(p.bytes_total);
     bar.set_position(p.bytes_done);
     bar.set_message(format!("{}/{} messages", p.messages_done, p.messages_total));
+}
+
+/// User plus system CPU time of this process so far (Linux `/proc/self/stat`, in clock ticks of
+/// 1/100 s); `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 #[cfg(test)]

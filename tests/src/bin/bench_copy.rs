@@ -327,6 +327,17 @@ async fn main() -> Result<()> {
         peak_rss as f64 / 1048576.0
     );
 
+    // What a pass costs per GB in the units AWS bills (infra/COSTS.md is built on these).
+    let gb = copied_bytes as f64 / 1e9;
+    let work = &summary["work"];
+    let per_gb = |key: &str| work[key].as_f64().map(|v| v / gb.max(1e-9));
+    println!(
+        "work per GB copied: {:.0} state writes, {:.0} queue operations, {:.2} CPU seconds",
+        per_gb("state_rows_written").unwrap_or(f64::NAN),
+        per_gb("queue_operations").unwrap_or(f64::NAN),
+        per_gb("cpu_seconds").unwrap_or(f64::NAN),
+    );
+
     // Delta passes.
     let (noop_time, _, out) = run_measured(copy_command(&bin, &source, &target, &state))?;
     let noop: serde_json::Value = serde_json::from_slice(&out.stdout)?;
@@ -384,6 +395,13 @@ async fn main() -> Result<()> {
         "messages_per_second": copied as f64 / full_time.as_secs_f64(),
         "mb_per_second": copied_bytes as f64 / 1e6 / full_time.as_secs_f64(),
         "peak_rss_bytes": peak_rss,
+        "work": work,
+        "per_gb": {
+            "state_writes": per_gb("state_rows_written"),
+            "queue_operations": per_gb("queue_operations"),
+            "cpu_seconds": per_gb("cpu_seconds"),
+            "wall_seconds": full_time.as_secs_f64() / gb.max(1e-9),
+        },
         "noop_delta_seconds": noop_time.as_secs_f64(),
         "delta_100_seconds": delta_time.as_secs_f64(),
         "delta_100_new_messages": delta_new,
