@@ -68,8 +68,14 @@ async fn the_copy_command_copies_then_a_rerun_brings_only_new_mail() {
     // sent, received and acknowledged per folder.
     let folders = summary["folders"].as_array().unwrap().len() as u64;
     let work = &summary["work"];
-    assert!(work["state_rows_written"].as_u64().unwrap() >= folders, "{work}");
-    assert!(work["queue_operations"].as_u64().unwrap() >= 3 * folders, "{work}");
+    assert!(
+        work["state_rows_written"].as_u64().unwrap() >= folders,
+        "{work}"
+    );
+    assert!(
+        work["queue_operations"].as_u64().unwrap() >= 3 * folders,
+        "{work}"
+    );
     assert!(work["cpu_seconds"].as_f64().is_some(), "{work}");
     let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
         .await

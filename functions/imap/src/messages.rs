@@ -129,9 +129,14 @@ impl Session {
     /// Downloads the messages of the selected folder whose UIDs are in `uids` with
     /// `UID FETCH ... BODY.PEEK[]` (never setting `\Seen`) and hands each to `on_message` as
     /// soon as it has arrived, in the server's order. The FETCH commands are pipelined (all
-    /// sent at once); while the callback runs nothing more is read, so the server waits and
-    /// at most one message is held here at a time (imap-next holds one whole response, so
-    /// a message is in memory once, twice while it is parsed).
+    /// sent at once); while the callback runs nothing more is read, so the server waits.
+    ///
+    /// Memory stays bounded whatever the message size: bodies are asked for in parts of
+    /// [`BODY_PART`] bytes (`BODY.PEEK[]<0.n>`). A message that fits in its first part comes in
+    /// one response as before; a larger one gets the rest of its parts pipelined at once and is
+    /// assembled into one buffer of its size, so imap-next never holds more than a part of it
+    /// (it buffers each whole response, then decodes a second copy) and the session's read
+    /// buffer never grows to the size of the largest message.
     ///
     /// Return [`ControlFlow::Break`] from the callback to stop: the rest of the responses
     /// are read and dropped so the session stays usable.
@@ -147,7 +152,7 @@ impl Session {
         if self.nothing_to_fetch(uids, "fetch_bodies")? {
             return Ok(FetchSummary::default());
         }
-        let items = format!("{} BODY.PEEK[]", self.meta_items());
+        let items = format!("{} BODY.PEEK[]<0.{BODY_PART}>", self.meta_items());
         self.begin()?;
         let mut tags = Vec::new();
         let mut lines = Vec::new();
@@ -160,49 +165,123 @@ impl Session {
         }
         let mut summary = FetchSummary::default();
         let mut seen = UidSet::new();
+        let mut unfinished = Vec::new();
         let result: Result<(), ImapError> = async {
             self.write_raw(&lines, "FETCH").await?;
             // Parts of one message that came in separate FETCH responses (allowed, rare).
             let mut partial: HashMap<u32, Vec<MessageDataItem<'static>>> = HashMap::new();
+            // Messages larger than one part, being put together, by UID.
+            let mut assembling: HashMap<u32, Assembly> = HashMap::new();
+            // Messages in the order their first response came, `None` while being assembled:
+            // they are handed over in that order, so the target gets them in the source's.
+            let mut order: std::collections::VecDeque<(u32, Option<FetchedMessage>)> =
+                std::collections::VecDeque::new();
             while !tags.is_empty() {
                 match self.next_event("fetching messages").await? {
                     Event::DataReceived {
                         data: Data::Fetch { seq, items },
                     } => {
                         let mut items = items.into_inner();
-                        if let Some(mut earlier) = partial.remove(&seq.get()) {
-                            earlier.append(&mut items);
-                            items = earlier;
-                        }
-                        let has_body = items.iter().any(|item| {
-                            matches!(item, MessageDataItem::BodyExt { section: None, .. })
+                        let origin = items.iter().find_map(|item| match item {
+                            MessageDataItem::BodyExt {
+                                section: None,
+                                origin,
+                                ..
+                            } => Some(origin.unwrap_or(0)),
+                            _ => None,
                         });
-                        if !has_body {
-                            if items.iter().any(|i| matches!(i, MessageDataItem::Uid(_))) {
-                                partial.insert(seq.get(), items);
+                        // A later part of a message being assembled.
+                        if let Some(origin) = origin.filter(|&o| o > 0) {
+                            let (uid, data) = body_part(items);
+                            let Some(uid) = uid else { continue };
+                            let Some(assembly) = assembling.get_mut(&uid) else {
+                                continue;
+                            };
+                            assembly.add(origin, data);
+                            if let Some(next) = assembly.next_request() {
+                                let tag = self.tag();
+                                let line = format!(
+                                    "{} UID FETCH {uid} (UID BODY.PEEK[]<{next}.{BODY_PART}>)\r\n",
+                                    tag.as_ref()
+                                );
+                                tags.push(tag);
+                                self.write_raw(line.as_bytes(), "FETCH").await?;
                             }
-                            continue;
+                            if !assembly.complete {
+                                continue;
+                            }
+                            let Some(assembly) = assembling.remove(&uid) else {
+                                continue;
+                            };
+                            if let Some(slot) = order.iter_mut().find(|(u, _)| *u == uid) {
+                                slot.1 = Some(FetchedMessage {
+                                    uid,
+                                    bytes: assembly.bytes,
+                                    meta: assembly.meta,
+                                });
+                            }
+                        } else {
+                            if let Some(mut earlier) = partial.remove(&seq.get()) {
+                                earlier.append(&mut items);
+                                items = earlier;
+                            }
+                            let has_body = items.iter().any(|item| {
+                                matches!(item, MessageDataItem::BodyExt { section: None, .. })
+                            });
+                            if !has_body {
+                                if items.iter().any(|i| matches!(i, MessageDataItem::Uid(_))) {
+                                    partial.insert(seq.get(), items);
+                                }
+                                continue;
+                            }
+                            let (meta, body) = parse_fetch(items)?;
+                            let (Some(meta), Some(bytes)) = (meta, body) else {
+                                continue;
+                            };
+                            if !uids.contains(meta.uid) {
+                                continue;
+                            }
+                            seen.insert_range(meta.uid, meta.uid);
+                            if summary.stopped {
+                                continue;
+                            }
+                            // A first part that filled the whole part size: the message goes on.
+                            if bytes.len() >= BODY_PART as usize && origin.is_some() {
+                                let mut assembly = Assembly::new(meta, bytes);
+                                let mut requests = Vec::new();
+                                while let Some(next) = assembly.next_request() {
+                                    let tag = self.tag();
+                                    requests.extend_from_slice(
+                                    format!(
+                                        "{} UID FETCH {} (UID BODY.PEEK[]<{next}.{BODY_PART}>)\r\n",
+                                        tag.as_ref(),
+                                        assembly.meta.uid
+                                    )
+                                    .as_bytes(),
+                                );
+                                    tags.push(tag);
+                                }
+                                self.write_raw(&requests, "FETCH").await?;
+                                order.push_back((assembly.meta.uid, None));
+                                assembling.insert(assembly.meta.uid, assembly);
+                            } else {
+                                let uid = meta.uid;
+                                order.push_back((uid, Some(FetchedMessage { uid, bytes, meta })));
+                            }
                         }
-                        let (meta, body) = parse_fetch(items)?;
-                        let (Some(meta), Some(bytes)) = (meta, body) else {
-                            continue;
-                        };
-                        if !uids.contains(meta.uid) {
-                            continue;
-                        }
-                        seen.insert_range(meta.uid, meta.uid);
-                        if summary.stopped {
-                            continue;
-                        }
-                        summary.delivered += 1;
-                        summary.bytes += bytes.len() as u64;
-                        let message = FetchedMessage {
-                            uid: meta.uid,
-                            bytes,
-                            meta,
-                        };
-                        if on_message(message).await.is_break() {
-                            summary.stopped = true;
+                        // Hand over what is complete, in the order the messages came.
+                        while order.front().is_some_and(|(_, m)| m.is_some()) {
+                            let Some((_, Some(message))) = order.pop_front() else {
+                                break;
+                            };
+                            if summary.stopped {
+                                continue;
+                            }
+                            summary.delivered += 1;
+                            summary.bytes += message.bytes.len() as u64;
+                            if on_message(message).await.is_break() {
+                                summary.stopped = true;
+                            }
                         }
                     }
                     Event::DataReceived { data } => self.observe_data(&data),
@@ -217,6 +296,20 @@ impl Session {
                     }
                     Event::StatusReceived { status } => self.observe_status(status, None),
                     _ => {}
+                }
+            }
+            // A message whose later parts never came (expunged meanwhile) was not delivered,
+            // nor were the ones waiting behind it: hand those over now.
+            unfinished.extend(assembling.into_keys());
+            for (_, message) in order {
+                let Some(message) = message else { continue };
+                if summary.stopped {
+                    continue;
+                }
+                summary.delivered += 1;
+                summary.bytes += message.bytes.len() as u64;
+                if on_message(message).await.is_break() {
+                    summary.stopped = true;
                 }
             }
             Ok(())
@@ -236,7 +329,10 @@ impl Session {
             .last()
             .is_some_and(|&(_, end)| end != u32::MAX)
         {
-            summary.missing = uids.iter().filter(|&uid| !seen.contains(uid)).collect();
+            summary.missing = uids
+                .iter()
+                .filter(|&uid| !seen.contains(uid) || unfinished.contains(&uid))
+                .collect();
         }
         Ok(summary)
     }
@@ -569,6 +665,88 @@ fn parse_fetch(
     Ok((meta, body))
 }
 
+/// The size of the parts message bodies are fetched in (see [`Session::fetch_bodies`]): big
+/// enough that nearly all mail comes in one response, small enough that a 25 MB message never
+/// sits in imap-next's buffers whole.
+pub const BODY_PART: u32 = 1024 * 1024;
+
+/// A message larger than one part, put together from its parts.
+struct Assembly {
+    meta: MessageMeta,
+    bytes: Vec<u8>,
+    /// Parts that arrived before the ones in front of them, by origin.
+    early: std::collections::BTreeMap<u32, Vec<u8>>,
+    /// The origin of the next part not yet asked for.
+    requested_to: u32,
+    complete: bool,
+}
+
+impl Assembly {
+    fn new(meta: MessageMeta, first: Vec<u8>) -> Self {
+        // RFC822.SIZE is the size of BODY[] on servers that keep messages as they came; the
+        // buffer still grows if a server reported less.
+        let mut bytes = Vec::with_capacity((meta.size as usize).max(first.len()));
+        bytes.extend_from_slice(&first);
+        Assembly {
+            requested_to: first.len() as u32,
+            meta,
+            bytes,
+            early: std::collections::BTreeMap::new(),
+            complete: false,
+        }
+    }
+
+    /// Takes a part. The message is complete once a part in sequence is shorter than
+    /// [`BODY_PART`] (the last part, or an empty one just past the end).
+    fn add(&mut self, origin: u32, data: Vec<u8>) {
+        self.early.insert(origin, data);
+        while let Some(data) = self.early.remove(&(self.bytes.len() as u32)) {
+            let short = data.len() < BODY_PART as usize;
+            self.bytes.extend_from_slice(&data);
+            if short {
+                self.complete = true;
+                self.early.clear();
+                return;
+            }
+        }
+    }
+
+    /// The origin of the next part to ask for: every part up to the reported size is asked for
+    /// at once, one more when the size was under-reported and the last part came full.
+    fn next_request(&mut self) -> Option<u32> {
+        if self.complete {
+            return None;
+        }
+        let expected_end = self.meta.size.max(self.bytes.len() as u32);
+        let all_asked = self.requested_to > expected_end;
+        let waiting = (self.requested_to as usize) > self.bytes.len();
+        if all_asked && waiting {
+            return None;
+        }
+        let next = self.requested_to;
+        self.requested_to = next.saturating_add(BODY_PART);
+        Some(next)
+    }
+}
+
+/// The UID and the body bytes of a response to a later part (`UID n BODY[]<origin> ...`).
+fn body_part(items: Vec<MessageDataItem<'static>>) -> (Option<u32>, Vec<u8>) {
+    let mut uid = None;
+    let mut data = Vec::new();
+    for item in items {
+        match item {
+            MessageDataItem::Uid(n) => uid = Some(n.get()),
+            MessageDataItem::BodyExt {
+                section: None,
+                data: d,
+                ..
+            } => data = d.into_option().map(|b| b.into_owned()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    (uid, data)
+}
+
 /// The value of the first Message-ID header in a header block (unfolded and trimmed; the
 /// `<...>` part when there is one).
 pub(crate) fn message_id(header: &[u8]) -> Option<String> {
@@ -607,6 +785,54 @@ pub(crate) fn message_id(header: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assembly(size: u32, actual: &[u8]) -> Vec<u8> {
+        // Drives an Assembly like fetch_bodies does, the server answering parts in reverse
+        // order of asking (pipelined commands may complete in any order).
+        let part = BODY_PART as usize;
+        let meta = MessageMeta {
+            uid: 7,
+            size,
+            flags: vec![],
+            internaldate: OffsetDateTime::UNIX_EPOCH,
+            modseq: None,
+            message_id: None,
+        };
+        let slice = |origin: u32| {
+            let from = (origin as usize).min(actual.len());
+            actual[from..(from + part).min(actual.len())].to_vec()
+        };
+        let mut a = Assembly::new(meta, slice(0));
+        let mut asked = Vec::new();
+        let mut rounds = 0;
+        while !a.complete {
+            while let Some(next) = a.next_request() {
+                asked.push(next);
+            }
+            assert!(!asked.is_empty(), "stalled at {} bytes", a.bytes.len());
+            for origin in asked.drain(..).rev() {
+                a.add(origin, slice(origin));
+            }
+            rounds += 1;
+            assert!(rounds < 10);
+        }
+        a.bytes
+    }
+
+    #[test]
+    fn a_large_body_is_put_together_from_its_parts_exactly() {
+        let part = BODY_PART as usize;
+        let body: Vec<u8> = (0..(2 * part + part / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let n = body.len() as u32;
+        // The server's size is right, too small, too large; a body of exactly two parts.
+        assert_eq!(assembly(n, &body), body);
+        assert_eq!(assembly(n - part as u32, &body), body);
+        assert_eq!(assembly(n + 3 * part as u32, &body), body);
+        let even = &body[..2 * part];
+        assert_eq!(assembly(2 * part as u32, even), even);
+    }
 
     #[test]
     fn message_ids_are_found_unfolded_and_trimmed() {
