@@ -149,3 +149,76 @@ async fn a_skipped_message_makes_the_exit_code_non_zero() {
             .contains("maximum message size")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_deleted_at_the_source_are_kept_unless_removal_is_asked_for() {
+    // Arrange: a first pass, then three INBOX messages deleted at the source and one message
+    // delivered straight to the target (new mail after the MX switch).
+    let source = source_server();
+    let target = target_server();
+    seed(&source, "ann@old.example", &test_corpus(54, None));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ann.state");
+    let (code, summary) = tokio::task::block_in_place(|| run_copy(&source, &target, &state, &[]));
+    assert_eq!(code, 0, "{summary}");
+    let mut imap = source.raw_session("ann@old.example").unwrap();
+    for command in [
+        "SELECT INBOX",
+        "STORE 1:3 +FLAGS.SILENT (\\Deleted)",
+        "EXPUNGE",
+    ] {
+        let r = imap.command(command).unwrap();
+        assert!(r.is_ok(), "{command}: {} {}", r.status, r.text);
+    }
+    target
+        .append_raw(
+            "ann@new.example",
+            "INBOX",
+            b"From: bob@example.org\r\nSubject: straight to the target\r\n\
+              Message-ID: <direct@new.example>\r\n\r\nhello\r\n",
+            &[],
+            None,
+        )
+        .unwrap();
+    let inbox = |snap: &integration_tests::Snapshot| snap.get("INBOX").cloned().unwrap_or_default();
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
+    let source_inbox = inbox(&source_snap);
+
+    // Act 1: a delta pass with the default policy keeps the copies.
+    let (code, summary) = tokio::task::block_in_place(|| run_copy(&source, &target, &state, &[]));
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(
+        inbox(&target_snapshot(&target).await).len(),
+        source_inbox.len() + 3 + 1,
+        "kept: the source's messages, the 3 deleted ones and the direct one"
+    );
+
+    // Act 2: a delta pass asked to remove them.
+    let (code, summary) =
+        tokio::task::block_in_place(|| run_copy(&source, &target, &state, &["--remove-deleted"]));
+    assert_eq!(code, 0, "{summary}");
+
+    // Assert: the target's INBOX is the source's plus the direct message, nothing else.
+    let mut left = inbox(&target_snapshot(&target).await);
+    for item in &source_inbox {
+        let i = left
+            .iter()
+            .position(|t| t == item)
+            .unwrap_or_else(|| panic!("a source message is gone from the target: {item:?}"));
+        left.remove(i);
+    }
+    assert_eq!(
+        left.len(),
+        1,
+        "only the direct message is left over: {left:?}"
+    );
+    // Every other folder is untouched.
+    let on_target = target_snapshot(&target).await;
+    for (folder, items) in &expected_on_target(&source_snap) {
+        if folder != "INBOX" {
+            assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
+        }
+    }
+}

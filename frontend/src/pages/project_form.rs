@@ -219,6 +219,15 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     onblur={blur(state, Field::MaxSize)}
                     error={s.field_error(Field::MaxSize)}
                 />
+                <Checkbox
+                    id={Field::RemoveDeleted.id()}
+                    label="Delta passes remove from the target what was deleted at the source (only copies mailferry made)"
+                    checked={s.remove_deleted}
+                    onchange={{
+                        let d = state.dispatcher();
+                        Callback::from(move |on: bool| d.dispatch(ProjectFormAction::Edit(Field::RemoveDeleted, on.to_string())))
+                    }}
+                />
             </details>
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled={s.saving}>

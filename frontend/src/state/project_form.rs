@@ -4,7 +4,7 @@
 
 use contract::{
     AuthInput, AuthView, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ConnectorView,
-    CopyOptions, FolderMapping, InviteTo, ProjectInput, ProjectView, Security,
+    CopyOptions, DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView, Security,
 };
 use uuid::Uuid;
 
@@ -56,6 +56,7 @@ pub enum Field {
     AdminEmail,
     InviteTo,
     NotifyUser,
+    RemoveDeleted,
     Host(Side),
     Port(Side),
     Security(Side),
@@ -77,6 +78,7 @@ impl Field {
             Field::AdminEmail => "admin_email".into(),
             Field::InviteTo => "invite_to".into(),
             Field::NotifyUser => "notify_user".into(),
+            Field::RemoveDeleted => "copy.deleted_at_source".into(),
             Field::Host(s) => format!("{}.host", s.as_str()),
             Field::Port(s) => format!("{}.port", s.as_str()),
             Field::Security(s) => format!("{}.security", s.as_str()),
@@ -288,6 +290,8 @@ pub struct ProjectFormState {
     pub admin_email: String,
     pub invite_to: InviteTo,
     pub notify_user: bool,
+    /// Delta passes remove the copies of messages deleted at the source.
+    pub remove_deleted: bool,
     pub source: ConnectorForm,
     pub target: ConnectorForm,
     pub include: String,
@@ -334,6 +338,7 @@ impl Default for ProjectFormState {
             admin_email: String::new(),
             invite_to: InviteTo::Source,
             notify_user: false,
+            remove_deleted: false,
             source: ConnectorForm::default(),
             target: ConnectorForm::default(),
             include: String::new(),
@@ -457,7 +462,11 @@ impl ProjectFormState {
             Field::Exclude => &self.exclude,
             Field::FolderMap => &self.folder_map,
             Field::MaxSize => &self.max_size_mb,
-            Field::InviteTo | Field::NotifyUser | Field::Security(_) | Field::Auth(_) => {
+            Field::InviteTo
+            | Field::NotifyUser
+            | Field::RemoveDeleted
+            | Field::Security(_)
+            | Field::Auth(_) => {
                 return None;
             }
         })
@@ -485,6 +494,11 @@ impl ProjectFormState {
                 exclude: validate::folder_patterns(&self.exclude).ok()?,
                 folder_map,
                 max_message_bytes: validate::size_limit_mb(&self.max_size_mb).ok()?,
+                deleted_at_source: if self.remove_deleted {
+                    DeletedAtSource::Remove
+                } else {
+                    DeletedAtSource::Keep
+                },
                 ..self.kept_copy.clone()
             },
         })
@@ -548,6 +562,7 @@ impl ProjectFormState {
         self.admin_email = p.admin_email.clone().unwrap_or_default();
         self.invite_to = p.invite_to;
         self.notify_user = p.notify_user;
+        self.remove_deleted = p.copy.deleted_at_source == DeletedAtSource::Remove;
         self.source = ConnectorForm::from_view(&p.source);
         self.target = ConnectorForm::from_view(&p.target);
         self.include = p.copy.include.join("\n");
@@ -595,6 +610,7 @@ impl ProjectFormState {
                 }
             }
             Field::NotifyUser => self.notify_user = value == "true",
+            Field::RemoveDeleted => self.remove_deleted = value == "true",
             Field::Host(s) => self.connector_mut(s).host = value,
             Field::Port(s) => self.connector_mut(s).port = value,
             Field::Security(s) => {
@@ -853,6 +869,12 @@ mod tests {
         );
         assert_eq!(input.copy.max_message_bytes, Some(25_000_000));
         assert!(input.notify_user);
+        assert_eq!(input.copy.deleted_at_source, DeletedAtSource::Keep);
+        let removing = state.apply(ProjectFormAction::Edit(Field::RemoveDeleted, "true".into()));
+        assert_eq!(
+            removing.to_input().unwrap().copy.deleted_at_source,
+            DeletedAtSource::Remove
+        );
     }
 
     #[test]

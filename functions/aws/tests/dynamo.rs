@@ -275,6 +275,7 @@ fn folder(user: UserId, name: &str) -> FolderState {
         target_bytes: None,
         skipped: Vec::new(),
         done: false,
+        copies: Default::default(),
         lease_owner: None,
         lease_until: None,
         version: 1,

@@ -202,6 +202,10 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
             reason: "too large for the target".into(),
         }],
         done: false,
+        copies: domain::CopyMap {
+            target_uidvalidity: Some(7),
+            runs: vec![[1, 101, 40], [45, 141, 3]],
+        },
         lease_owner: Some("worker-1".into()),
         lease_until: Some(at(600)),
         version: 1,

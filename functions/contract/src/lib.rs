@@ -113,8 +113,20 @@ pub struct FolderMapping {
     pub to: String,
 }
 
-/// Which folders and messages a project copies, and how folder names map. Messages deleted
-/// at the source before a delta pass are kept on the target (nothing is ever removed there).
+/// What a delta pass does with messages deleted at the source since they were copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedAtSource {
+    /// Leave the copies on the target (nothing there is ever removed).
+    #[default]
+    Keep,
+    /// Remove the copies mailferry made (known by the UIDs the target reported when they were
+    /// appended); mail that reached the target any other way is never touched.
+    Remove,
+}
+
+/// Which folders and messages a project copies, how folder names map, and what delta passes do
+/// with messages deleted at the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CopyOptions {
@@ -132,6 +144,8 @@ pub struct CopyOptions {
     /// Only messages received before this instant.
     #[serde(with = "time::serde::rfc3339::option")]
     pub before: Option<OffsetDateTime>,
+    /// Messages deleted at the source: kept on the target (default) or removed there.
+    pub deleted_at_source: DeletedAtSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -157,6 +157,11 @@ pub trait MailSession: Send {
         &mut self,
         message_id: &str,
     ) -> Result<Vec<MessageMeta>, MailboxError>;
+    /// Every UID of the open folder as of now.
+    async fn all_uids(&mut self) -> Result<Vec<u32>, MailboxError>;
+    /// Removes exactly these messages from the open folder (a target's copies of messages
+    /// deleted at the source); returns how many went.
+    async fn delete(&mut self, uids: &[u32]) -> Result<u64, MailboxError>;
     /// Replaces the flags of one message in the open folder.
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError>;
     async fn logout(self: Box<Self>);

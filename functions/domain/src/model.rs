@@ -338,11 +338,71 @@ pub struct FolderState {
     pub target_bytes: Option<u64>,
     pub skipped: Vec<SkippedItem>,
     pub done: bool,
+    /// Which target UID each copied source UID got, for removing copies of messages deleted
+    /// at the source. Older checkpoints have none.
+    #[serde(default)]
+    pub copies: CopyMap,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub lease_until: Option<OffsetDateTime>,
     pub version: u64,
+}
+
+/// Source UID → target UID of the copies made in one folder, as runs where both go up by one
+/// (a folder copied in order from a target with UIDPLUS is a handful of runs), valid for one
+/// target UIDVALIDITY.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyMap {
+    /// The target folder's UIDVALIDITY the target UIDs belong to.
+    pub target_uidvalidity: Option<u32>,
+    /// `[first source UID, first target UID, count]`, by source UID.
+    pub runs: Vec<[u32; 3]>,
+}
+
+impl CopyMap {
+    /// Records that source `source` was appended as target `target` under `uidvalidity`; a
+    /// new UIDVALIDITY makes the earlier UIDs meaningless, so they are forgotten.
+    pub fn record(&mut self, source: u32, target: u32, uidvalidity: u32) {
+        if self.target_uidvalidity != Some(uidvalidity) {
+            self.runs.clear();
+            self.target_uidvalidity = Some(uidvalidity);
+        }
+        if let Some(last) = self.runs.last_mut()
+            && last[0].checked_add(last[2]) == Some(source)
+            && last[1].checked_add(last[2]) == Some(target)
+        {
+            last[2] += 1;
+            return;
+        }
+        self.runs.push([source, target, 1]);
+        if self.runs.len() > 1 && self.runs[self.runs.len() - 2][0] > source {
+            self.runs.sort_unstable();
+        }
+    }
+
+    /// Every (source UID, target UID) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|&[s, t, n]| (0..n).map(move |i| (s + i, t + i)))
+    }
+
+    /// Forgets these source UIDs (their copies were removed).
+    pub fn forget(&mut self, sources: &std::collections::HashSet<u32>) {
+        let Some(uidvalidity) = self.target_uidvalidity else {
+            return;
+        };
+        let kept: Vec<(u32, u32)> = self.pairs().filter(|(s, _)| !sources.contains(s)).collect();
+        self.runs.clear();
+        for (s, t) in kept {
+            self.record(s, t, uidvalidity);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
 }
 
 impl FolderState {
@@ -407,4 +467,28 @@ impl UserQuery {
 /// Convenience for use cases that need a validation error from a field problem.
 pub fn field_error(field: &str, message: impl Into<String>) -> AppError {
     AppError::validation_field(field, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CopyMap;
+
+    #[test]
+    fn copy_map_keeps_runs_and_forgets_removed_sources() {
+        let mut map = CopyMap::default();
+        for (s, t) in [(1, 10), (2, 11), (3, 12), (7, 13), (8, 14)] {
+            map.record(s, t, 5);
+        }
+        assert_eq!(map.runs, vec![[1, 10, 3], [7, 13, 2]]);
+        // A resumed chunk may record a lower source UID after a higher one.
+        map.record(5, 20, 5);
+        assert_eq!(map.runs, vec![[1, 10, 3], [5, 20, 1], [7, 13, 2]]);
+        map.forget(&[2, 7].into_iter().collect());
+        let pairs: Vec<_> = map.pairs().collect();
+        assert_eq!(pairs, vec![(1, 10), (3, 12), (5, 20), (8, 14)]);
+        // A new target UIDVALIDITY voids the old target UIDs.
+        map.record(9, 1, 6);
+        assert_eq!(map.pairs().collect::<Vec<_>>(), vec![(9, 1)]);
+        assert_eq!(map.target_uidvalidity, Some(6));
+    }
 }

@@ -57,5 +57,24 @@ pub use session::{Completion, LoginMethod, Session};
 pub use tls::TlsConfig;
 pub use uids::UidSet;
 
+/// Makes glibc give large freed buffers back to the system at once. Call it first thing in a
+/// process that copies mail (the `mailferry` binary, the worker Lambda).
+///
+/// Messages pass through in buffers of up to a message's size (25 MB and more). glibc serves
+/// such requests with mmap and unmaps them on free, but after the first such free it raises its
+/// mmap threshold (up to 32 MiB) and serves later ones from per-thread heaps that keep the
+/// freed memory: with four folders copying on four threads, the copy benchmark's peak RSS was
+/// 81 MiB, and 54 MiB with the threshold fixed at 256 KiB, at the same speed. Elsewhere (musl,
+/// other systems) this does nothing.
+#[allow(unsafe_code)]
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before other threads start
+    // allocating heavily and has no memory-safety preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// The IMAP types commands and responses are built from (imap-next's re-export).
 pub use imap_next::imap_types;

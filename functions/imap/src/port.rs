@@ -294,6 +294,21 @@ impl MailSession for ImapMailSession {
         Ok(metas.into_iter().map(meta).collect())
     }
 
+    async fn all_uids(&mut self) -> Result<Vec<u32>, MailboxError> {
+        self.session
+            .uid_search_all()
+            .await
+            .map_err(to_mailbox_error)
+    }
+
+    async fn delete(&mut self, uids: &[u32]) -> Result<u64, MailboxError> {
+        let folder = self.selected_name()?;
+        self.session
+            .delete_uids(&folder, &UidSet::from_uids(uids.iter().copied()))
+            .await
+            .map_err(to_mailbox_error)
+    }
+
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError> {
         self.session
             .set_flags(&UidSet::from_uids([uid]), flags)

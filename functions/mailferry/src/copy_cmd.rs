@@ -62,6 +62,10 @@ pub struct CopyArgs {
     /// Only messages received before this date (YYYY-MM-DD, UTC).
     #[arg(long)]
     pub before: Option<String>,
+    /// On a rerun, remove from the target the copies of messages deleted at the source since
+    /// (only copies this command made; other mail on the target is never touched).
+    #[arg(long)]
+    pub remove_deleted: bool,
     /// Folders copied at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -226,6 +230,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         max_message_bytes: args.max_size,
         since: date("--since", &args.since)?,
         before: date("--before", &args.before)?,
+        deleted_at_source: if args.remove_deleted {
+            contract::DeletedAtSource::Remove
+        } else {
+            contract::DeletedAtSource::Keep
+        },
     };
 
     // Adapters: the checkpoint file, an in-memory queue (every run plans again from the

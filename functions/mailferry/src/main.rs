@@ -6,6 +6,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    imap::tune_allocator();
     let code = mailferry::cli::main().await?;
     std::process::exit(code);
 }

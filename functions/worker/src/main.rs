@@ -14,6 +14,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    imap::tune_allocator();
     lambda_runtime::tracing::init_default_subscriber();
     let settings = aws::Settings::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))

@@ -217,6 +217,7 @@ async fn retry_later_delays_the_message_and_keeps_it() {
         target_bytes: None,
         skipped: Vec::new(),
         done: false,
+        copies: Default::default(),
         lease_owner: Some("another worker".into()),
         lease_until: Some(OffsetDateTime::now_utc() + time::Duration::seconds(60)),
         version: 1,

@@ -354,6 +354,7 @@ impl App {
                     target_bytes: None,
                     skipped: Vec::new(),
                     done: false,
+                    copies: CopyMap::default(),
                     lease_owner: None,
                     lease_until: None,
                     version: 1,
@@ -735,6 +736,9 @@ impl App {
             }
             let mut appended = 0u64;
             let mut appended_bytes = 0u64;
+            // (source UID, target UID) of this chunk's appends, and the target's UIDVALIDITY.
+            let mut new_copies: Vec<(u32, u32)> = Vec::new();
+            let mut copies_uidvalidity = None;
             if !wanted.is_empty() {
                 let mark = match recovery {
                     Some(r) if rescan || index == 0 => r,
@@ -751,6 +755,7 @@ impl App {
                         }
                     }
                 };
+                copies_uidvalidity = Some(mark.target_uidvalidity);
                 if folder.in_flight != Some(mark)
                     && let Err(stop) = self
                         .checkpoint(folder, |f| f.in_flight = Some(mark))
@@ -793,9 +798,12 @@ impl App {
                     .map_err(mailbox_err)?;
                 for (m, outcome) in fetched.iter().zip(outcomes) {
                     match outcome {
-                        AppendOutcome::Appended { .. } => {
+                        AppendOutcome::Appended { uid } => {
                             appended += 1;
                             appended_bytes += m.size;
+                            if let Some(t) = uid {
+                                new_copies.push((m.uid, t));
+                            }
                         }
                         AppendOutcome::Rejected { reason } => {
                             skipped.push(contract::SkippedItem {
@@ -821,6 +829,11 @@ impl App {
                     f.copied_messages += done_in_chunk;
                     f.copied_bytes += bytes_in_chunk;
                     f.skipped.extend(skipped);
+                    if let Some(uidvalidity) = copies_uidvalidity {
+                        for &(source, target) in &new_copies {
+                            f.copies.record(source, target, uidvalidity);
+                        }
+                    }
                 })
                 .await?
             {
@@ -861,6 +874,13 @@ impl App {
             && user.pass > 1
         {
             self.sync_flags(s, folder, since).await?;
+        }
+        if options.deleted_at_source == contract::DeletedAtSource::Remove
+            && user.pass > 1
+            && !folder.copies.is_empty()
+            && let Err(stop) = self.remove_deleted_at_source(s, user, folder).await?
+        {
+            return Ok(Err(stop));
         }
 
         // Verification figures of the target folder, then the folder is done.
@@ -958,6 +978,60 @@ impl App {
             }
         }
         Ok(found)
+    }
+
+    /// Removes from the target the copies of messages deleted at the source since they were
+    /// copied: the source UIDs in the folder's copy map that the source no longer has. Only
+    /// copies this engine made and whose target UID it was told are candidates, so mail that
+    /// reached the target another way (new mail after the MX switch) is never touched. A
+    /// target whose UIDVALIDITY changed since makes the map meaningless: nothing is removed.
+    async fn remove_deleted_at_source(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        folder: &mut FolderState,
+    ) -> Result<Result<(), Stop>, AppError> {
+        let present: std::collections::HashSet<u32> = s
+            .source
+            .all_uids()
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .collect();
+        let gone: Vec<(u32, u32)> = folder
+            .copies
+            .pairs()
+            .filter(|(source, _)| !present.contains(source))
+            .collect();
+        if gone.is_empty() {
+            return Ok(Ok(()));
+        }
+        let target = s
+            .target
+            .select(&folder.target_name)
+            .await
+            .map_err(mailbox_err)?;
+        let removed = if folder.copies.target_uidvalidity == Some(target.uidvalidity) {
+            let uids: Vec<u32> = gone.iter().map(|&(_, t)| t).collect();
+            s.target.delete(&uids).await.map_err(mailbox_err)?
+        } else {
+            0
+        };
+        let sources: std::collections::HashSet<u32> = gone.iter().map(|&(s, _)| s).collect();
+        let stop = self
+            .checkpoint(folder, |f| f.copies.forget(&sources))
+            .await?;
+        if removed > 0 {
+            self.log_event(
+                user,
+                format!(
+                    "{}: removed {removed} message(s) deleted at the source",
+                    folder.source_name
+                ),
+            )
+            .await;
+        }
+        Ok(stop)
     }
 
     /// Copies flag changes made at the source since `since` onto the matching target messages.
