@@ -82,6 +82,12 @@ pub enum AppError {
     /// A mail server could not be reached (not the user's fault, no attempt counted).
     #[error("{0}")]
     Upstream(String),
+    /// A mail server asked us to slow down, with how long to wait when it said.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("internal error")]
     Internal(String),
 }

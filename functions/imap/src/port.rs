@@ -17,6 +17,28 @@ fn code_name(e: &ImapError) -> Option<String> {
     e.code().map(|c| format!("{c:?}").to_ascii_uppercase())
 }
 
+/// A wait the server's text asks for: "try again in 30 seconds", "retry after 2 minutes".
+fn retry_hint(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.windows(3).find_map(|w| {
+        if !matches!(w[0], "in" | "after") {
+            return None;
+        }
+        let n: u64 = w[1].parse().ok()?;
+        let unit = match w[2] {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "min" | "mins" | "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            _ => return None,
+        };
+        Some(Duration::from_secs(n.saturating_mul(unit)))
+    })
+}
+
 /// Classifies an IMAP failure for the engine's retry decisions.
 pub fn to_mailbox_error(e: ImapError) -> MailboxError {
     let text = e.to_string();
@@ -35,12 +57,14 @@ pub fn to_mailbox_error(e: ImapError) -> MailboxError {
                 MailboxError::FolderNotFound(text)
             } else if code.contains("UNAVAILABLE")
                 || code.contains("INUSE")
+                || code.contains("THROTTLED")
                 || code.contains("LIMIT") && !code.contains("APPEND")
             {
-                // RFC 5530: temporary conditions; a server asking us to slow down says so here.
+                // RFC 5530: temporary conditions; a server asking us to slow down says so here,
+                // sometimes with how long to wait in the text.
                 MailboxError::Throttled {
+                    retry_after: retry_hint(&text),
                     message: text,
-                    retry_after: None,
                 }
             } else {
                 MailboxError::Refused(text)
@@ -318,5 +342,24 @@ impl MailSession for ImapMailSession {
 
     async fn logout(self: Box<Self>) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_how_long_a_throttling_server_asks_to_wait() {
+        assert_eq!(
+            retry_hint("[UNAVAILABLE] Too many requests, try again in 30 seconds"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_hint("[THROTTLED] retry after 2 minutes."),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(retry_hint("[LIMIT] Too many connections"), None);
+        assert_eq!(retry_hint("in 5 folders"), None);
     }
 }

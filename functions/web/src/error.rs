@@ -80,6 +80,9 @@ impl From<AppError> for ApiError {
                 details: json!({ "attempts_left": attempts_left }),
             },
             AppError::Upstream(m) => ApiError::new(S::BAD_GATEWAY, "upstream", m),
+            AppError::Throttled { message, .. } => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "throttled", message)
+            }
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(

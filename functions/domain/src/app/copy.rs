@@ -41,7 +41,23 @@ enum Stop {
 }
 
 fn mailbox_err(e: MailboxError) -> AppError {
-    AppError::Upstream(e.to_string())
+    match e {
+        MailboxError::Throttled {
+            message,
+            retry_after,
+        } => AppError::Throttled {
+            message: format!("the server is throttling: {message}"),
+            retry_after,
+        },
+        other => AppError::Upstream(other.to_string()),
+    }
+}
+
+/// How long a folder waits after the server throttled it: the server's hint when it gave one,
+/// a minute otherwise, at least 5 s and at most 15 minutes (the longest SQS delivery delay).
+pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
+    hint.unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_secs(5), Duration::from_secs(900))
 }
 
 /// A `*` glob match on a folder name.
@@ -538,6 +554,32 @@ impl App {
                     attempt: attempt + 1,
                 };
                 self.deps.queue.send(&next, Duration::ZERO).await?;
+                Ok(JobOutcome::Done)
+            }
+            // The server asked us to slow down: the folder continues after the delay it asked
+            // for, as a new delivery, so throttling never counts toward the dead-letter limit.
+            Err(AppError::Throttled {
+                message,
+                retry_after,
+            }) => {
+                self.release_lease(&mut folder).await;
+                let delay = throttle_delay(retry_after);
+                let _ = self
+                    .set_last_error(
+                        user.id,
+                        format!(
+                            "{source_name}: {message}; continuing in {} s",
+                            delay.as_secs()
+                        ),
+                    )
+                    .await;
+                let next = Job::Copy {
+                    user_id: user.id.0,
+                    pass: user.pass,
+                    folder: source_name.to_owned(),
+                    attempt: attempt + 1,
+                };
+                self.deps.queue.send(&next, delay).await?;
                 Ok(JobOutcome::Done)
             }
             Err(e) => {
@@ -1159,6 +1201,36 @@ fn chunk(metas: &[MessageMeta], max_messages: usize, max_bytes: u64) -> Vec<&[Me
         out.push(&metas[start..]);
     }
     out
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_folder_waits_as_asked_within_bounds() {
+        assert_eq!(throttle_delay(None), Duration::from_secs(60));
+        assert_eq!(
+            throttle_delay(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(throttle_delay(Some(Duration::ZERO)), Duration::from_secs(5));
+        assert_eq!(
+            throttle_delay(Some(Duration::from_secs(7200))),
+            Duration::from_secs(900)
+        );
+        let e = mailbox_err(MailboxError::Throttled {
+            message: "[UNAVAILABLE] try again in 30 seconds".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        assert!(matches!(
+            e,
+            AppError::Throttled {
+                retry_after: Some(d),
+                ..
+            } if d == Duration::from_secs(30)
+        ));
+    }
 }
 
 #[cfg(test)]
