@@ -33,6 +33,7 @@
 
 mod append;
 mod capabilities;
+mod deflate;
 mod error;
 mod folders;
 mod mailboxes;

@@ -15,11 +15,26 @@ use crate::{ImapError, Session, TlsConfig};
 #[derive(Debug, Clone)]
 pub struct ImapMailboxes {
     tls: TlsConfig,
+    compress: bool,
 }
 
 impl ImapMailboxes {
     pub fn new(tls: TlsConfig) -> Self {
-        ImapMailboxes { tls }
+        ImapMailboxes {
+            tls,
+            compress: false,
+        }
+    }
+
+    /// Asks servers that offer it for COMPRESS=DEFLATE on the copy engine's sessions. Off by
+    /// default: it pays on slow links and costs on fast ones.
+    pub fn with_compression(mut self, on: bool) -> Self {
+        self.compress = on;
+        self
+    }
+
+    pub fn compression(&self) -> bool {
+        self.compress
     }
 
     pub fn tls(&self) -> &TlsConfig {

@@ -156,6 +156,9 @@ impl MailboxConnector for ImapMailboxes {
                 )));
             }
         };
+        if self.compression() {
+            session = session.compress().await.map_err(to_mailbox_error)?.0;
+        }
         // CONDSTORE makes SELECT report HIGHESTMODSEQ and lets delta passes ask for changes.
         if session.capabilities().has("CONDSTORE") {
             session.enable_condstore().await.map_err(to_mailbox_error)?;

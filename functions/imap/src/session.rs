@@ -212,6 +212,28 @@ impl Session {
         Ok(session)
     }
 
+    /// Switches the connection to COMPRESS=DEFLATE (RFC 4978) when the server offers it;
+    /// `Ok(false)` when it does not (nothing changes). Call it after login, before selecting.
+    pub async fn compress(self) -> Result<(Session, bool), ImapError> {
+        if self.transport.is_compressed() || !self.capabilities.has("COMPRESS=DEFLATE") {
+            return Ok((self, false));
+        }
+        let mut session = self;
+        session
+            .execute_raw(crate::raw::RawCommand::new("COMPRESS").text("COMPRESS DEFLATE"))
+            .await?;
+        let session = Session {
+            transport: session.transport.into_compressed(),
+            ..session
+        };
+        Ok((session, true))
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        self.transport.is_compressed()
+    }
+
     /// The capabilities as last reported; refreshed after STARTTLS and after login.
     pub fn capabilities(&self) -> &Capabilities {
         &self.capabilities

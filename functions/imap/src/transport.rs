@@ -24,11 +24,21 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// Either of the above after COMPRESS=DEFLATE.
+    Deflate(Box<crate::deflate::DeflateStream>),
 }
 
 impl Stream {
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(_) => true,
+            Stream::Deflate(d) => d.inner().is_tls(),
+        }
+    }
+
+    pub(crate) fn is_compressed(&self) -> bool {
+        matches!(self, Stream::Deflate(_))
     }
 }
 
@@ -41,6 +51,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -54,6 +65,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -61,6 +73,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -68,6 +81,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -117,6 +131,18 @@ impl Transport {
     /// section 4.1 / CVE-2011-0411: plaintext injected before the handshake must not count).
     pub(crate) fn into_stream(self) -> Stream {
         self.stream
+    }
+
+    /// From now on both directions are deflate streams (after the OK to COMPRESS DEFLATE).
+    pub(crate) fn into_compressed(self) -> Transport {
+        Transport {
+            stream: Stream::Deflate(Box::new(crate::deflate::DeflateStream::new(self.stream))),
+            ..self
+        }
+    }
+
+    pub(crate) fn is_compressed(&self) -> bool {
+        self.stream.is_compressed()
     }
 
     /// Drives the state machine until it yields an event. `idle` bounds each wait for the

@@ -370,3 +370,53 @@ async fn a_large_message_goes_up_and_comes_back_over_tls() {
     assert!(outcomes.iter().all(AppendOutcome::is_appended));
     assert_eq!(hashes, [sha256(&big), sha256(&batch[1].bytes)]);
 }
+
+#[tokio::test]
+async fn messages_go_up_and_come_back_through_compress_deflate() {
+    // Arrange: a server with COMPRESS=DEFLATE (Dovecot's imap_zlib plugin) and one without.
+    let dovecot = start(
+        DovecotOptions::default()
+            .user(USER, support::PASSWORD)
+            .compress(true),
+    );
+    let (mut target, on) = session(&dovecot).await.compress().await.unwrap();
+    let big = support::large_message("<deflate@example.com>", 3 * 1024 * 1024 + 17);
+    let batch = vec![
+        AppendItem {
+            bytes: big.clone(),
+            flags: vec!["\\Seen".into()],
+            internaldate: None,
+        },
+        items().remove(0),
+    ];
+
+    // Act
+    let outcomes = target.append("INBOX", &batch).await.unwrap();
+    target.examine("INBOX").await.unwrap();
+    let mut hashes = Vec::new();
+    target
+        .fetch_bodies(&UidSet::all(), |m| {
+            hashes.push(sha256(&m.bytes));
+            async { std::ops::ControlFlow::Continue(()) }
+        })
+        .await
+        .unwrap();
+    let plain = start(DovecotOptions::default().user(USER, support::PASSWORD));
+    let (plain_session, plain_on) = session(&plain).await.compress().await.unwrap();
+
+    // Assert
+    assert!(
+        on && target.is_compressed(),
+        "the server offered COMPRESS=DEFLATE"
+    );
+    assert!(outcomes.iter().all(AppendOutcome::is_appended));
+    assert_eq!(hashes, [sha256(&big), sha256(&batch[1].bytes)]);
+    target
+        .noop()
+        .await
+        .expect("the session goes on after a large fetch");
+    assert!(
+        !plain_on && !plain_session.is_compressed(),
+        "nothing changes without it"
+    );
+}

@@ -26,6 +26,8 @@ pub enum Command {
 
 /// Parses the arguments, sets up logging and runs the command; returns the exit code.
 pub async fn main() -> anyhow::Result<i32> {
+    // Before any message buffer exists (see `imap::tune_allocator`).
+    imap::tune_allocator();
     let cli = Cli::parse();
     // The server logs what it does; the copy command shows a progress bar and a summary, so
     // only warnings reach its terminal.

@@ -66,6 +66,10 @@ pub struct CopyArgs {
     /// (only copies this command made; other mail on the target is never touched).
     #[arg(long)]
     pub remove_deleted: bool,
+    /// Ask the servers for COMPRESS=DEFLATE when they offer it (pays on slow links; on a fast
+    /// network compressing costs more than it saves).
+    #[arg(long)]
+    pub compress: bool,
     /// Folders copied at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -255,7 +259,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?,
         )?;
     }
-    let mailboxes = Arc::new(imap::ImapMailboxes::new(tls));
+    let mailboxes = Arc::new(imap::ImapMailboxes::new(tls).with_compression(args.compress));
     let deps = Deps {
         store: store.clone(),
         queue: queue.clone(),

@@ -6,7 +6,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    imap::tune_allocator();
     let code = mailferry::cli::main().await?;
     std::process::exit(code);
 }
