@@ -107,9 +107,37 @@ pub enum ImapError {
 }
 
 impl ImapError {
+    /// A refused login that says nothing about the credentials: the server is busy or the
+    /// account has too many connections open (RFC 5530 `UNAVAILABLE`, `INUSE`, `LIMIT`, or the
+    /// words servers use for it). Retrying later helps; it is not a wrong password.
+    pub fn is_temporary_login_refusal(&self) -> bool {
+        let ImapError::LoginRejected { text, code } = self else {
+            return false;
+        };
+        let code = code
+            .as_ref()
+            .map(|c| format!("{c:?}").to_ascii_uppercase())
+            .unwrap_or_default();
+        let text = text.to_ascii_lowercase();
+        code.contains("UNAVAILABLE")
+            || code.contains("INUSE")
+            || (code.contains("LIMIT") && !code.contains("APPEND"))
+            || [
+                "simultaneous connections",
+                "too many connections",
+                "connection limit",
+            ]
+            .iter()
+            .any(|w| text.contains(w))
+    }
+
     /// The domain's view of a failed login test.
     pub fn into_login_error(self) -> LoginError {
         match self {
+            // Busy is not wrong: it costs the user no attempt.
+            e @ ImapError::LoginRejected { .. } if e.is_temporary_login_refusal() => {
+                LoginError::Unreachable(e.to_string())
+            }
             ImapError::LoginRejected { text, .. } => LoginError::Rejected(text),
             ImapError::NoLoginMethod(text) => LoginError::Rejected(text),
             ImapError::TlsHandshake { .. }

@@ -43,6 +43,12 @@ fn retry_hint(text: &str) -> Option<Duration> {
 pub fn to_mailbox_error(e: ImapError) -> MailboxError {
     let text = e.to_string();
     match &e {
+        ImapError::LoginRejected { .. } if e.is_temporary_login_refusal() => {
+            MailboxError::Throttled {
+                retry_after: retry_hint(&text),
+                message: text,
+            }
+        }
         ImapError::LoginRejected { .. } | ImapError::NoLoginMethod(_) => MailboxError::Auth(text),
         ImapError::Timeout { .. }
         | ImapError::Io(_)
@@ -364,5 +370,30 @@ mod tests {
         );
         assert_eq!(retry_hint("[LIMIT] Too many connections"), None);
         assert_eq!(retry_hint("in 5 folders"), None);
+    }
+
+    #[test]
+    fn a_busy_server_refusing_the_login_is_throttling_not_a_wrong_password() {
+        let busy = ImapError::LoginRejected {
+            text: "[ALERT] Too many simultaneous connections. (Failure)".into(),
+            code: None,
+        };
+        assert!(matches!(
+            to_mailbox_error(busy),
+            MailboxError::Throttled { .. }
+        ));
+        let wrong = ImapError::LoginRejected {
+            text: "[AUTHENTICATIONFAILED] Authentication failed.".into(),
+            code: None,
+        };
+        assert!(matches!(to_mailbox_error(wrong), MailboxError::Auth(_)));
+        let busy = ImapError::LoginRejected {
+            text: "Too many connections, try again in 2 minutes".into(),
+            code: None,
+        };
+        assert!(matches!(
+            busy.into_login_error(),
+            domain::error::LoginError::Unreachable(_)
+        ));
     }
 }

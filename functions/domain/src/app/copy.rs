@@ -530,6 +530,15 @@ impl App {
         let project = self.project(user.project_id).await?;
         let mut s = match self.open_sessions(&project, user).await {
             Ok(s) => s,
+            Err(AppError::Throttled {
+                message,
+                retry_after,
+            }) => {
+                self.release_lease(&mut folder).await;
+                return self
+                    .continue_after_throttling(user, source_name, attempt, &message, retry_after)
+                    .await;
+            }
             Err(e) => {
                 self.release_lease(&mut folder).await;
                 return Err(e);
@@ -556,31 +565,13 @@ impl App {
                 self.deps.queue.send(&next, Duration::ZERO).await?;
                 Ok(JobOutcome::Done)
             }
-            // The server asked us to slow down: the folder continues after the delay it asked
-            // for, as a new delivery, so throttling never counts toward the dead-letter limit.
             Err(AppError::Throttled {
                 message,
                 retry_after,
             }) => {
                 self.release_lease(&mut folder).await;
-                let delay = throttle_delay(retry_after);
-                let _ = self
-                    .set_last_error(
-                        user.id,
-                        format!(
-                            "{source_name}: {message}; continuing in {} s",
-                            delay.as_secs()
-                        ),
-                    )
-                    .await;
-                let next = Job::Copy {
-                    user_id: user.id.0,
-                    pass: user.pass,
-                    folder: source_name.to_owned(),
-                    attempt: attempt + 1,
-                };
-                self.deps.queue.send(&next, delay).await?;
-                Ok(JobOutcome::Done)
+                self.continue_after_throttling(user, source_name, attempt, &message, retry_after)
+                    .await
             }
             Err(e) => {
                 self.release_lease(&mut folder).await;
@@ -592,6 +583,36 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// The server asked us to slow down: the folder continues after the delay it asked for,
+    /// as a new delivery, so throttling never counts toward the dead-letter limit.
+    async fn continue_after_throttling(
+        &self,
+        user: &MailUser,
+        source_name: &str,
+        attempt: u32,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<JobOutcome, AppError> {
+        let delay = throttle_delay(retry_after);
+        let _ = self
+            .set_last_error(
+                user.id,
+                format!(
+                    "{source_name}: {message}; continuing in {} s",
+                    delay.as_secs()
+                ),
+            )
+            .await;
+        let next = Job::Copy {
+            user_id: user.id.0,
+            pass: user.pass,
+            folder: source_name.to_owned(),
+            attempt: attempt + 1,
+        };
+        self.deps.queue.send(&next, delay).await?;
+        Ok(JobOutcome::Done)
     }
 
     async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
