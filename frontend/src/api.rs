@@ -141,7 +141,7 @@ async fn send(
         builder = builder.header(name, value);
     }
     // AWS mode: the identity provider's access token, checked by the API gateway.
-    if let Some(token) = crate::signin::browser::bearer() {
+    if let Some(token) = crate::signin::browser::bearer().await {
         builder = builder.header("Authorization", &format!("Bearer {token}"));
     }
     let network = |e: gloo_net::Error| ApiError::Network(e.to_string());

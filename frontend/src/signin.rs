@@ -4,8 +4,8 @@
 //! the console sends the access token as `Authorization: Bearer` and API Gateway's JWT
 //! authorizer checks it before the request reaches the function.
 //!
-//! The token lives in `sessionStorage`: one tab, gone when the tab closes, never in a cookie the
-//! browser would send on its own. The page's Content-Security-Policy allows no inline script, so
+//! The tokens live in `sessionStorage`: one tab, gone when the tab closes, never in a cookie the
+//! browser would send on its own. An access token that ended is renewed with the refresh token. The page's Content-Security-Policy allows no inline script, so
 //! injected markup cannot read it.
 //!
 //! The URL building, the PKCE challenge and the token answer are plain Rust, tested on the host;
@@ -63,6 +63,16 @@ pub fn token_request_body(
         query_value(code),
         query_value(redirect_uri),
         query_value(verifier),
+    )
+}
+
+/// The form body that trades the refresh token for a new access token when the old one ends,
+/// so an admin signs in once per refresh-token lifetime (12 hours in the template), not hourly.
+pub fn refresh_request_body(sign_in: &HostedSignIn, refresh_token: &str) -> String {
+    format!(
+        "grant_type=refresh_token&client_id={}&refresh_token={}",
+        query_value(&sign_in.client_id),
+        query_value(refresh_token),
     )
 }
 
@@ -141,6 +151,9 @@ pub struct Tokens {
     pub access_token: String,
     /// Seconds the access token is valid.
     pub expires_in: u64,
+    /// Sent with the first tokens, not when refreshing.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// Reads the token endpoint's answer; an error answer (`{"error": "invalid_grant"}`) gives its
@@ -170,6 +183,7 @@ pub mod browser {
     const VERIFIER: &str = "mf_pkce_verifier";
     const STATE: &str = "mf_pkce_state";
     const SIGN_IN: &str = "mf_sign_in";
+    const REFRESH: &str = "mf_refresh_token";
 
     fn storage() -> Option<web_sys::Storage> {
         web_sys::window()?.session_storage().ok()?
@@ -214,13 +228,55 @@ pub mod browser {
     }
 
     /// The access token to send, while it is valid (with a minute to spare).
-    pub fn bearer() -> Option<String> {
+    fn valid_token() -> Option<String> {
         let expires: u64 = get(EXPIRES)?.parse().ok()?;
         if now_secs() + 60 >= expires {
             remove(TOKEN);
             return None;
         }
         get(TOKEN)
+    }
+
+    /// The access token to send: the stored one while valid, else a fresh one from the refresh
+    /// token (when the admin signed in through the identity provider in this tab).
+    pub async fn bearer() -> Option<String> {
+        if let Some(token) = valid_token() {
+            return Some(token);
+        }
+        let refresh = get(REFRESH)?;
+        let sign_in = serde_json::from_str::<HostedSignIn>(&get(SIGN_IN)?).ok()?;
+        match post_token(&sign_in, refresh_request_body(&sign_in, &refresh)).await {
+            Ok(tokens) => {
+                keep(&tokens);
+                Some(tokens.access_token)
+            }
+            Err(_) => {
+                // Revoked or expired: the next page sends the admin to sign in again.
+                remove(REFRESH);
+                None
+            }
+        }
+    }
+
+    fn keep(tokens: &Tokens) {
+        set(TOKEN, &tokens.access_token);
+        set(EXPIRES, &(now_secs() + tokens.expires_in).to_string());
+        if let Some(refresh) = &tokens.refresh_token {
+            set(REFRESH, refresh);
+        }
+    }
+
+    async fn post_token(sign_in: &HostedSignIn, body: String) -> Result<Tokens, String> {
+        let response = gloo_net::http::Request::post(&sign_in.token_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .map_err(|e| e.to_string())?
+            .send()
+            .await
+            .map_err(|_| "Could not reach the identity provider. Try again".to_owned())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        parse_tokens(status, &text)
     }
 
     /// Goes to the hosted sign-in page.
@@ -269,18 +325,8 @@ pub mod browser {
             return Err("Sign-in answer does not belong to this sign-in. Sign in again".into());
         }
         let body = token_request_body(sign_in, &code, &redirect_uri(), &verifier);
-        let response = gloo_net::http::Request::post(&sign_in.token_url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .map_err(|e| e.to_string())?
-            .send()
-            .await
-            .map_err(|_| "Could not reach the identity provider. Try again".to_owned())?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let tokens = parse_tokens(status, &text)?;
-        set(TOKEN, &tokens.access_token);
-        set(EXPIRES, &(now_secs() + tokens.expires_in).to_string());
+        let tokens = post_token(sign_in, body).await?;
+        keep(&tokens);
         Ok(true)
     }
 
@@ -288,6 +334,7 @@ pub mod browser {
     pub fn sign_out() {
         remove(TOKEN);
         remove(EXPIRES);
+        remove(REFRESH);
         let sign_in = get(SIGN_IN).and_then(|j| serde_json::from_str::<HostedSignIn>(&j).ok());
         if let (Some(sign_in), Some(window)) = (sign_in, web_sys::window()) {
             let _ = window
@@ -346,6 +393,10 @@ mod tests {
         );
         assert!(!body.contains("secret"));
         assert_eq!(
+            refresh_request_body(&sign_in(), "r+t/="),
+            "grant_type=refresh_token&client_id=4k2n1o0abc&refresh_token=r%2Bt%2F%3D"
+        );
+        assert_eq!(
             logout_url(&sign_in(), "https://m.example/"),
             "https://mf.auth.eu-west-1.amazoncognito.com/logout?client_id=4k2n1o0abc\
              &logout_uri=https%3A%2F%2Fm.example%2F"
@@ -388,6 +439,13 @@ mod tests {
         .unwrap();
         assert_eq!(ok.access_token, "eyJ.a.b");
         assert_eq!(ok.expires_in, 3600);
+        assert_eq!(ok.refresh_token, None, "a refresh answer carries none");
+        let first = parse_tokens(
+            200,
+            r#"{"access_token":"a","refresh_token":"r","expires_in":3600}"#,
+        )
+        .unwrap();
+        assert_eq!(first.refresh_token.as_deref(), Some("r"));
         assert_eq!(
             parse_tokens(400, r#"{"error":"invalid_grant"}"#).unwrap_err(),
             "the identity provider refused the sign-in (invalid_grant)"
