@@ -107,21 +107,21 @@ pub enum ImapError {
 }
 
 impl ImapError {
+    /// The response code of a NO/BAD or refused login, upper-cased (`UNAVAILABLE`, `LIMIT`),
+    /// for matching.
+    pub(crate) fn code_name(&self) -> Option<String> {
+        self.code().map(|c| format!("{c:?}").to_ascii_uppercase())
+    }
+
     /// A refused login that says nothing about the credentials: the server is busy or the
-    /// account has too many connections open (RFC 5530 `UNAVAILABLE`, `INUSE`, `LIMIT`, or the
-    /// words servers use for it). Retrying later helps; it is not a wrong password.
+    /// account has too many connections open (a temporary code, or the words servers use for
+    /// it). Retrying later helps; it is not a wrong password.
     pub fn is_temporary_login_refusal(&self) -> bool {
-        let ImapError::LoginRejected { text, code } = self else {
+        let ImapError::LoginRejected { text, .. } = self else {
             return false;
         };
-        let code = code
-            .as_ref()
-            .map(|c| format!("{c:?}").to_ascii_uppercase())
-            .unwrap_or_default();
         let text = text.to_ascii_lowercase();
-        code.contains("UNAVAILABLE")
-            || code.contains("INUSE")
-            || (code.contains("LIMIT") && !code.contains("APPEND"))
+        is_temporary_code(&self.code_name().unwrap_or_default())
             || [
                 "simultaneous connections",
                 "too many connections",
@@ -193,4 +193,13 @@ impl From<ImapError> for LoginError {
     fn from(error: ImapError) -> Self {
         error.into_login_error()
     }
+}
+
+/// RFC 5530 codes of temporary conditions, a server asking us to come back later (`LIMIT`, but
+/// not `APPENDLIMIT`, which is about one message), plus the `THROTTLED` some servers send.
+pub(crate) fn is_temporary_code(code: &str) -> bool {
+    code.contains("UNAVAILABLE")
+        || code.contains("INUSE")
+        || code.contains("THROTTLED")
+        || (code.contains("LIMIT") && !code.contains("APPEND"))
 }

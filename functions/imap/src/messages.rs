@@ -9,6 +9,7 @@ use std::future::Future;
 use std::ops::ControlFlow;
 
 use imap_next::client::Event;
+use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::FlagFetch;
 use imap_next::imap_types::response::{Data, Status, StatusKind, Tagged};
@@ -199,13 +200,8 @@ impl Session {
                             };
                             assembly.add(origin, data);
                             if let Some(next) = assembly.next_request() {
-                                let tag = self.tag();
-                                let line = format!(
-                                    "{} UID FETCH {uid} (UID BODY.PEEK[]<{next}.{BODY_PART}>)\r\n",
-                                    tag.as_ref()
-                                );
-                                tags.push(tag);
-                                self.write_raw(line.as_bytes(), "FETCH").await?;
+                                let line = self.part_request(uid, next, &mut tags);
+                                self.write_raw(&line, "FETCH").await?;
                             }
                             if !assembly.complete {
                                 continue;
@@ -250,16 +246,9 @@ impl Session {
                                 let mut assembly = Assembly::new(meta, bytes);
                                 let mut requests = Vec::new();
                                 while let Some(next) = assembly.next_request() {
-                                    let tag = self.tag();
-                                    requests.extend_from_slice(
-                                    format!(
-                                        "{} UID FETCH {} (UID BODY.PEEK[]<{next}.{BODY_PART}>)\r\n",
-                                        tag.as_ref(),
-                                        assembly.meta.uid
-                                    )
-                                    .as_bytes(),
-                                );
-                                    tags.push(tag);
+                                    let line =
+                                        self.part_request(assembly.meta.uid, next, &mut tags);
+                                    requests.extend_from_slice(&line);
                                 }
                                 self.write_raw(&requests, "FETCH").await?;
                                 order.push_back((assembly.meta.uid, None));
@@ -267,20 +256,6 @@ impl Session {
                             } else {
                                 let uid = meta.uid;
                                 order.push_back((uid, Some(FetchedMessage { uid, bytes, meta })));
-                            }
-                        }
-                        // Hand over what is complete, in the order the messages came.
-                        while order.front().is_some_and(|(_, m)| m.is_some()) {
-                            let Some((_, Some(message))) = order.pop_front() else {
-                                break;
-                            };
-                            if summary.stopped {
-                                continue;
-                            }
-                            summary.delivered += 1;
-                            summary.bytes += message.bytes.len() as u64;
-                            if on_message(message).await.is_break() {
-                                summary.stopped = true;
                             }
                         }
                     }
@@ -297,19 +272,25 @@ impl Session {
                     Event::StatusReceived { status } => self.observe_status(status, None),
                     _ => {}
                 }
-            }
-            // A message whose later parts never came (expunged meanwhile) was not delivered,
-            // nor were the ones waiting behind it: hand those over now.
-            unfinished.extend(assembling.into_keys());
-            for (_, message) in order {
-                let Some(message) = message else { continue };
-                if summary.stopped {
-                    continue;
+                if tags.is_empty() {
+                    // Every command is done: a message whose later parts never came (expunged
+                    // meanwhile) is not delivered, and no longer holds up the ones behind it.
+                    unfinished.extend(assembling.drain().map(|(uid, _)| uid));
+                    order.retain(|(_, m)| m.is_some());
                 }
-                summary.delivered += 1;
-                summary.bytes += message.bytes.len() as u64;
-                if on_message(message).await.is_break() {
-                    summary.stopped = true;
+                // Hand over what is complete, in the order the messages came.
+                while let Some((_, Some(_))) = order.front() {
+                    let Some((_, Some(message))) = order.pop_front() else {
+                        break;
+                    };
+                    if summary.stopped {
+                        continue;
+                    }
+                    summary.delivered += 1;
+                    summary.bytes += message.bytes.len() as u64;
+                    if on_message(message).await.is_break() {
+                        summary.stopped = true;
+                    }
                 }
             }
             Ok(())
@@ -497,6 +478,18 @@ impl Session {
 
     /// Whether a fetch of `uids` has nothing to ask: an empty set, or any set in an empty
     /// folder (some servers answer `1:*` in an empty folder with BAD instead of nothing).
+    /// The command line asking for the part of message `uid` that starts at `origin`; its tag
+    /// joins `tags`.
+    fn part_request(&mut self, uid: u32, origin: u32, tags: &mut Vec<Tag<'static>>) -> Vec<u8> {
+        let tag = self.tag();
+        let line = format!(
+            "{} UID FETCH {uid} (UID BODY.PEEK[]<{origin}.{BODY_PART}>)\r\n",
+            tag.as_ref()
+        );
+        tags.push(tag);
+        line.into_bytes()
+    }
+
     fn nothing_to_fetch(&self, uids: &UidSet, operation: &'static str) -> Result<bool, ImapError> {
         let selected = self.require_selected(operation)?;
         Ok(uids.is_empty() || selected.status.messages == 0)

@@ -13,10 +13,6 @@ use domain::secret::Secret;
 
 use crate::{ImapError, ImapMailboxes, Session, UidSet};
 
-fn code_name(e: &ImapError) -> Option<String> {
-    e.code().map(|c| format!("{c:?}").to_ascii_uppercase())
-}
-
 /// A wait the server's text asks for: "try again in 30 seconds", "retry after 2 minutes".
 fn retry_hint(text: &str) -> Option<Duration> {
     let lower = text.to_ascii_lowercase();
@@ -58,14 +54,10 @@ pub fn to_mailbox_error(e: ImapError) -> MailboxError {
         | ImapError::Broken
         | ImapError::Refused(_) => MailboxError::Connection(text),
         ImapError::No { .. } => {
-            let code = code_name(&e).unwrap_or_default();
+            let code = e.code_name().unwrap_or_default();
             if code.contains("TRYCREATE") || code.contains("NONEXISTENT") {
                 MailboxError::FolderNotFound(text)
-            } else if code.contains("UNAVAILABLE")
-                || code.contains("INUSE")
-                || code.contains("THROTTLED")
-                || code.contains("LIMIT") && !code.contains("APPEND")
-            {
+            } else if crate::error::is_temporary_code(&code) {
                 // RFC 5530: temporary conditions; a server asking us to slow down says so here,
                 // sometimes with how long to wait in the text.
                 MailboxError::Throttled {
