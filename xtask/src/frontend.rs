@@ -20,6 +20,11 @@ pub struct Built {
 
 /// `cargo xtask run`: tools, frontend, then `mailferry serve` in place of this process.
 pub fn run(ctx: &Ctx, args: &[String]) -> Result<()> {
+    // `cargo xtask run -- --data-dir x` and `cargo xtask run --data-dir x` mean the same.
+    let args = match args.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => args,
+    };
     let built = build(ctx)?;
     step(format!(
         "starting `mailferry serve {}` (frontend: {})",
