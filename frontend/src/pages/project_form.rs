@@ -183,7 +183,7 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                 { connector(state, Side::Source) }
                 { connector(state, Side::Target) }
             </div>
-            <details class="card" open={!s.include.is_empty() || !s.exclude.is_empty() || !s.folder_map.is_empty() || !s.max_size_mb.is_empty()}>
+            <details class="card" open={!s.include.is_empty() || !s.exclude.is_empty() || !s.folder_map.is_empty() || !s.max_size_mb.is_empty() || s.remove_deleted}>
                 <summary><h2 class="inline">{ "What to copy" }</h2><span class="muted small">{ " — all folders unless you say otherwise" }</span></summary>
                 <TextArea
                     id={Field::Include.id()}
