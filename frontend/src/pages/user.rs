@@ -13,7 +13,7 @@ use crate::state::project::action_label;
 use crate::state::user_detail::{
     UserDetailAction, UserDetailState, VerifySummary, actions_for, skipped_items,
 };
-use contract::{FolderView, UserDetail, UserState};
+use contract::{BulkAction, FolderView, UserDetail, UserState};
 use uuid::Uuid;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -149,7 +149,10 @@ fn overview(state: &Handle, detail: &UserDetail, project: Uuid) -> Html {
                 { if u.has_credentials { " · passwords stored" } else { " · no passwords stored yet" } }
             </p>
             <div class="form-actions" role="group" aria-label="Actions on this user">
-                { for actions_for(u.state).into_iter().map(button) }
+                { for actions_for(u.state)
+                    .into_iter()
+                    .filter(|a| *a != BulkAction::RetrySkipped || state.has_retryable_skips())
+                    .map(button) }
             </div>
             if let Some((ok, text)) = &state.notice {
                 { alert(if *ok { AlertKind::Success } else { AlertKind::Error }, text.clone()) }

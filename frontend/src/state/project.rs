@@ -131,6 +131,7 @@ pub fn action_label(a: BulkAction) -> &'static str {
         BulkAction::Pause => "Pause",
         BulkAction::Retry => "Retry",
         BulkAction::Delta => "Delta pass",
+        BulkAction::RetrySkipped => "Retry skipped",
         BulkAction::MarkVerified => "Mark verified",
         BulkAction::Delete => "Delete",
     }
@@ -144,18 +145,20 @@ pub fn action_path(a: BulkAction) -> &'static str {
         BulkAction::Pause => "pause",
         BulkAction::Retry => "retry",
         BulkAction::Delta => "delta",
+        BulkAction::RetrySkipped => "retry_skipped",
         BulkAction::MarkVerified => "mark_verified",
         BulkAction::Delete => "delete",
     }
 }
 
 /// The actions the bulk toolbar offers, in order.
-pub const BULK_ACTIONS: [BulkAction; 6] = [
+pub const BULK_ACTIONS: [BulkAction; 7] = [
     BulkAction::Start,
     BulkAction::ResendInvite,
     BulkAction::Pause,
     BulkAction::Retry,
     BulkAction::Delta,
+    BulkAction::RetrySkipped,
     BulkAction::MarkVerified,
 ];
 

@@ -166,14 +166,25 @@ pub fn actions_for(state: UserState) -> Vec<BulkAction> {
         UserState::New => vec![A::Start],
         UserState::EmailSent => vec![A::ResendInvite, A::Start],
         UserState::Scheduled | UserState::Working => vec![A::Pause],
-        UserState::Completed => vec![A::MarkVerified, A::Delta],
-        UserState::Verified => vec![A::Delta],
-        UserState::Failed => vec![A::Retry, A::ResendInvite],
+        UserState::Completed => vec![A::MarkVerified, A::Delta, A::RetrySkipped],
+        UserState::Verified => vec![A::Delta, A::RetrySkipped],
+        UserState::Failed => vec![A::Retry, A::ResendInvite, A::RetrySkipped],
         UserState::Paused => vec![A::Start, A::Retry],
     }
 }
 
 impl UserDetailState {
+    /// Whether a retry could copy something a pass skipped (the project's own rules are not
+    /// retried: changing them is the admin's fix).
+    pub fn has_retryable_skips(&self) -> bool {
+        self.detail.as_ref().is_some_and(|d| {
+            d.folders
+                .iter()
+                .flat_map(|f| &f.skipped)
+                .any(|i| i.cause.is_retryable())
+        })
+    }
+
     pub fn poll_delay_ms(&self) -> Option<u32> {
         if self.signed_out || self.missing {
             return None;
@@ -260,6 +271,7 @@ mod tests {
                     uid: i as u32 + 1,
                     size: 60_000_000,
                     reason: "larger than the limit".into(),
+                    cause: contract::SkipCause::TargetRefused,
                 })
                 .collect(),
             done: target.is_some(),
@@ -385,6 +397,9 @@ mod tests {
             UserState::Verified
         );
         assert_eq!(state.notice, Some((true, "Mark verified: done".into())));
-        assert_eq!(actions_for(UserState::Verified), vec![BulkAction::Delta]);
+        assert_eq!(
+            actions_for(UserState::Verified),
+            vec![BulkAction::Delta, BulkAction::RetrySkipped]
+        );
     }
 }

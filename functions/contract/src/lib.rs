@@ -345,6 +345,29 @@ pub struct SkippedItem {
     pub uid: u32,
     pub size: u64,
     pub reason: String,
+    /// Why it was left out, so "retry skipped" knows what a retry can change.
+    #[serde(default)]
+    pub cause: SkipCause,
+}
+
+/// Why a message was not copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipCause {
+    /// The project's own rules leave it out (size limit, date range); a retry skips it again.
+    Policy,
+    /// The target refused this one message (too large for it, malformed).
+    #[default]
+    TargetRefused,
+    /// The source server could not return it (a FETCH that failed for this message).
+    SourceUnreadable,
+}
+
+impl SkipCause {
+    /// Whether retrying can change the outcome without the admin changing the project.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, SkipCause::Policy)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -398,6 +421,8 @@ pub enum BulkAction {
     Pause,
     Retry,
     Delta,
+    /// Copy again the messages a pass skipped because a server refused or failed them.
+    RetrySkipped,
     MarkVerified,
     Delete,
 }

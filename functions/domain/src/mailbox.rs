@@ -75,13 +75,124 @@ pub struct AppendItem {
 pub enum AppendOutcome {
     /// Stored; the UID when the server reports it (UIDPLUS).
     Appended { uid: Option<u32> },
-    /// The server refused this message (too large, bad MIME, …): skip it with this reason.
+    /// The server refused this one message (too large, bad MIME, …): skip it with this reason.
     Rejected { reason: String },
+    /// The server refused for now (throttled, busy): not stored; try again after the wait it
+    /// asked for. Never a skip.
+    Deferred {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The target mailbox is full: not stored, and nothing more will fit until someone makes
+    /// room. Never a skip.
+    TargetFull { reason: String },
+}
+
+impl AppendOutcome {
+    /// Sorts a server's refusal of one APPEND into what the engine does about it, from the
+    /// response code (`OVERQUOTA`, `THROTTLED`, …, upper-case, without brackets) and the text.
+    ///
+    /// - `OVERQUOTA` (RFC 5530; Dovecot, Cyrus, Gmail) is a full mailbox, unless the text says
+    ///   the message alone is too large.
+    /// - `UNAVAILABLE`, `INUSE`, `THROTTLED` (RFC 5530 and common practice) and throttling texts
+    ///   (Exchange Online: "Request is throttled. Suggested Backoff Time: N milliseconds";
+    ///   Gmail: "Too many simultaneous …"/"try again later") are temporary.
+    /// - Anything else, `LIMIT` and `TOOBIG` included (Dovecot's `[LIMIT] Mail size is too
+    ///   large`), is about this message: it is skipped with the server's words.
+    pub fn from_refusal(code: Option<&str>, text: &str) -> AppendOutcome {
+        let code = code.unwrap_or_default().to_ascii_uppercase();
+        let lower = text.to_ascii_lowercase();
+        let message_too_large = ["too large", "too big", "size limit", "message size"]
+            .iter()
+            .any(|w| lower.contains(w));
+        if code == "OVERQUOTA" && !message_too_large
+            || [
+                "mailbox is full",
+                "mailbox full",
+                "quota exceeded",
+                "over quota",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+                && !message_too_large
+        {
+            return AppendOutcome::TargetFull {
+                reason: text.to_owned(),
+            };
+        }
+        if matches!(
+            code.as_str(),
+            "UNAVAILABLE" | "INUSE" | "THROTTLED" | "SERVERBUG"
+        ) || is_throttling_text(&lower)
+        {
+            return AppendOutcome::Deferred {
+                reason: text.to_owned(),
+                retry_after: retry_hint(text),
+            };
+        }
+        AppendOutcome::Rejected {
+            reason: text.to_owned(),
+        }
+    }
+}
+
+/// Words servers use when they ask a client to slow down or come back later.
+pub fn is_throttling_text(lower: &str) -> bool {
+    [
+        "throttl",
+        "try again later",
+        "too many simultaneous",
+        "too many connections",
+        "server busy",
+        "temporarily unavailable",
+        "suggested backoff",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+}
+
+/// A wait a server's text asks for: "try again in 30 seconds", "retry after 2 minutes",
+/// Exchange Online's "Suggested Backoff Time: 1500 milliseconds".
+pub fn retry_hint(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let unit_millis = |unit: &str| -> Option<u64> {
+        Some(match unit {
+            "ms" | "msec" | "millisecond" | "milliseconds" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+            "min" | "mins" | "minute" | "minutes" => 60_000,
+            "hour" | "hours" => 3_600_000,
+            _ => return None,
+        })
+    };
+    let after_words = words.windows(3).find_map(|w| {
+        if !matches!(w[0], "in" | "after" | "time") {
+            return None;
+        }
+        let n: u64 = w[1].parse().ok()?;
+        Some(Duration::from_millis(n.saturating_mul(unit_millis(w[2])?)))
+    });
+    after_words
+}
+
+/// What a body fetch could not deliver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// The server's text when the FETCH ended in NO after delivering only some of the messages
+    /// (Gmail: "Some messages could not be FETCHed"; Exchange: "could not be converted to
+    /// RFC-822"). The caller finds which are missing by what its sink did not receive.
+    pub server_error: Option<String>,
 }
 
 /// Why a mailbox operation failed, and whether a retry may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailboxError {
+    /// The target mailbox is full (a whole command was refused with `[OVERQUOTA]`).
+    #[error("the target mailbox is full: {0}")]
+    TargetFull(String),
     /// The connection dropped, timed out, or the server is restarting: retry with backoff.
     #[error("connection problem: {0}")]
     Connection(String),
@@ -136,12 +247,13 @@ pub trait MailSession: Send {
     /// Metadata of messages whose flags changed after `modseq` (CONDSTORE).
     async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Vec<MessageMeta>, MailboxError>;
     /// Bytes of these messages, fetched pipelined and handed over one by one in UID order so a
-    /// caller can append while the rest downloads. Messages that vanished are left out.
+    /// caller can append while the rest downloads. Messages that vanished are left out, and so
+    /// are messages the server could not return: the report carries its reason.
     async fn fetch_bodies(
         &mut self,
         uids: &[u32],
         sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
-    ) -> Result<(), MailboxError>;
+    ) -> Result<FetchReport, MailboxError>;
     /// Creates a folder (and its parents); an existing folder is not an error.
     async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError>;
     async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError>;

@@ -342,6 +342,10 @@ pub struct FolderState {
     /// at the source. Older checkpoints have none.
     #[serde(default)]
     pub copies: CopyMap,
+    /// The pass in which the copy map was rebuilt by identity (after the source renumbered
+    /// the folder, or for a retry of skipped messages): that pass removes nothing.
+    #[serde(default)]
+    pub map_rebuilt_in_pass: Option<u32>,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]

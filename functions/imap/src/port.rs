@@ -8,32 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Endpoint;
-use domain::mailbox::{self as port, MailSession, MailboxConnector, MailboxError};
+use domain::mailbox::{self as port, MailSession, MailboxConnector, MailboxError, retry_hint};
 use domain::secret::Secret;
 
 use crate::{ImapError, ImapMailboxes, Session, UidSet};
-
-/// A wait the server's text asks for: "try again in 30 seconds", "retry after 2 minutes".
-fn retry_hint(text: &str) -> Option<Duration> {
-    let lower = text.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    words.windows(3).find_map(|w| {
-        if !matches!(w[0], "in" | "after") {
-            return None;
-        }
-        let n: u64 = w[1].parse().ok()?;
-        let unit = match w[2] {
-            "s" | "sec" | "secs" | "second" | "seconds" => 1,
-            "min" | "mins" | "minute" | "minutes" => 60,
-            "hour" | "hours" => 3600,
-            _ => return None,
-        };
-        Some(Duration::from_secs(n.saturating_mul(unit)))
-    })
-}
 
 /// Classifies an IMAP failure for the engine's retry decisions.
 pub fn to_mailbox_error(e: ImapError) -> MailboxError {
@@ -230,7 +208,7 @@ impl MailSession for ImapMailSession {
         &mut self,
         uids: &[u32],
         sink: &mut (dyn FnMut(port::FetchedMessage) -> Result<(), MailboxError> + Send),
-    ) -> Result<(), MailboxError> {
+    ) -> Result<port::FetchReport, MailboxError> {
         let mut failure: Option<MailboxError> = None;
         let summary = self
             .session
@@ -253,13 +231,22 @@ impl MailSession for ImapMailSession {
         if let Some(e) = failure {
             return Err(e);
         }
-        if let Some(text) = summary.server_error
-            && summary.delivered == 0
-            && !uids.is_empty()
+        // A FETCH that ended in NO because the server is busy is throttling; any other NO
+        // (some messages could not be read) leaves the missing ones to the engine, which
+        // retries them and lists what still fails with this text.
+        if let Some(text) = &summary.server_error
+            && (retry_hint(text).is_some()
+                || domain::mailbox::is_throttling_text(&text.to_ascii_lowercase())
+                || crate::error::is_temporary_code(&text.to_ascii_uppercase()))
         {
-            return Err(MailboxError::Refused(text));
+            return Err(MailboxError::Throttled {
+                message: text.clone(),
+                retry_after: retry_hint(text),
+            });
         }
-        Ok(())
+        Ok(port::FetchReport {
+            server_error: summary.server_error,
+        })
     }
 
     async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
@@ -299,8 +286,8 @@ impl MailSession for ImapMailSession {
             .into_iter()
             .map(|o| match o {
                 crate::AppendOutcome::Appended { uid, .. } => port::AppendOutcome::Appended { uid },
-                crate::AppendOutcome::Rejected { text, .. } => {
-                    port::AppendOutcome::Rejected { reason: text }
+                crate::AppendOutcome::Rejected { text, code } => {
+                    port::AppendOutcome::from_refusal(code.as_deref(), &text)
                 }
             })
             .collect())

@@ -66,6 +66,11 @@ pub struct CopyArgs {
     /// (only copies this command made; other mail on the target is never touched).
     #[arg(long)]
     pub remove_deleted: bool,
+    /// On a rerun, try again the messages an earlier run skipped because a server refused or
+    /// could not return them (the folders holding them are compared with the target again,
+    /// so nothing is copied twice).
+    #[arg(long)]
+    pub retry_skipped: bool,
     /// Ask the servers for COMPRESS=DEFLATE when they offer it (pays on slow links; on a fast
     /// network compressing costs more than it saves).
     #[arg(long)]
@@ -330,7 +335,20 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             user.target_email
         );
     }
+    let retry_skipped = args.retry_skipped
+        && matches!(
+            user.state,
+            UserState::Completed | UserState::Verified | UserState::Failed | UserState::Paused
+        )
+        && app
+            .deps()
+            .store
+            .list_folders(user.id)
+            .await?
+            .iter()
+            .any(|f| f.skipped.iter().any(|i| i.cause.is_retryable()));
     let action = match user.state {
+        _ if retry_skipped => Some(contract::BulkAction::RetrySkipped),
         UserState::Completed | UserState::Verified => Some(contract::BulkAction::Delta),
         UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused => {
             Some(contract::BulkAction::Start)

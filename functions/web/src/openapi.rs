@@ -132,7 +132,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "post",
         "/api/admin/projects/{id}/users/actions/{action}",
-        "Bulk action (start, resend_invite, pause, retry, delta, mark_verified, delete) on selected or all users",
+        "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, delete) on selected or all users",
         Some("Selection"),
         "BulkResult",
         true,

@@ -486,6 +486,7 @@ impl App {
                 self.schedule(user, Transition::Delta, |u| u.pass += 1)
                     .await?
             }
+            BulkAction::RetrySkipped => self.retry_skipped(user).await?,
             BulkAction::MarkVerified => self.transition(user, Transition::Verify, |_| {}).await?,
             BulkAction::Delete => {
                 self.deps.store.delete_user(user.id).await?;

@@ -1,0 +1,264 @@
+//! The copy engine's decisions about one chunk, from plain values: how a folder is cut into
+//! chunks, which messages the project's rules leave out, and what the target's answers to an
+//! APPEND mean for the chunk (copied, skipped, wait and retry, or stop because the target is
+//! full). The I/O around them lives in `folder.rs`.
+
+use std::time::Duration;
+
+use contract::{SkipCause, SkippedItem};
+
+use crate::mailbox::{AppendOutcome, MessageMeta};
+use crate::model::CopyOptions;
+
+/// Splits metas into chunks of at most `max_messages` and `max_bytes` (a larger message is a
+/// chunk of its own).
+pub(crate) fn chunk(
+    metas: &[MessageMeta],
+    max_messages: usize,
+    max_bytes: u64,
+) -> Vec<&[MessageMeta]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, m) in metas.iter().enumerate() {
+        let count = i - start;
+        if count > 0 && (count >= max_messages || bytes + m.size > max_bytes) {
+            out.push(&metas[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += m.size;
+    }
+    if start < metas.len() {
+        out.push(&metas[start..]);
+    }
+    out
+}
+
+/// The project's own reason to leave a message out, if any.
+pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<SkippedItem> {
+    let reason = if options.max_message_bytes.is_some_and(|max| m.size > max) {
+        "larger than the project's maximum message size"
+    } else if options.since.is_some_and(|t| m.internaldate < t)
+        || options.before.is_some_and(|t| m.internaldate >= t)
+    {
+        "outside the project's date range"
+    } else {
+        return None;
+    };
+    Some(SkippedItem {
+        uid: m.uid,
+        size: m.size,
+        reason: reason.into(),
+        cause: SkipCause::Policy,
+    })
+}
+
+/// What the target's answers to one chunk's APPEND mean.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// `(source UID, size, target UID when reported)` of the stored messages.
+    pub appended: Vec<(u32, u64, Option<u32>)>,
+    /// Messages the target refused for good.
+    pub skipped: Vec<SkippedItem>,
+    /// The target asked to wait (the longest wait it named, if any): the chunk is not done.
+    pub deferred: Option<Option<Duration>>,
+    /// The target mailbox is full, with the server's words: the chunk is not done.
+    pub full: Option<String>,
+}
+
+impl Settled {
+    /// Whether every message of the chunk has its final outcome (copied or skipped). When not,
+    /// the chunk's in-flight mark stays, and the next attempt finds on the target what this
+    /// one stored before appending the rest.
+    pub fn is_final(&self) -> bool {
+        self.deferred.is_none() && self.full.is_none()
+    }
+}
+
+/// Pairs each fetched message with the target's answer for it.
+pub(crate) fn settle(fetched: &[MessageMeta], outcomes: Vec<AppendOutcome>) -> Settled {
+    let mut settled = Settled::default();
+    for (m, outcome) in fetched.iter().zip(outcomes) {
+        match outcome {
+            AppendOutcome::Appended { uid } => settled.appended.push((m.uid, m.size, uid)),
+            AppendOutcome::Rejected { reason } => settled.skipped.push(SkippedItem {
+                uid: m.uid,
+                size: m.size,
+                reason: format!("the target refused it: {reason}"),
+                cause: SkipCause::TargetRefused,
+            }),
+            AppendOutcome::Deferred { retry_after, .. } => {
+                let longest = settled.deferred.flatten().max(retry_after);
+                settled.deferred = Some(longest.or(retry_after));
+            }
+            AppendOutcome::TargetFull { reason } => {
+                settled.full.get_or_insert(reason);
+            }
+        }
+    }
+    settled
+}
+
+/// "4,365": counts in messages people read.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, size: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size,
+            flags: vec![],
+            internaldate: time::OffsetDateTime::UNIX_EPOCH,
+            modseq: None,
+            message_id: None,
+        }
+    }
+
+    #[test]
+    fn chunks_respect_count_and_bytes() {
+        let metas = vec![
+            meta(1, 10),
+            meta(2, 10),
+            meta(3, 100),
+            meta(4, 10),
+            meta(5, 10),
+        ];
+        let c = chunk(&metas, 2, 50);
+        let uids: Vec<Vec<u32>> = c
+            .iter()
+            .map(|c| c.iter().map(|m| m.uid).collect())
+            .collect();
+        assert_eq!(uids, vec![vec![1, 2], vec![3], vec![4, 5]]);
+        assert!(chunk(&[], 2, 50).is_empty());
+    }
+
+    #[test]
+    fn the_projects_rules_skip_by_size_and_date() {
+        let options = CopyOptions {
+            max_message_bytes: Some(100),
+            since: Some(time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let big = policy_skip(&options, &meta(1, 101)).expect("too big");
+        assert_eq!(big.cause, SkipCause::Policy);
+        assert!(big.reason.contains("maximum message size"));
+        assert!(
+            policy_skip(&options, &meta(2, 50))
+                .expect("too old")
+                .reason
+                .contains("date range")
+        );
+        let mut recent = meta(3, 50);
+        recent.internaldate += Duration::from_secs(60);
+        assert_eq!(policy_skip(&options, &recent), None);
+    }
+
+    #[test]
+    fn one_refused_message_is_skipped_and_the_rest_copied() {
+        let fetched = [meta(1, 10), meta(2, 20), meta(3, 30)];
+        let s = settle(
+            &fetched,
+            vec![
+                AppendOutcome::Appended { uid: Some(7) },
+                AppendOutcome::Rejected {
+                    reason: "malformed".into(),
+                },
+                AppendOutcome::Appended { uid: None },
+            ],
+        );
+        assert!(s.is_final());
+        assert_eq!(s.appended, vec![(1, 10, Some(7)), (3, 30, None)]);
+        assert_eq!(s.skipped.len(), 1);
+        assert_eq!(s.skipped[0].cause, SkipCause::TargetRefused);
+    }
+
+    #[test]
+    fn a_full_or_throttling_target_leaves_the_chunk_unfinished_and_skips_nothing_for_it() {
+        let fetched = [meta(1, 10), meta(2, 20), meta(3, 30)];
+        let s = settle(
+            &fetched,
+            vec![
+                AppendOutcome::Appended { uid: Some(7) },
+                AppendOutcome::Deferred {
+                    reason: "throttled".into(),
+                    retry_after: Some(Duration::from_millis(1500)),
+                },
+                AppendOutcome::Deferred {
+                    reason: "throttled".into(),
+                    retry_after: None,
+                },
+            ],
+        );
+        assert!(!s.is_final());
+        assert_eq!(s.deferred, Some(Some(Duration::from_millis(1500))));
+        assert!(s.skipped.is_empty());
+        let s = settle(
+            &fetched[..1],
+            vec![AppendOutcome::TargetFull {
+                reason: "[OVERQUOTA] full".into(),
+            }],
+        );
+        assert_eq!(s.full.as_deref(), Some("[OVERQUOTA] full"));
+        assert!(!s.is_final());
+    }
+
+    #[test]
+    fn refusal_texts_are_classified_by_code_and_words() {
+        use AppendOutcome as O;
+        let full = O::from_refusal(
+            Some("OVERQUOTA"),
+            "[OVERQUOTA] Quota exceeded (mailbox for user is full)",
+        );
+        assert!(matches!(full, O::TargetFull { .. }));
+        let exchange = O::from_refusal(
+            None,
+            "Request is throttled. Suggested Backoff Time: 1500 milliseconds",
+        );
+        assert_eq!(
+            exchange,
+            O::Deferred {
+                reason: "Request is throttled. Suggested Backoff Time: 1500 milliseconds".into(),
+                retry_after: Some(Duration::from_millis(1500)),
+            }
+        );
+        assert!(matches!(
+            O::from_refusal(Some("THROTTLED"), "[THROTTLED] try again in 30 seconds"),
+            O::Deferred { retry_after: Some(d), .. } if d == Duration::from_secs(30)
+        ));
+        // Dovecot's per-message size limit is about this message, not the mailbox.
+        assert!(matches!(
+            O::from_refusal(Some("LIMIT"), "[LIMIT] Mail size is too large"),
+            O::Rejected { .. }
+        ));
+        assert!(matches!(
+            O::from_refusal(Some("OVERQUOTA"), "[OVERQUOTA] Message too large for quota"),
+            O::Rejected { .. }
+        ));
+        assert!(matches!(
+            O::from_refusal(None, "Message rejected: malformed header"),
+            O::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4365), "4,365");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

@@ -1,0 +1,142 @@
+//! Delta passes on a folder already copied: flag changes made at the source since the last
+//! pass, and (when the project asks for it) removal of the copies of messages deleted at the
+//! source since they were copied.
+
+use std::collections::HashSet;
+
+use crate::error::AppError;
+use crate::mailbox::MessageMeta;
+use crate::model::*;
+
+use super::{App, Sessions, Stop, mailbox_err};
+
+impl App {
+    /// Removes from the target the copies of messages deleted at the source since they were
+    /// copied: the source UIDs in the folder's copy map that the source no longer has. Only
+    /// copies this engine made and whose target UID it knows are candidates, so mail that
+    /// reached the target another way (new mail after the MX switch) is never touched. A
+    /// target whose UIDVALIDITY changed since makes the map meaningless: nothing is removed.
+    /// The caller skips this in a pass that rebuilt the map after the source renumbered the
+    /// folder.
+    pub(super) async fn remove_deleted_at_source(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        folder: &mut FolderState,
+    ) -> Result<Result<(), Stop>, AppError> {
+        let present: HashSet<u32> = s
+            .source
+            .all_uids()
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .collect();
+        let gone: Vec<(u32, u32)> = folder
+            .copies
+            .pairs()
+            .filter(|(source, _)| !present.contains(source))
+            .collect();
+        if gone.is_empty() {
+            return Ok(Ok(()));
+        }
+        let target = s
+            .target
+            .select(&folder.target_name)
+            .await
+            .map_err(mailbox_err)?;
+        let removed = if folder.copies.target_uidvalidity == Some(target.uidvalidity) {
+            let uids: Vec<u32> = gone.iter().map(|&(_, t)| t).collect();
+            s.target.delete(&uids).await.map_err(mailbox_err)?
+        } else {
+            0
+        };
+        let sources: HashSet<u32> = gone.iter().map(|&(s, _)| s).collect();
+        let stop = self
+            .checkpoint(folder, |f| f.copies.forget(&sources))
+            .await?;
+        if removed > 0 {
+            self.log_event(
+                user,
+                format!(
+                    "{}: removed {removed} message(s) deleted at the source",
+                    folder.source_name
+                ),
+            )
+            .await;
+        }
+        Ok(stop)
+    }
+
+    /// Copies flag changes made at the source since `since` onto the matching target messages:
+    /// the copy the folder's map names (exact even on servers that rewrite messages), else the
+    /// message with that Message-ID and INTERNALDATE, the one of the same size first.
+    pub(super) async fn sync_flags(
+        &self,
+        s: &mut Sessions,
+        folder: &FolderState,
+        since: u64,
+    ) -> Result<(), AppError> {
+        let changed = s
+            .source
+            .fetch_changed_since(since)
+            .await
+            .map_err(mailbox_err)?;
+        let changed: Vec<MessageMeta> = changed
+            .into_iter()
+            .filter(|m| m.uid <= folder.last_uid)
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let target = s
+            .target
+            .select(&folder.target_name)
+            .await
+            .map_err(mailbox_err)?;
+        let map: std::collections::HashMap<u32, u32> =
+            if folder.copies.target_uidvalidity == Some(target.uidvalidity) {
+                folder.copies.pairs().collect()
+            } else {
+                Default::default()
+            };
+        for m in changed {
+            let copy = match map.get(&m.uid) {
+                Some(&t) => s
+                    .target
+                    .fetch_meta(t, t)
+                    .await
+                    .map_err(mailbox_err)?
+                    .into_iter()
+                    .find(|c| c.uid == t),
+                None => match &m.message_id {
+                    Some(id) => {
+                        let candidates =
+                            s.target.find_by_message_id(id).await.map_err(mailbox_err)?;
+                        let same_date = |c: &&MessageMeta| {
+                            c.internaldate.unix_timestamp() == m.internaldate.unix_timestamp()
+                        };
+                        candidates
+                            .iter()
+                            .filter(same_date)
+                            .find(|c| c.size == m.size)
+                            .or_else(|| candidates.iter().find(same_date))
+                            .cloned()
+                    }
+                    None => None,
+                },
+            };
+            let Some(t) = copy else { continue };
+            let mut want = m.flags.clone();
+            want.sort();
+            let mut have = t.flags.clone();
+            have.sort();
+            if want != have {
+                s.target
+                    .set_flags(t.uid, &m.flags)
+                    .await
+                    .map_err(mailbox_err)?;
+            }
+        }
+        Ok(())
+    }
+}

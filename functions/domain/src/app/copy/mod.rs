@@ -1,0 +1,460 @@
+//! The copy engine: `Plan` lists and maps a user's folders and fans out one `Copy` job per
+//! folder (`plan.rs`); `Copy` streams one folder from source to target in chunks,
+//! checkpointing after each (`folder.rs`); delta passes carry flag changes and removals
+//! (`delta.rs`). The decisions — chunks, the project's rules, what a server's answer means,
+//! which target message is the copy of which source message — are plain functions
+//! (`decide.rs`, `identity.rs`) tested with plain values.
+//!
+//! Exactly once on the target, with at-least-once queues and crashes:
+//! - a worker copies a folder only while it holds the folder's lease (a version-checked write,
+//!   renewed at every checkpoint), so two deliveries of one job never append at the same time;
+//! - before appending a chunk it records the chunk's source UID range and the target folder's
+//!   UIDNEXT (`InFlight`); after the append it records the new `last_uid` and clears the mark;
+//! - a resume that finds the mark compares the source messages of that range with the target
+//!   messages at or above the recorded UIDNEXT as multisets, by an identity that survives
+//!   servers which rewrite messages (`identity.rs`), and appends only what is missing, so exact
+//!   duplicates on the source stay duplicates on the target, once.
+//!
+//! Nothing passes silently: a message the target refuses, or the source cannot return, is
+//! listed with the server's words (and can be retried); a target that throttles is waited for;
+//! a full target stops the user with the number of messages left, resumable by Retry.
+//!
+//! The source is only ever EXAMINEd and read with BODY.PEEK: it is never modified.
+
+mod decide;
+mod delta;
+mod folder;
+pub(crate) mod identity;
+mod plan;
+mod recovery;
+
+use std::time::{Duration, Instant};
+
+use contract::UserState;
+use contract::jobs::Job;
+
+use crate::error::AppError;
+use crate::mailbox::{MailSession, MailboxError};
+use crate::model::*;
+use crate::ports::OutgoingMail;
+use crate::secret::Secret;
+use crate::state::Transition;
+
+use super::projects::{Side, admin_password_aad, login_for};
+use super::{App, JobOutcome};
+
+pub(crate) use folder::begin_rescan;
+
+/// Why a copy job stopped early.
+enum Stop {
+    /// Another worker holds the folder or took it over: leave it to them.
+    LeaseLost,
+    /// The budget is nearly spent: a continuation was queued.
+    OutOfTime,
+    /// The target mailbox is full (the server's words): the user stops until the admin
+    /// retries.
+    TargetFull(String),
+}
+
+fn mailbox_err(e: MailboxError) -> AppError {
+    match e {
+        MailboxError::Throttled {
+            message,
+            retry_after,
+        } => AppError::Throttled {
+            message: format!("the server is throttling: {message}"),
+            retry_after,
+        },
+        other => AppError::Upstream(other.to_string()),
+    }
+}
+
+/// How long a folder waits after the server throttled it: the server's hint when it gave one,
+/// a minute otherwise, at least 5 s and at most 15 minutes (the longest SQS delivery delay).
+pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
+    hint.unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_secs(5), Duration::from_secs(900))
+}
+
+/// Both sessions of a copy job.
+struct Sessions {
+    source: Box<dyn MailSession>,
+    target: Box<dyn MailSession>,
+}
+
+impl Sessions {
+    async fn close(self) {
+        self.source.logout().await;
+        self.target.logout().await;
+    }
+}
+
+impl App {
+    /// Runs a plan or copy job for a user that is scheduled or working on this pass.
+    pub(crate) async fn run_copy_job(
+        &self,
+        user: &MailUser,
+        job: &Job,
+        budget: Duration,
+    ) -> Result<JobOutcome, AppError> {
+        // Keep a reserve for the last checkpoint and the continuation: a quarter of the budget,
+        // at most the configured reserve.
+        let deadline = Instant::now() + budget - self.config.copy.budget_reserve.min(budget / 4);
+        let result = match job {
+            Job::Plan { .. } => self.plan(user).await,
+            Job::Copy {
+                folder, attempt, ..
+            } => self.copy_folder(user, folder, *attempt, deadline).await,
+        };
+        match result {
+            Err(AppError::Upstream(m)) if m.starts_with("the login was rejected") => {
+                // Retrying cannot help until someone fixes the password: fail the user visibly.
+                self.fail_user(user.id, m).await?;
+                Ok(JobOutcome::Done)
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) async fn fail_user(&self, id: UserId, reason: String) -> Result<(), AppError> {
+        for _ in 0..5 {
+            let Some(current) = self.deps.store.get_user(id).await? else {
+                return Ok(());
+            };
+            if Transition::Fail.apply(current.state).is_none() {
+                return Ok(());
+            }
+            match self
+                .transition(&current, Transition::Fail, |u| {
+                    u.last_error = Some(reason.clone())
+                })
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(AppError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens logged-in sessions on both sides with the project's credentials for this user.
+    async fn open_sessions(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<Sessions, AppError> {
+        let creds = self.credentials(user.id).await?.unwrap_or_default();
+        let timeout = self.config.copy.command_timeout;
+        let mut sessions = Vec::with_capacity(2);
+        for (side, connector, email, per_user) in [
+            (
+                Side::Source,
+                &project.source,
+                &user.source_email,
+                creds.source_password.clone(),
+            ),
+            (
+                Side::Target,
+                &project.target,
+                &user.target_email,
+                creds.target_password.clone(),
+            ),
+        ] {
+            let password = match &connector.auth {
+                ConnectorAuth::Admin { password, .. } => {
+                    let plain = self
+                        .deps
+                        .vault
+                        .open(password, &admin_password_aad(project.id, side))
+                        .await?;
+                    Secret::new(String::from_utf8(plain).map_err(AppError::internal)?)
+                }
+                ConnectorAuth::PerUser => Secret::new(per_user.ok_or_else(|| {
+                    AppError::Upstream(format!(
+                        "the login was rejected: no {} password is stored",
+                        side.as_str()
+                    ))
+                })?),
+            };
+            let login = login_for(connector, email);
+            let session = self
+                .deps
+                .connector
+                .open(&connector.endpoint(), &login, &password, timeout)
+                .await
+                .map_err(|e| match e {
+                    MailboxError::Auth(m) => AppError::Upstream(format!(
+                        "the login was rejected: {} server: {m}",
+                        side.as_str()
+                    )),
+                    other => mailbox_err(other),
+                })?;
+            sessions.push(session);
+        }
+        let target = sessions
+            .pop()
+            .ok_or_else(|| AppError::internal("no target session"))?;
+        let source = sessions
+            .pop()
+            .ok_or_else(|| AppError::internal("no source session"))?;
+        Ok(Sessions { source, target })
+    }
+
+    /// Lists and maps the folders, creates them on the target, records a checkpoint per folder
+    /// conflicts (several folders of one user report at once).
+    pub(super) async fn update_progress(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut contract::Progress),
+    ) -> Result<(), AppError> {
+        for _ in 0..20 {
+            let Some(current) = self.deps.store.get_user(id).await? else {
+                return Ok(());
+            };
+            let mut next = current.clone();
+            change(&mut next.progress);
+            if next.progress == current.progress {
+                return Ok(());
+            }
+            next.version = current.version + 1;
+            next.updated_at = self.deps.clock.now();
+            match self.deps.store.update_user(&next, current.version).await {
+                Ok(()) => return Ok(()),
+                Err(crate::error::StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict(
+            "the user record is too busy; retrying".into(),
+        ))
+    }
+
+    /// as a new delivery, so throttling never counts toward the dead-letter limit.
+    pub(super) async fn continue_after_throttling(
+        &self,
+        user: &MailUser,
+        source_name: &str,
+        attempt: u32,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<JobOutcome, AppError> {
+        let delay = throttle_delay(retry_after);
+        let _ = self
+            .set_last_error(
+                user.id,
+                format!(
+                    "{source_name}: {message}; continuing in {} s",
+                    delay.as_secs()
+                ),
+            )
+            .await;
+        let next = Job::Copy {
+            user_id: user.id.0,
+            pass: user.pass,
+            folder: source_name.to_owned(),
+            attempt: attempt + 1,
+        };
+        self.deps.queue.send(&next, delay).await?;
+        Ok(JobOutcome::Done)
+    }
+
+    pub(super) async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
+        let Some(current) = self.deps.store.get_user(id).await? else {
+            return Ok(());
+        };
+        let mut next = current.clone();
+        next.last_error = Some(message);
+        next.version = current.version + 1;
+        next.updated_at = self.deps.clock.now();
+        let _ = self.deps.store.update_user(&next, current.version).await;
+        Ok(())
+    }
+}
+
+impl App {
+    /// Stops a user whose target mailbox is full, saying how many messages are left: the
+    /// folders keep their checkpoints, so the admin's Retry (after making room) resumes.
+    pub(super) async fn stop_for_full_target(
+        &self,
+        user: &MailUser,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        let progress = self
+            .deps
+            .store
+            .get_user(user.id)
+            .await?
+            .map(|u| u.progress)
+            .unwrap_or_default();
+        let left = progress
+            .messages_total
+            .saturating_sub(progress.messages_done + progress.skipped);
+        self.log_event(
+            user,
+            format!("stopped: the target mailbox is full ({reason})"),
+        )
+        .await;
+        self.fail_user(
+            user.id,
+            format!(
+                "target mailbox full — {} messages left; make room or raise the quota, then retry (the server said: {reason})",
+                decide::thousands(left)
+            ),
+        )
+        .await
+    }
+
+    /// The admin's "retry skipped": every folder that skipped messages for a reason a retry
+    /// can change is rescanned (compared with the target by identity, the missing appended),
+    /// in a new pass for a finished user or the same pass for a failed or paused one.
+    pub(crate) async fn retry_skipped(&self, user: &MailUser) -> Result<MailUser, AppError> {
+        let transition = match user.state {
+            UserState::Completed | UserState::Verified => Transition::Delta,
+            UserState::Failed | UserState::Paused => Transition::Retry,
+            _ => {
+                return Err(AppError::Conflict(format!(
+                    "{} is {}; retry skipped messages when the pass has ended",
+                    user.source_email,
+                    user.state.label().to_lowercase()
+                )));
+            }
+        };
+        let retryable: Vec<FolderState> = self
+            .deps
+            .store
+            .list_folders(user.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.skipped.iter().any(|i| i.cause.is_retryable()))
+            .collect();
+        if retryable.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "{} has no skipped message a retry could copy",
+                user.source_email
+            )));
+        }
+        let pass = match transition {
+            Transition::Delta => user.pass + 1,
+            _ => user.pass,
+        };
+        let count: usize = retryable
+            .iter()
+            .map(|f| f.skipped.iter().filter(|i| i.cause.is_retryable()).count())
+            .sum();
+        for folder in &retryable {
+            let mut next = folder.clone();
+            let target_uidvalidity = folder.copies.target_uidvalidity.unwrap_or(0);
+            begin_rescan(&mut next, pass, target_uidvalidity);
+            next.version = folder.version + 1;
+            self.deps
+                .store
+                .put_folder(&next, Some(folder.version))
+                .await?;
+        }
+        self.log_event(
+            user,
+            format!(
+                "retrying {count} skipped message(s) in {} folder(s)",
+                retryable.len()
+            ),
+        )
+        .await;
+        match transition {
+            Transition::Delta => self.schedule(user, transition, |u| u.pass += 1).await,
+            _ => self.schedule(user, transition, |_| {}).await,
+        }
+    }
+
+    /// Moves the user to Completed when every folder of the pass is done, and tells the admin
+    /// (and the user, when the project asks for it) that the data is ready to verify.
+    pub(super) async fn complete_if_done(&self, id: UserId) -> Result<(), AppError> {
+        let Some(user) = self.deps.store.get_user(id).await? else {
+            return Ok(());
+        };
+        if user.state != UserState::Working {
+            return Ok(());
+        }
+        let folders = self.deps.store.list_folders(id).await?;
+        if folders.iter().any(|f| f.pass == user.pass && !f.done) {
+            return Ok(());
+        }
+        let completed = match self
+            .transition(&user, Transition::Complete, |u| {
+                u.progress.throughput_bps = None;
+                u.progress.eta_seconds = Some(0);
+            })
+            .await
+        {
+            Ok(u) => u,
+            // Another worker finished the last folder at the same moment and completed the user.
+            Err(AppError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let project = self.project(completed.project_id).await?;
+        let skipped: u64 = folders.iter().map(|f| f.skipped.len() as u64).sum();
+        let text = format!(
+            "Pass {pass} of the mailbox move {src} → {tgt} is complete: {n} messages ({b} bytes) copied, {skipped} skipped.\n\n\
+             Please check the new mailbox and the per-folder report, then mark it verified in the console.\n",
+            pass = completed.pass,
+            src = completed.source_email,
+            tgt = completed.target_email,
+            n = completed.progress.messages_done,
+            b = completed.progress.bytes_done,
+        );
+        let mut recipients = Vec::new();
+        if let Some(admin) = &project.admin_email {
+            recipients.push((admin.clone(), String::new()));
+        }
+        if project.notify_user {
+            recipients.push((
+                completed.target_email.clone(),
+                completed.display_name.clone(),
+            ));
+        }
+        for (to, to_name) in recipients {
+            let mail = OutgoingMail {
+                to,
+                to_name,
+                subject: format!("Ready to verify: {}", completed.target_email),
+                text: text.clone(),
+            };
+            if let Err(e) = self.deps.mailer.send(&mail).await {
+                tracing::warn!(user = %completed.id, error = %e, "could not send the ready-to-verify mail");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits metas into chunks of at most `max_messages` and `max_bytes` (a larger message is a
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_folder_waits_as_asked_within_bounds() {
+        assert_eq!(throttle_delay(None), Duration::from_secs(60));
+        assert_eq!(
+            throttle_delay(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(throttle_delay(Some(Duration::ZERO)), Duration::from_secs(5));
+        assert_eq!(
+            throttle_delay(Some(Duration::from_secs(7200))),
+            Duration::from_secs(900)
+        );
+        let e = mailbox_err(MailboxError::Throttled {
+            message: "[UNAVAILABLE] try again in 30 seconds".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        assert!(matches!(
+            e,
+            AppError::Throttled {
+                retry_after: Some(d),
+                ..
+            } if d == Duration::from_secs(30)
+        ));
+    }
+}
