@@ -100,6 +100,33 @@ pub(crate) fn settle(fetched: &[MessageMeta], outcomes: Vec<AppendOutcome>) -> S
     settled
 }
 
+/// Flag changes for a group of identical messages (same identity, so no way to tell which
+/// target copy belongs to which source message): the target group's flag sets are made equal to
+/// the source group's as multisets, changing as few messages as possible. Returns the target
+/// UIDs to change with their new flags.
+pub(crate) fn flag_fixes(
+    desired: &[Vec<String>],
+    targets: &[(u32, Vec<String>)],
+) -> Vec<(u32, Vec<String>)> {
+    let sorted = |f: &Vec<String>| {
+        let mut f = f.clone();
+        f.sort();
+        f
+    };
+    let mut wanted: Vec<Vec<String>> = desired.iter().map(sorted).collect();
+    let mut unmatched = Vec::new();
+    for (uid, flags) in targets {
+        let have = sorted(flags);
+        match wanted.iter().position(|w| *w == have) {
+            Some(i) => {
+                wanted.swap_remove(i);
+            }
+            None => unmatched.push(*uid),
+        }
+    }
+    unmatched.into_iter().zip(wanted).collect()
+}
+
 /// "4,365": counts in messages people read.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -252,6 +279,24 @@ mod tests {
             O::from_refusal(None, "Message rejected: malformed header"),
             O::Rejected { .. }
         ));
+    }
+
+    #[test]
+    fn identical_copies_get_the_flags_of_their_group_changing_as_few_as_possible() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The source has one copy read and flagged, one now unflagged; the target still has
+        // the old flags.
+        let fixes = flag_fixes(
+            &[f(&["\\Seen", "\\Flagged"]), f(&[])],
+            &[(7, f(&["\\Flagged", "\\Seen"])), (8, f(&["\\Flagged"]))],
+        );
+        assert_eq!(fixes, vec![(8, f(&[]))]);
+        assert!(flag_fixes(&[f(&["a"])], &[(1, f(&["a"]))]).is_empty());
+        // More target copies than source ones (kept after a deletion): the extra keep theirs.
+        assert_eq!(
+            flag_fixes(&[f(&["a"])], &[(1, f(&[])), (2, f(&["b"]))]),
+            vec![(1, f(&["a"]))]
+        );
     }
 
     #[test]

@@ -11,6 +11,40 @@ use crate::model::*;
 use super::{App, Sessions, Stop, mailbox_err};
 
 impl App {
+    /// Makes the flags of the target messages with `m`'s Message-ID and INTERNALDATE equal, as
+    /// multisets, to those of the source messages with the same identity.
+    async fn sync_group_flags(
+        &self,
+        s: &mut Sessions,
+        m: &MessageMeta,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let date = m.internaldate.unix_timestamp();
+        let same = |c: &MessageMeta| c.internaldate.unix_timestamp() == date;
+        let desired: Vec<Vec<String>> = s
+            .source
+            .find_by_message_id(id)
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .filter(|c| same(c))
+            .map(|c| c.flags)
+            .collect();
+        let targets: Vec<(u32, Vec<String>)> = s
+            .target
+            .find_by_message_id(id)
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .filter(|c| same(c))
+            .map(|c| (c.uid, c.flags))
+            .collect();
+        for (uid, flags) in super::decide::flag_fixes(&desired, &targets) {
+            s.target.set_flags(uid, &flags).await.map_err(mailbox_err)?;
+        }
+        Ok(())
+    }
+
     /// Removes from the target the copies of messages deleted at the source since they were
     /// copied: the source UIDs in the folder's copy map that the source no longer has. Only
     /// copies this engine made and whose target UID it knows are candidates, so mail that
@@ -69,7 +103,7 @@ impl App {
 
     /// Copies flag changes made at the source since `since` onto the matching target messages:
     /// the copy the folder's map names (exact even on servers that rewrite messages), else the
-    /// message with that Message-ID and INTERNALDATE, the one of the same size first.
+    /// group of messages with that Message-ID and INTERNALDATE as a whole.
     pub(super) async fn sync_flags(
         &self,
         s: &mut Sessions,
@@ -108,22 +142,14 @@ impl App {
                     .map_err(mailbox_err)?
                     .into_iter()
                     .find(|c| c.uid == t),
-                None => match &m.message_id {
-                    Some(id) => {
-                        let candidates =
-                            s.target.find_by_message_id(id).await.map_err(mailbox_err)?;
-                        let same_date = |c: &&MessageMeta| {
-                            c.internaldate.unix_timestamp() == m.internaldate.unix_timestamp()
-                        };
-                        candidates
-                            .iter()
-                            .filter(same_date)
-                            .find(|c| c.size == m.size)
-                            .or_else(|| candidates.iter().find(same_date))
-                            .cloned()
+                None => {
+                    // No map entry (no UIDPLUS, or an older copy): fix the flags of the whole
+                    // group of identical messages at once, as multisets.
+                    if let Some(id) = &m.message_id {
+                        self.sync_group_flags(s, &m, id).await?;
                     }
-                    None => None,
-                },
+                    continue;
+                }
             };
             let Some(t) = copy else { continue };
             let mut want = m.flags.clone();

@@ -152,11 +152,11 @@ impl App {
                 Ok(JobOutcome::Done)
             }
             Ok(Err(Stop::LeaseLost)) => Ok(JobOutcome::Done),
-            Ok(Err(Stop::TargetFull(reason))) => {
+            Ok(Err(Stop::TargetFull(reason, stored))) => {
                 // Nothing more fits: stop the user in a state the admin can act on. The chunk's
                 // in-flight mark stays, so the admin's Retry resumes exactly here.
                 self.release_lease(&mut folder).await;
-                self.stop_for_full_target(user, &reason).await?;
+                self.stop_for_full_target(user, &reason, stored).await?;
                 Ok(JobOutcome::Done)
             }
             Ok(Err(Stop::OutOfTime)) => {
@@ -498,7 +498,9 @@ impl App {
             if !settled.is_final() {
                 // The mark stays: the next attempt finds what this one stored.
                 if let Some(reason) = settled.full.take() {
-                    return Ok(Err(Stop::TargetFull(reason)));
+                    // What this chunk stored is counted when the retry finds it.
+                    let stored = settled.appended.len() as u64;
+                    return Ok(Err(Stop::TargetFull(reason, stored)));
                 }
                 return Err(AppError::Throttled {
                     message: "the target server asked to slow down".into(),

@@ -51,9 +51,9 @@ enum Stop {
     LeaseLost,
     /// The budget is nearly spent: a continuation was queued.
     OutOfTime,
-    /// The target mailbox is full (the server's words): the user stops until the admin
-    /// retries.
-    TargetFull(String),
+    /// The target mailbox is full (the server's words, and how many messages the unfinished
+    /// chunk stored before it filled up): the user stops until the admin retries.
+    TargetFull(String, u64),
 }
 
 fn mailbox_err(e: MailboxError) -> AppError {
@@ -279,6 +279,7 @@ impl App {
         &self,
         user: &MailUser,
         reason: &str,
+        stored_uncounted: u64,
     ) -> Result<(), AppError> {
         let progress = self
             .deps
@@ -289,7 +290,7 @@ impl App {
             .unwrap_or_default();
         let left = progress
             .messages_total
-            .saturating_sub(progress.messages_done + progress.skipped);
+            .saturating_sub(progress.messages_done + progress.skipped + stored_uncounted);
         self.log_event(
             user,
             format!("stopped: the target mailbox is full ({reason})"),

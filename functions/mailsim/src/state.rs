@@ -1,0 +1,371 @@
+//! The server's data behind its one lock: users, their folders and messages, the behaviour
+//! switches, and the counters that make crash injection and dropped connections
+//! deterministic. Everything here is synchronous; the async port lives in `session`, which
+//! never holds the lock across an `.await`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use domain::mailbox::{FolderStatus, MailboxError, MessageMeta, SpecialUse};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::behaviour::Behaviour;
+use crate::message_id::message_id;
+
+/// A message as the server stores it.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub bytes: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internaldate: OffsetDateTime,
+    pub modseq: u64,
+    /// Parsed once at store time; the bytes never change afterwards.
+    pub message_id: Option<String>,
+}
+
+/// One folder: its IMAP identity (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) and messages by UID.
+#[derive(Debug, Clone)]
+pub(crate) struct Folder {
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub messages: BTreeMap<u32, Message>,
+}
+
+impl Folder {
+    fn new(uidvalidity: u32, special_use: Option<SpecialUse>, subscribed: bool) -> Folder {
+        Folder {
+            special_use,
+            subscribed,
+            uidvalidity,
+            uidnext: 1,
+            // RFC 7162: an empty mailbox that supports modseqs reports HIGHESTMODSEQ 1.
+            highest_modseq: 1,
+            messages: BTreeMap::new(),
+        }
+    }
+
+    /// The next modseq; every change to the folder takes one, so `fetch_changed_since` sees it.
+    fn bump(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    /// Stores a message under the next UID and returns that UID.
+    pub fn store(&mut self, bytes: Vec<u8>, flags: &[String], internaldate: OffsetDateTime) -> u32 {
+        let uid = self.uidnext;
+        self.uidnext += 1;
+        let modseq = self.bump();
+        let message = Message {
+            message_id: message_id(&bytes),
+            bytes,
+            flags: clean_flags(flags),
+            internaldate: imap_date(internaldate),
+            modseq,
+        };
+        self.messages.insert(uid, message);
+        uid
+    }
+
+    /// Replaces a message's flags; false when there is no such UID. Setting the flags it
+    /// already has changes nothing, so its modseq stays (as on Dovecot).
+    pub fn set_flags(&mut self, uid: u32, flags: &[String]) -> bool {
+        let flags = clean_flags(flags);
+        let Some(current) = self.messages.get(&uid).map(|m| m.flags.clone()) else {
+            return false;
+        };
+        if same_flags(&current, &flags) {
+            return true;
+        }
+        let modseq = self.bump();
+        if let Some(m) = self.messages.get_mut(&uid) {
+            m.flags = flags;
+            m.modseq = modseq;
+        }
+        true
+    }
+
+    pub fn expunge(&mut self, uid: u32) -> bool {
+        let gone = self.messages.remove(&uid).is_some();
+        if gone {
+            self.bump();
+        }
+        gone
+    }
+
+    /// New UIDVALIDITY, UIDs 1.. in the old order: what a server does after rebuilding its
+    /// index, or a mailbox restored from backup.
+    pub fn renumber(&mut self, uidvalidity: u32) {
+        let old = std::mem::take(&mut self.messages);
+        self.messages = old
+            .into_values()
+            .zip(1u32..)
+            .map(|(m, uid)| (uid, m))
+            .collect();
+        self.uidvalidity = uidvalidity;
+        self.uidnext = u32::try_from(self.messages.len()).unwrap_or(u32::MAX - 1) + 1;
+        self.bump();
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.messages.values().map(|m| m.bytes.len() as u64).sum()
+    }
+
+    pub fn status(&self, condstore: bool) -> FolderStatus {
+        FolderStatus {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
+            highest_modseq: condstore.then_some(self.highest_modseq),
+        }
+    }
+
+    pub fn find_by_message_id(&self, id: &str) -> impl Iterator<Item = (u32, &Message)> {
+        self.messages
+            .iter()
+            .filter(move |(_, m)| m.message_id.as_deref() == Some(id))
+            .map(|(&uid, m)| (uid, m))
+    }
+}
+
+/// What the port reports about a stored message.
+pub(crate) fn meta(uid: u32, m: &Message, condstore: bool) -> MessageMeta {
+    MessageMeta {
+        uid,
+        size: m.bytes.len() as u64,
+        flags: m.flags.clone(),
+        internaldate: m.internaldate,
+        modseq: condstore.then_some(m.modseq),
+        message_id: m.message_id.clone(),
+    }
+}
+
+/// Flags as a server keeps them: `\Recent` is the server's own (never stored from a client),
+/// and a flag set twice is one flag.
+fn clean_flags(flags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(flags.len());
+    for f in flags {
+        if f.eq_ignore_ascii_case("\\Recent") || out.iter().any(|o| o.eq_ignore_ascii_case(f)) {
+            continue;
+        }
+        out.push(f.clone());
+    }
+    out
+}
+
+fn same_flags(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|f| b.iter().any(|g| g.eq_ignore_ascii_case(f)))
+}
+
+/// IMAP's INTERNALDATE has whole seconds; a date stored through IMAP loses the rest.
+fn imap_date(date: OffsetDateTime) -> OffsetDateTime {
+    date.replace_nanosecond(0).unwrap_or(date)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub password: String,
+    pub folders: BTreeMap<String, Folder>,
+}
+
+impl User {
+    pub fn stored_bytes(&self) -> u64 {
+        self.folders.values().map(Folder::bytes).sum()
+    }
+}
+
+/// A call that finished, or one the fail point stopped: the caller then never completes.
+pub(crate) enum Flow<T> {
+    Done(T),
+    Crash,
+}
+
+pub(crate) struct State {
+    pub users: BTreeMap<String, User>,
+    pub behaviour: Behaviour,
+    pub delimiter: char,
+    next_uidvalidity: u32,
+    /// Port operations so far (see `Server::ops`); the fail point is a value of this.
+    pub ops: u64,
+    pub tripped: bool,
+    trip: Arc<Notify>,
+    /// Session calls since the last dropped-connections event.
+    pub commands: u64,
+    /// Open sessions: id → login. A session not in here was dropped by the server.
+    pub sessions: BTreeMap<u64, String>,
+    pub next_session: u64,
+}
+
+pub(crate) fn connection_reset() -> MailboxError {
+    MailboxError::Connection("connection reset".into())
+}
+
+impl State {
+    pub fn new(delimiter: char, trip: Arc<Notify>) -> State {
+        State {
+            users: BTreeMap::new(),
+            behaviour: Behaviour::default(),
+            delimiter,
+            // Distinct from 1 so a test mixing up UIDs and UIDVALIDITYs notices.
+            next_uidvalidity: 1000,
+            ops: 0,
+            tripped: false,
+            trip,
+            commands: 0,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+        }
+    }
+
+    /// Counts one operation; true when the server is (now) tripped and the caller must hang.
+    pub fn tick(&mut self) -> bool {
+        if self.tripped {
+            return true;
+        }
+        self.ops += 1;
+        if self.behaviour.fail_point == Some(self.ops) {
+            self.tripped = true;
+            self.trip.notify_waiters();
+        }
+        self.tripped
+    }
+
+    /// The entry of every session call: the crash check, the operation count, the session's
+    /// liveness and the dropped-connections budget.
+    pub fn begin(&mut self, session: u64) -> Flow<Result<(), MailboxError>> {
+        if self.tick() {
+            return Flow::Crash;
+        }
+        if !self.sessions.contains_key(&session) {
+            return Flow::Done(Err(connection_reset()));
+        }
+        self.commands += 1;
+        if let Some(limit) = self.behaviour.disconnect_after_commands
+            && self.commands > u64::from(limit)
+        {
+            // The server drops every connection it has; clients reconnect and start afresh.
+            self.sessions.clear();
+            self.commands = 0;
+            return Flow::Done(Err(connection_reset()));
+        }
+        Flow::Done(Ok(()))
+    }
+
+    pub fn new_uidvalidity(&mut self) -> u32 {
+        let v = self.next_uidvalidity;
+        self.next_uidvalidity += 1;
+        v
+    }
+
+    /// INBOX is case-insensitive (RFC 3501 5.1), as the first component of a path too.
+    pub fn canonical(&self, name: &str) -> String {
+        let name = name.trim_end_matches(self.delimiter);
+        let (first, rest) = match name.find(self.delimiter) {
+            Some(i) => name.split_at(i),
+            None => (name, ""),
+        };
+        if first.eq_ignore_ascii_case("INBOX") {
+            format!("INBOX{rest}")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    pub fn user(&self, login: &str) -> Result<&User, MailboxError> {
+        self.users
+            .get(login)
+            .ok_or_else(|| MailboxError::Auth(format!("no user {login}")))
+    }
+
+    pub fn user_mut(&mut self, login: &str) -> Result<&mut User, MailboxError> {
+        self.users
+            .get_mut(login)
+            .ok_or_else(|| MailboxError::Auth(format!("no user {login}")))
+    }
+
+    pub fn folder(&self, login: &str, name: &str) -> Result<&Folder, MailboxError> {
+        let key = self.canonical(name);
+        self.user(login)?
+            .folders
+            .get(&key)
+            .ok_or_else(|| not_found(name))
+    }
+
+    pub fn folder_mut(&mut self, login: &str, name: &str) -> Result<&mut Folder, MailboxError> {
+        let key = self.canonical(name);
+        self.user_mut(login)?
+            .folders
+            .get_mut(&key)
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Creates `name` and any missing parents; returns whether `name` itself was new.
+    pub fn create_folder(
+        &mut self,
+        login: &str,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        subscribed: bool,
+    ) -> Result<bool, MailboxError> {
+        let name = self.canonical(name);
+        if name.is_empty() || name.split(self.delimiter).any(str::is_empty) {
+            return Err(MailboxError::Refused(format!(
+                "invalid folder name {name:?}"
+            )));
+        }
+        self.user(login)?;
+        let mut created = false;
+        let mut path = String::new();
+        for (i, part) in name.split(self.delimiter).enumerate() {
+            if i > 0 {
+                path.push(self.delimiter);
+            }
+            path.push_str(part);
+            let exists = self.user(login)?.folders.contains_key(&path);
+            if !exists {
+                let uidvalidity = self.new_uidvalidity();
+                let folder = Folder::new(uidvalidity, None, subscribed);
+                self.user_mut(login)?.folders.insert(path.clone(), folder);
+                created = path == name;
+            }
+        }
+        if special_use.is_some() {
+            self.folder_mut(login, &name)?.special_use = special_use;
+        }
+        Ok(created)
+    }
+
+    /// Opens a session for `login`, checking the password and the connection limit.
+    pub fn open_session(&mut self, login: &str, password: &str) -> Result<u64, MailboxError> {
+        match self.users.get(login) {
+            Some(u) if u.password == password => {}
+            _ => {
+                return Err(MailboxError::Auth(
+                    "[AUTHENTICATIONFAILED] Authentication failed.".into(),
+                ));
+            }
+        }
+        if let Some(max) = self.behaviour.max_connections {
+            let open = self.sessions.values().filter(|l| *l == login).count();
+            if open >= max as usize {
+                return Err(MailboxError::Throttled {
+                    message: "[LIMIT] Maximum number of connections from user+IP exceeded".into(),
+                    retry_after: None,
+                });
+            }
+        }
+        let id = self.next_session;
+        self.next_session += 1;
+        self.sessions.insert(id, login.to_owned());
+        Ok(id)
+    }
+}
+
+fn not_found(name: &str) -> MailboxError {
+    MailboxError::FolderNotFound(format!("[NONEXISTENT] Mailbox doesn't exist: {name}"))
+}
