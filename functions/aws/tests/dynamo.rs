@@ -276,6 +276,7 @@ fn folder(user: UserId, name: &str) -> FolderState {
         skipped: Vec::new(),
         done: false,
         copies: Default::default(),
+        map_rebuilt_in_pass: None,
         lease_owner: None,
         lease_until: None,
         version: 1,

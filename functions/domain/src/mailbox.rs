@@ -105,7 +105,7 @@ impl AppendOutcome {
         let message_too_large = ["too large", "too big", "size limit", "message size"]
             .iter()
             .any(|w| lower.contains(w));
-        if code == "OVERQUOTA" && !message_too_large
+        let mailbox_full = code == "OVERQUOTA"
             || [
                 "mailbox is full",
                 "mailbox full",
@@ -113,9 +113,8 @@ impl AppendOutcome {
                 "over quota",
             ]
             .iter()
-            .any(|w| lower.contains(w))
-                && !message_too_large
-        {
+            .any(|w| lower.contains(w));
+        if mailbox_full && !message_too_large {
             return AppendOutcome::TargetFull {
                 reason: text.to_owned(),
             };
@@ -168,14 +167,13 @@ pub fn retry_hint(text: &str) -> Option<Duration> {
             _ => return None,
         })
     };
-    let after_words = words.windows(3).find_map(|w| {
+    words.windows(3).find_map(|w| {
         if !matches!(w[0], "in" | "after" | "time") {
             return None;
         }
         let n: u64 = w[1].parse().ok()?;
         Some(Duration::from_millis(n.saturating_mul(unit_millis(w[2])?)))
-    });
-    after_words
+    })
 }
 
 /// What a body fetch could not deliver.

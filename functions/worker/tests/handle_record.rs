@@ -218,6 +218,7 @@ async fn retry_later_delays_the_message_and_keeps_it() {
         skipped: Vec::new(),
         done: false,
         copies: Default::default(),
+        map_rebuilt_in_pass: None,
         lease_owner: Some("another worker".into()),
         lease_until: Some(OffsetDateTime::now_utc() + time::Duration::seconds(60)),
         version: 1,

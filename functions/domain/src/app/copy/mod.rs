@@ -428,8 +428,6 @@ impl App {
     }
 }
 
-/// Splits metas into chunks of at most `max_messages` and `max_bytes` (a larger message is a
-
 #[cfg(test)]
 mod throttle_tests {
     use super::*;
