@@ -119,11 +119,7 @@ impl AppendOutcome {
                 reason: text.to_owned(),
             };
         }
-        if matches!(
-            code.as_str(),
-            "UNAVAILABLE" | "INUSE" | "THROTTLED" | "SERVERBUG"
-        ) || is_throttling_text(&lower)
-        {
+        if is_temporary(Some(&code), text) {
             return AppendOutcome::Deferred {
                 reason: text.to_owned(),
                 retry_after: retry_hint(text),
@@ -135,8 +131,19 @@ impl AppendOutcome {
     }
 }
 
+/// Whether a refusal (its response code, upper-case without brackets, and its text) asks the
+/// client to come back later: RFC 5530's `UNAVAILABLE`, `INUSE` and `SERVERBUG`, the common
+/// `THROTTLED`, the words servers use for it, or a wait named in the text.
+pub fn is_temporary(code: Option<&str>, text: &str) -> bool {
+    matches!(
+        code,
+        Some("UNAVAILABLE" | "INUSE" | "THROTTLED" | "SERVERBUG")
+    ) || is_throttling_text(&text.to_ascii_lowercase())
+        || retry_hint(text).is_some()
+}
+
 /// Words servers use when they ask a client to slow down or come back later.
-pub fn is_throttling_text(lower: &str) -> bool {
+fn is_throttling_text(lower: &str) -> bool {
     [
         "throttl",
         "try again later",
@@ -188,9 +195,6 @@ pub struct FetchReport {
 /// Why a mailbox operation failed, and whether a retry may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailboxError {
-    /// The target mailbox is full (a whole command was refused with `[OVERQUOTA]`).
-    #[error("the target mailbox is full: {0}")]
-    TargetFull(String),
     /// The connection dropped, timed out, or the server is restarting: retry with backoff.
     #[error("connection problem: {0}")]
     Connection(String),

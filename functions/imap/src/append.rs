@@ -185,7 +185,7 @@ fn is_missing_folder(error: &ImapError) -> bool {
 }
 
 /// The name of the response code at the start of a status text (`[LIMIT] ...` → `LIMIT`).
-fn code_name(text: &str) -> Option<String> {
+pub(crate) fn code_name(text: &str) -> Option<String> {
     let inner = text.strip_prefix('[')?;
     let end = inner.find([']', ' '])?;
     Some(inner[..end].to_owned()).filter(|name| !name.is_empty())

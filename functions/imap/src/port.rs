@@ -235,9 +235,7 @@ impl MailSession for ImapMailSession {
         // (some messages could not be read) leaves the missing ones to the engine, which
         // retries them and lists what still fails with this text.
         if let Some(text) = &summary.server_error
-            && (retry_hint(text).is_some()
-                || domain::mailbox::is_throttling_text(&text.to_ascii_lowercase())
-                || crate::error::is_temporary_code(&text.to_ascii_uppercase()))
+            && port::is_temporary(crate::append::code_name(text).as_deref(), text)
         {
             return Err(MailboxError::Throttled {
                 message: text.clone(),

@@ -61,8 +61,8 @@ pub(crate) struct Settled {
     pub appended: Vec<(u32, u64, Option<u32>)>,
     /// Messages the target refused for good.
     pub skipped: Vec<SkippedItem>,
-    /// The target asked to wait (the longest wait it named, if any): the chunk is not done.
-    pub deferred: Option<Option<Duration>>,
+    /// The target asked to wait: the chunk is not done.
+    pub deferred: Option<Deferral>,
     /// The target mailbox is full, with the server's words: the chunk is not done.
     pub full: Option<String>,
 }
@@ -74,6 +74,15 @@ impl Settled {
     pub fn is_final(&self) -> bool {
         self.deferred.is_none() && self.full.is_none()
     }
+}
+
+/// A target's request to come back later, for one chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Deferral {
+    /// The server's words (of the first refusal).
+    pub reason: String,
+    /// The longest wait it named, if any.
+    pub retry_after: Option<Duration>,
 }
 
 /// Pairs each fetched message with the target's answer for it.
@@ -88,9 +97,15 @@ pub(crate) fn settle(fetched: &[MessageMeta], outcomes: Vec<AppendOutcome>) -> S
                 reason: format!("the target refused it: {reason}"),
                 cause: SkipCause::TargetRefused,
             }),
-            AppendOutcome::Deferred { retry_after, .. } => {
-                let longest = settled.deferred.flatten().max(retry_after);
-                settled.deferred = Some(longest.or(retry_after));
+            AppendOutcome::Deferred {
+                reason,
+                retry_after,
+            } => {
+                let deferral = settled.deferred.get_or_insert(Deferral {
+                    reason,
+                    retry_after: None,
+                });
+                deferral.retry_after = deferral.retry_after.max(retry_after);
             }
             AppendOutcome::TargetFull { reason } => {
                 settled.full.get_or_insert(reason);
@@ -231,7 +246,10 @@ mod tests {
             ],
         );
         assert!(!s.is_final());
-        assert_eq!(s.deferred, Some(Some(Duration::from_millis(1500))));
+        assert_eq!(
+            s.deferred.as_ref().map(|d| d.retry_after),
+            Some(Some(Duration::from_millis(1500)))
+        );
         assert!(s.skipped.is_empty());
         let s = settle(
             &fetched[..1],

@@ -17,8 +17,9 @@ use super::decide::{self, Settled};
 use super::{App, JobOutcome, Sessions, Stop, mailbox_err};
 
 /// Puts a folder into a rescan: the whole source folder is compared with the whole target
-/// folder by identity, the copy map and skipped list are rebuilt, and the pass removes nothing.
-/// Used when the source renumbered the folder and when the admin retries skipped messages.
+/// folder by identity (`recover` then rebuilds the copy map, the skipped list and the counts),
+/// and the pass removes nothing. Used when the source renumbered the folder and when the admin
+/// retries skipped messages.
 pub(crate) fn begin_rescan(f: &mut FolderState, pass: u32, target_uidvalidity: u32) {
     f.last_uid = 0;
     f.in_flight = Some(InFlight {
@@ -26,10 +27,6 @@ pub(crate) fn begin_rescan(f: &mut FolderState, pass: u32, target_uidvalidity: u
         target_uidvalidity,
         target_uidnext: 1,
     });
-    f.copies = CopyMap::default();
-    f.skipped.clear();
-    f.copied_messages = 0;
-    f.copied_bytes = 0;
     f.map_rebuilt_in_pass = Some(pass);
     f.done = false;
 }
@@ -61,7 +58,16 @@ impl App {
         }
         let mut next = folder.clone();
         next.lease_owner = Some(owner.to_owned());
-        next.lease_until = Some(now + self.config.copy.lease_ttl);
+        self.put_renewed(folder, next).await
+    }
+
+    /// Writes `next` over `folder` with the lease renewed, if nobody wrote it meanwhile.
+    async fn put_renewed(
+        &self,
+        folder: &FolderState,
+        mut next: FolderState,
+    ) -> Result<Option<FolderState>, AppError> {
+        next.lease_until = Some(self.deps.clock.now() + self.config.copy.lease_ttl);
         next.version = folder.version + 1;
         match self
             .deps
@@ -83,21 +89,13 @@ impl App {
     ) -> Result<Result<(), Stop>, AppError> {
         let mut next = folder.clone();
         change(&mut next);
-        next.lease_until = Some(self.deps.clock.now() + self.config.copy.lease_ttl);
-        next.version = folder.version + 1;
-        match self
-            .deps
-            .store
-            .put_folder(&next, Some(folder.version))
-            .await
-        {
-            Ok(()) => {
+        Ok(match self.put_renewed(folder, next).await? {
+            Some(next) => {
                 *folder = next;
-                Ok(Ok(()))
+                Ok(())
             }
-            Err(crate::error::StoreError::Conflict) => Ok(Err(Stop::LeaseLost)),
-            Err(e) => Err(e.into()),
-        }
+            None => Err(Stop::LeaseLost),
+        })
     }
 
     pub(super) async fn copy_folder(
@@ -318,8 +316,9 @@ impl App {
     }
 
     /// After an interrupted attempt: which source messages of the marked range already have
-    /// their copy on the target. Their pairs go into the copy map; a rescan restarts its
-    /// counts, since it compares the whole folder again.
+    /// their copy on the target. Their pairs go into the copy map; a rescan (which compares the
+    /// whole folder again, also when it was itself interrupted) starts the map, the skipped
+    /// list and the counts afresh.
     async fn recover(
         &self,
         s: &mut Sessions,
@@ -502,9 +501,13 @@ impl App {
                     let stored = settled.appended.len() as u64;
                     return Ok(Err(Stop::TargetFull(reason, stored)));
                 }
+                let deferral = settled.deferred.take();
                 return Err(AppError::Throttled {
-                    message: "the target server asked to slow down".into(),
-                    retry_after: settled.deferred.flatten(),
+                    message: deferral.as_ref().map_or_else(
+                        || "the target server asked to slow down".into(),
+                        |d| format!("the target server asked to slow down: {}", d.reason),
+                    ),
+                    retry_after: deferral.and_then(|d| d.retry_after),
                 });
             }
         }
