@@ -47,6 +47,9 @@ pub struct Behaviour {
     /// number the server trips, and that call and every later one never complete until
     /// `Server::clear_trip`, so a harness can drop the engine mid-operation.
     pub fail_point: Option<u64>,
+    /// A slow server: each APPENDed message takes this long before it is stored (a call
+    /// dropped while it waits stores nothing more).
+    pub append_delay: Option<Duration>,
 }
 
 impl Default for Behaviour {
@@ -64,6 +67,7 @@ impl Default for Behaviour {
             max_connections: None,
             disconnect_after_commands: None,
             fail_point: None,
+            append_delay: None,
         }
     }
 }

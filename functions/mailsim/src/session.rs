@@ -351,6 +351,20 @@ impl MailSession for SimSession {
         items: Vec<AppendItem>,
     ) -> Result<Vec<AppendOutcome>, MailboxError> {
         let login = &self.login;
+        if let Some(delay) = self.server.behaviour().append_delay {
+            // A slow server stores each message as its literal arrives, so a call dropped
+            // half-way leaves the first messages stored.
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                tokio::time::sleep(delay).await;
+                let one = self
+                    .server
+                    .call(self.id, |st| append_items(st, login, folder, vec![item]))
+                    .await?;
+                outcomes.extend(one);
+            }
+            return Ok(outcomes);
+        }
         self.server
             .call(self.id, |st| append_items(st, login, folder, items))
             .await

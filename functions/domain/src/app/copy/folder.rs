@@ -35,6 +35,15 @@ fn is_rescan(mark: Option<InFlight>) -> bool {
     mark.is_some_and(|r| r.to_uid == u32::MAX)
 }
 
+/// What every chunk of one copy attempt shares.
+struct Attempt<'a> {
+    options: &'a CopyOptions,
+    /// Source UIDs whose copy an interrupted attempt already made.
+    already_there: &'a HashSet<u32>,
+    rescan: bool,
+    deadline: Instant,
+}
+
 /// What one chunk added.
 #[derive(Default)]
 struct ChunkDone {
@@ -78,6 +87,39 @@ impl App {
             Ok(()) => Ok(Some(next)),
             Err(crate::error::StoreError::Conflict) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `work` (mail server I/O that does not touch the checkpoint) while renewing the
+    /// folder's lease every third of its term, so a long chunk never outlives its lease and a
+    /// second worker never takes the folder over while this one still appends. Stops `work`
+    /// where it is when the lease is lost or the deadline passes: what it stored is found by
+    /// the next attempt through the in-flight mark.
+    async fn while_leased<T>(
+        &self,
+        folder: &mut FolderState,
+        deadline: Option<Instant>,
+        work: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<Result<T, Stop>, AppError> {
+        let mut work = std::pin::pin!(work);
+        let renew_every = (self.config.copy.lease_ttl / 3).max(Duration::from_millis(10));
+        let deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut deadline = std::pin::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = &mut work => return done.map(Ok),
+                () = &mut deadline => return Ok(Err(Stop::OutOfTime)),
+                () = tokio::time::sleep(renew_every) => {
+                    if let Err(stop) = self.checkpoint(folder, |_| {}).await? {
+                        return Ok(Err(stop));
+                    }
+                }
+            }
         }
     }
 
@@ -338,7 +380,13 @@ impl App {
             1
         };
         let range: Vec<&MessageMeta> = metas.iter().filter(|m| m.uid <= mark.to_uid).collect();
-        let pairs = self.match_on_target(s, &range, from).await?;
+        let pairs = match self
+            .while_leased(folder, None, self.match_on_target(s, &range, from))
+            .await?
+        {
+            Ok(pairs) => pairs,
+            Err(stop) => return Ok(Err(stop)),
+        };
         tracing::info!(user = %user.id, folder = %folder.source_name, in_range = range.len(), found = pairs.len(), "resumed an unfinished append");
         let rescan = is_rescan(Some(mark));
         let stop = self
@@ -395,10 +443,13 @@ impl App {
             if Instant::now() >= deadline {
                 return Ok(Err(Stop::OutOfTime));
             }
-            let done = match self
-                .copy_chunk(&project.copy, folder, s, chunk, mark, already_there, rescan)
-                .await?
-            {
+            let attempt = Attempt {
+                options: &project.copy,
+                already_there,
+                rescan,
+                deadline,
+            };
+            let done = match self.copy_chunk(&attempt, folder, s, chunk, mark).await? {
                 Ok(done) => done,
                 Err(stop) => return Ok(Err(stop)),
             };
@@ -425,26 +476,23 @@ impl App {
 
     /// One chunk: what the project leaves out, what is already there, and the rest fetched and
     /// appended under an in-flight mark, then one checkpoint.
-    #[allow(clippy::too_many_arguments)]
     async fn copy_chunk(
         &self,
-        options: &CopyOptions,
+        attempt: &Attempt<'_>,
         folder: &mut FolderState,
         s: &mut Sessions,
         chunk: &[MessageMeta],
         carried_mark: Option<InFlight>,
-        already_there: &HashSet<u32>,
-        rescan: bool,
     ) -> Result<Result<ChunkDone, Stop>, AppError> {
         let last = chunk.last().map_or(folder.last_uid, |m| m.uid);
         let mut skipped = Vec::new();
         let mut wanted = Vec::new();
         let (mut present, mut present_bytes) = (0u64, 0u64);
         for m in chunk {
-            if already_there.contains(&m.uid) {
+            if attempt.already_there.contains(&m.uid) {
                 present += 1;
                 present_bytes += m.size;
-            } else if let Some(item) = decide::policy_skip(options, m) {
+            } else if let Some(item) = decide::policy_skip(attempt.options, m) {
                 skipped.push(item);
             } else {
                 wanted.push(m);
@@ -486,13 +534,26 @@ impl App {
                 .acquire_many_owned(chunk_kib.min(budget_kib) as u32)
                 .await
                 .map_err(AppError::internal)?;
-            let (fetched, items, unreadable) = self.fetch_chunk(s, &wanted).await?;
+            // Fetch and append while the lease is renewed; at the deadline the chunk stops
+            // where it is (the mark stays, the continuation finds what was stored).
+            let target_name = folder.target_name.clone();
+            let io = async {
+                let (fetched, items, unreadable) = self.fetch_chunk(s, &wanted).await?;
+                let outcomes = s
+                    .target
+                    .append(&target_name, items)
+                    .await
+                    .map_err(mailbox_err)?;
+                Ok((fetched, unreadable, outcomes))
+            };
+            let (fetched, unreadable, outcomes) = match self
+                .while_leased(folder, Some(attempt.deadline), io)
+                .await?
+            {
+                Ok(done) => done,
+                Err(stop) => return Ok(Err(stop)),
+            };
             skipped.extend(unreadable);
-            let outcomes = s
-                .target
-                .append(&folder.target_name, items)
-                .await
-                .map_err(mailbox_err)?;
             settled = decide::settle(&fetched, outcomes);
             if !settled.is_final() {
                 // The mark stays: the next attempt finds what this one stored.
@@ -519,7 +580,7 @@ impl App {
         };
         let stop = self
             .checkpoint(folder, |f| {
-                if !rescan {
+                if !attempt.rescan {
                     f.last_uid = last;
                     f.in_flight = None;
                 }

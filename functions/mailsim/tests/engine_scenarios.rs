@@ -1,0 +1,145 @@
+//! Scenarios of the copy engine on the in-memory mail server that the issues name: a full
+//! target, and a chunk slower than its lease.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use contract::jobs::Job;
+use contract::{BulkAction, UserState};
+use domain::app::{CopySettings, JobOutcome};
+use time::OffsetDateTime;
+
+use support::*;
+
+/// The issue's quota case: a full target stops the user saying how much is left, and the
+/// admin's Retry after raising the quota completes the copy with nothing lost or doubled.
+#[tokio::test]
+async fn a_full_target_stops_the_user_and_a_retry_after_making_room_completes() {
+    let w = World::new(5, false).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..40 {
+        w.source
+            .deliver(USER, FOLDERS[i % 2], body(i, true, 1000), &["\\Seen"], date);
+    }
+    // Room for about a quarter of the mailbox.
+    w.target
+        .behaviour_mut(|b| b.quota_bytes = Some(40 * 1100 / 4));
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Failed);
+    let copied = w.target.messages(USER, "INBOX").len() + w.target.messages(USER, "Archive").len();
+    let left = 40 - copied;
+    let error = user.last_error.unwrap_or_default();
+    assert!(
+        error.starts_with(&format!("target mailbox full — {left} messages left")),
+        "{error}"
+    );
+    assert!(error.contains("[OVERQUOTA]"), "{error}");
+    assert!(
+        w.app
+            .deps()
+            .store
+            .list_folders(w.user.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| f.skipped.is_empty())
+    );
+
+    w.target.behaviour_mut(|b| b.quota_bytes = None);
+    w.act(BulkAction::Retry).await;
+    w.drain(&mut VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    assert_eq!(bag(&w.source), bag(&w.target));
+    assert_eq!(user.progress.messages_done, 40);
+}
+
+/// Ten messages in INBOX, each appended 100 ms after the last, so one chunk of ten takes a
+/// second: longer than the lease below and than a short job budget.
+async fn slow_target_world(lease_ttl: Duration) -> (World, Job) {
+    let w = World::on_wall_clock(CopySettings {
+        lease_ttl,
+        chunk_messages: 10,
+        ..CopySettings::default()
+    })
+    .await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..10 {
+        w.source
+            .deliver(USER, "INBOX", body(i, i % 2 == 0, 200), &["\\Seen"], date);
+    }
+    w.target
+        .behaviour_mut(|b| b.append_delay = Some(Duration::from_millis(100)));
+    w.act(BulkAction::Start).await;
+    let plan = w.queue.pop().expect("a plan job");
+    w.app
+        .handle_job(&plan, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut inbox = None;
+    while let Some(job) = w.queue.pop() {
+        match &job {
+            Job::Copy { folder, .. } if folder == "INBOX" => inbox = Some(job),
+            _ => w
+                .app
+                .handle_job(&job, Duration::from_secs(60))
+                .await
+                .map(drop)
+                .unwrap(),
+        }
+    }
+    (w, inbox.expect("a copy job for INBOX"))
+}
+
+/// A chunk slower than its folder's lease: the worker renews the lease while it appends, so a
+/// second delivery of the same job (its queue visibility ran out) waits instead of appending
+/// the chunk again.
+#[tokio::test]
+async fn a_chunk_slower_than_its_lease_is_never_appended_twice() {
+    let (w, inbox) = slow_target_world(Duration::from_millis(300)).await;
+    let first = w.app.handle_job(&inbox, Duration::from_secs(60));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        w.app.handle_job(&inbox, Duration::from_secs(60)).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.unwrap(), JobOutcome::Done);
+    assert!(
+        matches!(second.unwrap(), JobOutcome::RetryLater { .. }),
+        "the second delivery must find the folder leased"
+    );
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+}
+
+/// A chunk that would run past the job's deadline stops where it is; the continuation finds
+/// what was stored and appends the rest, once.
+#[tokio::test]
+async fn a_chunk_stops_at_the_deadline_and_the_continuation_completes_it_once() {
+    let (w, inbox) = slow_target_world(Duration::from_secs(120)).await;
+    // A 400 ms budget leaves a 300 ms deadline: about three of the ten messages get stored.
+    let outcome = w
+        .app
+        .handle_job(&inbox, Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(outcome, JobOutcome::Done);
+    let stored = w.target.messages(USER, "INBOX").len();
+    assert!(
+        (1..10).contains(&stored),
+        "{stored} stored before the deadline"
+    );
+    assert!(
+        w.queue.0.lock().unwrap().len() == 1,
+        "a continuation was queued"
+    );
+    w.target.behaviour_mut(|b| b.append_delay = None);
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+}

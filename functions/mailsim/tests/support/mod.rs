@@ -1,0 +1,412 @@
+//! The harness the engine tests share: both sides on their own simulated server, the real
+//! SQLite store in memory, a queue the test pops from itself (so a crash and a redelivery are
+//! explicit), and multisets of what each server holds.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use contract::jobs::Job;
+use contract::{
+    AuthInput, BulkAction, ConnectorInput, CopyOptions, DeletedAtSource, InviteTo, ProjectInput,
+    Security, UserInput,
+};
+use domain::app::{AppConfig, CopySettings, JobOutcome};
+use domain::error::{LoginError, MailError, QueueError, VaultError};
+use domain::mailbox::{MailSession, MailboxConnector, MailboxError};
+use domain::ports::{
+    Delivery, LoginInfo, MailboxAccess, Mailer, ManualClock, OutgoingMail, Queue, SentMail,
+    SystemClock, Vault,
+};
+use domain::{App, Deps, Endpoint, MailUser, Project, Sealed, Secret};
+use mailsim::{AppendRefusal, REWRITE_HEADER, Server};
+use time::OffsetDateTime;
+
+pub const SOURCE_HOST: &str = "source.test";
+pub const USER: &str = "ann@example.org";
+pub const PASSWORD: &str = "pw";
+
+/// Sends each side's logins to its own simulated server.
+pub struct Route {
+    source: Server,
+    target: Server,
+}
+
+#[async_trait]
+impl MailboxConnector for Route {
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<Box<dyn MailSession>, MailboxError> {
+        let server = if endpoint.host == SOURCE_HOST {
+            &self.source
+        } else {
+            &self.target
+        };
+        server.open(endpoint, login, password, timeout).await
+    }
+}
+
+#[async_trait]
+impl MailboxAccess for Route {
+    async fn test_login(
+        &self,
+        _: &Endpoint,
+        _: &str,
+        _: &Secret,
+        _: Duration,
+    ) -> Result<LoginInfo, LoginError> {
+        Ok(LoginInfo::default())
+    }
+}
+
+/// The queue as a list: the harness pops jobs itself, so a crash is "drop the future, put the
+/// job back" and nothing depends on wall-clock visibility timeouts.
+#[derive(Default)]
+pub struct ListQueue(pub Mutex<VecDeque<Job>>);
+
+impl ListQueue {
+    pub fn pop(&self) -> Option<Job> {
+        self.0.lock().unwrap().pop_front()
+    }
+    pub fn push(&self, job: Job) {
+        self.0.lock().unwrap().push_back(job);
+    }
+}
+
+#[async_trait]
+impl Queue for ListQueue {
+    async fn send(&self, job: &Job, _: Duration) -> Result<(), QueueError> {
+        self.push(job.clone());
+        Ok(())
+    }
+    async fn send_batch(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        jobs.iter().for_each(|j| self.push(j.clone()));
+        Ok(())
+    }
+    async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, QueueError> {
+        Ok(Vec::new())
+    }
+    async fn ack(&self, _: &str) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn retry_later(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn dead_letters(&self, _: usize) -> Result<Vec<Job>, QueueError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Mail is not the subject here; passwords are sealed as they are (the vault is tested on its own).
+pub struct Quiet;
+
+#[async_trait]
+impl Mailer for Quiet {
+    async fn send(&self, _: &OutgoingMail) -> Result<(), MailError> {
+        Ok(())
+    }
+    async fn outbox(&self, _: usize) -> Result<Option<Vec<SentMail>>, MailError> {
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Vault for Quiet {
+    async fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, VaultError> {
+        Ok(Sealed([aad, b"|", plaintext].concat()))
+    }
+    async fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, VaultError> {
+        sealed
+            .0
+            .strip_prefix(aad)
+            .and_then(|rest| rest.strip_prefix(b"|"))
+            .map(<[u8]>::to_vec)
+            .ok_or(VaultError::Decrypt)
+    }
+}
+
+pub const FOLDERS: [&str; 3] = ["INBOX", "Archive", "Archive/2020"];
+pub const FLAGS: [&str; 3] = ["\\Seen", "\\Flagged", "$Label1"];
+
+pub fn flags_of(bits: u8) -> Vec<String> {
+    FLAGS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, f)| f.to_string())
+        .collect()
+}
+
+pub fn body(index: usize, with_id: bool, len: usize) -> Vec<u8> {
+    let id = if with_id {
+        format!("Message-ID: <m{index}@gen.test>\r\n")
+    } else {
+        String::new()
+    };
+    let mut b = format!(
+        "{id}Date: Mon, 1 Jan 2024 10:{:02}:00 +0000\r\nFrom: sender{index}@gen.test\r\nSubject: message {index}\r\n\r\n",
+        index % 60
+    )
+    .into_bytes();
+    b.extend(std::iter::repeat_n(b'a' + (index % 26) as u8, len));
+    b.extend_from_slice(b"\r\n");
+    b
+}
+
+pub struct World {
+    pub app: App,
+    pub source: Server,
+    pub target: Server,
+    pub queue: Arc<ListQueue>,
+    /// The clock leases are measured by, when the test moves it by hand (crashes then expire
+    /// leases at once); `None` on the wall clock.
+    pub clock: Option<Arc<ManualClock>>,
+    pub lease_ttl: Duration,
+    pub project: Project,
+    pub user: MailUser,
+}
+
+impl World {
+    /// A world on a clock the harness moves past a dead worker's lease.
+    pub async fn new(chunk_messages: usize, remove: bool) -> World {
+        let copy = CopySettings {
+            chunk_messages,
+            ..CopySettings::default()
+        };
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        World::build(copy, remove, Some(clock)).await
+    }
+
+    /// A world on the wall clock, with these engine settings.
+    pub async fn on_wall_clock(copy: CopySettings) -> World {
+        World::build(copy, false, None).await
+    }
+
+    async fn build(copy: CopySettings, remove: bool, clock: Option<Arc<ManualClock>>) -> World {
+        let source = Server::new();
+        let target = Server::new();
+        source.add_user(USER, PASSWORD);
+        target.add_user(USER, PASSWORD);
+        for f in &FOLDERS[1..] {
+            source.create_folder(USER, f, None);
+        }
+        let route = Arc::new(Route {
+            source: source.clone(),
+            target: target.clone(),
+        });
+        let queue = Arc::new(ListQueue::default());
+        let deps = Deps {
+            store: Arc::new(embedded::SqliteStore::open_in_memory().expect("store")),
+            queue: queue.clone(),
+            mailer: Arc::new(Quiet),
+            vault: Arc::new(Quiet),
+            clock: match &clock {
+                Some(manual) => manual.clone(),
+                None => Arc::new(SystemClock),
+            },
+            mailboxes: route.clone(),
+            connector: route,
+        };
+        let lease_ttl = copy.lease_ttl;
+        let app = App::new(
+            deps,
+            AppConfig {
+                copy,
+                ..AppConfig::default()
+            },
+        );
+        let side = |host: &str| ConnectorInput {
+            kind: "imap".into(),
+            host: host.into(),
+            port: 993,
+            security: Security::Tls,
+            auth: AuthInput::Admin {
+                login_pattern: "{email}".into(),
+                password: Some(PASSWORD.into()),
+            },
+        };
+        let project = app
+            .create_project(&ProjectInput {
+                name: "property".into(),
+                source: side(SOURCE_HOST),
+                target: side("target.test"),
+                invite_to: InviteTo::None,
+                admin_email: None,
+                notify_user: false,
+                copy: CopyOptions {
+                    deleted_at_source: if remove {
+                        DeletedAtSource::Remove
+                    } else {
+                        DeletedAtSource::Keep
+                    },
+                    ..CopyOptions::default()
+                },
+            })
+            .await
+            .expect("project");
+        let user = app
+            .add_user(
+                project.id,
+                &UserInput {
+                    source_email: USER.into(),
+                    target_email: USER.into(),
+                    display_name: String::new(),
+                    source_password: None,
+                    target_password: None,
+                },
+            )
+            .await
+            .expect("user");
+        World {
+            app,
+            source,
+            target,
+            queue,
+            clock,
+            lease_ttl,
+            project,
+            user,
+        }
+    }
+
+    pub async fn user(&self) -> MailUser {
+        self.app
+            .deps()
+            .store
+            .get_user(self.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn act(&self, action: BulkAction) {
+        let user = self.user().await;
+        self.app
+            .user_action(&self.project, &user, action)
+            .await
+            .unwrap_or_else(|e| panic!("{action:?} on a {:?} user: {e}", user.state));
+    }
+
+    /// Runs queued jobs until none is left, crashing at the given points.
+    pub async fn drain(&self, crashes: &mut VecDeque<u64>) {
+        let mut tries: BTreeMap<String, u32> = BTreeMap::new();
+        for step in 0..2_000 {
+            if step == 100 {
+                // A throttling server lets us through again after a while; a full one does
+                // not until someone makes room.
+                self.target.behaviour_mut(|b| {
+                    if b.append_refusal != Some(AppendRefusal::OverQuota) {
+                        b.append_refusal = None;
+                    }
+                });
+            }
+            let Some(job) = self.queue.pop() else { return };
+            if let Some(after) = crashes.pop_front() {
+                let server = if after % 2 == 0 {
+                    &self.source
+                } else {
+                    &self.target
+                };
+                server.fail_after(after);
+            }
+            let outcome = tokio::select! {
+                r = self.app.handle_job(&job, Duration::from_secs(3600)) => Some(r),
+                () = self.source.wait_tripped() => None,
+                () = self.target.wait_tripped() => None,
+            };
+            self.source.clear_trip();
+            self.target.clear_trip();
+            let key = format!("{job:?}");
+            match outcome {
+                Some(Ok(JobOutcome::Done)) => {}
+                None | Some(Ok(JobOutcome::RetryLater { .. })) => {
+                    // A crash (the worker vanished mid-operation) or a lease held by a dead
+                    // worker: the message comes back once the lease has run out.
+                    if let Some(clock) = &self.clock {
+                        clock.advance(self.lease_ttl + Duration::from_secs(1));
+                    }
+                    self.queue.push(job);
+                }
+                Some(Err(e)) => {
+                    let n = tries.entry(key).or_default();
+                    *n += 1;
+                    if *n >= 8 {
+                        self.app.give_up_job(&job, &e.to_string()).await.unwrap();
+                    } else {
+                        self.queue.push(job);
+                    }
+                }
+            }
+        }
+        panic!("the engine did not settle in 2,000 jobs");
+    }
+}
+
+/// The bytes as the source had them (undoing the simulated Exchange rewrite).
+pub fn original(bytes: &[u8]) -> Vec<u8> {
+    let prefix = format!("{REWRITE_HEADER}\r\n");
+    bytes
+        .strip_prefix(prefix.as_bytes())
+        .unwrap_or(bytes)
+        .to_vec()
+}
+
+/// Multiset of (folder, bytes) → count.
+pub type Bag = BTreeMap<(String, Vec<u8>), usize>;
+
+pub fn bag(server: &Server) -> Bag {
+    let mut out = Bag::new();
+    for f in FOLDERS {
+        if !server.folders(USER).iter().any(|x| x.name == f) {
+            continue;
+        }
+        for m in server.messages(USER, f) {
+            *out.entry((f.to_string(), original(&m.bytes))).or_default() += 1;
+        }
+    }
+    out
+}
+
+pub fn flags_bag(server: &Server) -> BTreeMap<(String, Vec<u8>), Vec<Vec<String>>> {
+    let mut out: BTreeMap<(String, Vec<u8>), Vec<Vec<String>>> = BTreeMap::new();
+    for f in FOLDERS {
+        for m in server.messages(USER, f) {
+            let mut flags = m.flags.clone();
+            flags.sort();
+            out.entry((f.to_string(), original(&m.bytes)))
+                .or_default()
+                .push(flags);
+        }
+    }
+    out.values_mut().for_each(|v| v.sort());
+    out
+}
+
+/// Skipped source messages as (folder, bytes) → count, and their reasons.
+pub async fn skipped(w: &World) -> (Bag, Vec<String>) {
+    let mut out = Bag::new();
+    let mut reasons = Vec::new();
+    let folders = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    for f in folders {
+        let by_uid: BTreeMap<u32, Vec<u8>> = w
+            .source
+            .messages(USER, &f.source_name)
+            .into_iter()
+            .map(|m| (m.uid, m.bytes))
+            .collect();
+        for item in &f.skipped {
+            reasons.push(item.reason.clone());
+            if let Some(bytes) = by_uid.get(&item.uid) {
+                *out.entry((f.source_name.clone(), bytes.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    (out, reasons)
+}
