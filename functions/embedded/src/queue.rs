@@ -31,7 +31,8 @@ const SCHEMA: Schema = Schema {
     name: "mailferry queue",
     // "MFQU"
     application_id: 0x4D46_5155,
-    steps: &[r#"
+    steps: &[
+        r#"
         CREATE TABLE messages (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             id TEXT NOT NULL UNIQUE,
@@ -44,7 +45,13 @@ const SCHEMA: Schema = Schema {
         );
         CREATE INDEX messages_ready ON messages (visible_at, seq) WHERE dead_at IS NULL;
         CREATE INDEX messages_dead ON messages (dead_at, seq) WHERE dead_at IS NOT NULL;
-        "#],
+        "#,
+        // Whether a receiver holds the message (received, neither acked nor handed back with
+        // `retry_later`): what a restarted process takes back from its dead predecessor.
+        r#"
+        ALTER TABLE messages ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+        "#,
+    ],
 };
 
 /// The durable local queue. One connection behind a mutex: queue operations are short and
@@ -121,6 +128,25 @@ impl SqliteQueue {
                 .execute("DELETE FROM messages WHERE dead_at IS NOT NULL", [])
                 .map_err(backend)?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Makes every message a receiver still holds visible at once. The local queue has one
+    /// process receiving from it; when that process starts, whatever is held was held by a
+    /// process that died (killed, crashed, the machine restarted), and would otherwise wait out
+    /// its visibility timeout. Messages waiting for a `retry_later` delay keep their delay.
+    /// Returns how many were taken back.
+    pub async fn release_held(&self) -> Result<u64, QueueError> {
+        self.run(|c| {
+            let n = c
+                .execute(
+                    "UPDATE messages SET visible_at = ?1, held = 0, receipt = NULL \
+                     WHERE held = 1 AND dead_at IS NULL",
+                    [now_millis()],
+                )
+                .map_err(backend)?;
+            Ok(n as u64)
         })
         .await
     }
@@ -266,7 +292,7 @@ impl Queue for SqliteQueue {
                     let receipt = format!("{id}.{}", uuid::Uuid::new_v4().simple());
                     let receive_count = count + 1;
                     tx.prepare_cached(
-                        "UPDATE messages SET receive_count = ?2, visible_at = ?3, receipt = ?4 WHERE seq = ?1",
+                        "UPDATE messages SET receive_count = ?2, visible_at = ?3, receipt = ?4, held = 1 WHERE seq = ?1",
                     )
                     .map_err(backend)?
                     .execute(params![seq, receive_count, invisible_until, receipt])
@@ -304,7 +330,7 @@ impl Queue for SqliteQueue {
         self.run(move |c| {
             let visible_at = now_millis().saturating_add(millis(delay));
             c.prepare_cached(
-                "UPDATE messages SET visible_at = ?2 WHERE receipt = ?1 AND dead_at IS NULL",
+                "UPDATE messages SET visible_at = ?2, held = 0 WHERE receipt = ?1 AND dead_at IS NULL",
             )
             .map_err(backend)?
             .execute(params![receipt, visible_at])

@@ -381,3 +381,40 @@ async fn status_reads_succeed_while_writes_go_on() {
     assert_eq!(reads, 8 * 150);
     assert_eq!(store.list_events(u.id, 1000).await.unwrap().len(), 400);
 }
+
+#[tokio::test]
+async fn a_restarted_process_takes_back_the_jobs_its_dead_predecessor_held() {
+    // Arrange: a process received two jobs for an hour, handed one back for a minute, then died.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let (held, backing_off) = (copy("held"), copy("backing off"));
+    {
+        let q = SqliteQueue::open(&path, 5).unwrap();
+        q.send_batch(&[held.clone(), backing_off.clone()])
+            .await
+            .unwrap();
+        let got = q.receive(2, LONG).await.unwrap();
+        assert_eq!(got.len(), 2);
+        let delivery = got.iter().find(|d| d.job == backing_off).unwrap();
+        q.retry_later(&delivery.receipt, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    // Act: the next process opens the file and takes back what the dead one held.
+    let q = SqliteQueue::open(&path, 5).unwrap();
+    let released = q.release_held().await.unwrap();
+
+    // Assert: the held job is visible at once (its receive still counted); the one waiting
+    // out a backoff keeps waiting.
+    assert_eq!(released, 1);
+    let got = q.receive(10, LONG).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job, held);
+    assert_eq!(got[0].receive_count, 2);
+    assert_eq!(
+        q.release_held().await.unwrap(),
+        1,
+        "held again by this process"
+    );
+}

@@ -125,6 +125,8 @@ pub struct Server {
     pub app: App,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Held while the server runs: one server per data folder.
+    _data_lock: std::fs::File,
 }
 
 impl Server {
@@ -148,10 +150,27 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
 
     let store =
         Arc::new(SqliteStore::open(data.join("mailferry.db")).context("opening the database")?);
+    // One server per data folder: it is the only receiver of the local queue, so on start it
+    // takes back at once the jobs a dead predecessor held, instead of leaving those users in
+    // Copying until the visibility timeout (15 minutes) runs out.
+    let lock = std::fs::File::create(data.join("serve.lock")).context("creating serve.lock")?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "another mailferry serve is using the data folder {}",
+            data.display()
+        );
+    }
     let queue = Arc::new(
         SqliteQueue::open(data.join("queue.db"), args.max_receives.max(1))
             .context("opening the queue")?,
     );
+    let taken_back = queue.release_held().await.context("reading the queue")?;
+    if taken_back > 0 {
+        tracing::info!(
+            jobs = taken_back,
+            "took back the jobs the previous run held when it stopped"
+        );
+    }
     let vault = Arc::new(
         KeyFileVault::open_or_create(data.join("vault.key")).context("opening the vault key")?,
     );
@@ -253,6 +272,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         app,
         stop: stop_tx,
         task,
+        _data_lock: lock,
     })
 }
 
