@@ -346,6 +346,17 @@ pub struct FolderState {
     /// the folder, or for a retry of skipped messages): that pass removes nothing.
     #[serde(default)]
     pub map_rebuilt_in_pass: Option<u32>,
+    /// The pass whose first copy job examined this folder: created the target folder, counted
+    /// what is to copy into the user's totals. A continuation of the same pass does not again.
+    #[serde(default)]
+    pub planned_in_pass: Option<u32>,
+    /// Whether the source subscribes to the folder (the target copy is subscribed too).
+    #[serde(default)]
+    pub subscribed: bool,
+    /// Another source folder of this user copies into the same target folder: the two run one
+    /// after the other (in source-name order), never at once.
+    #[serde(default)]
+    pub shares_target: bool,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]

@@ -50,6 +50,9 @@ pub struct Behaviour {
     /// A slow server: each APPENDed message takes this long before it is stored (a call
     /// dropped while it waits stores nothing more).
     pub append_delay: Option<Duration>,
+    /// Folders a CREATE is refused for (Cyrus without the right namespace: "Permission
+    /// denied"); creating one that exists is still fine.
+    pub refuse_create: HashSet<String>,
 }
 
 impl Default for Behaviour {
@@ -68,6 +71,7 @@ impl Default for Behaviour {
             disconnect_after_commands: None,
             fail_point: None,
             append_delay: None,
+            refuse_create: HashSet::new(),
         }
     }
 }

@@ -332,8 +332,15 @@ impl MailSession for SimSession {
     async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
         let login = &self.login;
         // IMAP CREATE does not subscribe; the engine subscribes separately.
-        self.run(|st| st.create_folder(login, folder, None, false).map(drop))
-            .await
+        self.run(|st| {
+            if st.behaviour.refuse_create.contains(folder) && st.folder(login, folder).is_err() {
+                return Err(MailboxError::Refused(format!(
+                    "CREATE failed: Permission denied ({folder})"
+                )));
+            }
+            st.create_folder(login, folder, None, false).map(drop)
+        })
+        .await
     }
 
     async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError> {

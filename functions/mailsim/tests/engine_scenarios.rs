@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use contract::jobs::Job;
-use contract::{BulkAction, UserState};
+use contract::{BulkAction, CopyOptions, FolderMapping, UserState};
 use domain::app::{CopySettings, JobOutcome};
 use time::OffsetDateTime;
 
@@ -30,7 +30,7 @@ async fn a_full_target_stops_the_user_and_a_retry_after_making_room_completes() 
     w.drain(&mut VecDeque::new()).await;
     let user = w.user().await;
     assert_eq!(user.state, UserState::Failed);
-    let copied = w.target.messages(USER, "INBOX").len() + w.target.messages(USER, "Archive").len();
+    let copied: usize = bag(&w.target).values().sum();
     let left = 40 - copied;
     let error = user.last_error.unwrap_or_default();
     assert!(
@@ -142,4 +142,94 @@ async fn a_chunk_stops_at_the_deadline_and_the_continuation_completes_it_once() 
     w.drain(&mut VecDeque::new()).await;
     assert_eq!(w.user().await.state, UserState::Completed);
     assert_eq!(bag(&w.source), bag(&w.target));
+}
+
+/// A target that refuses to create one folder fails that folder only: its messages are listed
+/// as skipped with the server's words naming the folder, the others are copied, and the user
+/// completes (instead of retrying the whole plan until it gives up, copying nothing).
+#[tokio::test]
+async fn a_refused_create_skips_that_folder_only_and_names_it() {
+    let w = World::new(5, false).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..9 {
+        w.source
+            .deliver(USER, FOLDERS[i % 3], body(i, true, 100), &["\\Seen"], date);
+    }
+    w.target
+        .behaviour_mut(|b| b.refuse_create.insert("Archive/2020".into()));
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    let folders = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    let refused = folders
+        .iter()
+        .find(|f| f.source_name == "Archive/2020")
+        .unwrap();
+    assert_eq!(refused.skipped.len(), 3);
+    assert!(
+        refused.skipped[0]
+            .reason
+            .contains("refused to create the folder Archive/2020"),
+        "{}",
+        refused.skipped[0].reason
+    );
+    assert_eq!(w.target.messages(USER, "INBOX").len(), 3);
+    assert_eq!(w.target.messages(USER, "Archive").len(), 3);
+
+    // The admin fixes the target and retries the skipped messages: the folder is copied.
+    w.target.behaviour_mut(|b| b.refuse_create.clear());
+    w.act(BulkAction::RetrySkipped).await;
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+}
+
+/// Two source folders mapped to one target folder copy one after the other, and a crash in
+/// either resumes without taking the other's messages for its own copies.
+#[tokio::test]
+async fn folders_sharing_a_target_folder_copy_one_after_the_other() {
+    let options = CopyOptions {
+        folder_map: vec![
+            FolderMapping {
+                from: "Archive".into(),
+                to: "INBOX".into(),
+            },
+            FolderMapping {
+                from: "Archive/2020".into(),
+                to: "INBOX".into(),
+            },
+        ],
+        ..CopyOptions::default()
+    };
+    let copy = CopySettings {
+        chunk_messages: 2,
+        ..CopySettings::default()
+    };
+    let w = World::with_options(copy, options).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    // The same message in all three folders: each copy must arrive once per source folder.
+    let same = body(7, true, 300);
+    for folder in FOLDERS {
+        for i in 0..4 {
+            w.source.deliver(
+                USER,
+                folder,
+                body(100 + i, i % 2 == 0, 100),
+                &["\\Seen"],
+                date,
+            );
+        }
+        w.source
+            .deliver(USER, folder, same.clone(), &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    // Crash a few times, at points inside the folders' appends.
+    w.drain(&mut VecDeque::from([7, 15, 9])).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    let inbox = w.target.messages(USER, "INBOX");
+    assert_eq!(inbox.len(), 15);
+    assert_eq!(inbox.iter().filter(|m| m.bytes == same).count(), 3);
 }

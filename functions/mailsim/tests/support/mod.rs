@@ -179,16 +179,33 @@ impl World {
             chunk_messages,
             ..CopySettings::default()
         };
+        let options = CopyOptions {
+            deleted_at_source: if remove {
+                DeletedAtSource::Remove
+            } else {
+                DeletedAtSource::Keep
+            },
+            ..CopyOptions::default()
+        };
+        World::with_options(copy, options).await
+    }
+
+    /// A world on a hand-moved clock with these engine settings and project copy options.
+    pub async fn with_options(copy: CopySettings, options: CopyOptions) -> World {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        World::build(copy, remove, Some(clock)).await
+        World::build(copy, options, Some(clock)).await
     }
 
     /// A world on the wall clock, with these engine settings.
     pub async fn on_wall_clock(copy: CopySettings) -> World {
-        World::build(copy, false, None).await
+        World::build(copy, CopyOptions::default(), None).await
     }
 
-    async fn build(copy: CopySettings, remove: bool, clock: Option<Arc<ManualClock>>) -> World {
+    async fn build(
+        copy: CopySettings,
+        options: CopyOptions,
+        clock: Option<Arc<ManualClock>>,
+    ) -> World {
         let source = Server::new();
         let target = Server::new();
         source.add_user(USER, PASSWORD);
@@ -239,14 +256,7 @@ impl World {
                 invite_to: InviteTo::None,
                 admin_email: None,
                 notify_user: false,
-                copy: CopyOptions {
-                    deleted_at_source: if remove {
-                        DeletedAtSource::Remove
-                    } else {
-                        DeletedAtSource::Keep
-                    },
-                    ..CopyOptions::default()
-                },
+                copy: options,
             })
             .await
             .expect("project");

@@ -28,6 +28,8 @@ pub(crate) fn begin_rescan(f: &mut FolderState, pass: u32, target_uidvalidity: u
         target_uidnext: 1,
     });
     f.map_rebuilt_in_pass = Some(pass);
+    // Planned again: the target folder may need creating (a retry after a refused CREATE).
+    f.planned_in_pass = None;
     f.done = false;
 }
 
@@ -154,6 +156,13 @@ impl App {
         if folder.done && folder.pass == user.pass {
             return Ok(JobOutcome::Done);
         }
+        if folder.shares_target
+            && let Some(before) = self.sharing_folder(user, &folder, true).await?
+        {
+            // It queues this folder's job when it is done.
+            tracing::info!(user = %user.id, folder = source_name, waits_for = %before, "waits for a folder copying into the same target folder");
+            return Ok(JobOutcome::Done);
+        }
         let owner = crate::token::generate();
         let Some(mut folder) = self.lease(&folder, &owner).await? else {
             let wait = folder
@@ -182,21 +191,36 @@ impl App {
                 return Err(e);
             }
         };
-        let result = self
+        let mut result = self
             .copy_with(&project, user, &mut folder, &mut s, deadline)
             .await;
+        if let Ok(Err(Stop::TargetFull(_, ref mut left))) = result {
+            // Counted while the source session is open: the stored count becomes what is left.
+            *left = self.messages_left(&mut s, user, &folder, *left).await?;
+        }
         s.close().await;
         match result {
             Ok(Ok(())) => {
+                if folder.shares_target
+                    && let Some(next) = self.sharing_folder(user, &folder, false).await?
+                {
+                    let job = Job::Copy {
+                        user_id: user.id.0,
+                        pass: user.pass,
+                        folder: next,
+                        attempt: 0,
+                    };
+                    self.deps.queue.send(&job, Duration::ZERO).await?;
+                }
                 self.complete_if_done(user.id).await?;
                 Ok(JobOutcome::Done)
             }
             Ok(Err(Stop::LeaseLost)) => Ok(JobOutcome::Done),
-            Ok(Err(Stop::TargetFull(reason, stored))) => {
+            Ok(Err(Stop::TargetFull(reason, left))) => {
                 // Nothing more fits: stop the user in a state the admin can act on. The chunk's
                 // in-flight mark stays, so the admin's Retry resumes exactly here.
                 self.release_lease(&mut folder).await;
-                self.stop_for_full_target(user, &reason, stored).await?;
+                self.stop_for_full_target(user, &reason, left).await?;
                 Ok(JobOutcome::Done)
             }
             Ok(Err(Stop::OutOfTime)) => {
@@ -228,6 +252,38 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// The nearest source folder of this pass, not done yet, that copies into the same target
+    /// folder, before (`earlier`) or after this one in source-name order. Two folders never
+    /// append into one target folder at once: each would take the other's appends for its own
+    /// copies when it resumes.
+    async fn sharing_folder(
+        &self,
+        user: &MailUser,
+        folder: &FolderState,
+        earlier: bool,
+    ) -> Result<Option<String>, AppError> {
+        let sharing = self
+            .deps
+            .store
+            .list_folders(user.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.target_name == folder.target_name && f.pass == user.pass && !f.done)
+            .map(|f| f.source_name)
+            .filter(|name| {
+                if earlier {
+                    *name < folder.source_name
+                } else {
+                    *name > folder.source_name
+                }
+            });
+        Ok(if earlier {
+            sharing.max()
+        } else {
+            sharing.min()
+        })
     }
 
     async fn release_lease(&self, folder: &mut FolderState) {
@@ -298,18 +354,31 @@ impl App {
             return Ok(Err(stop));
         }
         let previous_modseq = folder.highest_modseq;
+        // The pass's first job on the folder reads all of it (for the verification figures and
+        // the user's totals); a continuation reads only what is left.
+        let planning = folder.planned_in_pass != Some(user.pass);
+        let from = if planning {
+            1
+        } else {
+            folder.last_uid.saturating_add(1)
+        };
         let mut metas: Vec<MessageMeta> = if status.messages == 0 {
             Vec::new()
         } else {
             s.source
-                .fetch_meta(folder.last_uid.saturating_add(1), u32::MAX)
+                .fetch_meta(from, u32::MAX)
                 .await
                 .map_err(mailbox_err)?
-                .into_iter()
-                .filter(|m| m.uid > folder.last_uid)
-                .collect()
         };
         metas.sort_by_key(|m| m.uid);
+        if planning {
+            match self.plan_folder(s, user, folder, &metas).await? {
+                Ok(true) => {}
+                Ok(false) => return Ok(Ok(())),
+                Err(stop) => return Ok(Err(stop)),
+            }
+        }
+        metas.retain(|m| m.uid > folder.last_uid);
 
         let recovery = folder.in_flight;
         let already_there = match recovery {
@@ -355,6 +424,88 @@ impl App {
             return Ok(Err(stop));
         }
         self.finish_folder(s, folder, status.highest_modseq).await
+    }
+
+    /// The pass's first look at a folder: its target folder is created when missing (and
+    /// subscribed like the source's), and what is left to copy is added to the user's totals.
+    /// A target that refuses the folder fails this folder only: its messages are listed as
+    /// skipped with the server's words, and the other folders go on. `Ok(false)`: nothing to
+    /// copy here.
+    async fn plan_folder(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        folder: &mut FolderState,
+        all: &[MessageMeta],
+    ) -> Result<Result<bool, Stop>, AppError> {
+        let pending: Vec<&MessageMeta> = all.iter().filter(|m| m.uid > folder.last_uid).collect();
+        // Creating a folder that exists is not an error (port contract), so this also covers
+        // a folder another job or a person created since the plan listed the target.
+        let created: Result<(), String> = match s.target.create_folder(&folder.target_name).await {
+            Ok(()) => Ok(()),
+            Err(MailboxError::Refused(text)) => Err(text),
+            Err(e) => return Err(mailbox_err(e)),
+        };
+        let (pass, count, bytes) = (
+            user.pass,
+            all.len() as u64,
+            all.iter().map(|m| m.size).sum::<u64>(),
+        );
+        if let Err(text) = created {
+            let reason = format!(
+                "the target refused to create the folder {}: {text}",
+                folder.target_name
+            );
+            let skipped: Vec<SkippedItem> = pending
+                .iter()
+                .map(|m| SkippedItem {
+                    uid: m.uid,
+                    size: m.size,
+                    reason: reason.clone(),
+                    cause: SkipCause::TargetRefused,
+                })
+                .collect();
+            let n = skipped.len() as u64;
+            let stop = self
+                .checkpoint(folder, |f| {
+                    f.planned_in_pass = Some(pass);
+                    f.source_messages = count;
+                    f.source_bytes = bytes;
+                    f.skipped.extend(skipped);
+                    f.done = true;
+                    f.lease_owner = None;
+                })
+                .await?;
+            self.log_event(user, format!("{}: {reason}", folder.source_name))
+                .await;
+            self.update_progress(user.id, |p| p.skipped += n).await?;
+            return Ok(stop.map(|()| false));
+        }
+        if folder.subscribed
+            && let Err(e) = s.target.subscribe(&folder.target_name).await
+        {
+            // A subscription is a convenience: the folder is copied all the same.
+            tracing::warn!(user = %user.id, folder = %folder.target_name, error = %e, "the target refused a subscription");
+        }
+        let stop = self
+            .checkpoint(folder, |f| {
+                f.planned_in_pass = Some(pass);
+                f.source_messages = count;
+                f.source_bytes = bytes;
+            })
+            .await?;
+        if stop.is_ok() {
+            let (n, b) = (
+                pending.len() as u64,
+                pending.iter().map(|m| m.size).sum::<u64>(),
+            );
+            self.update_progress(user.id, |p| {
+                p.messages_total += n;
+                p.bytes_total += b;
+            })
+            .await?;
+        }
+        Ok(stop.map(|()| true))
     }
 
     /// After an interrupted attempt: which source messages of the marked range already have

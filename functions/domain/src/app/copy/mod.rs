@@ -52,7 +52,8 @@ enum Stop {
     /// The budget is nearly spent: a continuation was queued.
     OutOfTime,
     /// The target mailbox is full (the server's words, and how many messages the unfinished
-    /// chunk stored before it filled up): the user stops until the admin retries.
+    /// chunk stored before it filled up, then how many are left): the user stops until the
+    /// admin retries.
     TargetFull(String, u64),
 }
 
@@ -279,18 +280,8 @@ impl App {
         &self,
         user: &MailUser,
         reason: &str,
-        stored_uncounted: u64,
+        left: u64,
     ) -> Result<(), AppError> {
-        let progress = self
-            .deps
-            .store
-            .get_user(user.id)
-            .await?
-            .map(|u| u.progress)
-            .unwrap_or_default();
-        let left = progress
-            .messages_total
-            .saturating_sub(progress.messages_done + progress.skipped + stored_uncounted);
         self.log_event(
             user,
             format!("stopped: the target mailbox is full ({reason})"),
@@ -365,6 +356,38 @@ impl App {
             Transition::Delta => self.schedule(user, transition, |u| u.pass += 1).await,
             _ => self.schedule(user, transition, |_| {}).await,
         }
+    }
+
+    /// How many source messages of the pass are not on the target yet: each unfinished
+    /// folder's current size (folders not examined yet included) less what was copied or
+    /// skipped; `stored` more were stored by the chunk that found the target full.
+    async fn messages_left(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        current: &FolderState,
+        stored: u64,
+    ) -> Result<u64, AppError> {
+        let mut left = 0u64;
+        for f in self.deps.store.list_folders(user.id).await? {
+            if f.pass != user.pass || f.done {
+                continue;
+            }
+            let (copied, skipped) = if f.source_name == current.source_name {
+                (
+                    current.copied_messages + stored,
+                    current.skipped.len() as u64,
+                )
+            } else {
+                (f.copied_messages, f.skipped.len() as u64)
+            };
+            let messages = match s.source.examine(&f.source_name).await {
+                Ok(status) => u64::from(status.messages),
+                Err(_) => f.source_messages,
+            };
+            left += messages.saturating_sub(copied + skipped);
+        }
+        Ok(left)
     }
 
     /// Moves the user to Completed when every folder of the pass is done, and tells the admin

@@ -7,7 +7,7 @@ use contract::UserState;
 use contract::jobs::Job;
 
 use crate::error::AppError;
-use crate::mailbox::{FolderInfo, MessageMeta};
+use crate::mailbox::FolderInfo;
 use crate::model::*;
 use crate::state::Transition;
 
@@ -86,6 +86,9 @@ impl App {
         outcome
     }
 
+    /// Records a checkpoint per folder to copy and queues one copy job each. Nothing here
+    /// waits on a folder's size: each copy job examines its own folder (with its own deadline),
+    /// so a mailbox of any size plans in two LISTs and one write per folder.
     async fn plan_with(
         &self,
         project: &Project,
@@ -94,10 +97,7 @@ impl App {
     ) -> Result<JobOutcome, AppError> {
         let source_folders = s.source.list_folders().await.map_err(mailbox_err)?;
         let target_folders = s.target.list_folders().await.map_err(mailbox_err)?;
-        let target_delimiter = target_folders.iter().find_map(|f| f.delimiter);
-        let options = &project.copy;
-        let mut jobs = Vec::new();
-        let (mut total_messages, mut total_bytes) = (0u64, 0u64);
+        let planned = plan_folders(&project.copy, &source_folders, &target_folders);
         let existing: HashMap<String, FolderState> = self
             .deps
             .store
@@ -106,62 +106,38 @@ impl App {
             .into_iter()
             .map(|f| (f.source_name.clone(), f))
             .collect();
-        for folder in source_folders.iter().filter(|f| f.selectable) {
-            let included = options.include.is_empty()
-                || options.include.iter().any(|p| glob_match(p, &folder.name));
-            if !included || options.exclude.iter().any(|p| glob_match(p, &folder.name)) {
-                continue;
-            }
-            let target_name = map_folder_name(options, folder, &target_folders, target_delimiter);
-            if !target_folders.iter().any(|t| t.name == target_name) {
-                s.target
-                    .create_folder(&target_name)
-                    .await
-                    .map_err(mailbox_err)?;
-            }
-            if folder.subscribed {
-                s.target
-                    .subscribe(&target_name)
-                    .await
-                    .map_err(mailbox_err)?;
-            }
-            let status = s.source.examine(&folder.name).await.map_err(mailbox_err)?;
-            let metas = if status.messages == 0 {
-                Vec::new()
-            } else {
-                s.source
-                    .fetch_meta(1, u32::MAX)
-                    .await
-                    .map_err(mailbox_err)?
-            };
-            let prior = existing.get(&folder.name);
-            let last_uid = prior
-                .filter(|p| p.uidvalidity == Some(status.uidvalidity))
-                .map_or(0, |p| p.last_uid);
-            let pending: Vec<&MessageMeta> = metas.iter().filter(|m| m.uid > last_uid).collect();
-            total_messages += pending.len() as u64;
-            total_bytes += pending.iter().map(|m| m.size).sum::<u64>();
+        if !existing.values().any(|f| f.pass == user.pass) {
+            // A new pass counts afresh: each folder's first copy job adds what it will copy.
+            self.update_progress(user.id, |p| {
+                p.messages_total = p.messages_done;
+                p.bytes_total = p.bytes_done;
+            })
+            .await?;
+        }
+        let mut jobs = Vec::with_capacity(planned.len());
+        for folder in &planned {
+            let prior = existing.get(&folder.source);
             let next = match prior {
                 Some(p) => FolderState {
-                    target_name: target_name.clone(),
+                    target_name: folder.target.clone(),
                     pass: user.pass,
-                    source_messages: metas.len() as u64,
-                    source_bytes: metas.iter().map(|m| m.size).sum(),
+                    subscribed: folder.subscribed,
+                    shares_target: folder.shares_target,
                     done: false,
                     version: p.version + 1,
                     ..p.clone()
                 },
                 None => FolderState {
                     user_id: user.id,
-                    source_name: folder.name.clone(),
-                    target_name: target_name.clone(),
+                    source_name: folder.source.clone(),
+                    target_name: folder.target.clone(),
                     pass: user.pass,
                     uidvalidity: None,
                     last_uid: 0,
                     in_flight: None,
                     highest_modseq: None,
-                    source_messages: metas.len() as u64,
-                    source_bytes: metas.iter().map(|m| m.size).sum(),
+                    source_messages: 0,
+                    source_bytes: 0,
                     copied_messages: 0,
                     copied_bytes: 0,
                     target_messages: None,
@@ -170,6 +146,9 @@ impl App {
                     done: false,
                     copies: CopyMap::default(),
                     map_rebuilt_in_pass: None,
+                    planned_in_pass: None,
+                    subscribed: folder.subscribed,
+                    shares_target: folder.shares_target,
                     lease_owner: None,
                     lease_until: None,
                     version: 1,
@@ -191,22 +170,13 @@ impl App {
             jobs.push(Job::Copy {
                 user_id: user.id.0,
                 pass: user.pass,
-                folder: folder.name.clone(),
+                folder: folder.source.clone(),
                 attempt: 0,
             });
         }
-        self.update_progress(user.id, |p| {
-            p.messages_total = p.messages_done + total_messages;
-            p.bytes_total = p.bytes_done + total_bytes;
-        })
-        .await?;
         self.log_event(
             user,
-            format!(
-                "pass {}: {} folders, {total_messages} messages, {total_bytes} bytes to copy",
-                user.pass,
-                jobs.len()
-            ),
+            format!("pass {}: {} folders to copy", user.pass, jobs.len()),
         )
         .await;
         if jobs.is_empty() {
@@ -218,6 +188,49 @@ impl App {
         }
         Ok(JobOutcome::Done)
     }
+}
+
+/// A source folder the pass copies, and where to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlannedFolder {
+    pub source: String,
+    pub target: String,
+    pub subscribed: bool,
+    /// Another planned source folder has the same target.
+    pub shares_target: bool,
+}
+
+/// The folders a pass copies: the selectable source folders the project includes and does not
+/// exclude, each with its target name.
+pub(crate) fn plan_folders(
+    options: &CopyOptions,
+    source_folders: &[FolderInfo],
+    target_folders: &[FolderInfo],
+) -> Vec<PlannedFolder> {
+    let target_delimiter = target_folders.iter().find_map(|f| f.delimiter);
+    let mut planned: Vec<PlannedFolder> = source_folders
+        .iter()
+        .filter(|f| f.selectable)
+        .filter(|f| {
+            let included = options.include.is_empty()
+                || options.include.iter().any(|p| glob_match(p, &f.name));
+            included && !options.exclude.iter().any(|p| glob_match(p, &f.name))
+        })
+        .map(|f| PlannedFolder {
+            source: f.name.clone(),
+            target: map_folder_name(options, f, target_folders, target_delimiter),
+            subscribed: f.subscribed,
+            shares_target: false,
+        })
+        .collect();
+    let mut per_target: HashMap<String, usize> = HashMap::new();
+    for p in &planned {
+        *per_target.entry(p.target.clone()).or_default() += 1;
+    }
+    for p in &mut planned {
+        p.shares_target = per_target[&p.target] > 1;
+    }
+    planned
 }
 
 #[cfg(test)]
@@ -288,6 +301,37 @@ mod tests {
                 Some('.')
             ),
             "Projects.v1_2.Ärger"
+        );
+    }
+
+    #[test]
+    fn a_pass_plans_included_selectable_folders_and_marks_shared_targets() {
+        let mut hidden = folder("Hidden", '/', None);
+        hidden.selectable = false;
+        let source = vec![
+            folder("INBOX", '/', None),
+            folder("Sent", '/', Some(SpecialUse::Sent)),
+            folder("Sent Messages", '/', Some(SpecialUse::Sent)),
+            folder("Junk", '/', None),
+            hidden,
+        ];
+        let target = vec![folder("Sent Items", '.', Some(SpecialUse::Sent))];
+        let options = CopyOptions {
+            exclude: vec!["Junk".into()],
+            ..Default::default()
+        };
+        let planned = plan_folders(&options, &source, &target);
+        let summary: Vec<(&str, &str, bool)> = planned
+            .iter()
+            .map(|p| (p.source.as_str(), p.target.as_str(), p.shares_target))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("INBOX", "INBOX", false),
+                ("Sent", "Sent Items", true),
+                ("Sent Messages", "Sent Items", true),
+            ]
         );
     }
 }
