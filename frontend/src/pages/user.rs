@@ -11,7 +11,7 @@ use crate::format;
 use crate::hooks::use_delayed_task;
 use crate::state::project::action_label;
 use crate::state::user_detail::{
-    UserDetailAction, UserDetailState, VerifySummary, actions_for, skipped_items,
+    UserDetailAction, UserDetailState, VerifySummary, actions_for, skipped_count, skipped_items,
 };
 use contract::{BulkAction, FolderView, UserDetail, UserState};
 use uuid::Uuid;
@@ -257,9 +257,13 @@ fn verification(state: &Handle) -> Html {
 
 fn skipped(detail: &UserDetail) -> Html {
     let items = skipped_items(&detail.folders);
+    let total: u64 = detail.folders.iter().map(skipped_count).sum();
     html! {
         <section class="card" aria-labelledby="skipped-heading">
-            <h2 id="skipped-heading">{ format!("Skipped messages ({})", items.len()) }</h2>
+            <h2 id="skipped-heading">{ format!("Skipped messages ({})", format::count(total)) }</h2>
+            if total > items.len() as u64 {
+                <p class="muted">{ format!("The first {} of each folder are listed.", format::count(1000)) }</p>
+            }
             if items.is_empty() {
                 <p class="muted">{ "None: every message was copied or is still to come." }</p>
             } else {

@@ -91,7 +91,7 @@ pub fn verify_row(f: &FolderView) -> VerifyRow {
         target_messages: f.target_messages,
         source_bytes: f.source_bytes,
         target_bytes: f.target_bytes,
-        skipped: f.skipped.len() as u64,
+        skipped: skipped_count(f),
         verdict,
     }
 }
@@ -152,6 +152,12 @@ impl VerifySummary {
 }
 
 /// Skipped messages of every folder, with the folder they are in.
+/// How many messages the folder skipped (the server lists the first ones; an older server sends
+/// no count, and lists them all).
+pub fn skipped_count(f: &FolderView) -> u64 {
+    f.skipped_count.max(f.skipped.len() as u64)
+}
+
 pub fn skipped_items(folders: &[FolderView]) -> Vec<(String, SkippedItem)> {
     folders
         .iter()
@@ -274,6 +280,7 @@ mod tests {
                     cause: contract::SkipCause::TargetRefused,
                 })
                 .collect(),
+            skipped_count: skipped as u64,
             done: target.is_some(),
         }
     }

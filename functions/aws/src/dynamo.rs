@@ -13,11 +13,11 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
     TransactWriteItem, WriteRequest,
 };
-use contract::UserState;
+use contract::{SkippedItem, UserState};
 use domain::error::StoreError;
 use domain::model::{
     AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed,
@@ -273,20 +273,44 @@ impl DynamoStore {
 
     /// Deletes items by key with BatchWriteItem, retrying what DynamoDB leaves unprocessed.
     async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|k| {
-                    Ok(WriteRequest::builder()
-                        .delete_request(
-                            DeleteRequest::builder()
-                                .set_key(Some(k.clone()))
-                                .build()
-                                .map_err(backend)?,
-                        )
-                        .build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                Ok(WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(k))
+                            .build()
+                            .map_err(backend)?,
+                    )
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_batch(requests).await
+    }
+
+    /// Puts whole items (no condition) with BatchWriteItem.
+    async fn put_items(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                Ok(WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(backend)?,
+                    )
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_batch(requests).await
+    }
+
+    /// BatchWriteItem in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn write_batch(&self, all: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in all.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk.to_vec();
             let mut attempt = 0u32;
             while !requests.is_empty() {
                 if attempt > 0 {
@@ -295,7 +319,7 @@ impl DynamoStore {
                 attempt += 1;
                 if attempt > 10 {
                     return Err(StoreError::Backend(
-                        "DynamoDB kept leaving deletes unprocessed".into(),
+                        "DynamoDB kept leaving writes unprocessed".into(),
                     ));
                 }
                 let out = self
@@ -312,6 +336,22 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// The keys of a user's folder-detail items under one prefix.
+    async fn detail_keys(&self, user: UserId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(folder_pk(user)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .projection_expression("#pk, #sk");
+        self.query_all(query).await
     }
 
     /// The users of a project in source-address order, from the index.
@@ -570,6 +610,18 @@ fn folder_pk(user: UserId) -> String {
 /// Folder names are arbitrary (even empty in theory); a sort key may not be empty.
 fn folder_sk(name: &str) -> String {
     format!("F#{name}")
+}
+
+/// A folder's skipped items and copy-map pages share the user's folder partition, under their
+/// own prefixes: `S#<len>#<name>#<uid>` and `M#<len>#<name>#<page>`. The name's length keeps
+/// one folder's prefix from being the start of another's ("A" and "A#1"); numbers are fixed
+/// width so that string order is number order.
+fn folder_detail_prefix(kind: char, name: &str) -> String {
+    format!("{kind}#{}#{name}#", name.len())
+}
+
+fn folder_detail_sk(kind: char, name: &str, number: u32) -> String {
+    format!("{}{number:010}", folder_detail_prefix(kind, name))
 }
 
 /// A time as a fixed-width decimal of nanoseconds since 1970, so string order is time order.
@@ -1049,10 +1101,128 @@ impl Store for DynamoStore {
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :f)")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(folder_pk(user)));
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(folder_pk(user)))
+            .expression_attribute_values(":f", s("F#"));
         self.query_all(query).await?.iter().map(doc_of).collect()
+    }
+
+    async fn put_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        items: &[SkippedItem],
+    ) -> Result<(), StoreError> {
+        let items = items
+            .iter()
+            .map(|i| {
+                let mut item = key(folder_pk(user), folder_detail_sk('S', folder, i.uid));
+                item.insert("doc".into(), to_doc(i)?);
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.put_items(items).await
+    }
+
+    async fn list_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<SkippedItem>, StoreError> {
+        if limit == 0 || after == u32::MAX {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut start = None;
+        // Pages of up to `limit` items from just past `after`, until enough or none are left.
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(folder_pk(user)))
+                .expression_attribute_values(
+                    ":from",
+                    s(folder_detail_sk('S', folder, after.saturating_add(1))),
+                )
+                .expression_attribute_values(":to", s(folder_detail_sk('S', folder, u32::MAX)))
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            let page = query.send().await.map_err(backend)?;
+            for item in page.items() {
+                out.push(doc_of(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if out.len() >= limit || start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn clear_skipped(&self, user: UserId, folder: &str) -> Result<(), StoreError> {
+        let keys = self
+            .detail_keys(user, &folder_detail_prefix('S', folder))
+            .await?;
+        self.delete_keys(keys).await
+    }
+
+    async fn put_copy_page(
+        &self,
+        user: UserId,
+        folder: &str,
+        page: u32,
+        runs: &[[u32; 3]],
+    ) -> Result<(), StoreError> {
+        let mut item = key(folder_pk(user), folder_detail_sk('M', folder, page));
+        item.insert("doc".into(), to_doc(&runs)?);
+        self.put(item, Condition::None, || StoreError::Conflict)
+            .await
+    }
+
+    async fn list_copy_pages(
+        &self,
+        user: UserId,
+        folder: &str,
+    ) -> Result<Vec<(u32, Vec<[u32; 3]>)>, StoreError> {
+        let prefix = folder_detail_prefix('M', folder);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(folder_pk(user)))
+            .expression_attribute_values(":prefix", s(prefix.clone()));
+        self.query_all(query)
+            .await?
+            .iter()
+            .map(|item| {
+                let page = attr_s(item, SK)?
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        StoreError::Backend("dynamodb: a copy-map page without its number".into())
+                    })?;
+                Ok((page, doc_of(item)?))
+            })
+            .collect()
+    }
+
+    async fn clear_copy_pages(&self, user: UserId, folder: &str) -> Result<(), StoreError> {
+        let keys = self
+            .detail_keys(user, &folder_detail_prefix('M', folder))
+            .await?;
+        self.delete_keys(keys).await
     }
 }
 

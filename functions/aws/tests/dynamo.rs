@@ -274,6 +274,7 @@ fn folder(user: UserId, name: &str) -> FolderState {
         target_messages: None,
         target_bytes: None,
         skipped: Vec::new(),
+        skipped_count: 0,
         done: false,
         copies: Default::default(),
         map_rebuilt_in_pass: None,

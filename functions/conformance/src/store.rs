@@ -57,6 +57,7 @@ fn checks() -> Vec<(&'static str, Check)> {
         "sessions: put, overwrite, get, delete" => sessions_roundtrip,
         "events: newest first, limit, per user" => events_order_and_limit,
         "folders: insert, duplicate, version-checked update, list" => folders_roundtrip,
+        "folder details: skipped items and copy-map pages, paged, per folder, deleted with the user" => folder_details,
     ]
 }
 
@@ -202,10 +203,12 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
             reason: "too large for the target".into(),
             cause: contract::SkipCause::TargetRefused,
         }],
+        skipped_count: 0,
         done: false,
         copies: domain::CopyMap {
             target_uidvalidity: Some(7),
             runs: vec![[1, 101, 40], [45, 141, 3]],
+            pages: 2,
         },
         map_rebuilt_in_pass: Some(2),
         planned_in_pass: Some(2),
@@ -1481,4 +1484,108 @@ async fn folders_roundtrip(s: Arc<dyn Store>) {
         got, want,
         "all of this user's folders, nothing of the other user"
     );
+}
+
+async fn folder_details(s: Arc<dyn Store>) {
+    let (_, u) = seeded_user(s.as_ref(), "rita@source.example").await;
+    // Folder names whose keys could run into each other if built carelessly.
+    let (a, b, c) = ("A", "A#1", "Ärchiv/2024");
+    s.put_folder(&folder(u.id, a), None)
+        .await
+        .expect("put_folder");
+    let item = |uid: u32, reason: &str| SkippedItem {
+        uid,
+        size: u64::from(uid) * 10,
+        reason: reason.into(),
+        cause: contract::SkipCause::TargetRefused,
+    };
+    let many: Vec<SkippedItem> = (1..=60).map(|uid| item(uid * 3, "refused")).collect();
+    s.put_skipped(u.id, a, &many).await.expect("put_skipped");
+    s.put_skipped(u.id, b, &[item(1, "other folder")])
+        .await
+        .expect("put_skipped");
+    s.put_skipped(u.id, a, &[item(6, "replaced")])
+        .await
+        .expect("replace one");
+
+    // Paged by UID, per folder, the replaced item in place.
+    let first = s.list_skipped(u.id, a, 0, 25).await.expect("list_skipped");
+    assert_eq!(first.len(), 25);
+    assert_eq!(first[0], item(3, "refused"));
+    assert_eq!(first[1], item(6, "replaced"));
+    let mut all = first.clone();
+    let mut after = first.last().unwrap().uid;
+    loop {
+        let page = s.list_skipped(u.id, a, after, 25).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = last.uid;
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 60, "every item once, in pages");
+    assert!(all.windows(2).all(|w| w[0].uid < w[1].uid), "by UID");
+    assert_eq!(
+        s.list_skipped(u.id, b, 0, 100).await.expect("list"),
+        vec![item(1, "other folder")]
+    );
+    assert!(
+        s.list_skipped(u.id, c, 0, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        s.list_skipped(u.id, a, u32::MAX, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Copy-map pages: replace, list in page order, per folder.
+    s.put_copy_page(u.id, a, 1, &[[100, 5, 3]])
+        .await
+        .expect("page 1");
+    s.put_copy_page(u.id, a, 0, &[[1, 1, 40], [45, 41, 2]])
+        .await
+        .expect("page 0");
+    s.put_copy_page(u.id, a, 1, &[[100, 5, 4]])
+        .await
+        .expect("replace 1");
+    s.put_copy_page(u.id, b, 0, &[[7, 7, 1]])
+        .await
+        .expect("other folder");
+    assert_eq!(
+        s.list_copy_pages(u.id, a).await.expect("pages"),
+        vec![(0, vec![[1, 1, 40], [45, 41, 2]]), (1, vec![[100, 5, 4]])]
+    );
+
+    // Clearing is per folder; the checkpoints are untouched.
+    s.clear_skipped(u.id, a).await.expect("clear_skipped");
+    s.clear_copy_pages(u.id, a).await.expect("clear_copy_pages");
+    assert!(
+        s.list_skipped(u.id, a, 0, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(s.list_copy_pages(u.id, a).await.expect("pages").is_empty());
+    assert_eq!(
+        s.list_skipped(u.id, b, 0, 100).await.expect("list").len(),
+        1
+    );
+    assert_eq!(s.list_copy_pages(u.id, b).await.expect("pages").len(), 1);
+    assert_eq!(
+        s.list_folders(u.id).await.expect("list_folders").len(),
+        1,
+        "details are not folders"
+    );
+
+    // Deleting the user deletes them.
+    s.delete_user(u.id).await.expect("delete_user");
+    assert!(
+        s.list_skipped(u.id, b, 0, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(s.list_copy_pages(u.id, b).await.expect("pages").is_empty());
 }

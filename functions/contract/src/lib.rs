@@ -336,7 +336,10 @@ pub struct FolderView {
     pub target_messages: Option<u64>,
     #[serde(default)]
     pub target_bytes: Option<u64>,
+    /// Skipped messages (the first ones when there are many: `skipped_count` says how many).
     pub skipped: Vec<SkippedItem>,
+    #[serde(default)]
+    pub skipped_count: u64,
     pub done: bool,
 }
 

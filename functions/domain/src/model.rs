@@ -336,7 +336,14 @@ pub struct FolderState {
     pub copied_bytes: u64,
     pub target_messages: Option<u64>,
     pub target_bytes: Option<u64>,
+    /// Skipped items of checkpoints written before they were kept apart
+    /// ([`crate::ports::Store::put_skipped`]): read, moved out on the folder's next copy, never
+    /// written again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedItem>,
+    /// How many skipped items the store keeps apart for this folder.
+    #[serde(default)]
+    pub skipped_count: u64,
     pub done: bool,
     /// Which target UID each copied source UID got, for removing copies of messages deleted
     /// at the source. Older checkpoints have none.
@@ -366,16 +373,36 @@ pub struct FolderState {
 
 /// Source UID → target UID of the copies made in one folder, as runs where both go up by one
 /// (a folder copied in order from a target with UIDPLUS is a handful of runs), valid for one
-/// target UIDVALIDITY.
+/// target UIDVALIDITY. The newest runs are here; older ones are sealed into numbered pages the
+/// store keeps apart ([`crate::ports::Store::put_copy_page`]), so the checkpoint stays small
+/// however scattered the UIDs are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyMap {
     /// The target folder's UIDVALIDITY the target UIDs belong to.
     pub target_uidvalidity: Option<u32>,
     /// `[first source UID, first target UID, count]`, by source UID.
     pub runs: Vec<[u32; 3]>,
+    /// How many pages were sealed (pages `0..pages` are in the store).
+    #[serde(default)]
+    pub pages: u32,
 }
 
 impl CopyMap {
+    /// Runs in the checkpoint before the oldest are sealed into a page: about 40 KB of JSON.
+    pub const PAGE_RUNS: usize = 2000;
+
+    /// When the open runs are more than a page, seals all but the newest run (which later
+    /// copies may still extend) as the next page: its number and runs, for the store.
+    pub fn seal(&mut self) -> Option<(u32, Vec<[u32; 3]>)> {
+        if self.runs.len() <= Self::PAGE_RUNS {
+            return None;
+        }
+        let newest = self.runs.pop()?;
+        let page = std::mem::replace(&mut self.runs, vec![newest]);
+        self.pages += 1;
+        Some((self.pages - 1, page))
+    }
+
     /// Records that source `source` was appended as target `target` under `uidvalidity`; a
     /// new UIDVALIDITY makes the earlier UIDs meaningless, so they are forgotten.
     pub fn record(&mut self, source: u32, target: u32, uidvalidity: u32) {
@@ -416,12 +443,18 @@ impl CopyMap {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
+        self.runs.is_empty() && self.pages == 0
     }
 }
 
 impl FolderState {
-    pub fn view(&self) -> contract::FolderView {
+    /// Skipped items, those kept apart included.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped_count + self.skipped.len() as u64
+    }
+
+    /// The folder for the console, with `skipped` (some or all of its skipped items).
+    pub fn view(&self, skipped: Vec<SkippedItem>) -> contract::FolderView {
         contract::FolderView {
             source_name: self.source_name.clone(),
             target_name: self.target_name.clone(),
@@ -431,7 +464,8 @@ impl FolderState {
             copied_bytes: self.copied_bytes,
             target_messages: self.target_messages,
             target_bytes: self.target_bytes,
-            skipped: self.skipped.clone(),
+            skipped_count: self.skipped_total(),
+            skipped,
             done: self.done,
         }
     }

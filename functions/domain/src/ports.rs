@@ -3,8 +3,8 @@
 //! passes, so the SQLite and DynamoDB stores (and the SQLite and SQS queues) behave alike.
 
 use async_trait::async_trait;
-use contract::UserState;
 use contract::jobs::Job;
+use contract::{SkippedItem, UserState};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -92,6 +92,44 @@ pub trait Store: Send + Sync + 'static {
         source_name: &str,
     ) -> Result<Option<FolderState>, StoreError>;
     async fn list_folders(&self, user: UserId) -> Result<Vec<FolderState>, StoreError>;
+
+    // A folder's details kept apart from its checkpoint, so that a checkpoint stays small
+    // whatever the folder holds (DynamoDB items end at 400 KB): its skipped messages, one
+    // record per source UID, and its copy map in numbered pages. Deleting the user deletes
+    // them too.
+    /// Stores skipped items of a folder; an item with the same UID is replaced.
+    async fn put_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        items: &[SkippedItem],
+    ) -> Result<(), StoreError>;
+    /// The folder's skipped items with a UID above `after`, by UID, at most `limit`.
+    async fn list_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<SkippedItem>, StoreError>;
+    /// Removes every skipped item of the folder.
+    async fn clear_skipped(&self, user: UserId, folder: &str) -> Result<(), StoreError>;
+    /// Stores page `page` of the folder's copy map, replacing it.
+    async fn put_copy_page(
+        &self,
+        user: UserId,
+        folder: &str,
+        page: u32,
+        runs: &[[u32; 3]],
+    ) -> Result<(), StoreError>;
+    /// Every stored page of the folder's copy map, by page number.
+    async fn list_copy_pages(
+        &self,
+        user: UserId,
+        folder: &str,
+    ) -> Result<Vec<(u32, Vec<[u32; 3]>)>, StoreError>;
+    /// Removes every page of the folder's copy map.
+    async fn clear_copy_pages(&self, user: UserId, folder: &str) -> Result<(), StoreError>;
 }
 
 /// One received queue message.

@@ -6,7 +6,7 @@
 //! which is atomic without any explicit locking.
 
 use async_trait::async_trait;
-use contract::UserState;
+use contract::{SkippedItem, UserState};
 use domain::error::StoreError;
 use domain::model::{
     AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed,
@@ -86,6 +86,23 @@ const SCHEMA: Schema = Schema {
             doc TEXT NOT NULL,
             PRIMARY KEY (user_id, source_name)
         );
+        "#,
+        // 2: a folder's skipped messages and copy-map pages, apart from its checkpoint.
+        r#"
+        CREATE TABLE folder_skipped (
+            user_id TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            uid INTEGER NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (user_id, source_name, uid)
+        ) WITHOUT ROWID;
+        CREATE TABLE folder_copy_pages (
+            user_id TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            page INTEGER NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (user_id, source_name, page)
+        ) WITHOUT ROWID;
         "#,
     ],
 };
@@ -520,6 +537,8 @@ impl Store for SqliteStore {
                 "DELETE FROM credentials WHERE user_id = ?1",
                 "DELETE FROM invites WHERE user_id = ?1",
                 "DELETE FROM folders WHERE user_id = ?1",
+                "DELETE FROM folder_skipped WHERE user_id = ?1",
+                "DELETE FROM folder_copy_pages WHERE user_id = ?1",
                 "DELETE FROM events WHERE user_id = ?1",
                 "DELETE FROM users WHERE id = ?1",
             ] {
@@ -801,6 +820,139 @@ impl Store for SqliteStore {
                 .query_map([user], |r| r.get::<_, String>(0))
                 .map_err(backend)?;
             docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn put_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        items: &[SkippedItem],
+    ) -> Result<(), StoreError> {
+        let (user, folder) = (user.to_string(), folder.to_owned());
+        let rows: Vec<(u32, String)> = items
+            .iter()
+            .map(|i| Ok((i.uid, to_doc(i)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.write(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO folder_skipped (user_id, source_name, uid, doc) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(backend)?;
+                for (uid, doc) in rows {
+                    stmt.execute(params![user, folder, uid, doc])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_skipped(
+        &self,
+        user: UserId,
+        folder: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<SkippedItem>, StoreError> {
+        let (user, folder) = (user.to_string(), folder.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT doc FROM folder_skipped WHERE user_id = ?1 AND source_name = ?2 AND uid > ?3 ORDER BY uid LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map(params![user, folder, after, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn clear_skipped(&self, user: UserId, folder: &str) -> Result<(), StoreError> {
+        self.delete_folder_rows("folder_skipped", user, folder)
+            .await
+    }
+
+    async fn put_copy_page(
+        &self,
+        user: UserId,
+        folder: &str,
+        page: u32,
+        runs: &[[u32; 3]],
+    ) -> Result<(), StoreError> {
+        let (user, folder) = (user.to_string(), folder.to_owned());
+        let doc = to_doc(&runs)?;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO folder_copy_pages (user_id, source_name, page, doc) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![user, folder, page, doc])
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_copy_pages(
+        &self,
+        user: UserId,
+        folder: &str,
+    ) -> Result<Vec<(u32, Vec<[u32; 3]>)>, StoreError> {
+        let (user, folder) = (user.to_string(), folder.to_owned());
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT page, doc FROM folder_copy_pages WHERE user_id = ?1 AND source_name = ?2 ORDER BY page",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![user, folder], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (page, doc) = row.map_err(backend)?;
+                Ok((page, from_doc(&doc)?))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn clear_copy_pages(&self, user: UserId, folder: &str) -> Result<(), StoreError> {
+        self.delete_folder_rows("folder_copy_pages", user, folder)
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// Deletes a folder's rows of one of the side tables.
+    async fn delete_folder_rows(
+        &self,
+        table: &'static str,
+        user: UserId,
+        folder: &str,
+    ) -> Result<(), StoreError> {
+        let (user, folder) = (user.to_string(), folder.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE user_id = ?1 AND source_name = ?2"
+            ))
+            .map_err(backend)?
+            .execute(params![user, folder])
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }

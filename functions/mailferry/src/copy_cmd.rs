@@ -335,18 +335,20 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             user.target_email
         );
     }
-    let retry_skipped = args.retry_skipped
+    let mut retry_skipped = false;
+    if args.retry_skipped
         && matches!(
             user.state,
             UserState::Completed | UserState::Verified | UserState::Failed | UserState::Paused
         )
-        && app
-            .deps()
-            .store
-            .list_folders(user.id)
-            .await?
-            .iter()
-            .any(|f| f.skipped.iter().any(|i| i.cause.is_retryable()));
+    {
+        for f in app.deps().store.list_folders(user.id).await? {
+            retry_skipped |= app
+                .has_retryable_skips(&f)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
     let action = match user.state {
         _ if retry_skipped => Some(contract::BulkAction::RetrySkipped),
         UserState::Completed | UserState::Verified => Some(contract::BulkAction::Delta),
@@ -420,10 +422,19 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         .context("the user record vanished")?;
     let folders = app.deps().store.list_folders(user.id).await?;
     let elapsed = started.elapsed();
+    let mut skipped_by_folder = Vec::with_capacity(folders.len());
+    for f in &folders {
+        let items = app
+            .skipped_of(f, usize::MAX)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        skipped_by_folder.push(items);
+    }
     let skipped: Vec<_> = folders
         .iter()
-        .flat_map(|f| {
-            f.skipped
+        .zip(&skipped_by_folder)
+        .flat_map(|(f, items)| {
+            items
                 .iter()
                 .map(move |s| (f.source_name.clone(), s.clone()))
         })
@@ -448,10 +459,10 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
                 "queue_operations": queue.operations(),
                 "cpu_seconds": cpu_seconds(),
             },
-            "folders": folders.iter().map(|f| json!({
+            "folders": folders.iter().zip(&skipped_by_folder).map(|(f, items)| json!({
                 "source": f.source_name, "target": f.target_name, "done": f.done,
                 "source_messages": f.source_messages, "target_messages": f.target_messages,
-                "copied_messages": f.copied_messages, "skipped": f.skipped,
+                "copied_messages": f.copied_messages, "skipped": items,
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -216,6 +216,7 @@ async fn retry_later_delays_the_message_and_keeps_it() {
         target_messages: None,
         target_bytes: None,
         skipped: Vec::new(),
+        skipped_count: 0,
         done: false,
         copies: Default::default(),
         map_rebuilt_in_pass: None,

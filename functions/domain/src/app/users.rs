@@ -33,6 +33,9 @@ fn check_display_name(name: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
+/// Skipped items of one folder the user detail shows.
+const SKIPPED_SHOWN: usize = 1000;
+
 impl App {
     pub async fn user(&self, id: UserId) -> Result<MailUser, AppError> {
         self.deps
@@ -396,9 +399,14 @@ impl App {
         let user = self.user_in(project_id, id).await?;
         let folders = self.deps.store.list_folders(id).await?;
         let events = self.deps.store.list_events(id, 200).await?;
+        let mut views = Vec::with_capacity(folders.len());
+        for f in &folders {
+            // The console lists the first skipped items; the count says how many there are.
+            views.push(f.view(self.skipped_of(f, SKIPPED_SHOWN).await?));
+        }
         Ok(UserDetail {
             user: user.view(),
-            folders: folders.iter().map(FolderState::view).collect(),
+            folders: views,
             events: events
                 .into_iter()
                 .map(|e| contract::EventView {

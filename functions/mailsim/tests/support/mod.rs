@@ -398,6 +398,19 @@ pub fn flags_bag(server: &Server) -> BTreeMap<(String, Vec<u8>), Vec<Vec<String>
     out
 }
 
+/// Skipped items of one folder.
+pub async fn skipped_items(w: &World, folder: &str) -> Vec<contract::SkippedItem> {
+    let f = w
+        .app
+        .deps()
+        .store
+        .get_folder(w.user.id, folder)
+        .await
+        .unwrap()
+        .expect("the folder's checkpoint");
+    w.app.skipped_of(&f, usize::MAX).await.unwrap()
+}
+
 /// Skipped source messages as (folder, bytes) → count, and their reasons.
 pub async fn skipped(w: &World) -> (Bag, Vec<String>) {
     let mut out = Bag::new();
@@ -410,7 +423,7 @@ pub async fn skipped(w: &World) -> (Bag, Vec<String>) {
             .into_iter()
             .map(|m| (m.uid, m.bytes))
             .collect();
-        for item in &f.skipped {
+        for item in &w.app.skipped_of(&f, usize::MAX).await.unwrap() {
             reasons.push(item.reason.clone());
             if let Some(bytes) = by_uid.get(&item.uid) {
                 *out.entry((f.source_name.clone(), bytes.clone()))

@@ -65,9 +65,10 @@ impl App {
             .map_err(mailbox_err)?
             .into_iter()
             .collect();
-        let gone: Vec<(u32, u32)> = folder
-            .copies
-            .pairs()
+        let gone: Vec<(u32, u32)> = self
+            .copy_pairs(folder)
+            .await?
+            .into_iter()
             .filter(|(source, _)| !present.contains(source))
             .collect();
         if gone.is_empty() {
@@ -85,9 +86,8 @@ impl App {
             0
         };
         let sources: HashSet<u32> = gone.iter().map(|&(s, _)| s).collect();
-        let stop = self
-            .checkpoint(folder, |f| f.copies.forget(&sources))
-            .await?;
+        let copies = self.without_copies(folder, &sources).await?;
+        let stop = self.checkpoint(folder, |f| f.copies = copies).await?;
         if removed > 0 {
             self.log_event(
                 user,
@@ -129,7 +129,7 @@ impl App {
             .map_err(mailbox_err)?;
         let map: std::collections::HashMap<u32, u32> =
             if folder.copies.target_uidvalidity == Some(target.uidvalidity) {
-                folder.copies.pairs().collect()
+                self.copy_pairs(folder).await?.into_iter().collect()
             } else {
                 Default::default()
             };

@@ -174,6 +174,21 @@ impl App {
                 reason: "another worker holds this folder".into(),
             });
         };
+        if !folder.skipped.is_empty() {
+            // A checkpoint from before skipped items were kept apart: move them out.
+            let inline = folder.skipped.clone();
+            self.keep_skipped(&folder, &inline).await?;
+            if self
+                .checkpoint(&mut folder, |f| {
+                    f.skipped_count += inline.len() as u64;
+                    f.skipped.clear();
+                })
+                .await?
+                .is_err()
+            {
+                return Ok(JobOutcome::Done);
+            }
+        }
         let project = self.project(user.project_id).await?;
         let mut s = match self.open_sessions(&project, user).await {
             Ok(s) => s,
@@ -466,12 +481,13 @@ impl App {
                 })
                 .collect();
             let n = skipped.len() as u64;
+            self.keep_skipped(folder, &skipped).await?;
             let stop = self
                 .checkpoint(folder, |f| {
                     f.planned_in_pass = Some(pass);
                     f.source_messages = count;
                     f.source_bytes = bytes;
-                    f.skipped.extend(skipped);
+                    f.skipped_count += n;
                     f.done = true;
                     f.lease_owner = None;
                 })
@@ -540,17 +556,27 @@ impl App {
         };
         tracing::info!(user = %user.id, folder = %folder.source_name, in_range = range.len(), found = pairs.len(), "resumed an unfinished append");
         let rescan = is_rescan(Some(mark));
+        let base = if rescan {
+            self.clear_details(folder).await?;
+            FolderState {
+                copies: CopyMap::default(),
+                ..folder.clone()
+            }
+        } else {
+            folder.clone()
+        };
+        let copies = self
+            .with_copies(&base, pairs.iter().copied(), target.uidvalidity)
+            .await?;
         let stop = self
             .checkpoint(folder, |f| {
                 if rescan {
-                    f.copies = CopyMap::default();
                     f.skipped.clear();
+                    f.skipped_count = 0;
                     f.copied_messages = 0;
                     f.copied_bytes = 0;
                 }
-                for &(source, copy) in &pairs {
-                    f.copies.record(source, copy, target.uidvalidity);
-                }
+                f.copies = copies;
             })
             .await?;
         Ok(stop.map(|()| pairs.iter().map(|&(source, _)| source).collect()))
@@ -724,6 +750,21 @@ impl App {
             }
         }
         skipped.append(&mut settled.skipped);
+        self.keep_skipped(folder, &skipped).await?;
+        let copies = match copies_uidvalidity {
+            Some(uidvalidity) => Some(
+                self.with_copies(
+                    folder,
+                    settled
+                        .appended
+                        .iter()
+                        .filter_map(|&(source, _, copy)| Some((source, copy?))),
+                    uidvalidity,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let done = ChunkDone {
             messages: settled.appended.len() as u64 + present,
             bytes: settled.appended.iter().map(|a| a.1).sum::<u64>() + present_bytes,
@@ -737,13 +778,9 @@ impl App {
                 }
                 f.copied_messages += done.messages;
                 f.copied_bytes += done.bytes;
-                f.skipped.extend(skipped);
-                if let Some(uidvalidity) = copies_uidvalidity {
-                    for &(source, _, copy) in &settled.appended {
-                        if let Some(copy) = copy {
-                            f.copies.record(source, copy, uidvalidity);
-                        }
-                    }
+                f.skipped_count += done.skipped;
+                if let Some(copies) = copies {
+                    f.copies = copies;
                 }
             })
             .await?;

@@ -23,6 +23,7 @@
 
 mod decide;
 mod delta;
+mod details;
 mod folder;
 pub(crate) mod identity;
 mod plan;
@@ -312,14 +313,12 @@ impl App {
                 )));
             }
         };
-        let retryable: Vec<FolderState> = self
-            .deps
-            .store
-            .list_folders(user.id)
-            .await?
-            .into_iter()
-            .filter(|f| f.skipped.iter().any(|i| i.cause.is_retryable()))
-            .collect();
+        let mut retryable: Vec<FolderState> = Vec::new();
+        for folder in self.deps.store.list_folders(user.id).await? {
+            if self.has_retryable_skips(&folder).await? {
+                retryable.push(folder);
+            }
+        }
         if retryable.is_empty() {
             return Err(AppError::Conflict(format!(
                 "{} has no skipped message a retry could copy",
@@ -330,10 +329,7 @@ impl App {
             Transition::Delta => user.pass + 1,
             _ => user.pass,
         };
-        let count: usize = retryable
-            .iter()
-            .map(|f| f.skipped.iter().filter(|i| i.cause.is_retryable()).count())
-            .sum();
+        let count: u64 = retryable.iter().map(FolderState::skipped_total).sum();
         for folder in &retryable {
             let mut next = folder.clone();
             let target_uidvalidity = folder.copies.target_uidvalidity.unwrap_or(0);
@@ -347,7 +343,7 @@ impl App {
         self.log_event(
             user,
             format!(
-                "retrying {count} skipped message(s) in {} folder(s)",
+                "retrying the skipped messages of {} folder(s) ({count} skipped)",
                 retryable.len()
             ),
         )
@@ -374,12 +370,9 @@ impl App {
                 continue;
             }
             let (copied, skipped) = if f.source_name == current.source_name {
-                (
-                    current.copied_messages + stored,
-                    current.skipped.len() as u64,
-                )
+                (current.copied_messages + stored, current.skipped_total())
             } else {
-                (f.copied_messages, f.skipped.len() as u64)
+                (f.copied_messages, f.skipped_total())
             };
             let messages = match s.source.examine(&f.source_name).await {
                 Ok(status) => u64::from(status.messages),
@@ -416,7 +409,7 @@ impl App {
             Err(e) => return Err(e),
         };
         let project = self.project(completed.project_id).await?;
-        let skipped: u64 = folders.iter().map(|f| f.skipped.len() as u64).sum();
+        let skipped: u64 = folders.iter().map(FolderState::skipped_total).sum();
         let text = format!(
             "Pass {pass} of the mailbox move {src} → {tgt} is complete: {n} messages ({b} bytes) copied, {skipped} skipped.\n\n\
              Please check the new mailbox and the per-folder report, then mark it verified in the console.\n",

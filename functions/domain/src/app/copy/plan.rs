@@ -143,6 +143,7 @@ impl App {
                     target_messages: None,
                     target_bytes: None,
                     skipped: Vec::new(),
+                    skipped_count: 0,
                     done: false,
                     copies: CopyMap::default(),
                     map_rebuilt_in_pass: None,
