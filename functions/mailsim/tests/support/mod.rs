@@ -17,7 +17,7 @@ use domain::app::{AppConfig, CopySettings, JobOutcome};
 use domain::error::{LoginError, MailError, QueueError, VaultError};
 use domain::mailbox::{MailSession, MailboxConnector, MailboxError};
 use domain::ports::{
-    Delivery, LoginInfo, MailboxAccess, Mailer, ManualClock, OutgoingMail, Queue, SentMail,
+    Delivery, LoginInfo, MailboxAccess, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store,
     SystemClock, Vault,
 };
 use domain::{App, Deps, Endpoint, MailUser, Project, Sealed, Secret};
@@ -172,6 +172,11 @@ pub struct World {
     pub user: MailUser,
 }
 
+/// The embedded store, in memory.
+pub fn sqlite() -> Arc<dyn Store> {
+    Arc::new(embedded::SqliteStore::open_in_memory().expect("store"))
+}
+
 impl World {
     /// A world on a clock the harness moves past a dead worker's lease.
     pub async fn new(chunk_messages: usize, remove: bool) -> World {
@@ -193,18 +198,24 @@ impl World {
     /// A world on a hand-moved clock with these engine settings and project copy options.
     pub async fn with_options(copy: CopySettings, options: CopyOptions) -> World {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        World::build(copy, options, Some(clock)).await
+        World::build(copy, options, Some(clock), sqlite()).await
+    }
+
+    /// A world on the wall clock whose state lives in `store`.
+    pub async fn on_store(copy: CopySettings, store: Arc<dyn Store>) -> World {
+        World::build(copy, CopyOptions::default(), None, store).await
     }
 
     /// A world on the wall clock, with these engine settings.
     pub async fn on_wall_clock(copy: CopySettings) -> World {
-        World::build(copy, CopyOptions::default(), None).await
+        World::build(copy, CopyOptions::default(), None, sqlite()).await
     }
 
     async fn build(
         copy: CopySettings,
         options: CopyOptions,
         clock: Option<Arc<ManualClock>>,
+        store: Arc<dyn Store>,
     ) -> World {
         let source = Server::new();
         let target = Server::new();
@@ -219,7 +230,7 @@ impl World {
         });
         let queue = Arc::new(ListQueue::default());
         let deps = Deps {
-            store: Arc::new(embedded::SqliteStore::open_in_memory().expect("store")),
+            store,
             queue: queue.clone(),
             mailer: Arc::new(Quiet),
             vault: Arc::new(Quiet),
