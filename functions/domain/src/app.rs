@@ -16,8 +16,10 @@ mod copy;
 mod projects;
 mod selfservice;
 mod users;
+mod watchdog;
 mod worker;
 
+pub use watchdog::Watch;
 pub use worker::JobOutcome;
 
 pub use projects::Side;

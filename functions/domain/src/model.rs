@@ -448,6 +448,37 @@ impl CopyMap {
 }
 
 impl FolderState {
+    /// The checkpoint of a folder nothing was copied from yet.
+    pub fn new(user_id: UserId, source_name: &str, target_name: &str, pass: u32) -> FolderState {
+        FolderState {
+            user_id,
+            source_name: source_name.to_owned(),
+            target_name: target_name.to_owned(),
+            pass,
+            uidvalidity: None,
+            last_uid: 0,
+            in_flight: None,
+            highest_modseq: None,
+            source_messages: 0,
+            source_bytes: 0,
+            copied_messages: 0,
+            copied_bytes: 0,
+            target_messages: None,
+            target_bytes: None,
+            skipped: Vec::new(),
+            skipped_count: 0,
+            done: false,
+            copies: CopyMap::default(),
+            map_rebuilt_in_pass: None,
+            planned_in_pass: None,
+            subscribed: false,
+            shares_target: false,
+            lease_owner: None,
+            lease_until: None,
+            version: 1,
+        }
+    }
+
     /// Skipped items, those kept apart included.
     pub fn skipped_total(&self) -> u64 {
         self.skipped_count + self.skipped.len() as u64

@@ -156,6 +156,12 @@ pub trait Queue: Send + Sync + 'static {
     async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<(), QueueError>;
     /// Messages moved aside after too many receives.
     async fn dead_letters(&self, max: usize) -> Result<Vec<Job>, QueueError>;
+    /// Whether any job of this user is queued, waiting or being handled: `None` when the
+    /// queue cannot say (SQS cannot look inside its messages), and the watchdog then waits
+    /// much longer before it calls a user stalled.
+    async fn has_jobs_for(&self, _user: uuid::Uuid) -> Result<Option<bool>, QueueError> {
+        Ok(None)
+    }
 }
 
 /// A mail to send.

@@ -340,6 +340,22 @@ impl Queue for SqliteQueue {
         .await
     }
 
+    /// Any live message (queued, delayed or held) whose job names this user.
+    async fn has_jobs_for(&self, user: uuid::Uuid) -> Result<Option<bool>, QueueError> {
+        // Bodies are serde_json of `Job`: the user id appears exactly as `"user_id":"<uuid>"`.
+        let pattern = format!("%\"user_id\":\"{user}\"%");
+        self.run(move |c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE dead_at IS NULL AND body LIKE ?1)",
+            )
+            .map_err(backend)?
+            .query_row([pattern], |r| r.get::<_, bool>(0))
+            .map(Some)
+            .map_err(backend)
+        })
+        .await
+    }
+
     /// The oldest dead letters first; reading does not remove them. Bodies this build cannot
     /// decode are left out (and logged), as they cannot be returned as a [`Job`].
     async fn dead_letters(&self, max: usize) -> Result<Vec<Job>, QueueError> {

@@ -418,3 +418,26 @@ async fn a_restarted_process_takes_back_the_jobs_its_dead_predecessor_held() {
         "held again by this process"
     );
 }
+
+#[tokio::test]
+async fn the_queue_tells_whether_a_user_has_jobs_left() {
+    let q = SqliteQueue::open_in_memory(1).unwrap();
+    let (ann, bob) = (copy("INBOX"), copy("INBOX"));
+    let ann_id = ann.user_id();
+    assert_eq!(q.has_jobs_for(ann_id).await.unwrap(), Some(false));
+    q.send(&ann, Duration::from_secs(60)).await.unwrap();
+    q.send(&bob, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        q.has_jobs_for(ann_id).await.unwrap(),
+        Some(true),
+        "a delayed job counts"
+    );
+    let got = q.receive(10, LONG).await.unwrap();
+    assert_eq!(
+        q.has_jobs_for(bob.user_id()).await.unwrap(),
+        Some(true),
+        "a held job counts"
+    );
+    q.ack(&got[0].receipt).await.unwrap();
+    assert_eq!(q.has_jobs_for(bob.user_id()).await.unwrap(), Some(false));
+}

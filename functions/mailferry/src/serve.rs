@@ -247,6 +247,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         args.max_receives.max(1),
         stop_rx.clone(),
     ));
+    let watchdog = tokio::spawn(watchdog_loop(app.clone(), stop_rx.clone()));
     let mut server_stop = stop_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -256,6 +257,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
             .await?;
         // The worker finishes the jobs it holds (they checkpoint as they go); whatever it did
         // not ack is redelivered after the visibility timeout on the next start.
+        watchdog.abort();
         match tokio::time::timeout(Duration::from_secs(30), worker).await {
             Ok(_) => tracing::info!("worker stopped"),
             Err(_) => tracing::warn!(
@@ -328,6 +330,27 @@ async fn shutdown_signal() {
 
 /// The time budget given to one job, like a Lambda deadline.
 const JOB_BUDGET: Duration = Duration::from_secs(10 * 60);
+
+/// Once a minute, fails the users no job works on any more (see `domain::Watch`), so nobody
+/// stays in Copying for ever.
+async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.changed() => return,
+        }
+        match app.watchdog(domain::app::Watch::default()).await {
+            Ok(failed) if !failed.is_empty() => {
+                tracing::warn!(
+                    users = failed.len(),
+                    "the watchdog failed users no job works on"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the watchdog could not look at the users"),
+        }
+    }
+}
 
 /// The local counterpart of the Lambda SQS trigger: receive, call the one handler, ack or
 /// schedule a retry.

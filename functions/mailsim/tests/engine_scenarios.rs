@@ -229,3 +229,49 @@ async fn folders_sharing_a_target_folder_copy_one_after_the_other() {
     assert_eq!(inbox.len(), 15);
     assert_eq!(inbox.iter().filter(|m| m.bytes == same).count(), 3);
 }
+
+/// A user whose jobs are lost (a queue message gone, a worker that died between two writes)
+/// is failed by the watchdog with the reason, and Retry continues where it stopped.
+#[tokio::test]
+async fn the_watchdog_fails_a_user_whose_jobs_are_gone_and_retry_completes_it() {
+    let w = World::new(3, false).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..9 {
+        w.source
+            .deliver(USER, FOLDERS[i % 3], body(i, true, 100), &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    let plan = w.queue.pop().unwrap();
+    w.app
+        .handle_job(&plan, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // One folder's job is lost; the others run.
+    let lost = w.queue.pop().unwrap();
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Working);
+    let watch = domain::app::Watch::default();
+    assert!(
+        w.app.watchdog(watch).await.unwrap().is_empty(),
+        "not quiet for long enough yet"
+    );
+
+    w.clock
+        .as_ref()
+        .unwrap()
+        .advance(watch.without_jobs + Duration::from_secs(60));
+    assert_eq!(w.app.watchdog(watch).await.unwrap(), vec![w.user.id]);
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Failed);
+    assert!(
+        user.last_error
+            .unwrap_or_default()
+            .starts_with("copying stopped: no job has worked on it for"),
+    );
+
+    drop(lost);
+    w.act(BulkAction::Retry).await;
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+}

@@ -101,6 +101,11 @@ impl Queue for ListQueue {
     async fn dead_letters(&self, _: usize) -> Result<Vec<Job>, QueueError> {
         Ok(Vec::new())
     }
+    async fn has_jobs_for(&self, user: uuid::Uuid) -> Result<Option<bool>, QueueError> {
+        Ok(Some(
+            self.0.lock().unwrap().iter().any(|j| j.user_id() == user),
+        ))
+    }
 }
 
 /// Mail is not the subject here; passwords are sealed as they are (the vault is tested on its own).

@@ -54,6 +54,39 @@ pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<Skip
     })
 }
 
+/// How one chunk's messages divide.
+#[derive(Debug, Default)]
+pub(crate) struct Sorted<'a> {
+    /// To fetch and append.
+    pub wanted: Vec<&'a MessageMeta>,
+    /// Left out by the project's rules.
+    pub skipped: Vec<SkippedItem>,
+    /// Already on the target (an interrupted attempt copied them), and their bytes.
+    pub present: u64,
+    pub present_bytes: u64,
+}
+
+/// Sorts a chunk: what an interrupted attempt already copied, what the project's rules leave
+/// out, and what is to copy.
+pub(crate) fn sort_chunk<'a>(
+    chunk: &'a [MessageMeta],
+    already_there: &std::collections::HashSet<u32>,
+    options: &CopyOptions,
+) -> Sorted<'a> {
+    let mut sorted = Sorted::default();
+    for m in chunk {
+        if already_there.contains(&m.uid) {
+            sorted.present += 1;
+            sorted.present_bytes += m.size;
+        } else if let Some(item) = policy_skip(options, m) {
+            sorted.skipped.push(item);
+        } else {
+            sorted.wanted.push(m);
+        }
+    }
+    sorted
+}
+
 /// What the target's answers to one chunk's APPEND mean.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Settled {
@@ -65,15 +98,6 @@ pub(crate) struct Settled {
     pub deferred: Option<Deferral>,
     /// The target mailbox is full, with the server's words: the chunk is not done.
     pub full: Option<String>,
-}
-
-impl Settled {
-    /// Whether every message of the chunk has its final outcome (copied or skipped). When not,
-    /// the chunk's in-flight mark stays, and the next attempt finds on the target what this
-    /// one stored before appending the rest.
-    pub fn is_final(&self) -> bool {
-        self.deferred.is_none() && self.full.is_none()
-    }
 }
 
 /// A target's request to come back later, for one chunk.
@@ -210,6 +234,21 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_sorts_into_present_left_out_and_wanted() {
+        let options = CopyOptions {
+            max_message_bytes: Some(100),
+            ..Default::default()
+        };
+        let chunk = [meta(1, 10), meta(2, 500), meta(3, 30), meta(4, 40)];
+        let sorted = sort_chunk(&chunk, &[3].into_iter().collect(), &options);
+        let wanted: Vec<u32> = sorted.wanted.iter().map(|m| m.uid).collect();
+        assert_eq!(wanted, vec![1, 4]);
+        assert_eq!((sorted.present, sorted.present_bytes), (1, 30));
+        assert_eq!(sorted.skipped.len(), 1);
+        assert_eq!(sorted.skipped[0].uid, 2);
+    }
+
+    #[test]
     fn one_refused_message_is_skipped_and_the_rest_copied() {
         let fetched = [meta(1, 10), meta(2, 20), meta(3, 30)];
         let s = settle(
@@ -222,7 +261,7 @@ mod tests {
                 AppendOutcome::Appended { uid: None },
             ],
         );
-        assert!(s.is_final());
+        assert!(s.deferred.is_none() && s.full.is_none());
         assert_eq!(s.appended, vec![(1, 10, Some(7)), (3, 30, None)]);
         assert_eq!(s.skipped.len(), 1);
         assert_eq!(s.skipped[0].cause, SkipCause::TargetRefused);
@@ -245,7 +284,7 @@ mod tests {
                 },
             ],
         );
-        assert!(!s.is_final());
+        assert!(s.deferred.is_some() || s.full.is_some());
         assert_eq!(
             s.deferred.as_ref().map(|d| d.retry_after),
             Some(Some(Duration::from_millis(1500)))
@@ -258,7 +297,7 @@ mod tests {
             }],
         );
         assert_eq!(s.full.as_deref(), Some("[OVERQUOTA] full"));
-        assert!(!s.is_final());
+        assert!(s.deferred.is_some() || s.full.is_some());
     }
 
     #[test]

@@ -21,11 +21,14 @@
 //!
 //! The source is only ever EXAMINEd and read with BODY.PEEK: it is never modified.
 
+mod chunk;
 mod decide;
 mod delta;
 mod details;
 mod folder;
 pub(crate) mod identity;
+mod job;
+mod lease;
 mod plan;
 mod recovery;
 

@@ -117,44 +117,7 @@ impl App {
         let mut jobs = Vec::with_capacity(planned.len());
         for folder in &planned {
             let prior = existing.get(&folder.source);
-            let next = match prior {
-                Some(p) => FolderState {
-                    target_name: folder.target.clone(),
-                    pass: user.pass,
-                    subscribed: folder.subscribed,
-                    shares_target: folder.shares_target,
-                    done: false,
-                    version: p.version + 1,
-                    ..p.clone()
-                },
-                None => FolderState {
-                    user_id: user.id,
-                    source_name: folder.source.clone(),
-                    target_name: folder.target.clone(),
-                    pass: user.pass,
-                    uidvalidity: None,
-                    last_uid: 0,
-                    in_flight: None,
-                    highest_modseq: None,
-                    source_messages: 0,
-                    source_bytes: 0,
-                    copied_messages: 0,
-                    copied_bytes: 0,
-                    target_messages: None,
-                    target_bytes: None,
-                    skipped: Vec::new(),
-                    skipped_count: 0,
-                    done: false,
-                    copies: CopyMap::default(),
-                    map_rebuilt_in_pass: None,
-                    planned_in_pass: None,
-                    subscribed: folder.subscribed,
-                    shares_target: folder.shares_target,
-                    lease_owner: None,
-                    lease_until: None,
-                    version: 1,
-                },
-            };
+            let next = checkpoint_for(folder, prior, user);
             // A redelivered plan may race a copy already running for this folder: only reset
             // `done` when nobody changed the checkpoint meanwhile.
             match self
@@ -188,6 +151,31 @@ impl App {
             self.deps.queue.send_batch(batch).await?;
         }
         Ok(JobOutcome::Done)
+    }
+}
+
+/// A folder's checkpoint at the start of a pass: the earlier checkpoint carried over (what
+/// was copied stays copied), or a fresh one.
+fn checkpoint_for(
+    folder: &PlannedFolder,
+    prior: Option<&FolderState>,
+    user: &MailUser,
+) -> FolderState {
+    match prior {
+        Some(p) => FolderState {
+            target_name: folder.target.clone(),
+            pass: user.pass,
+            subscribed: folder.subscribed,
+            shares_target: folder.shares_target,
+            done: false,
+            version: p.version + 1,
+            ..p.clone()
+        },
+        None => FolderState {
+            subscribed: folder.subscribed,
+            shares_target: folder.shares_target,
+            ..FolderState::new(user.id, &folder.source, &folder.target, user.pass)
+        },
     }
 }
 
