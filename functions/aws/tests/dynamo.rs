@@ -259,30 +259,7 @@ async fn deleting_a_user_removes_more_children_than_one_batch() {
 
 fn folder(user: UserId, name: &str) -> FolderState {
     FolderState {
-        user_id: user,
-        source_name: name.into(),
-        target_name: name.into(),
-        pass: 1,
         uidvalidity: Some(1),
-        last_uid: 0,
-        in_flight: None,
-        highest_modseq: None,
-        source_messages: 0,
-        source_bytes: 0,
-        copied_messages: 0,
-        copied_bytes: 0,
-        target_messages: None,
-        target_bytes: None,
-        skipped: Vec::new(),
-        skipped_count: 0,
-        done: false,
-        copies: Default::default(),
-        map_rebuilt_in_pass: None,
-        planned_in_pass: None,
-        subscribed: false,
-        shares_target: false,
-        lease_owner: None,
-        lease_until: None,
-        version: 1,
+        ..FolderState::new(user, name, name, 1)
     }
 }

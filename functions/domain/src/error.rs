@@ -82,6 +82,10 @@ pub enum AppError {
     /// A mail server could not be reached (not the user's fault, no attempt counted).
     #[error("{0}")]
     Upstream(String),
+    /// A mail server refused the stored credentials during a copy: retrying cannot help until
+    /// someone fixes them.
+    #[error("the login was rejected: {0}")]
+    LoginRejected(String),
     /// A mail server asked us to slow down, with how long to wait when it said.
     #[error("{message}")]
     Throttled {

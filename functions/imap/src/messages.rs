@@ -663,6 +663,14 @@ fn parse_fetch(
 /// sits in imap-next's buffers whole.
 pub const BODY_PART: u32 = 1024 * 1024;
 
+/// Parts of one message asked for beyond those that arrived in order: what of a message may sit
+/// in memory out of order, whatever size the server reports.
+const PARTS_AHEAD: usize = 8;
+
+/// The most reserved up front for one message's bytes: a larger message grows its buffer as its
+/// parts arrive, so a size a server reports never decides how much memory is taken.
+const MAX_RESERVE: usize = 32 * 1024 * 1024;
+
 /// A message larger than one part, put together from its parts.
 struct Assembly {
     meta: MessageMeta,
@@ -678,7 +686,7 @@ impl Assembly {
     fn new(meta: MessageMeta, first: Vec<u8>) -> Self {
         // RFC822.SIZE is the size of BODY[] on servers that keep messages as they came; the
         // buffer still grows if a server reported less.
-        let mut bytes = Vec::with_capacity((meta.size as usize).max(first.len()));
+        let mut bytes = Vec::with_capacity((meta.size as usize).min(MAX_RESERVE).max(first.len()));
         bytes.extend_from_slice(&first);
         Assembly {
             requested_to: first.len() as u32,
@@ -704,10 +712,15 @@ impl Assembly {
         }
     }
 
-    /// The origin of the next part to ask for: every part up to the reported size is asked for
-    /// at once, one more when the size was under-reported and the last part came full.
+    /// The origin of the next part to ask for: the parts up to the reported size, at most
+    /// [`PARTS_AHEAD`] beyond what arrived in order, one more when the size was under-reported
+    /// and the last part came full.
     fn next_request(&mut self) -> Option<u32> {
         if self.complete {
+            return None;
+        }
+        let ahead = (self.requested_to as usize).saturating_sub(self.bytes.len());
+        if ahead >= PARTS_AHEAD * BODY_PART as usize {
             return None;
         }
         let expected_end = self.meta.size.max(self.bytes.len() as u32);
@@ -825,6 +838,30 @@ mod tests {
         assert_eq!(assembly(n + 3 * part as u32, &body), body);
         let even = &body[..2 * part];
         assert_eq!(assembly(2 * part as u32, even), even);
+    }
+
+    #[test]
+    fn a_size_a_server_reports_reserves_no_memory_beyond_our_limit() {
+        let part = BODY_PART as usize;
+        let body: Vec<u8> = (0..(part + 10)).map(|i| (i % 7) as u8).collect();
+        // A hostile (or broken) server says the message has 4 GB: it is put together from
+        // what comes, with a bounded buffer and a bounded number of parts in flight.
+        assert_eq!(assembly(u32::MAX, &body), body);
+        let meta = MessageMeta {
+            uid: 1,
+            size: u32::MAX,
+            flags: vec![],
+            internaldate: OffsetDateTime::UNIX_EPOCH,
+            modseq: None,
+            message_id: None,
+        };
+        let mut a = Assembly::new(meta, vec![0; part]);
+        assert!(a.bytes.capacity() <= MAX_RESERVE);
+        let mut asked = 0;
+        while a.next_request().is_some() {
+            asked += 1;
+        }
+        assert_eq!(asked, PARTS_AHEAD, "parts in flight for one message");
     }
 
     #[test]

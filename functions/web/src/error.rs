@@ -80,6 +80,9 @@ impl From<AppError> for ApiError {
                 details: json!({ "attempts_left": attempts_left }),
             },
             AppError::Upstream(m) => ApiError::new(S::BAD_GATEWAY, "upstream", m),
+            e @ AppError::LoginRejected(_) => {
+                ApiError::new(S::BAD_GATEWAY, "upstream", e.to_string())
+            }
             AppError::Throttled { message, .. } => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "throttled", message)
             }

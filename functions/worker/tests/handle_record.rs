@@ -201,31 +201,11 @@ async fn retry_later_delays_the_message_and_keeps_it() {
     let u = user(p.id, UserState::Working);
     f.store.insert_user(&u).await.unwrap();
     let folder = FolderState {
-        user_id: u.id,
-        source_name: "INBOX".into(),
-        target_name: "INBOX".into(),
-        pass: 1,
-        uidvalidity: None,
-        last_uid: 0,
-        in_flight: None,
-        highest_modseq: None,
         source_messages: 10,
         source_bytes: 1000,
-        copied_messages: 0,
-        copied_bytes: 0,
-        target_messages: None,
-        target_bytes: None,
-        skipped: Vec::new(),
-        skipped_count: 0,
-        done: false,
-        copies: Default::default(),
-        map_rebuilt_in_pass: None,
-        planned_in_pass: None,
-        subscribed: false,
-        shares_target: false,
         lease_owner: Some("another worker".into()),
         lease_until: Some(OffsetDateTime::now_utc() + time::Duration::seconds(60)),
-        version: 1,
+        ..FolderState::new(u.id, "INBOX", "INBOX", 1)
     };
     f.store.put_folder(&folder, None).await.unwrap();
     let job = Job::Copy {

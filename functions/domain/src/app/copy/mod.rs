@@ -112,9 +112,9 @@ impl App {
             } => self.copy_folder(user, folder, *attempt, deadline).await,
         };
         match result {
-            Err(AppError::Upstream(m)) if m.starts_with("the login was rejected") => {
+            Err(e @ AppError::LoginRejected(_)) => {
                 // Retrying cannot help until someone fixes the password: fail the user visibly.
-                self.fail_user(user.id, m).await?;
+                self.fail_user(user.id, e.to_string()).await?;
                 Ok(JobOutcome::Done)
             }
             other => other,
@@ -176,10 +176,7 @@ impl App {
                     Secret::new(String::from_utf8(plain).map_err(AppError::internal)?)
                 }
                 ConnectorAuth::PerUser => Secret::new(per_user.ok_or_else(|| {
-                    AppError::Upstream(format!(
-                        "the login was rejected: no {} password is stored",
-                        side.as_str()
-                    ))
+                    AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
                 })?),
             };
             let login = login_for(connector, email);
@@ -189,10 +186,9 @@ impl App {
                 .open(&connector.endpoint(), &login, &password, timeout)
                 .await
                 .map_err(|e| match e {
-                    MailboxError::Auth(m) => AppError::Upstream(format!(
-                        "the login was rejected: {} server: {m}",
-                        side.as_str()
-                    )),
+                    MailboxError::Auth(m) => {
+                        AppError::LoginRejected(format!("{} server: {m}", side.as_str()))
+                    }
                     other => mailbox_err(other),
                 })?;
             sessions.push(session);
