@@ -319,6 +319,37 @@ async fn a_message_the_target_refuses_is_skipped_with_its_reason_and_the_rest_co
     {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
     }
+
+    // Retry skipped, through the API: the folder is compared with the target again and the
+    // refused message tried again. The target still refuses it (its limit did not change):
+    // it is listed once more, and nothing else arrives twice.
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{u}/actions/retry_skipped"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["pass"], 2, "{:?}", r.body);
+    let detail = wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(detail["user"]["pass"], 2);
+    let inbox = detail["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source_name"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert_eq!(inbox["skipped"].as_array().unwrap().len(), 1, "{inbox}");
+    assert_eq!(inbox["skipped_count"], 1, "{inbox}");
+    let again = snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(again, on_target, "the retry copied nothing twice");
     app.stop().await.unwrap();
 }
 
