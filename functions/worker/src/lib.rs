@@ -16,6 +16,9 @@
 //! Records of a batch run concurrently: each has the whole remaining budget, and the copy
 //! engine bounds the memory they use together.
 //!
+//! The same function is also invoked by a schedule (an EventBridge event, every 15 minutes):
+//! it then runs the watchdog (`App::watchdog`), which fails the users no job works on any more.
+//!
 //! Only this crate and `api` import `lambda_*`; this crate must never import aws-sdk-*, axum
 //! or SQLite directly (it reaches SQS through the domain's `Queue` port).
 
@@ -168,5 +171,56 @@ mod tests {
             .attributes
             .insert("ApproximateReceiveCount".into(), "4".into());
         assert_eq!(receive_count(&record), 4);
+    }
+}
+
+/// What one invocation carries: a batch of queue records, or the watchdog's schedule.
+#[derive(Debug)]
+pub enum Invocation {
+    Jobs(SqsEvent),
+    Watchdog,
+}
+
+impl Invocation {
+    /// Tells the two apart: SQS sends `Records`, EventBridge a `source` of `aws.events`.
+    pub fn parse(payload: serde_json::Value) -> Result<Invocation, String> {
+        if payload.get("Records").is_some() {
+            return serde_json::from_value(payload)
+                .map(Invocation::Jobs)
+                .map_err(|e| format!("an SQS event that does not parse: {e}"));
+        }
+        match payload.get("source").and_then(|s| s.as_str()) {
+            Some("aws.events") => Ok(Invocation::Watchdog),
+            _ => Err("neither an SQS batch nor the watchdog's schedule".into()),
+        }
+    }
+}
+
+/// Handles one invocation of either kind; the answer is the batch response, or what the
+/// watchdog did.
+pub async fn handle_invocation(
+    app: &App,
+    payload: serde_json::Value,
+    deadline: SystemTime,
+    max_receives: u32,
+) -> Result<serde_json::Value, String> {
+    match Invocation::parse(payload)? {
+        Invocation::Jobs(event) => {
+            let response = handle_batch(app, &event, deadline, max_receives).await;
+            serde_json::to_value(response).map_err(|e| e.to_string())
+        }
+        Invocation::Watchdog => {
+            let failed = app
+                .watchdog(domain::app::Watch::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if !failed.is_empty() {
+                tracing::warn!(
+                    users = failed.len(),
+                    "the watchdog failed users no job works on"
+                );
+            }
+            Ok(serde_json::json!({ "watchdog": { "failed": failed.len() } }))
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The worker Lambda's entry point: reads the settings once (failing at start, naming a missing
-//! variable), builds the SDK clients and `domain::App` once, then hands every SQS batch to
-//! `worker::handle_batch`. The behaviour is in the library (`src/lib.rs`), where it is tested.
+//! variable), builds the SDK clients and `domain::App` once, then hands every invocation (an
+//! SQS batch, or the watchdog's schedule) to `worker::handle_invocation`. The behaviour is in the library (`src/lib.rs`), where it is tested.
 //!
 //! Environment: as the `api` function (see `aws::Settings`); `MAX_RECEIVES` must equal the
 //! queue's redrive `maxReceiveCount`. The event source mapping must enable
@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -26,13 +25,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = domain::App::new(deps, settings.app_config());
     let max_receives = settings.max_receives;
 
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {
             let deadline = event.context.deadline();
-            Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                worker::handle_batch(&app, &event.payload, deadline, max_receives).await,
-            )
+            worker::handle_invocation(&app, event.payload, deadline, max_receives)
+                .await
+                .map_err(lambda_runtime::Error::from)
         }
     }))
     .await

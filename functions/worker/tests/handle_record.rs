@@ -310,3 +310,47 @@ async fn an_error_on_the_last_receive_marks_the_user_failed() {
         after_last.last_error
     );
 }
+
+#[tokio::test]
+async fn the_schedule_runs_the_watchdog_and_a_batch_still_runs_jobs() {
+    // Arrange: a working user whose last sign of life is hours old, with no job anywhere.
+    let f = fixture().await;
+    let p = project();
+    f.store.insert_project(&p).await.unwrap();
+    let mut stalled = user(p.id, UserState::Working);
+    stalled.updated_at = OffsetDateTime::now_utc() - time::Duration::hours(7);
+    f.store.insert_user(&stalled).await.unwrap();
+    let deadline = SystemTime::now() + Duration::from_secs(120);
+    // EventBridge's scheduled event, as Lambda delivers it.
+    let scheduled = serde_json::json!({
+        "version": "0", "id": "c2b3", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-12-07T02:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/watchdog"], "detail": {}
+    });
+
+    // Act
+    let answer = worker::handle_invocation(&f.app, scheduled, deadline, MAX_RECEIVES)
+        .await
+        .unwrap();
+
+    // Assert: SQS cannot say whether jobs remain, so only hours of silence count.
+    assert_eq!(answer["watchdog"]["failed"], 1);
+    let after = f.store.get_user(stalled.id).await.unwrap().unwrap();
+    assert_eq!(after.state, UserState::Failed);
+    assert!(
+        after
+            .last_error
+            .unwrap_or_default()
+            .starts_with("copying stopped")
+    );
+    let batch = serde_json::json!({ "Records": [] });
+    let answer = worker::handle_invocation(&f.app, batch, deadline, MAX_RECEIVES)
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    assert!(
+        worker::handle_invocation(&f.app, serde_json::json!({"hello": 1}), deadline, 3)
+            .await
+            .is_err()
+    );
+}
