@@ -847,6 +847,7 @@ async fn scenario(app: &TestApp, s: &Servers, b: &mut Browser) -> Result<()> {
     b.client.switch_to_window(admin_tab).await?;
     b.wait_text("table.users", "Ready to verify").await?;
     b.wait_css("svg.chart-svg polyline").await?;
+    b.wait_text("button", "Retry skipped").await?;
     b.screenshot("project-after-copy").await?;
     b.resize(390, 844).await?;
     b.screenshot("project-phone").await?;
@@ -859,6 +860,17 @@ async fn scenario(app: &TestApp, s: &Servers, b: &mut Browser) -> Result<()> {
     b.wait_text(".events", "credentials entered").await?;
     b.assert_no_inline_styles().await?;
     b.screenshot("user-detail").await?;
+    // Nothing was skipped: this user's actions offer no "Retry skipped" (the project's bulk
+    // toolbar does, for users that have some).
+    let actions = b
+        .wait_text("[aria-label='Actions on this user']", "Mark verified")
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        !actions.contains("Retry skipped"),
+        "a user with nothing skipped is offered a retry: {actions}"
+    );
     // The export link serves the users as CSV to the signed-in browser.
     let csv = b
         .client
