@@ -73,8 +73,8 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use domain::Deps;
-use domain::mailbox::MailboxConnector;
-use domain::ports::{MailboxAccess, SystemClock};
+use domain::mailbox::MailServers;
+use domain::ports::SystemClock;
 
 /// The AWS SDK configuration, loaded once per process; every adapter's client is built from it.
 /// Cheap to clone.
@@ -181,7 +181,7 @@ impl Adapters {
     /// client, which this crate does not import) for both login checks and copy sessions.
     pub fn into_deps<M>(self, mailboxes: Arc<M>) -> Deps
     where
-        M: MailboxAccess + MailboxConnector,
+        M: MailServers,
     {
         Deps {
             store: Arc::new(self.store),
@@ -189,8 +189,7 @@ impl Adapters {
             mailer: Arc::new(self.mailer),
             vault: Arc::new(self.vault),
             clock: Arc::new(SystemClock),
-            mailboxes: mailboxes.clone(),
-            connector: mailboxes,
+            mailboxes,
         }
     }
 }

@@ -8,8 +8,9 @@ use contract::UserState;
 use contract::jobs::Job;
 
 use crate::error::{AppError, StoreError};
+use crate::mailbox::MailServers;
 use crate::model::{MailUser, UserEvent};
-use crate::ports::{Clock, MailboxAccess, Mailer, Queue, Store, Vault};
+use crate::ports::{Clock, Mailer, Queue, Store, Vault};
 use crate::state::Transition;
 
 mod copy;
@@ -32,9 +33,8 @@ pub struct Deps {
     pub mailer: Arc<dyn Mailer>,
     pub vault: Arc<dyn Vault>,
     pub clock: Arc<dyn Clock>,
-    pub mailboxes: Arc<dyn MailboxAccess>,
-    /// Logged-in mail sessions for the copy engine.
-    pub connector: Arc<dyn crate::mailbox::MailboxConnector>,
+    /// The mail servers: login checks, and sessions for the copy engine.
+    pub mailboxes: Arc<dyn MailServers>,
 }
 
 /// Settings of the use cases.

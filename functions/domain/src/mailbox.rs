@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+use crate::error::LoginError;
 use crate::model::Endpoint;
+use crate::ports::LoginInfo;
 use crate::secret::Secret;
 
 /// RFC 6154 special-use roles.
@@ -224,9 +226,22 @@ impl MailboxError {
     }
 }
 
-/// Opens logged-in sessions.
+/// The one mail-server port: a login check for the credential page and the connection tests,
+/// and logged-in sessions for the copy engine, which reads a source only through [`Source`] and
+/// writes a target only through [`Target`].
 #[async_trait]
-pub trait MailboxConnector: Send + Sync + 'static {
+pub trait MailServers: Send + Sync + 'static {
+    /// Logs in and out again within `timeout`, reporting what the server offers.
+    async fn test_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<LoginInfo, LoginError>;
+
+    /// A logged-in session with every operation; the engine wraps it in [`Source`] or
+    /// [`Target`].
     async fn open(
         &self,
         endpoint: &Endpoint,
@@ -279,4 +294,111 @@ pub trait MailSession: Send {
     /// Replaces the flags of one message in the open folder.
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError>;
     async fn logout(self: Box<Self>);
+}
+
+/// A session read as a source: it can list, examine, and fetch with `BODY.PEEK`, and nothing
+/// else, so the engine cannot change a source mailbox by construction.
+pub struct Source(Box<dyn MailSession>);
+
+impl Source {
+    pub fn new(session: Box<dyn MailSession>) -> Self {
+        Source(session)
+    }
+    pub async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError> {
+        self.0.list_folders().await
+    }
+    /// Opens a folder read-only.
+    pub async fn examine(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
+        self.0.examine(folder).await
+    }
+    pub async fn fetch_meta(
+        &mut self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageMeta>, MailboxError> {
+        self.0.fetch_meta(from, to).await
+    }
+    pub async fn fetch_changed_since(
+        &mut self,
+        modseq: u64,
+    ) -> Result<Vec<MessageMeta>, MailboxError> {
+        self.0.fetch_changed_since(modseq).await
+    }
+    pub async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
+    ) -> Result<FetchReport, MailboxError> {
+        self.0.fetch_bodies(uids, sink).await
+    }
+    pub async fn find_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<MessageMeta>, MailboxError> {
+        self.0.find_by_message_id(message_id).await
+    }
+    pub async fn all_uids(&mut self) -> Result<Vec<u32>, MailboxError> {
+        self.0.all_uids().await
+    }
+    pub async fn logout(self) {
+        self.0.logout().await;
+    }
+}
+
+/// A session written as a target: folders created and selected read-write, messages appended,
+/// their flags set, and (only for copies the engine made) removed.
+pub struct Target(Box<dyn MailSession>);
+
+impl Target {
+    pub fn new(session: Box<dyn MailSession>) -> Self {
+        Target(session)
+    }
+    pub async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError> {
+        self.0.list_folders().await
+    }
+    pub async fn select(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
+        self.0.select(folder).await
+    }
+    pub async fn fetch_meta(
+        &mut self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageMeta>, MailboxError> {
+        self.0.fetch_meta(from, to).await
+    }
+    pub async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
+    ) -> Result<FetchReport, MailboxError> {
+        self.0.fetch_bodies(uids, sink).await
+    }
+    pub async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
+        self.0.create_folder(folder).await
+    }
+    pub async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError> {
+        self.0.subscribe(folder).await
+    }
+    pub async fn append(
+        &mut self,
+        folder: &str,
+        items: Vec<AppendItem>,
+    ) -> Result<Vec<AppendOutcome>, MailboxError> {
+        self.0.append(folder, items).await
+    }
+    pub async fn find_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<MessageMeta>, MailboxError> {
+        self.0.find_by_message_id(message_id).await
+    }
+    pub async fn delete(&mut self, uids: &[u32]) -> Result<u64, MailboxError> {
+        self.0.delete(uids).await
+    }
+    pub async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError> {
+        self.0.set_flags(uid, flags).await
+    }
+    pub async fn logout(self) {
+        self.0.logout().await;
+    }
 }

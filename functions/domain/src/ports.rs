@@ -8,9 +8,8 @@ use contract::{SkippedItem, UserState};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::error::{LoginError, MailError, QueueError, StoreError, VaultError};
+use crate::error::{MailError, QueueError, StoreError, VaultError};
 use crate::model::*;
-use crate::secret::Secret;
 
 /// Durable state. Every `update_*` is conditional on `expected_version` (the version read
 /// before); the adapter stores the entity with `version = expected_version + 1` and returns
@@ -238,17 +237,4 @@ impl Clock for ManualClock {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginInfo {
     pub capabilities: Vec<String>,
-}
-
-/// Mail server access. The copy engine's session traits extend this in the IMAP crate's issue;
-/// the foundation needs only a login check with a timeout.
-#[async_trait]
-pub trait MailboxAccess: Send + Sync + 'static {
-    async fn test_login(
-        &self,
-        endpoint: &Endpoint,
-        login: &str,
-        password: &Secret,
-        timeout: Duration,
-    ) -> Result<LoginInfo, LoginError>;
 }

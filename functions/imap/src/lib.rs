@@ -2,7 +2,7 @@
 //! imap-next (connect with TLS, STARTTLS or explicit plaintext; login with AUTHENTICATE
 //! PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER; capabilities; any command through
 //! [`Session::execute`]) and [`ImapMailboxes`], the adapter of
-//! [`domain::ports::MailboxAccess`]. TLS is rustls on the ring provider with the system's
+//! [`domain::mailbox::MailServers`]. TLS is rustls on the ring provider with the system's
 //! roots plus configured CAs. Passwords and tokens never reach an error or a log line, and
 //! imap-next's own wire tracing is switched off because it would show them.
 //!

@@ -1,11 +1,11 @@
-//! The domain's [`MailboxAccess`] port on IMAP.
+//! Logging in to IMAP servers: sessions, and the login check of the domain's
+//! [`domain::mailbox::MailServers`] port (implemented in `port.rs`).
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use domain::Endpoint;
 use domain::error::LoginError;
-use domain::ports::{LoginInfo, MailboxAccess};
+use domain::ports::LoginInfo;
 use domain::secret::Secret;
 
 use crate::{ImapError, Session, TlsConfig};
@@ -55,12 +55,11 @@ impl ImapMailboxes {
     }
 }
 
-#[async_trait]
-impl MailboxAccess for ImapMailboxes {
+impl ImapMailboxes {
     /// Connects, logs in and reports the capabilities, all within `timeout`. The LOGOUT
     /// afterwards runs in the background: a slow goodbye must not turn a good login into a
     /// timeout.
-    async fn test_login(
+    pub(crate) async fn check_login(
         &self,
         endpoint: &Endpoint,
         login: &str,

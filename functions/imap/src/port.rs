@@ -1,5 +1,5 @@
 //! The domain's mailbox ports on IMAP: [`ImapMailboxes`] opens sessions for the copy engine
-//! (`domain::mailbox::MailboxConnector`) and [`ImapMailSession`] maps each engine operation onto
+//! (`domain::mailbox::MailServers`) and [`ImapMailSession`] maps each engine operation onto
 //! the [`Session`] methods, translating types and errors (what is transient, what is a login
 //! problem, what is a missing folder).
 
@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Endpoint;
-use domain::mailbox::{self as port, MailSession, MailboxConnector, MailboxError, retry_hint};
+use domain::error::LoginError;
+use domain::mailbox::{self as port, MailServers, MailSession, MailboxError, retry_hint};
+use domain::ports::LoginInfo;
 use domain::secret::Secret;
 
 use crate::{ImapError, ImapMailboxes, Session, UidSet};
@@ -110,7 +112,17 @@ impl ImapMailSession {
 }
 
 #[async_trait]
-impl MailboxConnector for ImapMailboxes {
+impl MailServers for ImapMailboxes {
+    async fn test_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<LoginInfo, LoginError> {
+        self.check_login(endpoint, login, password, timeout).await
+    }
+
     async fn open(
         &self,
         endpoint: &Endpoint,

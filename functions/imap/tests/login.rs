@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use contract::Security;
 use domain::Endpoint;
 use domain::error::LoginError;
-use domain::ports::MailboxAccess;
+use domain::mailbox::MailServers;
 use domain::secret::Secret;
 use imap::imap_types::command::CommandBody;
 use imap::{ImapError, ImapMailboxes, LoginMethod, Session, TlsConfig};

@@ -274,8 +274,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         )?),
         vault,
         clock: Arc::new(SystemClock),
-        mailboxes: mailboxes.clone(),
-        connector: mailboxes,
+        mailboxes,
     };
     let app = App::new(deps, AppConfig::default());
 

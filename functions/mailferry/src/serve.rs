@@ -207,8 +207,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         mailer,
         vault,
         clock: Arc::new(SystemClock),
-        mailboxes: mailboxes.clone(),
-        connector: mailboxes,
+        mailboxes,
     };
     let mut config = AppConfig {
         public_url: public_url.clone(),

@@ -1,5 +1,5 @@
 //! mailsim: an in-memory mail server implementing the domain's mailbox port
-//! (`domain::mailbox::{MailboxConnector, MailSession}`), with switchable behaviours that real
+//! (`domain::mailbox::{MailServers, MailSession}`), with switchable behaviours that real
 //! servers show: Exchange Online rewriting what it stores, Gmail dropping duplicate
 //! Message-IDs, no UIDPLUS or CONDSTORE, FETCH failures, throttling and quota refusals of
 //! APPEND, messages refused for good, connection limits, dropped connections, and a fail point

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Endpoint;
-use domain::mailbox::{FolderStatus, MailSession, MailboxConnector, MailboxError, SpecialUse};
+use domain::error::LoginError;
+use domain::mailbox::{FolderStatus, MailServers, MailSession, MailboxError, SpecialUse};
+use domain::ports::LoginInfo;
 use domain::secret::Secret;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -46,7 +48,7 @@ pub struct StoredFolder {
 }
 
 /// An in-memory mail server. Clones share the same state; it is also the
-/// [`MailboxConnector`] the engine opens sessions with (the endpoint is ignored).
+/// [`MailServers`] port the engine opens sessions with (the endpoint is ignored).
 ///
 /// The direct helpers take the lock once and are not port operations: they neither count
 /// toward the fail point or the disconnect budget nor obey the behaviours. They panic on a
@@ -299,7 +301,24 @@ fn ok<T>(r: Result<T, MailboxError>) -> T {
 }
 
 #[async_trait]
-impl MailboxConnector for Server {
+impl MailServers for Server {
+    /// Checks the password without opening a session (and without the fail point).
+    async fn test_login(
+        &self,
+        _endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        _timeout: Duration,
+    ) -> Result<LoginInfo, LoginError> {
+        let st = self.lock();
+        match st.users.get(login) {
+            Some(user) if user.password == password.expose() => Ok(LoginInfo::default()),
+            _ => Err(LoginError::Rejected(
+                "[AUTHENTICATIONFAILED] Authentication failed".into(),
+            )),
+        }
+    }
+
     async fn open(
         &self,
         _endpoint: &Endpoint,

@@ -1,4 +1,4 @@
-//! Each behaviour, and the port's semantics, exercised through the `MailboxConnector` and
+//! Each behaviour, and the port's semantics, exercised through the `MailServers` and
 //! `MailSession` traits as the engine uses them.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use contract::Security;
 use domain::Endpoint;
 use domain::mailbox::{
-    AppendItem, AppendOutcome, FetchedMessage, MailSession, MailboxConnector, MailboxError,
+    AppendItem, AppendOutcome, FetchedMessage, MailServers, MailSession, MailboxError,
 };
 use domain::secret::Secret;
 use time::OffsetDateTime;

@@ -47,7 +47,6 @@ impl TestApi {
             ),
             clock: clock.clone(),
             mailboxes: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
-            connector: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
         };
         let app = App::new(
             deps,

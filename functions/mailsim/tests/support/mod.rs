@@ -15,10 +15,10 @@ use contract::{
 };
 use domain::app::{AppConfig, CopySettings, JobOutcome};
 use domain::error::{LoginError, MailError, QueueError, VaultError};
-use domain::mailbox::{MailSession, MailboxConnector, MailboxError};
+use domain::mailbox::{MailServers, MailSession, MailboxError};
 use domain::ports::{
-    Delivery, LoginInfo, MailboxAccess, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store,
-    SystemClock, Vault,
+    Delivery, LoginInfo, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store, SystemClock,
+    Vault,
 };
 use domain::{App, Deps, Endpoint, MailUser, Project, Sealed, Secret};
 use mailsim::{AppendRefusal, REWRITE_HEADER, Server};
@@ -35,7 +35,19 @@ pub struct Route {
 }
 
 #[async_trait]
-impl MailboxConnector for Route {
+impl MailServers for Route {
+    async fn test_login(
+        &self,
+        endpoint: &Endpoint,
+        login: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<LoginInfo, LoginError> {
+        self.server(endpoint)
+            .test_login(endpoint, login, password, timeout)
+            .await
+    }
+
     async fn open(
         &self,
         endpoint: &Endpoint,
@@ -43,25 +55,19 @@ impl MailboxConnector for Route {
         password: &Secret,
         timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
-        let server = if endpoint.host == SOURCE_HOST {
-            &self.source
-        } else {
-            &self.target
-        };
-        server.open(endpoint, login, password, timeout).await
+        self.server(endpoint)
+            .open(endpoint, login, password, timeout)
+            .await
     }
 }
 
-#[async_trait]
-impl MailboxAccess for Route {
-    async fn test_login(
-        &self,
-        _: &Endpoint,
-        _: &str,
-        _: &Secret,
-        _: Duration,
-    ) -> Result<LoginInfo, LoginError> {
-        Ok(LoginInfo::default())
+impl Route {
+    fn server(&self, endpoint: &Endpoint) -> &Server {
+        if endpoint.host == SOURCE_HOST {
+            &self.source
+        } else {
+            &self.target
+        }
     }
 }
 
@@ -243,8 +249,7 @@ impl World {
                 Some(manual) => manual.clone(),
                 None => Arc::new(SystemClock),
             },
-            mailboxes: route.clone(),
-            connector: route,
+            mailboxes: route,
         };
         let lease_ttl = copy.lease_ttl;
         let app = App::new(

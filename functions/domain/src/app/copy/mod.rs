@@ -38,7 +38,7 @@ use contract::UserState;
 use contract::jobs::Job;
 
 use crate::error::AppError;
-use crate::mailbox::{MailSession, MailboxError};
+use crate::mailbox::{MailboxError, Source, Target};
 use crate::model::*;
 use crate::ports::OutgoingMail;
 use crate::secret::Secret;
@@ -81,10 +81,10 @@ pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
         .clamp(Duration::from_secs(5), Duration::from_secs(900))
 }
 
-/// Both sessions of a copy job.
+/// Both sessions of a copy job: the source can only be read.
 struct Sessions {
-    source: Box<dyn MailSession>,
-    target: Box<dyn MailSession>,
+    source: Source,
+    target: Target,
 }
 
 impl Sessions {
@@ -182,7 +182,7 @@ impl App {
             let login = login_for(connector, email);
             let session = self
                 .deps
-                .connector
+                .mailboxes
                 .open(&connector.endpoint(), &login, &password, timeout)
                 .await
                 .map_err(|e| match e {
@@ -199,7 +199,10 @@ impl App {
         let source = sessions
             .pop()
             .ok_or_else(|| AppError::internal("no source session"))?;
-        Ok(Sessions { source, target })
+        Ok(Sessions {
+            source: Source::new(source),
+            target: Target::new(target),
+        })
     }
 
     /// Lists and maps the folders, creates them on the target, records a checkpoint per folder
