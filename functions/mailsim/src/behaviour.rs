@@ -53,6 +53,8 @@ pub struct Behaviour {
     /// Folders a CREATE is refused for (Cyrus without the right namespace: "Permission
     /// denied"); creating one that exists is still fine.
     pub refuse_create: HashSet<String>,
+    /// A server that drips: each metadata FETCH takes this long.
+    pub meta_delay: Option<Duration>,
 }
 
 impl Default for Behaviour {
@@ -72,6 +74,7 @@ impl Default for Behaviour {
             fail_point: None,
             append_delay: None,
             refuse_create: HashSet::new(),
+            meta_delay: None,
         }
     }
 }

@@ -292,6 +292,9 @@ impl MailSession for SimSession {
     }
 
     async fn fetch_meta(&mut self, from: u32, to: u32) -> Result<Vec<MessageMeta>, MailboxError> {
+        if let Some(delay) = self.server.behaviour().meta_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.metas(false, |uid, _| (from..=to).contains(&uid)).await
     }
 

@@ -275,3 +275,34 @@ async fn the_watchdog_fails_a_user_whose_jobs_are_gone_and_retry_completes_it() 
     assert_eq!(w.user().await.state, UserState::Completed);
     assert_eq!(bag(&w.source), bag(&w.target));
 }
+
+/// A server that drips outside any chunk (here: the metadata FETCH of the folder's first look)
+/// cannot hold a job past its budget: the job hands over to a continuation, which completes.
+#[tokio::test]
+async fn a_dripping_server_cannot_hold_a_job_past_its_budget() {
+    let (w, inbox) = slow_target_world(Duration::from_secs(120)).await;
+    w.target.behaviour_mut(|b| b.append_delay = None);
+    w.source
+        .behaviour_mut(|b| b.meta_delay = Some(Duration::from_secs(30)));
+    let started = std::time::Instant::now();
+    let outcome = w
+        .app
+        .handle_job(&inbox, Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(outcome, JobOutcome::Done);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the job ran {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        w.queue.0.lock().unwrap().len(),
+        1,
+        "a continuation was queued"
+    );
+    w.source.behaviour_mut(|b| b.meta_delay = None);
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+}

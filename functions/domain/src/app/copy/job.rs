@@ -18,6 +18,7 @@ impl App {
         source_name: &str,
         attempt: u32,
         deadline: Instant,
+        hard_stop: Instant,
     ) -> Result<JobOutcome, AppError> {
         let mut folder = match self.take_folder(user, source_name).await? {
             Ok(folder) => folder,
@@ -28,9 +29,13 @@ impl App {
             Ok(s) => s,
             Err(e) => return self.end_job(user, &mut folder, attempt, Err(e)).await,
         };
-        let mut result = self
-            .copy_with(&project, user, &mut folder, &mut s, deadline)
-            .await;
+        // Every command of the attempt ends by `hard_stop`, however slowly a server drips: what
+        // was stored is found again through the checkpoint and its in-flight mark.
+        let copy = self.copy_with(&project, user, &mut folder, &mut s, deadline);
+        let mut result = match tokio::time::timeout_at(hard_stop.into(), copy).await {
+            Ok(result) => result,
+            Err(_) => Ok(Err(Stop::OutOfTime)),
+        };
         if let Ok(Err(Stop::TargetFull(_, ref mut left))) = result {
             // Counted while the source session is open: the stored count becomes what is left.
             *left = self.messages_left(&mut s, user, &folder, *left).await?;

@@ -104,12 +104,19 @@ impl App {
     ) -> Result<JobOutcome, AppError> {
         // Keep a reserve for the last checkpoint and the continuation: a quarter of the budget,
         // at most the configured reserve.
-        let deadline = Instant::now() + budget - self.config.copy.budget_reserve.min(budget / 4);
+        let reserve = self.config.copy.budget_reserve.min(budget / 4);
+        let deadline = Instant::now() + budget - reserve;
         let result = match job {
             Job::Plan { .. } => self.plan(user).await,
             Job::Copy {
                 folder, attempt, ..
-            } => self.copy_folder(user, folder, *attempt, deadline).await,
+            } => {
+                // Chunks stop at the deadline; any other command still running half a reserve
+                // later is cut off, leaving the rest of the reserve to hand over.
+                let hard_stop = deadline + reserve / 2;
+                self.copy_folder(user, folder, *attempt, deadline, hard_stop)
+                    .await
+            }
         };
         match result {
             Err(e @ AppError::LoginRejected(_)) => {
