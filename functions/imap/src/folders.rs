@@ -7,51 +7,27 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::status::StatusDataItem;
 
+pub use domain::mailbox::{FolderStatus, SpecialUse};
+
 use crate::error::ImapError;
 use crate::mutf7;
 use crate::raw::RawCommand;
 use crate::session::{Completion, Session};
 
-/// The role RFC 6154 gives a folder (`\Sent`, `\Trash`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SpecialUse {
-    All,
-    Archive,
-    Drafts,
-    Flagged,
-    Junk,
-    Sent,
-    Trash,
-}
-
-impl SpecialUse {
-    /// From a LIST attribute such as `\Sent` (case-insensitive).
-    pub fn from_attribute(attribute: &str) -> Option<Self> {
-        let name = attribute.strip_prefix('\\')?;
-        Some(match name.to_ascii_lowercase().as_str() {
-            "all" => SpecialUse::All,
-            "archive" => SpecialUse::Archive,
-            "drafts" => SpecialUse::Drafts,
-            "flagged" => SpecialUse::Flagged,
-            "junk" => SpecialUse::Junk,
-            "sent" => SpecialUse::Sent,
-            "trash" => SpecialUse::Trash,
-            _ => return None,
-        })
-    }
-
-    /// The attribute as IMAP writes it (`\Sent`).
-    pub fn attribute(self) -> &'static str {
-        match self {
-            SpecialUse::All => "\\All",
-            SpecialUse::Archive => "\\Archive",
-            SpecialUse::Drafts => "\\Drafts",
-            SpecialUse::Flagged => "\\Flagged",
-            SpecialUse::Junk => "\\Junk",
-            SpecialUse::Sent => "\\Sent",
-            SpecialUse::Trash => "\\Trash",
-        }
-    }
+/// The role RFC 6154 gives a folder, from a LIST attribute such as `\\Sent`
+/// (case-insensitive).
+pub fn special_use_of(attribute: &str) -> Option<SpecialUse> {
+    let name = attribute.strip_prefix('\\')?;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "all" => SpecialUse::All,
+        "archive" => SpecialUse::Archive,
+        "drafts" => SpecialUse::Drafts,
+        "flagged" => SpecialUse::Flagged,
+        "junk" => SpecialUse::Junk,
+        "sent" => SpecialUse::Sent,
+        "trash" => SpecialUse::Trash,
+        _ => return None,
+    })
 }
 
 /// One folder as LIST reports it.
@@ -79,17 +55,6 @@ impl FolderInfo {
         let delimiter = self.delimiter?;
         self.name.rsplit_once(delimiter).map(|(parent, _)| parent)
     }
-}
-
-/// A folder's figures, from STATUS or from SELECT / EXAMINE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FolderStatus {
-    pub uidvalidity: u32,
-    /// The UID the next message will get at least (every UID below it was handed out).
-    pub uidnext: u32,
-    pub messages: u32,
-    /// HIGHESTMODSEQ when the server keeps mod-sequences (CONDSTORE) for this folder.
-    pub highest_modseq: Option<u64>,
 }
 
 /// The folder a session has selected through [`Session::select`] or [`Session::examine`].
@@ -424,9 +389,7 @@ fn folder_info(
     FolderInfo {
         selectable: !has("\\Noselect") && !has("\\NonExistent"),
         subscribed: has("\\Subscribed"),
-        special_use: attributes
-            .iter()
-            .find_map(|a| SpecialUse::from_attribute(a)),
+        special_use: attributes.iter().find_map(|a| special_use_of(a)),
         name,
         raw_name,
         delimiter,
@@ -500,11 +463,10 @@ mod tests {
 
     #[test]
     fn special_use_attributes_are_recognised() {
-        assert_eq!(SpecialUse::from_attribute("\\Sent"), Some(SpecialUse::Sent));
-        assert_eq!(SpecialUse::from_attribute("\\junk"), Some(SpecialUse::Junk));
-        assert_eq!(SpecialUse::from_attribute("\\HasChildren"), None);
-        assert_eq!(SpecialUse::from_attribute("Sent"), None);
-        assert_eq!(SpecialUse::Trash.attribute(), "\\Trash");
+        assert_eq!(special_use_of("\\Sent"), Some(SpecialUse::Sent));
+        assert_eq!(special_use_of("\\junk"), Some(SpecialUse::Junk));
+        assert_eq!(special_use_of("\\HasChildren"), None);
+        assert_eq!(special_use_of("Sent"), None);
     }
 
     #[test]

@@ -21,22 +21,7 @@ use crate::raw::{RawCommand, flag_list, quoted};
 use crate::session::{Session, describe};
 use crate::uids::{RANGES_PER_COMMAND, UidSet};
 
-/// What the copy engine knows about a message without its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageMeta {
-    pub uid: u32,
-    /// RFC822.SIZE: the size in bytes of the message as the server delivers it.
-    pub size: u32,
-    /// System flags as `\Seen`, `\Answered`, ... and keywords as they are (`$Label1`);
-    /// never `\Recent`.
-    pub flags: Vec<String>,
-    /// INTERNALDATE with the offset the server reported.
-    pub internaldate: OffsetDateTime,
-    /// The message's MODSEQ when the server has CONDSTORE.
-    pub modseq: Option<u64>,
-    /// The Message-ID header's value (`<id@host>`), `None` when the message has none.
-    pub message_id: Option<String>,
-}
+pub use domain::mailbox::MessageMeta;
 
 /// One message from [`Session::fetch_bodies`]: its bytes exactly as stored, and its metadata.
 #[derive(Debug, Clone)]
@@ -408,7 +393,7 @@ impl Session {
         let metas = self.fetch_meta(&UidSet::from_uids(uids)).await?;
         Ok(metas
             .into_iter()
-            .filter(|m| m.size == size && m.internaldate == internaldate)
+            .filter(|m| m.size == u64::from(size) && m.internaldate == internaldate)
             .collect())
     }
 
@@ -647,7 +632,7 @@ fn parse_fetch(
     let meta = match (uid, size, internaldate) {
         (Some(uid), Some(size), Some(internaldate)) => Some(MessageMeta {
             uid,
-            size,
+            size: u64::from(size),
             flags,
             internaldate,
             modseq,
@@ -723,8 +708,8 @@ impl Assembly {
         if ahead >= PARTS_AHEAD * BODY_PART as usize {
             return None;
         }
-        let expected_end = self.meta.size.max(self.bytes.len() as u32);
-        let all_asked = self.requested_to > expected_end;
+        let expected_end = self.meta.size.max(self.bytes.len() as u64);
+        let all_asked = u64::from(self.requested_to) > expected_end;
         let waiting = (self.requested_to as usize) > self.bytes.len();
         if all_asked && waiting {
             return None;
@@ -798,7 +783,7 @@ mod tests {
         let part = BODY_PART as usize;
         let meta = MessageMeta {
             uid: 7,
-            size,
+            size: u64::from(size),
             flags: vec![],
             internaldate: OffsetDateTime::UNIX_EPOCH,
             modseq: None,
@@ -849,7 +834,7 @@ mod tests {
         assert_eq!(assembly(u32::MAX, &body), body);
         let meta = MessageMeta {
             uid: 1,
-            size: u32::MAX,
+            size: u64::from(u32::MAX),
             flags: vec![],
             internaldate: OffsetDateTime::UNIX_EPOCH,
             modseq: None,

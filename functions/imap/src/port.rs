@@ -1,7 +1,9 @@
-//! The domain's mailbox ports on IMAP: [`ImapMailboxes`] opens sessions for the copy engine
-//! (`domain::mailbox::MailServers`) and [`ImapMailSession`] maps each engine operation onto
-//! the [`Session`] methods, translating types and errors (what is transient, what is a login
-//! problem, what is a missing folder).
+//! The domain's mail-server port on IMAP: [`ImapMailboxes`] is `domain::mailbox::MailServers`
+//! (the login check, and sessions for the copy engine) and [`ImapMailSession`] maps each engine
+//! operation onto the [`Session`] methods. Folder figures, message metadata and special-use
+//! roles are the domain's own types; what is translated here is what carries protocol detail
+//! (a folder's raw name, APPENDUID's UIDVALIDITY and a refusal's response code) and the errors
+//! (what is transient, a login problem, a missing folder).
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -49,39 +51,6 @@ pub fn to_mailbox_error(e: ImapError) -> MailboxError {
             }
         }
         _ => MailboxError::Refused(text),
-    }
-}
-
-fn meta(m: crate::MessageMeta) -> port::MessageMeta {
-    port::MessageMeta {
-        uid: m.uid,
-        size: u64::from(m.size),
-        flags: m.flags,
-        internaldate: m.internaldate,
-        modseq: m.modseq,
-        message_id: m.message_id,
-    }
-}
-
-fn special_use(s: crate::SpecialUse) -> port::SpecialUse {
-    use crate::SpecialUse as S;
-    match s {
-        S::All => port::SpecialUse::All,
-        S::Archive => port::SpecialUse::Archive,
-        S::Drafts => port::SpecialUse::Drafts,
-        S::Flagged => port::SpecialUse::Flagged,
-        S::Junk => port::SpecialUse::Junk,
-        S::Sent => port::SpecialUse::Sent,
-        S::Trash => port::SpecialUse::Trash,
-    }
-}
-
-fn status(s: crate::FolderStatus) -> port::FolderStatus {
-    port::FolderStatus {
-        uidvalidity: s.uidvalidity,
-        uidnext: s.uidnext,
-        messages: s.messages,
-        highest_modseq: s.highest_modseq,
     }
 }
 
@@ -168,7 +137,7 @@ impl MailSession for ImapMailSession {
             .map(|f| port::FolderInfo {
                 name: f.name,
                 delimiter: f.delimiter,
-                special_use: f.special_use.map(special_use),
+                special_use: f.special_use,
                 selectable: f.selectable,
                 subscribed: f.subscribed,
             })
@@ -176,19 +145,11 @@ impl MailSession for ImapMailSession {
     }
 
     async fn examine(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
-        self.session
-            .examine(folder)
-            .await
-            .map(status)
-            .map_err(to_mailbox_error)
+        self.session.examine(folder).await.map_err(to_mailbox_error)
     }
 
     async fn select(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
-        self.session
-            .select(folder)
-            .await
-            .map(status)
-            .map_err(to_mailbox_error)
+        self.session.select(folder).await.map_err(to_mailbox_error)
     }
 
     async fn fetch_meta(
@@ -201,7 +162,7 @@ impl MailSession for ImapMailSession {
             .fetch_meta(&uid_range(from, to))
             .await
             .map_err(to_mailbox_error)?;
-        Ok(metas.into_iter().map(meta).collect())
+        Ok(metas)
     }
 
     async fn fetch_changed_since(
@@ -213,7 +174,7 @@ impl MailSession for ImapMailSession {
             .fetch_changed_since(modseq)
             .await
             .map_err(to_mailbox_error)?;
-        Ok(changes.changed.into_iter().map(meta).collect())
+        Ok(changes.changed)
     }
 
     async fn fetch_bodies(
@@ -226,7 +187,7 @@ impl MailSession for ImapMailSession {
             .session
             .fetch_bodies(&UidSet::from_uids(uids.iter().copied()), |m| {
                 let result = sink(port::FetchedMessage {
-                    meta: meta(m.meta),
+                    meta: m.meta,
                     body: m.bytes,
                 });
                 let flow = match result {
@@ -313,7 +274,7 @@ impl MailSession for ImapMailSession {
             .find_by_message_id(&folder, message_id)
             .await
             .map_err(to_mailbox_error)?;
-        Ok(metas.into_iter().map(meta).collect())
+        Ok(metas)
     }
 
     async fn all_uids(&mut self) -> Result<Vec<u32>, MailboxError> {
