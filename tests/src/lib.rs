@@ -218,7 +218,7 @@ pub async fn snapshot(port: u16, login: &str, password: &str) -> Result<(Snapsho
                     let mut flags = m.meta.flags.clone();
                     flags.sort();
                     items.push((
-                        hex::encode(Sha256::digest(&m.bytes)),
+                        hex::encode(Sha256::digest(&m.body)),
                         flags,
                         m.meta.internaldate.unix_timestamp(),
                     ));

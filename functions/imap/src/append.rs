@@ -25,7 +25,7 @@ pub struct AppendItem {
 impl From<FetchedMessage> for AppendItem {
     fn from(message: FetchedMessage) -> Self {
         AppendItem {
-            bytes: message.bytes,
+            bytes: message.body,
             flags: message.meta.flags,
             internaldate: Some(message.meta.internaldate),
         }

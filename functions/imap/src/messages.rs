@@ -23,13 +23,8 @@ use crate::uids::{RANGES_PER_COMMAND, UidSet};
 
 pub use domain::mailbox::MessageMeta;
 
-/// One message from [`Session::fetch_bodies`]: its bytes exactly as stored, and its metadata.
-#[derive(Debug, Clone)]
-pub struct FetchedMessage {
-    pub uid: u32,
-    pub bytes: Vec<u8>,
-    pub meta: MessageMeta,
-}
+/// One message from [`Session::fetch_bodies`]: its metadata, and its bytes exactly as stored.
+pub use domain::mailbox::FetchedMessage;
 
 /// How a [`Session::fetch_bodies`] went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -196,8 +191,7 @@ impl Session {
                             };
                             if let Some(slot) = order.iter_mut().find(|(u, _)| *u == uid) {
                                 slot.1 = Some(FetchedMessage {
-                                    uid,
-                                    bytes: assembly.bytes,
+                                    body: assembly.bytes,
                                     meta: assembly.meta,
                                 });
                             }
@@ -240,7 +234,7 @@ impl Session {
                                 assembling.insert(assembly.meta.uid, assembly);
                             } else {
                                 let uid = meta.uid;
-                                order.push_back((uid, Some(FetchedMessage { uid, bytes, meta })));
+                                order.push_back((uid, Some(FetchedMessage { body: bytes, meta })));
                             }
                         }
                     }
@@ -272,7 +266,7 @@ impl Session {
                         continue;
                     }
                     summary.delivered += 1;
-                    summary.bytes += message.bytes.len() as u64;
+                    summary.bytes += message.body.len() as u64;
                     if on_message(message).await.is_break() {
                         summary.stopped = true;
                     }

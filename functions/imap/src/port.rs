@@ -1,7 +1,7 @@
 //! The domain's mail-server port on IMAP: [`ImapMailboxes`] is `domain::mailbox::MailServers`
 //! (the login check, and sessions for the copy engine) and [`ImapMailSession`] maps each engine
-//! operation onto the [`Session`] methods. Folder figures, message metadata and special-use
-//! roles are the domain's own types; what is translated here is what carries protocol detail
+//! operation onto the [`Session`] methods. Folder figures, message metadata, fetched
+//! messages and special-use roles are the domain's own types; what is translated here is what carries protocol detail
 //! (a folder's raw name, APPENDUID's UIDVALIDITY and a refusal's response code) and the errors
 //! (what is transient, a login problem, a missing folder).
 
@@ -186,10 +186,7 @@ impl MailSession for ImapMailSession {
         let summary = self
             .session
             .fetch_bodies(&UidSet::from_uids(uids.iter().copied()), |m| {
-                let result = sink(port::FetchedMessage {
-                    meta: m.meta,
-                    body: m.bytes,
-                });
+                let result = sink(m);
                 let flow = match result {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(e) => {

@@ -86,7 +86,7 @@ async fn appends_preserve_flags_and_dates(options: DovecotOptions, expect_uids: 
     let mut bodies = Vec::new();
     target
         .fetch_bodies(&UidSet::all(), |m| {
-            bodies.push(sha256(&m.bytes));
+            bodies.push(sha256(&m.body));
             async { std::ops::ControlFlow::Continue(()) }
         })
         .await
@@ -371,7 +371,7 @@ async fn round_trip(
     let mut hashes = Vec::new();
     target
         .fetch_bodies(&UidSet::all(), |m| {
-            hashes.push(sha256(&m.bytes));
+            hashes.push(sha256(&m.body));
             async { std::ops::ControlFlow::Continue(()) }
         })
         .await

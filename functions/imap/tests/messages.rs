@@ -115,7 +115,7 @@ async fn fetch_bodies_are_byte_identical_and_leave_seen_alone() {
     let mut got = Vec::new();
     let summary = session
         .fetch_bodies(&UidSet::from_uids(expected.iter().map(|e| e.0)), |m| {
-            got.push((m.uid, sha256(&m.bytes), m.bytes.len(), m.meta.clone()));
+            got.push((m.meta.uid, sha256(&m.body), m.body.len(), m.meta.clone()));
             async { ControlFlow::Continue(()) }
         })
         .await
@@ -225,7 +225,7 @@ async fn fetch_bodies_feeds_a_channel_while_the_next_messages_download() {
         let mut uids = Vec::new();
         while let Some(message) = rx.recv().await {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            uids.push(message.uid);
+            uids.push(message.meta.uid);
         }
         uids
     });

@@ -101,7 +101,7 @@ async fn fetch_bodies_and_append_throughput() {
             let next = rx.recv().await;
             let done = next.is_none();
             if let Some(message) = next {
-                batch_bytes += message.bytes.len();
+                batch_bytes += message.body.len();
                 batch.push(AppendItem::from(message));
             }
             if !batch.is_empty() && (done || batch.len() >= BATCH || batch_bytes >= BATCH_BYTES) {
@@ -139,7 +139,7 @@ async fn fetch_bodies_and_append_throughput() {
     dst.examine("Copy").await.unwrap();
     let mut copied = Vec::with_capacity(count);
     dst.fetch_bodies(&UidSet::all(), |m| {
-        copied.push(sha256(&m.bytes));
+        copied.push(sha256(&m.body));
         assert_eq!(m.meta.flags, ["\\Seen"]);
         async { ControlFlow::Continue(()) }
     })
