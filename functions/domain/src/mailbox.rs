@@ -35,6 +35,14 @@ pub struct FolderInfo {
     pub subscribed: bool,
 }
 
+impl FolderInfo {
+    /// The parent's name, when the folder has one.
+    pub fn parent(&self) -> Option<&str> {
+        let delimiter = self.delimiter?;
+        self.name.rsplit_once(delimiter).map(|(parent, _)| parent)
+    }
+}
+
 /// What SELECT/EXAMINE/STATUS tell about a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderStatus {
@@ -90,7 +98,29 @@ pub enum AppendOutcome {
     TargetFull { reason: String },
 }
 
+impl From<FetchedMessage> for AppendItem {
+    fn from(message: FetchedMessage) -> Self {
+        AppendItem {
+            body: message.body,
+            flags: message.meta.flags,
+            internaldate: message.meta.internaldate,
+        }
+    }
+}
+
 impl AppendOutcome {
+    /// The UID the server gave the stored message, when it said (UIDPLUS).
+    pub fn uid(&self) -> Option<u32> {
+        match self {
+            AppendOutcome::Appended { uid } => *uid,
+            _ => None,
+        }
+    }
+
+    pub fn is_appended(&self) -> bool {
+        matches!(self, AppendOutcome::Appended { .. })
+    }
+
     /// Sorts a server's refusal of one APPEND into what the engine does about it, from the
     /// response code (`OVERQUOTA`, `THROTTLED`, …, upper-case, without brackets) and the text.
     ///

@@ -4,60 +4,13 @@
 use std::borrow::Cow;
 
 use imap_next::imap_types::response::Code;
-use time::OffsetDateTime;
+
+pub use domain::mailbox::{AppendItem, AppendOutcome};
 
 use crate::error::ImapError;
-use crate::messages::FetchedMessage;
 use crate::raw::{RawCommand, flag_list, internaldate};
 use crate::session::Session;
 use crate::uids::UidSet;
-
-/// One message to append: its bytes as they are, its flags (`\Seen`, keywords; `\Recent`
-/// and anything IMAP cannot carry is left out) and its INTERNALDATE (the server's clock
-/// when `None`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppendItem {
-    pub bytes: Vec<u8>,
-    pub flags: Vec<String>,
-    pub internaldate: Option<OffsetDateTime>,
-}
-
-impl From<FetchedMessage> for AppendItem {
-    fn from(message: FetchedMessage) -> Self {
-        AppendItem {
-            bytes: message.body,
-            flags: message.meta.flags,
-            internaldate: Some(message.meta.internaldate),
-        }
-    }
-}
-
-/// What became of one [`AppendItem`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppendOutcome {
-    /// Stored; the UID and UIDVALIDITY come from APPENDUID when the server has UIDPLUS.
-    Appended {
-        uid: Option<u32>,
-        uidvalidity: Option<u32>,
-    },
-    /// The server refused this message (too large, over quota, bad MIME, ...). `text` is the
-    /// server's answer with its response code (`[LIMIT] Mail size is larger ...`), `code`
-    /// the response code's name (`LIMIT`, `OVERQUOTA`, `TOOBIG`) when there was one.
-    Rejected { text: String, code: Option<String> },
-}
-
-impl AppendOutcome {
-    pub fn uid(&self) -> Option<u32> {
-        match self {
-            AppendOutcome::Appended { uid, .. } => *uid,
-            AppendOutcome::Rejected { .. } => None,
-        }
-    }
-
-    pub fn is_appended(&self) -> bool {
-        matches!(self, AppendOutcome::Appended { .. })
-    }
-}
 
 impl Session {
     /// Appends `items` to `folder`, one [`AppendOutcome`] per item in the same order.
@@ -65,8 +18,9 @@ impl Session {
     /// With MULTIAPPEND (and more than one item) all go in one command. MULTIAPPEND is all
     /// or nothing (RFC 3502: after a NO none of the messages was stored), so when the server
     /// refuses it each item is appended on its own, which tells which one was refused and
-    /// stores the others. A message the server refuses is reported as
-    /// [`AppendOutcome::Rejected`] and the session stays usable.
+    /// stores the others. A message the server refuses is reported as what the refusal means
+    /// ([`AppendOutcome::from_refusal`]: rejected, deferred or a full target) and the session
+    /// stays usable. The UIDs come from APPENDUID when the server sends it (UIDPLUS).
     ///
     /// A folder that does not exist (`[TRYCREATE]`) is an error for the whole call, as is a
     /// broken connection; after such an error some items may have been stored, which the
@@ -79,19 +33,18 @@ impl Session {
         // A message over the server's announced APPENDLIMIT (RFC 7889) is refused here,
         // without sending it; the others go as usual.
         let limit = self.append_limit();
-        let too_big = |item: &AppendItem| limit.is_some_and(|l| item.bytes.len() as u64 > l);
+        let too_big = |item: &AppendItem| limit.is_some_and(|l| item.body.len() as u64 > l);
         let fits: Vec<&AppendItem> = items.iter().filter(|item| !too_big(item)).collect();
         let mut stored = self.append_all(folder, &fits).await?.into_iter();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let outcome = if too_big(item) {
                 AppendOutcome::Rejected {
-                    text: format!(
+                    reason: format!(
                         "[TOOBIG] the message has {} bytes, more than the server's APPENDLIMIT of {}",
-                        item.bytes.len(),
+                        item.body.len(),
                         limit.unwrap_or_default()
                     ),
-                    code: Some("TOOBIG".into()),
                 }
             } else {
                 stored
@@ -122,16 +75,15 @@ impl Session {
         if items.len() > 1 && self.capabilities().has("MULTIAPPEND") {
             match self.execute_raw(append_command(folder, items)).await {
                 Ok(completion) => {
-                    let (uidvalidity, uids) = match appenduid(completion.code.as_ref()) {
-                        Some((validity, uids)) if uids.len() == items.len() => {
-                            (Some(validity), uids.into_iter().map(Some).collect())
+                    let uids = match appenduid(completion.code.as_ref()) {
+                        Some((_, uids)) if uids.len() == items.len() => {
+                            uids.into_iter().map(Some).collect()
                         }
-                        Some((validity, _)) => (Some(validity), vec![None; items.len()]),
-                        None => (None, vec![None; items.len()]),
+                        _ => vec![None; items.len()],
                     };
                     return Ok(uids
                         .into_iter()
-                        .map(|uid| AppendOutcome::Appended { uid, uidvalidity })
+                        .map(|uid| AppendOutcome::Appended { uid })
                         .collect());
                 }
                 Err(e) if is_missing_folder(&e) => return Err(e),
@@ -144,19 +96,13 @@ impl Session {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let outcome = match self.execute_raw(append_command(folder, &[*item])).await {
-                Ok(completion) => {
-                    let found = appenduid(completion.code.as_ref());
-                    AppendOutcome::Appended {
-                        uid: found.as_ref().and_then(|(_, uids)| uids.first().copied()),
-                        uidvalidity: found.map(|(validity, _)| validity),
-                    }
-                }
+                Ok(completion) => AppendOutcome::Appended {
+                    uid: appenduid(completion.code.as_ref())
+                        .and_then(|(_, uids)| uids.first().copied()),
+                },
                 Err(e) if is_missing_folder(&e) => return Err(e),
                 Err(ImapError::No { text, .. } | ImapError::Bad { text, .. }) => {
-                    AppendOutcome::Rejected {
-                        code: code_name(&text),
-                        text,
-                    }
+                    AppendOutcome::from_refusal(code_name(&text).as_deref(), &text)
                 }
                 Err(e) => return Err(e),
             };
@@ -171,10 +117,8 @@ fn append_command<'a>(folder: &str, items: &[&'a AppendItem]) -> RawCommand<'a> 
     let mut command = RawCommand::new("APPEND").text("APPEND ").mailbox(folder);
     for item in items {
         command = command.text(" ").text(&flag_list(&item.flags)).text(" ");
-        if let Some(date) = item.internaldate {
-            command = command.text(&internaldate(date)).text(" ");
-        }
-        command = command.literal(Cow::Borrowed(&item.bytes));
+        command = command.text(&internaldate(item.internaldate)).text(" ");
+        command = command.literal(Cow::Borrowed(&item.body));
     }
     command
 }
@@ -252,14 +196,14 @@ mod tests {
         let date = time::macros::datetime!(2024-01-05 13:05:09 +01:00);
         let items = [
             AppendItem {
-                bytes: b"A".to_vec(),
+                body: b"A".to_vec(),
                 flags: vec!["\\Seen".into(), "\\Recent".into(), "$Label1".into()],
-                internaldate: Some(date),
+                internaldate: date,
             },
             AppendItem {
-                bytes: b"BB".to_vec(),
+                body: b"BB".to_vec(),
                 flags: vec![],
-                internaldate: None,
+                internaldate: date,
             },
         ];
         let command = append_command("Entwürfe", &[&items[0], &items[1]]);
@@ -275,7 +219,7 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8(wire).unwrap(),
-            "APPEND \"Entw&APw-rfe\" (\\Seen $Label1) \"05-Jan-2024 13:05:09 +0100\" {1}A () {2}BB"
+            "APPEND \"Entw&APw-rfe\" (\\Seen $Label1) \"05-Jan-2024 13:05:09 +0100\" {1}A () \"05-Jan-2024 13:05:09 +0100\" {2}BB"
         );
     }
 }

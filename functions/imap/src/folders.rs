@@ -7,7 +7,7 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::status::StatusDataItem;
 
-pub use domain::mailbox::{FolderStatus, SpecialUse};
+pub use domain::mailbox::{FolderInfo, FolderStatus, SpecialUse};
 
 use crate::error::ImapError;
 use crate::mutf7;
@@ -28,33 +28,6 @@ pub fn special_use_of(attribute: &str) -> Option<SpecialUse> {
         "trash" => SpecialUse::Trash,
         _ => return None,
     })
-}
-
-/// One folder as LIST reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FolderInfo {
-    /// The name in UTF-8 (decoded from modified UTF-7; the raw name when that fails), with
-    /// the server's hierarchy delimiter. The other folder operations take this name.
-    pub name: String,
-    /// The name exactly as the server sent it.
-    pub raw_name: String,
-    /// The hierarchy delimiter; `None` for a flat namespace.
-    pub delimiter: Option<char>,
-    pub special_use: Option<SpecialUse>,
-    /// Whether it can be selected (neither `\Noselect` nor `\NonExistent`): a parent that
-    /// only exists because it has children is not.
-    pub selectable: bool,
-    pub subscribed: bool,
-    /// All attributes as the server wrote them (`\HasChildren`, `\Subscribed`, ...).
-    pub attributes: Vec<String>,
-}
-
-impl FolderInfo {
-    /// The parent's name, when the folder has one.
-    pub fn parent(&self) -> Option<&str> {
-        let delimiter = self.delimiter?;
-        self.name.rsplit_once(delimiter).map(|(parent, _)| parent)
-    }
 }
 
 /// The folder a session has selected through [`Session::select`] or [`Session::examine`].
@@ -85,7 +58,8 @@ impl Session {
             RawCommand::new("LIST").text("LIST \"\" \"*\"")
         };
         let completion = self.execute_raw(command).await?;
-        let mut folders: Vec<FolderInfo> = completion
+        // Each folder with its name as the server wrote it, which LSUB answers name.
+        let mut folders: Vec<(FolderInfo, String)> = completion
             .data
             .iter()
             .filter_map(|data| match data {
@@ -113,13 +87,13 @@ impl Session {
                     _ => None,
                 })
                 .collect();
-            for folder in &mut folders {
-                folder.subscribed = subscribed.iter().any(|s| {
-                    s == &folder.raw_name
-                        || (folder.raw_name == "INBOX" && s.eq_ignore_ascii_case("INBOX"))
-                });
+            for (folder, raw) in &mut folders {
+                folder.subscribed = subscribed
+                    .iter()
+                    .any(|s| s == raw || (raw == "INBOX" && s.eq_ignore_ascii_case("INBOX")));
             }
         }
+        let folders: Vec<FolderInfo> = folders.into_iter().map(|(folder, _)| folder).collect();
         if let Some(first) = folders.iter().find_map(|f| f.delimiter) {
             self.delimiter.get_or_insert(Some(first));
         }
@@ -381,20 +355,19 @@ fn folder_info(
     items: &[FlagNameAttribute<'_>],
     delimiter: Option<char>,
     mailbox: &Mailbox<'_>,
-) -> FolderInfo {
+) -> (FolderInfo, String) {
     let raw_name = raw_name(mailbox);
     let name = mutf7::decode(&raw_name).unwrap_or_else(|| raw_name.clone());
     let attributes: Vec<String> = items.iter().map(|a| a.to_string()).collect();
     let has = |wanted: &str| attributes.iter().any(|a| a.eq_ignore_ascii_case(wanted));
-    FolderInfo {
+    let folder = FolderInfo {
         selectable: !has("\\Noselect") && !has("\\NonExistent"),
         subscribed: has("\\Subscribed"),
         special_use: attributes.iter().find_map(|a| special_use_of(a)),
         name,
-        raw_name,
         delimiter,
-        attributes,
-    }
+    };
+    (folder, raw_name)
 }
 
 /// The name as the server wrote it; INBOX (any case) as `INBOX`.
@@ -473,12 +446,10 @@ mod tests {
     fn parents_follow_the_delimiter() {
         let folder = FolderInfo {
             name: "Ärger/Überweisungen".into(),
-            raw_name: "&AMQ-rger/&ANw-berweisungen".into(),
             delimiter: Some('/'),
             special_use: None,
             selectable: true,
             subscribed: false,
-            attributes: vec![],
         };
         assert_eq!(folder.parent(), Some("Ärger"));
     }

@@ -127,21 +127,7 @@ impl MailServers for ImapMailboxes {
 #[async_trait]
 impl MailSession for ImapMailSession {
     async fn list_folders(&mut self) -> Result<Vec<port::FolderInfo>, MailboxError> {
-        let folders = self
-            .session
-            .list_folders()
-            .await
-            .map_err(to_mailbox_error)?;
-        Ok(folders
-            .into_iter()
-            .map(|f| port::FolderInfo {
-                name: f.name,
-                delimiter: f.delimiter,
-                special_use: f.special_use,
-                selectable: f.selectable,
-                subscribed: f.subscribed,
-            })
-            .collect())
+        self.session.list_folders().await.map_err(to_mailbox_error)
     }
 
     async fn examine(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
@@ -237,28 +223,10 @@ impl MailSession for ImapMailSession {
         folder: &str,
         items: Vec<port::AppendItem>,
     ) -> Result<Vec<port::AppendOutcome>, MailboxError> {
-        let items: Vec<crate::AppendItem> = items
-            .into_iter()
-            .map(|i| crate::AppendItem {
-                bytes: i.body,
-                flags: i.flags,
-                internaldate: Some(i.internaldate),
-            })
-            .collect();
-        let outcomes = self
-            .session
+        self.session
             .append(folder, &items)
             .await
-            .map_err(to_mailbox_error)?;
-        Ok(outcomes
-            .into_iter()
-            .map(|o| match o {
-                crate::AppendOutcome::Appended { uid, .. } => port::AppendOutcome::Appended { uid },
-                crate::AppendOutcome::Rejected { text, code } => {
-                    port::AppendOutcome::from_refusal(code.as_deref(), &text)
-                }
-            })
-            .collect())
+            .map_err(to_mailbox_error)
     }
 
     async fn find_by_message_id(

@@ -49,12 +49,15 @@ fn check_seeded_listing(folders: &[FolderInfo]) {
         assert_eq!(folder.delimiter, Some('/'), "{folder:?}");
     }
 
-    // Non-ASCII names are decoded; the raw name is what the server sent.
+    // Non-ASCII names are decoded from what the server sent.
     let nested = find(folders, "Ärger/Überweisungen");
-    assert_eq!(nested.raw_name, "&AMQ-rger/&ANw-berweisungen");
+    assert_eq!(
+        imap::mutf7::encode(&nested.name),
+        "&AMQ-rger/&ANw-berweisungen"
+    );
     assert!(nested.selectable && nested.subscribed);
     assert_eq!(nested.parent(), Some("Ärger"));
-    assert_eq!(find(folders, "A&B").raw_name, "A&-B");
+    assert_eq!(imap::mutf7::encode(&find(folders, "A&B").name), "A&-B");
 
     // Parents that only exist through a child cannot be selected.
     for parent in ["Ärger", "Projects 2024"] {
