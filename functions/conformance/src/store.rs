@@ -213,6 +213,8 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         map_rebuilt_in_pass: Some(2),
         planned_in_pass: Some(2),
         subscribed: true,
+        special_use: Some(domain::mailbox::SpecialUse::Sent),
+        renamed_from: Some("Migrated/Sent: 2024".into()),
         shares_target: true,
         lease_owner: Some("worker-1".into()),
         lease_until: Some(at(600)),

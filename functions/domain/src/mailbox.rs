@@ -43,6 +43,16 @@ impl FolderInfo {
     }
 }
 
+/// Where an account's own folders live (RFC 2342's personal namespace): Dovecot's default
+/// has no prefix and `/`; Cyrus's and Courier's defaults put every folder under `INBOX.`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Namespace {
+    /// Prefix of every personal folder but INBOX, delimiter included (`INBOX.`), or empty.
+    pub prefix: String,
+    /// The hierarchy delimiter; `None` for a flat namespace.
+    pub delimiter: Option<char>,
+}
+
 /// What SELECT/EXAMINE/STATUS tell about a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderStatus {
@@ -285,6 +295,8 @@ pub trait MailServers: Send + Sync + 'static {
 #[async_trait]
 pub trait MailSession: Send {
     async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError>;
+    /// The personal namespace: where the account's folders are, and may be created.
+    async fn namespace(&mut self) -> Result<Namespace, MailboxError>;
     /// Opens a folder read-only (the source is never modified).
     async fn examine(&mut self, folder: &str) -> Result<FolderStatus, MailboxError>;
     /// Opens a folder read-write.
@@ -301,8 +313,14 @@ pub trait MailSession: Send {
         uids: &[u32],
         sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
     ) -> Result<FetchReport, MailboxError>;
-    /// Creates a folder (and its parents); an existing folder is not an error.
-    async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError>;
+    /// Creates a folder (and its parents); an existing folder is not an error. With a role,
+    /// the server is asked to mark the folder with it (RFC 6154 CREATE-SPECIAL-USE) when it
+    /// can; a server that cannot creates a plain folder.
+    async fn create_folder(
+        &mut self,
+        folder: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), MailboxError>;
     async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError>;
     /// Appends to `folder`; one outcome per item, in order. Takes the items by value so the
     /// bytes move through without a copy.
@@ -336,6 +354,9 @@ impl Source {
     }
     pub async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError> {
         self.0.list_folders().await
+    }
+    pub async fn namespace(&mut self) -> Result<Namespace, MailboxError> {
+        self.0.namespace().await
     }
     /// Opens a folder read-only.
     pub async fn examine(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
@@ -386,6 +407,9 @@ impl Target {
     pub async fn list_folders(&mut self) -> Result<Vec<FolderInfo>, MailboxError> {
         self.0.list_folders().await
     }
+    pub async fn namespace(&mut self) -> Result<Namespace, MailboxError> {
+        self.0.namespace().await
+    }
     pub async fn select(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
         self.0.select(folder).await
     }
@@ -403,8 +427,12 @@ impl Target {
     ) -> Result<FetchReport, MailboxError> {
         self.0.fetch_bodies(uids, sink).await
     }
-    pub async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
-        self.0.create_folder(folder).await
+    pub async fn create_folder(
+        &mut self,
+        folder: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), MailboxError> {
+        self.0.create_folder(folder, special_use).await
     }
     pub async fn subscribe(&mut self, folder: &str) -> Result<(), MailboxError> {
         self.0.subscribe(folder).await

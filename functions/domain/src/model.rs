@@ -364,6 +364,14 @@ pub struct FolderState {
     /// after the other (in source-name order), never at once.
     #[serde(default)]
     pub shares_target: bool,
+    /// The source folder's role (RFC 6154), asked of the target when it creates the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub special_use: Option<crate::mailbox::SpecialUse>,
+    /// The name the plan chose first, when the target refused to create it and the folder went
+    /// to `target_name` instead (the rule is `safe_folder_name` in `app/copy/plan.rs`); the report
+    /// shows both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -473,6 +481,8 @@ impl FolderState {
             planned_in_pass: None,
             subscribed: false,
             shares_target: false,
+            special_use: None,
+            renamed_from: None,
             lease_owner: None,
             lease_until: None,
             version: 1,

@@ -7,7 +7,7 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::status::StatusDataItem;
 
-pub use domain::mailbox::{FolderInfo, FolderStatus, SpecialUse};
+pub use domain::mailbox::{FolderInfo, FolderStatus, Namespace, SpecialUse};
 
 use crate::error::ImapError;
 use crate::mutf7;
@@ -28,6 +28,19 @@ pub fn special_use_of(attribute: &str) -> Option<SpecialUse> {
         "trash" => SpecialUse::Trash,
         _ => return None,
     })
+}
+
+/// The attribute RFC 6154 writes for a role (`\\Sent`).
+pub fn special_use_attribute(role: SpecialUse) -> &'static str {
+    match role {
+        SpecialUse::All => "\\All",
+        SpecialUse::Archive => "\\Archive",
+        SpecialUse::Drafts => "\\Drafts",
+        SpecialUse::Flagged => "\\Flagged",
+        SpecialUse::Junk => "\\Junk",
+        SpecialUse::Sent => "\\Sent",
+        SpecialUse::Trash => "\\Trash",
+    }
 }
 
 /// The folder a session has selected through [`Session::select`] or [`Session::examine`].
@@ -98,6 +111,36 @@ impl Session {
             self.delimiter.get_or_insert(Some(first));
         }
         Ok(folders)
+    }
+
+    /// The personal namespace (RFC 2342 NAMESPACE) when the server offers it, else no prefix
+    /// and the delimiter `LIST "" ""` reports.
+    pub async fn personal_namespace(&mut self) -> Result<Namespace, ImapError> {
+        if self.capabilities().has("NAMESPACE") {
+            let completion = self
+                .execute_raw(RawCommand::new("NAMESPACE").text("NAMESPACE"))
+                .await?;
+            let personal = completion.data.iter().find_map(|data| match data {
+                Data::Namespace { personal, .. } => personal.first().map(|ns| {
+                    let raw = String::from_utf8_lossy(ns.prefix.as_ref()).into_owned();
+                    Namespace {
+                        prefix: mutf7::decode(&raw).unwrap_or(raw),
+                        delimiter: ns.delimiter.as_ref().map(|d| d.inner()),
+                    }
+                }),
+                _ => None,
+            });
+            if let Some(namespace) = personal {
+                if let Some(delimiter) = namespace.delimiter {
+                    self.delimiter.get_or_insert(Some(delimiter));
+                }
+                return Ok(namespace);
+            }
+        }
+        Ok(Namespace {
+            prefix: String::new(),
+            delimiter: self.hierarchy_delimiter().await?,
+        })
     }
 
     /// The hierarchy delimiter of the personal namespace (`LIST "" ""`), asked once.
@@ -279,6 +322,18 @@ impl Session {
     /// (`[ALREADYEXISTS]`, or a NO for a name LIST then shows). Returns whether the folder
     /// itself was created.
     pub async fn create_folder(&mut self, name: &str) -> Result<bool, ImapError> {
+        self.create_special_folder(name, None).await
+    }
+
+    /// [`Session::create_folder`], and the folder marked with a role (`CREATE name (USE
+    /// (\Sent))`) when the server has CREATE-SPECIAL-USE. A server that refuses the role (RFC
+    /// 6154's `[USEATTR]`: it allows one folder per role, or not this one) gets a plain CREATE:
+    /// the folder matters more than its mark.
+    pub async fn create_special_folder(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<bool, ImapError> {
         if name.is_empty() {
             return Err(ImapError::InvalidInput("folder name (empty)"));
         }
@@ -291,16 +346,31 @@ impl Session {
                 }
             }
         }
-        levels.push(name);
-        let mut created = false;
         for level in levels {
-            created = self.create_one(level).await?;
+            self.create_one(level, None).await?;
         }
-        Ok(created)
+        let role = special_use.filter(|_| self.capabilities().has("CREATE-SPECIAL-USE"));
+        if let Some(role) = role {
+            match self.create_one(name, Some(role)).await {
+                Ok(made) => return Ok(made),
+                Err(ImapError::No { text, .. } | ImapError::Bad { text, .. }) => {
+                    tracing::debug!(%text, "CREATE with a special use refused; creating a plain folder");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.create_one(name, None).await
     }
 
-    async fn create_one(&mut self, name: &str) -> Result<bool, ImapError> {
-        let command = RawCommand::new("CREATE").text("CREATE ").mailbox(name);
+    async fn create_one(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<bool, ImapError> {
+        let mut command = RawCommand::new("CREATE").text("CREATE ").mailbox(name);
+        if let Some(role) = special_use {
+            command = command.text(&format!(" (USE ({}))", special_use_attribute(role)));
+        }
         match self.execute_raw(command).await {
             Ok(_) => Ok(true),
             Err(ImapError::No {
@@ -440,6 +510,14 @@ mod tests {
         assert_eq!(special_use_of("\\junk"), Some(SpecialUse::Junk));
         assert_eq!(special_use_of("\\HasChildren"), None);
         assert_eq!(special_use_of("Sent"), None);
+        for role in [
+            SpecialUse::All,
+            SpecialUse::Sent,
+            SpecialUse::Trash,
+            SpecialUse::Junk,
+        ] {
+            assert_eq!(special_use_of(special_use_attribute(role)), Some(role));
+        }
     }
 
     #[test]

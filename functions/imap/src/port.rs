@@ -130,6 +130,13 @@ impl MailSession for ImapMailSession {
         self.session.list_folders().await.map_err(to_mailbox_error)
     }
 
+    async fn namespace(&mut self) -> Result<port::Namespace, MailboxError> {
+        self.session
+            .personal_namespace()
+            .await
+            .map_err(to_mailbox_error)
+    }
+
     async fn examine(&mut self, folder: &str) -> Result<port::FolderStatus, MailboxError> {
         self.session.examine(folder).await.map_err(to_mailbox_error)
     }
@@ -203,9 +210,13 @@ impl MailSession for ImapMailSession {
         })
     }
 
-    async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
+    async fn create_folder(
+        &mut self,
+        folder: &str,
+        special_use: Option<port::SpecialUse>,
+    ) -> Result<(), MailboxError> {
         self.session
-            .create_folder(folder)
+            .create_special_folder(folder, special_use)
             .await
             .map(drop)
             .map_err(to_mailbox_error)

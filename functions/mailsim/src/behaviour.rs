@@ -55,6 +55,11 @@ pub struct Behaviour {
     pub refuse_create: HashSet<String>,
     /// A server that drips: each metadata FETCH takes this long.
     pub meta_delay: Option<Duration>,
+    /// The personal namespace's prefix (`INBOX.` as Cyrus and Courier by default): folders
+    /// may only be created under it ("Permission denied" elsewhere), and NAMESPACE says so.
+    pub namespace_prefix: String,
+    /// RFC 6154 CREATE-SPECIAL-USE: a folder created with a role keeps it.
+    pub create_special_use: bool,
 }
 
 impl Default for Behaviour {
@@ -75,6 +80,8 @@ impl Default for Behaviour {
             append_delay: None,
             refuse_create: HashSet::new(),
             meta_delay: None,
+            namespace_prefix: String::new(),
+            create_special_use: false,
         }
     }
 }

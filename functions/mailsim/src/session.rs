@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use domain::mailbox::{
     AppendItem, AppendOutcome, FetchReport, FetchedMessage, FolderInfo, FolderStatus, MailSession,
-    MailboxError, MessageMeta,
+    MailboxError, MessageMeta, Namespace, SpecialUse,
 };
 
 use crate::behaviour::{AppendRefusal, rewrite_like_exchange};
@@ -283,6 +283,16 @@ impl MailSession for SimSession {
         .await
     }
 
+    async fn namespace(&mut self) -> Result<Namespace, MailboxError> {
+        self.run(|st| {
+            Ok(Namespace {
+                prefix: st.behaviour.namespace_prefix.clone(),
+                delimiter: Some(st.delimiter),
+            })
+        })
+        .await
+    }
+
     async fn examine(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
         self.open_folder(folder, true).await
     }
@@ -332,16 +342,28 @@ impl MailSession for SimSession {
         Ok(report)
     }
 
-    async fn create_folder(&mut self, folder: &str) -> Result<(), MailboxError> {
+    async fn create_folder(
+        &mut self,
+        folder: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), MailboxError> {
         let login = &self.login;
         // IMAP CREATE does not subscribe; the engine subscribes separately.
         self.run(|st| {
-            if st.behaviour.refuse_create.contains(folder) && st.folder(login, folder).is_err() {
+            let b = &st.behaviour;
+            let outside = !b.namespace_prefix.is_empty()
+                && !folder.starts_with(&b.namespace_prefix)
+                && !folder.eq_ignore_ascii_case("INBOX");
+            if (outside || b.refuse_create.contains(folder)) && st.folder(login, folder).is_err() {
                 return Err(MailboxError::Refused(format!(
                     "CREATE failed: Permission denied ({folder})"
                 )));
             }
-            st.create_folder(login, folder, None, false).map(drop)
+            let role = special_use.filter(|_| b.create_special_use);
+            let exists = st.folder(login, folder).is_ok();
+            // A role only comes with the CREATE that makes the folder.
+            st.create_folder(login, folder, role.filter(|_| !exists), false)
+                .map(drop)
         })
         .await
     }

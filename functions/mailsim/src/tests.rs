@@ -114,8 +114,8 @@ async fn the_port_behaves_like_the_imap_adapter() {
         Err(MailboxError::Refused(_))
     ));
 
-    s.create_folder("Archive/2024").await.unwrap();
-    s.create_folder("Archive/2024").await.unwrap();
+    s.create_folder("Archive/2024", None).await.unwrap();
+    s.create_folder("Archive/2024", None).await.unwrap();
     s.subscribe("Archive/2024").await.unwrap();
     let names: Vec<String> = s
         .list_folders()

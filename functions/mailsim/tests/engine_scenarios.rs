@@ -182,6 +182,76 @@ async fn a_refused_create_skips_that_folder_only_and_names_it() {
     assert_eq!(bag(&w.source), bag(&w.target));
 }
 
+/// A target like Cyrus with its default namespace (every folder under `INBOX.`, `.` between
+/// levels, CREATE refused elsewhere, CREATE-SPECIAL-USE): each folder lands under the prefix with
+/// its role, and a name the target refuses is copied under a safe name that the checkpoint
+/// (and so the report) and the user's events show.
+#[tokio::test]
+async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_role() {
+    let target = mailsim::Server::with_delimiter('.');
+    target.behaviour_mut(|b| {
+        b.namespace_prefix = "INBOX.".into();
+        b.create_special_use = true;
+        b.refuse_create.insert("INBOX.Q1: plan*".into());
+    });
+    let w = World::with_target(target).await;
+    w.source
+        .create_folder(USER, "Sent", Some(domain::mailbox::SpecialUse::Sent));
+    w.source.create_folder(USER, "INBOX/Tax", None);
+    w.source.create_folder(USER, "Q1: plan*", None);
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let folders = [
+        "INBOX",
+        "Archive",
+        "Archive/2020",
+        "Sent",
+        "INBOX/Tax",
+        "Q1: plan*",
+    ];
+    for (i, folder) in folders.iter().enumerate() {
+        w.source
+            .deliver(USER, folder, body(i, true, 100), &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    let expected = [
+        ("INBOX", "INBOX"),
+        ("Archive", "INBOX.Archive"),
+        ("Archive/2020", "INBOX.Archive.2020"),
+        ("Sent", "INBOX.Sent"),
+        ("INBOX/Tax", "INBOX.Tax"),
+        ("Q1: plan*", "INBOX.Q1_ plan_"),
+    ];
+    for (source, target) in expected {
+        assert_eq!(
+            w.target.messages(USER, target).len(),
+            1,
+            "{source} → {target}: {:?}",
+            w.target.folders(USER)
+        );
+    }
+    let sent = w
+        .target
+        .folders(USER)
+        .into_iter()
+        .find(|f| f.name == "INBOX.Sent");
+    assert_eq!(
+        sent.and_then(|f| f.special_use),
+        Some(domain::mailbox::SpecialUse::Sent)
+    );
+    let states = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    let renamed = states
+        .iter()
+        .find(|f| f.source_name == "Q1: plan*")
+        .unwrap();
+    assert_eq!(renamed.target_name, "INBOX.Q1_ plan_");
+    assert_eq!(renamed.renamed_from.as_deref(), Some("INBOX.Q1: plan*"));
+    assert_eq!(renamed.skipped_total(), 0);
+}
+
 /// Two source folders mapped to one target folder copy one after the other, and a crash in
 /// either resumes without taking the other's messages for its own copies.
 #[tokio::test]

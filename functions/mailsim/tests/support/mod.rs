@@ -209,17 +209,25 @@ impl World {
     /// A world on a hand-moved clock with these engine settings and project copy options.
     pub async fn with_options(copy: CopySettings, options: CopyOptions) -> World {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        World::build(copy, options, Some(clock), sqlite()).await
+        World::build(copy, options, Some(clock), sqlite(), Server::new()).await
+    }
+
+    /// A world on a hand-moved clock whose target is this server (another delimiter, another
+    /// namespace).
+    pub async fn with_target(target: Server) -> World {
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        let copy = CopySettings::default();
+        World::build(copy, CopyOptions::default(), Some(clock), sqlite(), target).await
     }
 
     /// A world on the wall clock whose state lives in `store`.
     pub async fn on_store(copy: CopySettings, store: Arc<dyn Store>) -> World {
-        World::build(copy, CopyOptions::default(), None, store).await
+        World::build(copy, CopyOptions::default(), None, store, Server::new()).await
     }
 
     /// A world on the wall clock, with these engine settings.
     pub async fn on_wall_clock(copy: CopySettings) -> World {
-        World::build(copy, CopyOptions::default(), None, sqlite()).await
+        World::build(copy, CopyOptions::default(), None, sqlite(), Server::new()).await
     }
 
     async fn build(
@@ -227,9 +235,9 @@ impl World {
         options: CopyOptions,
         clock: Option<Arc<ManualClock>>,
         store: Arc<dyn Store>,
+        target: Server,
     ) -> World {
         let source = Server::new();
-        let target = Server::new();
         source.add_user(USER, PASSWORD);
         target.add_user(USER, PASSWORD);
         for f in &FOLDERS[1..] {

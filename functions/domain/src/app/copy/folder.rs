@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::mailbox::{MailboxError, MessageMeta};
 use crate::model::*;
 
+use super::plan::safe_folder_name;
 use super::{App, Sessions, Stop, mailbox_err};
 
 /// Puts a folder into a rescan: the whole source folder is compared with the whole target
@@ -192,13 +193,7 @@ impl App {
         all: &[MessageMeta],
     ) -> Result<Result<bool, Stop>, AppError> {
         let pending: Vec<&MessageMeta> = all.iter().filter(|m| m.uid > folder.last_uid).collect();
-        // Creating a folder that exists is not an error (port contract), so this also covers
-        // a folder another job or a person created since the plan listed the target.
-        let created: Result<(), String> = match s.target.create_folder(&folder.target_name).await {
-            Ok(()) => Ok(()),
-            Err(MailboxError::Refused(text)) => Err(text),
-            Err(e) => return Err(mailbox_err(e)),
-        };
+        let created = self.create_target_folder(s, user, folder).await?;
         let (pass, count, bytes) = (
             user.pass,
             all.len() as u64,
@@ -261,6 +256,50 @@ impl App {
         }
         Ok(stop.map(|()| true))
     }
+    /// Creates the folder's target folder, with the source's role. Creating a folder that
+    /// exists is not an error (port contract), so this also covers a folder another job or a
+    /// person created since the plan listed the target. A name the target refuses is tried
+    /// once more as [`safe_folder_name`] makes it, recorded in the checkpoint and the user's
+    /// events; `Err` carries the server's words when that fails too.
+    async fn create_target_folder(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        folder: &mut FolderState,
+    ) -> Result<Result<(), String>, AppError> {
+        let refusal = match s
+            .target
+            .create_folder(&folder.target_name, folder.special_use)
+            .await
+        {
+            Ok(()) => return Ok(Ok(())),
+            Err(MailboxError::Refused(text)) => text,
+            Err(e) => return Err(mailbox_err(e)),
+        };
+        let namespace = s.target.namespace().await.map_err(mailbox_err)?;
+        let Some(safe) = safe_folder_name(&folder.target_name, &namespace) else {
+            return Ok(Err(refusal));
+        };
+        match s.target.create_folder(&safe, folder.special_use).await {
+            Ok(()) => {}
+            Err(MailboxError::Refused(_)) => return Ok(Err(refusal)),
+            Err(e) => return Err(mailbox_err(e)),
+        }
+        let first = folder.target_name.clone();
+        self.log_event(
+            user,
+            format!(
+                "{}: the target refused the name {first} ({refusal}); copied to {safe} instead",
+                folder.source_name
+            ),
+        )
+        .await;
+        // The new name is written with the folder's planning checkpoint that follows.
+        folder.renamed_from = Some(first);
+        folder.target_name = safe;
+        Ok(Ok(()))
+    }
+
     /// After an interrupted attempt: which source messages of the marked range already have
     /// their copy on the target. Their pairs go into the copy map; a rescan (which compares the
     /// whole folder again, also when it was itself interrupted) starts the map, the skipped

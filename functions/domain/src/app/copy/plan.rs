@@ -7,7 +7,7 @@ use contract::UserState;
 use contract::jobs::Job;
 
 use crate::error::AppError;
-use crate::mailbox::FolderInfo;
+use crate::mailbox::{FolderInfo, Namespace, SpecialUse};
 use crate::model::*;
 use crate::state::Transition;
 
@@ -38,13 +38,27 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     true
 }
 
-/// The target name of a source folder: explicit map, then special-use role, then the same path
-/// with the target's delimiter (a component containing the target delimiter gets `_` instead).
+/// The personal namespaces of both sides of a pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Namespaces {
+    pub source: Namespace,
+    pub target: Namespace,
+}
+
+/// The target name of a source folder: the explicit map, then INBOX, then the target folder
+/// that has the same special-use role, then the same path under the target's namespace: the
+/// source's personal prefix taken off (`INBOX.Sent` on Cyrus is `Sent`), the target's put on
+/// (`Sent` becomes `INBOX.Sent` on Cyrus), the target's delimiter between the levels (a level
+/// containing the target delimiter gets `_` for it).
+///
+/// A child of INBOX on a server without a prefix (`INBOX/Tax`) goes to the same child of INBOX
+/// on a target whose folders live under `INBOX.` (`INBOX.Tax`, not `INBOX.INBOX.Tax`); the other
+/// way, `INBOX.Tax` becomes `Tax`.
 pub(crate) fn map_folder_name(
     options: &CopyOptions,
     source: &FolderInfo,
+    namespaces: &Namespaces,
     target_folders: &[FolderInfo],
-    target_delimiter: Option<char>,
 ) -> String {
     if let Some(m) = options.folder_map.iter().find(|m| m.from == source.name) {
         return m.to.clone();
@@ -59,15 +73,74 @@ pub(crate) fn map_folder_name(
     {
         return t.name.clone();
     }
-    match (source.delimiter, target_delimiter) {
-        (Some(sd), Some(td)) if sd != td => source
-            .name
+    let (from, to) = (&namespaces.source, &namespaces.target);
+    let source_delimiter = source.delimiter.or(from.delimiter);
+    let target_delimiter = to
+        .delimiter
+        .or_else(|| target_folders.iter().find_map(|f| f.delimiter));
+    let relative = relative_name(&source.name, from, source_delimiter, &to.prefix);
+    let path = match (source_delimiter, target_delimiter) {
+        (Some(sd), Some(td)) if sd != td => relative
             .split(sd)
             .map(|part| part.replace(td, "_"))
             .collect::<Vec<_>>()
             .join(&td.to_string()),
-        _ => source.name.clone(),
+        _ => relative.to_owned(),
+    };
+    format!("{}{path}", to.prefix)
+}
+
+/// The source name without the source's personal prefix (and without `INBOX` + delimiter when
+/// the target puts every folder under INBOX anyway).
+fn relative_name<'a>(
+    name: &'a str,
+    source: &Namespace,
+    source_delimiter: Option<char>,
+    target_prefix: &str,
+) -> &'a str {
+    if !source.prefix.is_empty() {
+        return strip_prefix_ignoring_case(name, &source.prefix).unwrap_or(name);
     }
+    let target_under_inbox = strip_prefix_ignoring_case(target_prefix, "INBOX")
+        .is_some_and(|rest| rest.chars().count() == 1);
+    match source_delimiter {
+        Some(sd) if target_under_inbox => {
+            strip_prefix_ignoring_case(name, &format!("INBOX{sd}")).unwrap_or(name)
+        }
+        _ => name,
+    }
+}
+
+/// `name` without `prefix`, compared without regard to ASCII case (`INBOX.` / `Inbox.`).
+fn strip_prefix_ignoring_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+        .filter(|rest| !rest.is_empty())
+}
+
+/// The name a folder gets when the target refuses the planned one (a character it does not
+/// allow in names, a reserved word): every character of each level that is not a letter, a
+/// digit, a space, `-` or `_` becomes `_`, and the target's prefix stays. `None` when that
+/// changes nothing (the refusal is not about the name).
+pub(crate) fn safe_folder_name(name: &str, namespace: &Namespace) -> Option<String> {
+    let prefix = if name.len() > namespace.prefix.len() {
+        strip_prefix_ignoring_case(name, &namespace.prefix).map(|_| &name[..namespace.prefix.len()])
+    } else {
+        None
+    }
+    .unwrap_or("");
+    let rest = &name[prefix.len()..];
+    let safe: String = rest
+        .chars()
+        .map(|c| {
+            let keep = c.is_alphanumeric()
+                || matches!(c, ' ' | '-' | '_')
+                || Some(c) == namespace.delimiter;
+            if keep { c } else { '_' }
+        })
+        .collect();
+    (safe != rest).then(|| format!("{prefix}{safe}"))
 }
 
 impl App {
@@ -97,7 +170,11 @@ impl App {
     ) -> Result<JobOutcome, AppError> {
         let source_folders = s.source.list_folders().await.map_err(mailbox_err)?;
         let target_folders = s.target.list_folders().await.map_err(mailbox_err)?;
-        let planned = plan_folders(&project.copy, &source_folders, &target_folders);
+        let namespaces = Namespaces {
+            source: s.source.namespace().await.map_err(mailbox_err)?,
+            target: s.target.namespace().await.map_err(mailbox_err)?,
+        };
+        let planned = plan_folders(&project.copy, &source_folders, &namespaces, &target_folders);
         let existing: HashMap<String, FolderState> = self
             .deps
             .store
@@ -163,10 +240,20 @@ fn checkpoint_for(
 ) -> FolderState {
     match prior {
         Some(p) => FolderState {
-            target_name: folder.target.clone(),
+            // A folder the target made us rename keeps its new name.
+            target_name: if p.renamed_from.as_deref() == Some(folder.target.as_str()) {
+                p.target_name.clone()
+            } else {
+                folder.target.clone()
+            },
+            renamed_from: p
+                .renamed_from
+                .clone()
+                .filter(|first| *first == folder.target),
             pass: user.pass,
             subscribed: folder.subscribed,
             shares_target: folder.shares_target,
+            special_use: folder.special_use,
             done: false,
             version: p.version + 1,
             ..p.clone()
@@ -174,6 +261,7 @@ fn checkpoint_for(
         None => FolderState {
             subscribed: folder.subscribed,
             shares_target: folder.shares_target,
+            special_use: folder.special_use,
             ..FolderState::new(user.id, &folder.source, &folder.target, user.pass)
         },
     }
@@ -187,6 +275,8 @@ pub(crate) struct PlannedFolder {
     pub subscribed: bool,
     /// Another planned source folder has the same target.
     pub shares_target: bool,
+    /// The source folder's role, for a target folder created for it.
+    pub special_use: Option<SpecialUse>,
 }
 
 /// The folders a pass copies: the selectable source folders the project includes and does not
@@ -194,9 +284,9 @@ pub(crate) struct PlannedFolder {
 pub(crate) fn plan_folders(
     options: &CopyOptions,
     source_folders: &[FolderInfo],
+    namespaces: &Namespaces,
     target_folders: &[FolderInfo],
 ) -> Vec<PlannedFolder> {
-    let target_delimiter = target_folders.iter().find_map(|f| f.delimiter);
     let mut planned: Vec<PlannedFolder> = source_folders
         .iter()
         .filter(|f| f.selectable)
@@ -207,9 +297,10 @@ pub(crate) fn plan_folders(
         })
         .map(|f| PlannedFolder {
             source: f.name.clone(),
-            target: map_folder_name(options, f, target_folders, target_delimiter),
+            target: map_folder_name(options, f, namespaces, target_folders),
             subscribed: f.subscribed,
             shares_target: false,
+            special_use: f.special_use,
         })
         .collect();
     let mut per_target: HashMap<String, usize> = HashMap::new();
@@ -247,6 +338,21 @@ mod tests {
         assert!(!glob_match("INBOX", "INBOX/x"));
     }
 
+    fn ns(prefix: &str, delimiter: char) -> Namespace {
+        Namespace {
+            prefix: prefix.into(),
+            delimiter: Some(delimiter),
+        }
+    }
+
+    /// Dovecot's default namespace as the source, one like Cyrus's or Courier's as the target.
+    fn dovecot_to_cyrus() -> Namespaces {
+        Namespaces {
+            source: ns("", '/'),
+            target: ns("INBOX.", '.'),
+        }
+    }
+
     #[test]
     fn folder_names_follow_map_then_role_then_delimiter() {
         let target = vec![
@@ -260,37 +366,73 @@ mod tests {
             }],
             ..Default::default()
         };
+        let flat = Namespaces {
+            source: ns("", '/'),
+            target: ns("", '.'),
+        };
+        let name = |f: FolderInfo| map_folder_name(&options, &f, &flat, &target);
+        assert_eq!(name(folder("Old/Stuff", '/', None)), "Archive.Stuff");
         assert_eq!(
-            map_folder_name(
-                &options,
-                &folder("Old/Stuff", '/', None),
-                &target,
-                Some('.')
-            ),
-            "Archive.Stuff"
-        );
-        assert_eq!(
-            map_folder_name(
-                &options,
-                &folder("Sent", '/', Some(SpecialUse::Sent)),
-                &target,
-                Some('.')
-            ),
+            name(folder("Sent", '/', Some(SpecialUse::Sent))),
             "Sent Items"
         );
+        assert_eq!(name(folder("inbox", '/', None)), "INBOX");
         assert_eq!(
-            map_folder_name(&options, &folder("inbox", '/', None), &target, Some('.')),
-            "INBOX"
-        );
-        assert_eq!(
-            map_folder_name(
-                &options,
-                &folder("Projects/v1.2/Ärger", '/', None),
-                &target,
-                Some('.')
-            ),
+            name(folder("Projects/v1.2/Ärger", '/', None)),
             "Projects.v1_2.Ärger"
         );
+    }
+
+    #[test]
+    fn names_move_between_namespaces_both_ways() {
+        let options = CopyOptions::default();
+        let to_cyrus = dovecot_to_cyrus();
+        let name = |f: FolderInfo, n: &Namespaces| map_folder_name(&options, &f, n, &[]);
+        // Into a namespace under INBOX: the prefix is put on, a child of INBOX stays one.
+        assert_eq!(
+            name(folder("Archive/2020", '/', None), &to_cyrus),
+            "INBOX.Archive.2020"
+        );
+        assert_eq!(name(folder("INBOX/Tax", '/', None), &to_cyrus), "INBOX.Tax");
+        assert_eq!(name(folder("INBOX", '/', None), &to_cyrus), "INBOX");
+        assert_eq!(name(folder("Inbox/Tax", '/', None), &to_cyrus), "INBOX.Tax");
+        // Out of it: the prefix comes off.
+        let from_cyrus = Namespaces {
+            source: to_cyrus.target.clone(),
+            target: to_cyrus.source.clone(),
+        };
+        assert_eq!(
+            name(folder("INBOX.Archive.2020", '.', None), &from_cyrus),
+            "Archive/2020"
+        );
+        assert_eq!(name(folder("INBOX.a/b", '.', None), &from_cyrus), "a_b");
+        // Courier to Cyrus: both under INBOX., same delimiter.
+        let both = Namespaces {
+            source: ns("INBOX.", '.'),
+            target: ns("INBOX.", '.'),
+        };
+        assert_eq!(name(folder("INBOX.Sent", '.', None), &both), "INBOX.Sent");
+        // Cyrus's upstream namespace (altnamespace, `/`): no prefix, folders beside INBOX.
+        let upstream = Namespaces {
+            source: ns("INBOX.", '.'),
+            target: ns("", '/'),
+        };
+        assert_eq!(name(folder("INBOX.Sent", '.', None), &upstream), "Sent");
+    }
+
+    #[test]
+    fn a_refused_name_gets_a_safe_one_under_the_same_prefix() {
+        let cyrus = ns("INBOX.", '.');
+        assert_eq!(
+            safe_folder_name("INBOX.Projects.Q1: plan*", &cyrus).as_deref(),
+            Some("INBOX.Projects.Q1_ plan_")
+        );
+        assert_eq!(
+            safe_folder_name("Ärger/Überweisungen", &ns("", '/')),
+            None,
+            "letters of any script are kept: nothing to change, so no rename"
+        );
+        assert_eq!(safe_folder_name("Plain Name", &ns("", '/')), None);
     }
 
     #[test]
@@ -309,7 +451,7 @@ mod tests {
             exclude: vec!["Junk".into()],
             ..Default::default()
         };
-        let planned = plan_folders(&options, &source, &target);
+        let planned = plan_folders(&options, &source, &Namespaces::default(), &target);
         let summary: Vec<(&str, &str, bool)> = planned
             .iter()
             .map(|p| (p.source.as_str(), p.target.as_str(), p.shares_target))
