@@ -8,14 +8,10 @@ use std::time::{Duration, Instant};
 
 use domain::ports::Queue;
 use integration_tests::corpus::test_corpus;
-use integration_tests::snapshot;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::copy::{
-    SOURCE_PW, expected_on_target, project_json, seed, source_server, target_server,
-    target_snapshot,
-};
+use crate::copy::{SOURCE_PW, assert_arrived, project_json, seed, source_server, target_server};
 
 /// Recorded SES sends in moto.
 fn ses_messages(moto: &aws::moto::MotoServer) -> Vec<Value> {
@@ -167,13 +163,7 @@ async fn the_self_service_scenario_runs_on_dynamodb_sqs_ses_and_kms() {
     }
 
     // Assert: the mailbox arrived exactly, and the status read works through the token.
-    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
-        .await
-        .unwrap();
-    let on_target = target_snapshot(&target).await;
-    for (folder, items) in &expected_on_target(&source_snap) {
-        assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
-    }
+    assert_arrived(&source, &target).await;
     let status: Value = http
         .get(format!("{base}/api/migrate/{token}/status"))
         .send()

@@ -148,6 +148,18 @@ async fn delta_pass(
         .unwrap()
 }
 
+/// Asserts that every folder of ann's source mailbox arrived on the target exactly: the same
+/// messages, as often, with the same flags.
+pub async fn assert_arrived(source: &Dovecot, target: &Dovecot) {
+    let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
+        .await
+        .unwrap();
+    let on_target = target_snapshot(target).await;
+    for (folder, items) in &expected_on_target(&source_snap) {
+        assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
+    }
+}
+
 pub async fn target_snapshot(target: &Dovecot) -> Snapshot {
     snapshot(target.port(), "ann@new.example*admin", MASTER_PW)
         .await

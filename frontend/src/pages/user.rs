@@ -11,7 +11,8 @@ use crate::format;
 use crate::hooks::use_delayed_task;
 use crate::state::project::action_label;
 use crate::state::user_detail::{
-    UserDetailAction, UserDetailState, VerifySummary, actions_for, skipped_count, skipped_items,
+    UserDetailAction, UserDetailState, VerifySummary, actions_for, altered_items, skipped_count,
+    skipped_items,
 };
 use contract::{BulkAction, FolderView, UserDetail, UserState};
 use uuid::Uuid;
@@ -102,6 +103,7 @@ pub fn UserPage(props: &UserPageProps) -> Html {
             { folders(&detail.folders) }
             { verification(&state) }
             { skipped(&detail) }
+            { altered(&detail) }
             { events(&state) }
         </Shell>
     }
@@ -235,6 +237,9 @@ fn verification(state: &Handle) -> Html {
                                         if r.target_name != r.source_name {
                                             <div class="muted small">{ format!("→ {}", r.target_name) }</div>
                                         }
+                                        if let Some(first) = &r.renamed_from {
+                                            <div class="muted small">{ format!("renamed: the target refused {first}") }</div>
+                                        }
                                     </th>
                                     <td class="num">{ format::count(r.source_messages) }</td>
                                     <td class="num">{ opt(r.target_messages, format::count) }</td>
@@ -243,6 +248,11 @@ fn verification(state: &Handle) -> Html {
                                     <td><span class={r.verdict.class()}>{ r.verdict.label() }</span>
                                         if r.skipped > 0 {
                                             <div class="muted small">{ format!("{} skipped", r.skipped) }</div>
+                                        }
+                                        if r.altered > 0 {
+                                            <div class="verdict verdict-bad small">{ format!("{} of {} read back differ", r.altered, r.content_checked) }</div>
+                                        } else if r.content_checked > 0 {
+                                            <div class="muted small">{ format!("{} read back, identical", r.content_checked) }</div>
                                         }
                                     </td>
                                 </tr>
@@ -290,6 +300,41 @@ fn skipped(detail: &UserDetail) -> Html {
                     </table>
                 </div>
             }
+        </section>
+    }
+}
+
+fn altered(detail: &UserDetail) -> Html {
+    let items = altered_items(&detail.folders);
+    if items.is_empty() {
+        return html! {};
+    }
+    html! {
+        <section class="card" aria-labelledby="altered-heading">
+            <h2 id="altered-heading">{ format!("Copies stored differently ({})", format::count(items.len() as u64)) }</h2>
+            <p class="muted">{ "The target keeps these messages with other bytes than the source: read back after copying, they differ as described." }</p>
+            <div class="table-wrap">
+                <table>
+                    <thead>
+                        <tr>
+                            <th scope="col">{ "Folder" }</th>
+                            <th scope="col" class="num">{ "UID" }</th>
+                            <th scope="col" class="num">{ "Target UID" }</th>
+                            <th scope="col">{ "What changed" }</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        { for items.iter().map(|(folder, a)| html! {
+                            <tr>
+                                <td>{ folder.clone() }</td>
+                                <td class="num">{ a.uid }</td>
+                                <td class="num">{ a.target_uid }</td>
+                                <td>{ a.change.clone() }</td>
+                            </tr>
+                        }) }
+                    </tbody>
+                </table>
+            </div>
         </section>
     }
 }

@@ -74,6 +74,11 @@ pub struct VerifyRow {
     pub source_bytes: u64,
     pub target_bytes: Option<u64>,
     pub skipped: u64,
+    /// The name the target refused, when the folder went elsewhere.
+    pub renamed_from: Option<String>,
+    /// Copies read back and compared byte for byte, and how many of them differ.
+    pub content_checked: u64,
+    pub altered: u64,
     pub verdict: Verdict,
 }
 
@@ -92,6 +97,9 @@ pub fn verify_row(f: &FolderView) -> VerifyRow {
         source_bytes: f.source_bytes,
         target_bytes: f.target_bytes,
         skipped: skipped_count(f),
+        renamed_from: f.renamed_from.clone(),
+        content_checked: f.content_checked,
+        altered: f.altered_count.max(f.altered.len() as u64),
         verdict,
     }
 }
@@ -156,6 +164,14 @@ impl VerifySummary {
 /// no count, and lists them all).
 pub fn skipped_count(f: &FolderView) -> u64 {
     f.skipped_count.max(f.skipped.len() as u64)
+}
+
+/// Copies the target stored differently, with the folder they are in.
+pub fn altered_items(folders: &[FolderView]) -> Vec<(String, contract::AlteredItem)> {
+    folders
+        .iter()
+        .flat_map(|f| f.altered.iter().map(|a| (f.source_name.clone(), a.clone())))
+        .collect()
 }
 
 pub fn skipped_items(folders: &[FolderView]) -> Vec<(String, SkippedItem)> {
@@ -281,6 +297,10 @@ mod tests {
                 })
                 .collect(),
             skipped_count: skipped as u64,
+            renamed_from: None,
+            content_checked: 0,
+            altered: Vec::new(),
+            altered_count: 0,
             done: target.is_some(),
         }
     }

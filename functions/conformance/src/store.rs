@@ -215,6 +215,13 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         subscribed: true,
         special_use: Some(domain::mailbox::SpecialUse::Sent),
         renamed_from: Some("Migrated/Sent: 2024".into()),
+        content_checked: 20,
+        altered: vec![contract::AlteredItem {
+            uid: 3,
+            target_uid: 103,
+            change: "8-bit header bytes replaced (2 bytes)".into(),
+        }],
+        altered_count: 1,
         shares_target: true,
         lease_owner: Some("worker-1".into()),
         lease_until: Some(at(600)),

@@ -125,6 +125,23 @@ pub enum DeletedAtSource {
     Remove,
 }
 
+/// Which copies are compared byte for byte with their source message after the APPEND (the
+/// copy is read back from the target by the UID it got). Counts and sizes cannot see a server
+/// that alters what it stores without changing its size (Cyrus replacing 8-bit header bytes
+/// with `X`); this can, where the target keeps messages as they are given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentCheck {
+    /// No read-back (a target known to rewrite every message, such as Exchange Online).
+    Off,
+    /// The first messages of each folder, and every message a server is likely to alter
+    /// (8-bit or NUL bytes in the header, bare line feeds).
+    #[default]
+    Sample,
+    /// Every copy: the target is read once more in full.
+    All,
+}
+
 /// Which folders and messages a project copies, how folder names map, and what delta passes do
 /// with messages deleted at the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +163,8 @@ pub struct CopyOptions {
     pub before: Option<OffsetDateTime>,
     /// Messages deleted at the source: kept on the target (default) or removed there.
     pub deleted_at_source: DeletedAtSource,
+    /// Which copies are read back and compared with their source message.
+    pub verify_content: ContentCheck,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,7 +359,31 @@ pub struct FolderView {
     pub skipped: Vec<SkippedItem>,
     #[serde(default)]
     pub skipped_count: u64,
+    /// The name first planned on the target, when the target refused it and the folder was
+    /// copied to `target_name` instead.
+    #[serde(default)]
+    pub renamed_from: Option<String>,
+    /// Copies read back and compared with their source message.
+    #[serde(default)]
+    pub content_checked: u64,
+    /// Copies the target stored differently from the source (the first ones when there are
+    /// many: `altered_count` says how many).
+    #[serde(default)]
+    pub altered: Vec<AlteredItem>,
+    #[serde(default)]
+    pub altered_count: u64,
     pub done: bool,
+}
+
+/// A copy the target stored with other bytes than the source message's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlteredItem {
+    /// The source message's UID.
+    pub uid: u32,
+    /// The copy's UID on the target.
+    pub target_uid: u32,
+    /// What changed, in words ("8-bit header bytes replaced (3 bytes)", "headers rewritten").
+    pub change: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -372,6 +372,15 @@ pub struct FolderState {
     /// shows both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// Copies read back from the target and compared with their source message.
+    #[serde(default)]
+    pub content_checked: u64,
+    /// The first copies found altered (at most [`FolderState::ALTERED_KEPT`]), and how many in
+    /// all: the checkpoint stays small whatever the target does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<contract::AlteredItem>,
+    #[serde(default)]
+    pub altered_count: u64,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -483,11 +492,17 @@ impl FolderState {
             shares_target: false,
             special_use: None,
             renamed_from: None,
+            content_checked: 0,
+            altered: Vec::new(),
+            altered_count: 0,
             lease_owner: None,
             lease_until: None,
             version: 1,
         }
     }
+
+    /// Altered copies listed by name in the checkpoint; the rest are only counted.
+    pub const ALTERED_KEPT: usize = 100;
 
     /// Skipped items, those kept apart included.
     pub fn skipped_total(&self) -> u64 {
@@ -507,6 +522,10 @@ impl FolderState {
             target_bytes: self.target_bytes,
             skipped_count: self.skipped_total(),
             skipped,
+            renamed_from: self.renamed_from.clone(),
+            content_checked: self.content_checked,
+            altered: self.altered.clone(),
+            altered_count: self.altered_count,
             done: self.done,
         }
     }

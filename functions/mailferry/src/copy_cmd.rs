@@ -15,13 +15,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use contract::jobs::Job;
 use contract::{
-    AuthInput, ConnectorInput, CopyOptions, FolderMapping, InviteTo, ProjectInput, Security,
-    UserState,
+    AuthInput, ConnectorInput, ContentCheck, CopyOptions, FolderMapping, InviteTo, ProjectInput,
+    Security, UserState,
 };
 use domain::ports::{Queue, SystemClock};
 use domain::{App, AppConfig, Deps, UserQuery};
 use embedded::{KeyFileVault, OutboxMailer, SqliteQueue, SqliteStore};
-use serde_json::json;
 
 /// Tries of one job before the copy gives up on it (with backoff: about 4 minutes in all).
 const MAX_RECEIVES: u32 = 8;
@@ -81,6 +80,11 @@ pub struct CopyArgs {
     /// A PEM file of extra CA certificates to trust (servers with a private CA).
     #[arg(long)]
     pub extra_ca: Option<PathBuf>,
+    /// Which copies are read back from the target and compared with the source byte for
+    /// byte: `off`, `sample` (the first 20 of each folder and every message with 8-bit or NUL
+    /// header bytes or bare line feeds) or `all`.
+    #[arg(long, default_value = "sample", value_parser = ["off", "sample", "all"])]
+    pub verify_content: String,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -244,11 +248,17 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         } else {
             contract::DeletedAtSource::Keep
         },
+        verify_content: match args.verify_content.as_str() {
+            "off" => ContentCheck::Off,
+            "all" => ContentCheck::All,
+            _ => ContentCheck::Sample,
+        },
     };
 
     // Adapters: the checkpoint file, an in-memory queue (every run plans again from the
     // checkpoints), a vault key that lives only as long as this run.
     let scratch = tempfile::tempdir().context("creating a private temporary folder")?;
+    let _lock = lock_state(&args.state)?;
     let store = Arc::new(
         SqliteStore::open(&args.state)
             .with_context(|| format!("opening the state file {}", args.state.display()))?,
@@ -334,6 +344,9 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             user.target_email
         );
     }
+    // This run holds the state file's lock, so no other run is alive: leases of folders are
+    // what a killed run left, and its folders are taken at once rather than when they expire.
+    release_leases(app.deps().store.as_ref(), user.id).await?;
     let mut retry_skipped = false;
     if args.retry_skipped
         && matches!(
@@ -377,6 +390,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         }
     };
 
+    let before = crate::copy_report::baseline(&app, user.id, retry_skipped).await?;
     let started = Instant::now();
     let progress = progress_bar(args.json);
     let workers = args.parallel.max(1);
@@ -412,91 +426,56 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         }
     }
     progress.finish_and_clear();
-
-    let done = app
-        .deps()
-        .store
-        .get_user(user.id)
-        .await?
-        .context("the user record vanished")?;
-    let folders = app.deps().store.list_folders(user.id).await?;
-    let elapsed = started.elapsed();
-    let mut skipped_by_folder = Vec::with_capacity(folders.len());
-    for f in &folders {
-        let items = app
-            .skipped_of(f, usize::MAX)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        skipped_by_folder.push(items);
-    }
-    let skipped: Vec<_> = folders
-        .iter()
-        .zip(&skipped_by_folder)
-        .flat_map(|(f, items)| {
-            items
-                .iter()
-                .map(move |s| (f.source_name.clone(), s.clone()))
-        })
-        .collect();
-    let pending: u64 = folders.iter().filter(|f| !f.done).count() as u64;
-    let ok = done.state == UserState::Completed && skipped.is_empty() && pending == 0;
-    let mb = done.progress.bytes_done as f64 / 1e6;
-    if args.json {
-        let summary = json!({
-            "ok": ok,
-            "state": done.state,
-            "pass": done.pass,
-            "elapsed_seconds": elapsed.as_secs_f64(),
-            "messages_copied": done.progress.messages_done,
-            "bytes_copied": done.progress.bytes_done,
-            "mb_per_second": mb / elapsed.as_secs_f64().max(0.001),
-            "last_error": done.last_error,
-            // What this pass cost in the terms AWS bills (one state row = one DynamoDB write
-            // request, one queue row change = one SQS request) and the CPU it used.
-            "work": {
-                "state_rows_written": store.rows_written(),
-                "queue_operations": queue.operations(),
-                "cpu_seconds": cpu_seconds(),
-            },
-            "folders": folders.iter().zip(&skipped_by_folder).map(|(f, items)| json!({
-                "source": f.source_name, "target": f.target_name, "done": f.done,
-                "source_messages": f.source_messages, "target_messages": f.target_messages,
-                "copied_messages": f.copied_messages, "skipped": items,
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "pass {}: {} — {} messages, {:.1} MB in {:.1} s ({:.1} MB/s)",
-            done.pass,
-            done.state.label(),
-            done.progress.messages_done,
-            mb,
-            elapsed.as_secs_f64(),
-            mb / elapsed.as_secs_f64().max(0.001)
-        );
-        for f in &folders {
-            println!(
-                "  {:<40} → {:<40} {:>6} source, {:>6} target{}",
-                f.source_name,
-                f.target_name,
-                f.source_messages,
-                f.target_messages.map_or("?".into(), |n| n.to_string()),
-                if f.done { "" } else { "  (not finished)" }
-            );
-        }
-        for (folder, s) in &skipped {
-            println!(
-                "  skipped {folder} UID {} ({} bytes): {}",
-                s.uid, s.size, s.reason
-            );
-        }
-        if let Some(e) = &done.last_error {
-            println!("  last error: {e}");
-        }
-    }
+    let work = crate::copy_report::Work {
+        state_rows_written: store.rows_written(),
+        queue_operations: queue.operations(),
+        cpu_seconds: cpu_seconds(),
+    };
+    let code =
+        crate::copy_report::report(&app, user.id, &before, started.elapsed(), work, args.json)
+            .await?;
     drop(scratch);
-    Ok(if ok { 0 } else { 2 })
+    Ok(code)
+}
+
+/// Takes `<state>.lock` for the run, so two runs never share a state file, and a run that finds
+/// it free knows that whoever held it before is gone.
+fn lock_state(state: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let lock = std::fs::File::create(&path)
+        .with_context(|| format!("creating the lock file {}", path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another mailferry copy is running with the state file {}; wait for it to end or use another --state",
+            state.display()
+        );
+    }
+    Ok(lock)
+}
+
+/// Frees the folders a killed run still held (its leases would only expire after two minutes).
+async fn release_leases(
+    store: &dyn domain::ports::Store,
+    user: domain::UserId,
+) -> anyhow::Result<()> {
+    for f in store.list_folders(user).await? {
+        if f.lease_owner.is_none() {
+            continue;
+        }
+        let freed = domain::FolderState {
+            lease_owner: None,
+            lease_until: None,
+            version: f.version + 1,
+            ..f.clone()
+        };
+        match store.put_folder(&freed, Some(f.version)).await {
+            Ok(()) | Err(domain::StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 async fn store_first_project(app: &App) -> anyhow::Result<Option<domain::ProjectId>> {

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod copy_cmd;
+mod copy_report;
 pub mod serve;

@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use contract::{SkipCause, SkippedItem};
+use contract::{AlteredItem, ContentCheck, SkipCause, SkippedItem};
 
 use crate::error::AppError;
 use crate::mailbox::{AppendItem, MessageMeta};
 use crate::model::*;
 
+use super::content::{self, Fingerprint};
 use super::decide::{self, Settled};
 use super::folder::is_rescan;
 use super::{App, Sessions, Stop, mailbox_err};
@@ -30,6 +31,22 @@ struct ChunkDone {
     messages: u64,
     bytes: u64,
     skipped: u64,
+}
+
+/// The copies a chunk read back from the target, and those that differ from their source.
+#[derive(Default)]
+struct ContentReport {
+    checked: u64,
+    altered: Vec<AlteredItem>,
+}
+
+/// What a chunk's fetch gave: the messages with their bytes ready to append, the fingerprints
+/// of those whose copies are checked, and what the source could not return.
+struct Fetched {
+    metas: Vec<MessageMeta>,
+    items: Vec<AppendItem>,
+    fingerprints: Vec<(u32, Fingerprint)>,
+    unreadable: Vec<SkippedItem>,
 }
 
 impl App {
@@ -114,6 +131,7 @@ impl App {
         let last = chunk.last().map_or(folder.last_uid, |m| m.uid);
         let mut sorted = decide::sort_chunk(chunk, attempt.already_there, attempt.options);
         let mut settled = Settled::default();
+        let mut report = ContentReport::default();
         let mut copies = None;
         if !sorted.wanted.is_empty() {
             let mark = match carried_mark {
@@ -121,7 +139,7 @@ impl App {
                 None => self.new_mark(s, folder, last).await?,
             };
             let unreadable;
-            (settled, unreadable) = match self
+            (settled, unreadable, report) = match self
                 .append_under_mark(attempt, folder, s, &sorted.wanted, mark)
                 .await?
             {
@@ -157,6 +175,10 @@ impl App {
                 if let Some(copies) = copies {
                     f.copies = copies;
                 }
+                f.content_checked += report.checked;
+                f.altered_count += report.altered.len() as u64;
+                let room = FolderState::ALTERED_KEPT.saturating_sub(f.altered.len());
+                f.altered.extend(report.altered.into_iter().take(room));
             })
             .await?;
         Ok(stop.map(|()| done))
@@ -192,7 +214,7 @@ impl App {
         s: &mut Sessions,
         wanted: &[&MessageMeta],
         mark: InFlight,
-    ) -> Result<Result<(Settled, Vec<SkippedItem>), Stop>, AppError> {
+    ) -> Result<Result<(Settled, Vec<SkippedItem>, ContentReport), Stop>, AppError> {
         if folder.in_flight != Some(mark)
             && let Err(stop) = self
                 .checkpoint(folder, |f| f.in_flight = Some(mark))
@@ -211,16 +233,22 @@ impl App {
             .await
             .map_err(AppError::internal)?;
         let target_name = folder.target_name.clone();
+        let (policy, checked) = (attempt.options.verify_content, folder.content_checked);
         let io = async {
-            let (fetched, items, unreadable) = self.fetch_chunk(s, wanted).await?;
+            let fetched = self.fetch_chunk(s, wanted, policy, checked).await?;
             let outcomes = s
                 .target
-                .append(&target_name, items)
+                .append(&target_name, fetched.items)
                 .await
                 .map_err(mailbox_err)?;
-            Ok((fetched, unreadable, outcomes))
+            Ok((
+                fetched.metas,
+                fetched.fingerprints,
+                fetched.unreadable,
+                outcomes,
+            ))
         };
-        let (fetched, unreadable, outcomes) = match self
+        let (fetched, fingerprints, unreadable, outcomes) = match self
             .while_leased(folder, Some(attempt.deadline), io)
             .await?
         {
@@ -239,26 +267,89 @@ impl App {
                 retry_after: deferral.retry_after,
             });
         }
-        Ok(Ok((settled, unreadable)))
+        let check = self.check_copies(s, &target_name, &fingerprints, &settled);
+        let report = match self
+            .while_leased(folder, Some(attempt.deadline), check)
+            .await?
+        {
+            Ok(report) => report,
+            Err(stop) => return Ok(Err(stop)),
+        };
+        Ok(Ok((settled, unreadable, report)))
+    }
+
+    /// Reads back the copies of the fingerprinted messages (by the UIDs the target gave them)
+    /// and compares. Copies without a reported UID cannot be found for sure and are not read.
+    async fn check_copies(
+        &self,
+        s: &mut Sessions,
+        target_name: &str,
+        fingerprints: &[(u32, Fingerprint)],
+        settled: &Settled,
+    ) -> Result<ContentReport, AppError> {
+        let source_of: std::collections::HashMap<u32, (u32, &Fingerprint)> = settled
+            .appended
+            .iter()
+            .filter_map(|&(source, _, copy)| {
+                let (_, print) = fingerprints.iter().find(|(uid, _)| *uid == source)?;
+                Some((copy?, (source, print)))
+            })
+            .collect();
+        if source_of.is_empty() {
+            return Ok(ContentReport::default());
+        }
+        let mut uids: Vec<u32> = source_of.keys().copied().collect();
+        uids.sort_unstable();
+        // SELECT again: the folder's view then includes what was just appended.
+        s.target.select(target_name).await.map_err(mailbox_err)?;
+        let mut report = ContentReport::default();
+        s.target
+            .fetch_bodies(&uids, &mut |copy| {
+                if let Some((source, print)) = source_of.get(&copy.meta.uid) {
+                    report.checked += 1;
+                    if let Some(change) =
+                        content::describe_change(print, &content::fingerprint(&copy.body))
+                    {
+                        report.altered.push(AlteredItem {
+                            uid: *source,
+                            target_uid: copy.meta.uid,
+                            change,
+                        });
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(mailbox_err)?;
+        Ok(report)
     }
 
     /// Fetches the bodies of `wanted`. A server that could not return some of them (a FETCH
     /// ending in NO) is asked again twice; what it still cannot return, and still lists, is
     /// skipped with its words. Messages it no longer lists were expunged meanwhile: they are
     /// neither copied nor skipped.
+    /// The copies of messages [`content::wants_check`] picks (`checked` copies of the folder
+    /// were read back before) are fingerprinted for [`App::check_copies`].
     async fn fetch_chunk(
         &self,
         s: &mut Sessions,
         wanted: &[&MessageMeta],
-    ) -> Result<(Vec<MessageMeta>, Vec<AppendItem>, Vec<SkippedItem>), AppError> {
+        policy: ContentCheck,
+        mut checked: u64,
+    ) -> Result<Fetched, AppError> {
         let mut fetched: Vec<MessageMeta> = Vec::with_capacity(wanted.len());
         let mut items: Vec<AppendItem> = Vec::with_capacity(wanted.len());
+        let mut fingerprints = Vec::new();
         let mut missing: Vec<u32> = wanted.iter().map(|m| m.uid).collect();
         let mut server_error = None;
         for _ in 0..3 {
             let report = s
                 .source
                 .fetch_bodies(&missing, &mut |m| {
+                    if content::wants_check(policy, &m.body, checked) {
+                        checked += 1;
+                        fingerprints.push((m.meta.uid, content::fingerprint(&m.body)));
+                    }
                     items.push(AppendItem {
                         body: m.body,
                         flags: m.meta.flags.clone(),
@@ -299,6 +390,11 @@ impl App {
                 }
             }
         }
-        Ok((fetched, items, unreadable))
+        Ok(Fetched {
+            metas: fetched,
+            items,
+            fingerprints,
+            unreadable,
+        })
     }
 }

@@ -22,6 +22,7 @@
 //! The source is only ever EXAMINEd and read with BODY.PEEK: it is never modified.
 
 mod chunk;
+mod content;
 mod decide;
 mod delta;
 mod details;

@@ -1,0 +1,176 @@
+//! Content verification: a copy read back from the target is compared with its source message
+//! by fingerprint (SHA-256 of header and body apart, and the traits servers are known to
+//! change), never by keeping the bytes. Counts and sizes cannot see Cyrus turning each 8-bit
+//! header byte into `X`; this can, and says what changed.
+//!
+//! The decisions (which copies to check, what a difference means) are plain functions here;
+//! `chunk.rs` reads the copies back right after their APPEND, while the chunk's source
+//! fingerprints are at hand.
+
+use contract::ContentCheck;
+use sha2::{Digest, Sha256};
+
+/// How many copies of each folder a sample checks besides the risky ones.
+pub(crate) const SAMPLE_PER_FOLDER: u64 = 20;
+
+/// What a comparison needs of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    pub size: u64,
+    header: [u8; 32],
+    body: [u8; 32],
+    /// Bytes ≥ 0x80 in the header.
+    header_8bit: usize,
+    /// Line feeds without a carriage return before them.
+    bare_lf: usize,
+    nul: usize,
+}
+
+/// The length of the header, blank line included (the whole message when there is no body).
+fn header_len(bytes: &[u8]) -> usize {
+    let crlf = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4);
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(bytes.len()),
+    }
+}
+
+pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
+    let (header, body) = bytes.split_at(header_len(bytes));
+    let bare_lf = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+        .count();
+    Fingerprint {
+        size: bytes.len() as u64,
+        header: Sha256::digest(header).into(),
+        body: Sha256::digest(body).into(),
+        header_8bit: header.iter().filter(|&&b| b >= 0x80).count(),
+        bare_lf,
+        nul: bytes.iter().filter(|&&b| b == 0).count(),
+    }
+}
+
+/// Whether a server is likely to store this message differently: 8-bit or NUL bytes in the
+/// header, NULs anywhere, bare line feeds.
+fn is_risky(bytes: &[u8]) -> bool {
+    let header = &bytes[..header_len(bytes)];
+    header.iter().any(|&b| b >= 0x80)
+        || bytes.contains(&0)
+        || bytes
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+}
+
+/// Whether the copy of this message is read back, given how many of the folder's copies were
+/// checked already.
+pub(crate) fn wants_check(policy: ContentCheck, bytes: &[u8], checked: u64) -> bool {
+    match policy {
+        ContentCheck::Off => false,
+        ContentCheck::All => true,
+        ContentCheck::Sample => checked < SAMPLE_PER_FOLDER || is_risky(bytes),
+    }
+}
+
+/// What changed between a source message and its copy, in words; `None` when the copy is the
+/// same.
+pub(crate) fn describe_change(source: &Fingerprint, copy: &Fingerprint) -> Option<String> {
+    if source == copy {
+        return None;
+    }
+    let mut changes: Vec<String> = Vec::new();
+    if source.header != copy.header {
+        changes.push(
+            if source.header_8bit > copy.header_8bit && source.size == copy.size {
+                format!(
+                    "8-bit header bytes replaced ({} bytes)",
+                    source.header_8bit - copy.header_8bit
+                )
+            } else {
+                "headers rewritten".to_owned()
+            },
+        );
+    }
+    if source.body != copy.body {
+        changes.push("body changed".to_owned());
+    }
+    if source.bare_lf > 0 && copy.bare_lf == 0 {
+        changes.push("bare line feeds made CRLF".to_owned());
+    }
+    if source.nul > copy.nul {
+        changes.push("NUL bytes removed".to_owned());
+    }
+    if source.size != copy.size {
+        changes.push(format!("size {} → {} bytes", source.size, copy.size));
+    }
+    Some(changes.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: &[u8] = b"Subject: hi\r\nMessage-ID: <a@x>\r\n\r\nbody\r\n";
+
+    #[test]
+    fn the_same_bytes_are_the_same_copy() {
+        assert_eq!(
+            describe_change(&fingerprint(PLAIN), &fingerprint(PLAIN)),
+            None
+        );
+    }
+
+    #[test]
+    fn cyrus_replacing_8bit_header_bytes_is_named_as_such() {
+        let source = b"Subject: caf\xe9 cr\xe8me\r\n\r\nbody \xe9\r\n".to_vec();
+        let mut copy = source.clone();
+        for b in copy.iter_mut().take(20) {
+            if *b >= 0x80 {
+                *b = b'X';
+            }
+        }
+        assert_eq!(
+            describe_change(&fingerprint(&source), &fingerprint(&copy)).as_deref(),
+            Some("8-bit header bytes replaced (2 bytes)")
+        );
+    }
+
+    #[test]
+    fn a_rewritten_header_and_a_changed_body_are_told_apart() {
+        let rewritten = b"X-MS-Exchange: 1\r\nSubject: hi\r\nMessage-ID: <a@x>\r\n\r\nbody\r\n";
+        assert_eq!(
+            describe_change(&fingerprint(PLAIN), &fingerprint(rewritten)).as_deref(),
+            Some("headers rewritten, size 40 → 58 bytes")
+        );
+        let other_body = b"Subject: hi\r\nMessage-ID: <a@x>\r\n\r\nBODY\r\n";
+        assert_eq!(
+            describe_change(&fingerprint(PLAIN), &fingerprint(other_body)).as_deref(),
+            Some("body changed")
+        );
+        let bare = b"Subject: hi\n\nbody\n";
+        let fixed = b"Subject: hi\r\n\r\nbody\r\n";
+        let change = describe_change(&fingerprint(bare), &fingerprint(fixed)).unwrap();
+        assert!(change.contains("bare line feeds made CRLF"), "{change}");
+    }
+
+    #[test]
+    fn a_sample_checks_the_first_copies_and_every_risky_one() {
+        let risky = b"Subject: caf\xe9\r\n\r\nx".as_slice();
+        assert!(wants_check(ContentCheck::Sample, PLAIN, 0));
+        assert!(!wants_check(ContentCheck::Sample, PLAIN, SAMPLE_PER_FOLDER));
+        assert!(wants_check(ContentCheck::Sample, risky, 10_000));
+        assert!(wants_check(ContentCheck::Sample, b"a\nb", 10_000));
+        assert!(
+            !wants_check(ContentCheck::Sample, b"a\r\n\r\nb\xe9", 10_000),
+            "8-bit bodies are fine"
+        );
+        assert!(wants_check(ContentCheck::All, PLAIN, u64::MAX));
+        assert!(!wants_check(ContentCheck::Off, risky, 0));
+    }
+}
