@@ -60,6 +60,9 @@ pub struct Behaviour {
     pub namespace_prefix: String,
     /// RFC 6154 CREATE-SPECIAL-USE: a folder created with a role keeps it.
     pub create_special_use: bool,
+    /// Cyrus's `munge8bit`: each 8-bit byte of a stored message's header becomes `X` (same
+    /// size, other bytes).
+    pub munge_8bit_headers: bool,
 }
 
 impl Default for Behaviour {
@@ -82,6 +85,7 @@ impl Default for Behaviour {
             meta_delay: None,
             namespace_prefix: String::new(),
             create_special_use: false,
+            munge_8bit_headers: false,
         }
     }
 }
@@ -147,6 +151,21 @@ pub fn rewrite_like_exchange(bytes: &[u8]) -> Vec<u8> {
     out.extend_from_slice(REWRITE_HEADER.as_bytes());
     out.extend_from_slice(eol);
     out.extend_from_slice(bytes);
+    out
+}
+
+/// What Cyrus stores of a message with raw 8-bit bytes in its header: an `X` for each.
+pub fn munge_8bit_header(bytes: &[u8]) -> Vec<u8> {
+    let header_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let mut out = bytes.to_vec();
+    for b in &mut out[..header_end] {
+        if *b >= 0x80 {
+            *b = b'X';
+        }
+    }
     out
 }
 

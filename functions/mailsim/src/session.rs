@@ -10,7 +10,7 @@ use domain::mailbox::{
     MailboxError, MessageMeta, Namespace, SpecialUse,
 };
 
-use crate::behaviour::{AppendRefusal, rewrite_like_exchange};
+use crate::behaviour::{AppendRefusal, munge_8bit_header, rewrite_like_exchange};
 use crate::message_id::message_id;
 use crate::server::{Server, settle};
 use crate::state::{Flow, State, meta};
@@ -211,6 +211,8 @@ fn append_one(
     }
     let bytes = if b.rewrite_on_append {
         rewrite_like_exchange(&item.body)
+    } else if b.munge_8bit_headers {
+        munge_8bit_header(&item.body)
     } else {
         item.body
     };

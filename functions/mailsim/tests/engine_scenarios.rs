@@ -252,6 +252,43 @@ async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_ro
     assert_eq!(renamed.skipped_total(), 0);
 }
 
+/// A target that stores 8-bit header bytes as `X` (Cyrus's munge8bit) keeps counts and sizes
+/// equal; the read-back finds every such copy and says what changed, and the identical ones
+/// are counted as checked.
+#[tokio::test]
+async fn copies_a_target_alters_are_found_by_reading_them_back() {
+    let target = mailsim::Server::new();
+    target.behaviour_mut(|b| b.munge_8bit_headers = true);
+    let w = World::with_target(target).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..30 {
+        let mut bytes = body(i, true, 100);
+        if i % 10 == 0 {
+            bytes.splice(0..0, b"Subject: caf\xe9\r\n".iter().copied());
+        }
+        w.source.deliver(USER, "INBOX", bytes, &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    let states = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    let inbox = states.iter().find(|f| f.source_name == "INBOX").unwrap();
+    // The first 20 of the folder and every 8-bit one after them: 20 + 1.
+    assert_eq!(inbox.content_checked, 21);
+    assert_eq!(inbox.altered_count, 3);
+    let uids: Vec<u32> = inbox.altered.iter().map(|a| a.uid).collect();
+    assert_eq!(uids, [1, 11, 21]);
+    assert!(
+        inbox
+            .altered
+            .iter()
+            .all(|a| a.change == "8-bit header bytes replaced (1 byte)"),
+        "{:?}",
+        inbox.altered
+    );
+}
+
 /// Two source folders mapped to one target folder copy one after the other, and a crash in
 /// either resumes without taking the other's messages for its own copies.
 #[tokio::test]

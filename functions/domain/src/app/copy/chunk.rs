@@ -270,10 +270,16 @@ impl App {
         let check = self.check_copies(s, &target_name, &fingerprints, &settled);
         let report = match self
             .while_leased(folder, Some(attempt.deadline), check)
-            .await?
+            .await
         {
-            Ok(report) => report,
-            Err(stop) => return Ok(Err(stop)),
+            Ok(Ok(report)) => report,
+            Ok(Err(stop)) => return Ok(Err(stop)),
+            // The copies are stored: a read-back that fails leaves them unchecked rather than
+            // holding up the copy (a broken connection fails the next chunk, which resumes).
+            Err(e) => {
+                tracing::warn!(folder = %target_name, error = %e, "could not read copies back to compare them");
+                ContentReport::default()
+            }
         };
         Ok(Ok((settled, unreadable, report)))
     }

@@ -88,10 +88,9 @@ pub(crate) fn describe_change(source: &Fingerprint, copy: &Fingerprint) -> Optio
     if source.header != copy.header {
         changes.push(
             if source.header_8bit > copy.header_8bit && source.size == copy.size {
-                format!(
-                    "8-bit header bytes replaced ({} bytes)",
-                    source.header_8bit - copy.header_8bit
-                )
+                let n = source.header_8bit - copy.header_8bit;
+                let unit = if n == 1 { "byte" } else { "bytes" };
+                format!("8-bit header bytes replaced ({n} {unit})")
             } else {
                 "headers rewritten".to_owned()
             },
