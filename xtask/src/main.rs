@@ -21,6 +21,7 @@ mod bench;
 mod ctx;
 mod frontend;
 mod proc;
+mod servers;
 mod test;
 mod tools;
 

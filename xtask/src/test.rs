@@ -19,8 +19,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Debian packages the tests drive: Dovecot (IMAP source/target) and headless Chromium.
-const APT_PACKAGES: &[&str] = &["dovecot-imapd", "chromium", "chromium-driver"];
+/// Debian packages the tests drive: Dovecot (IMAP source/target), headless Chromium, and the
+/// libraries of Cyrus and Courier, which run unpacked from their packages (`servers.rs`; never
+/// installed: they would remove Dovecot).
+const APT_PACKAGES: &[&str] = &[
+    "dovecot-imapd",
+    "chromium",
+    "chromium-driver",
+    "libical3",
+    "libxapian30",
+    "libpcre3",
+    "libltdl7",
+    "libidn12",
+    "libgamin0",
+    "libgdbm6",
+    "sasl2-bin",
+    "libsasl2-modules",
+    "libsasl2-modules-db",
+    "openssl",
+    "util-linux",
+];
 
 /// PyPI pins of the test venv, as `(distribution, requirement, version)`. Current releases when
 /// pinned; bump together and the next run reinstalls.
@@ -117,7 +135,9 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
             .env("MAILFERRY_SAM_VENV", &env.sam_venv)
             .env("MAILFERRY_FRONTEND_DIST", &env.dist)
             .env("CHROMIUM", &env.chromium)
-            .env("CHROMEDRIVER", &env.chromedriver);
+            .env("CHROMEDRIVER", &env.chromedriver)
+            .env("MAILFERRY_CYRUS_ROOT", &env.cyrus)
+            .env("MAILFERRY_COURIER_ROOT", &env.courier);
         Ok(())
     };
     let mut tier = |name: &'static str, args: Vec<String>| -> Result<()> {
@@ -214,6 +234,8 @@ struct TestEnv {
     dist: PathBuf,
     chromium: PathBuf,
     chromedriver: PathBuf,
+    cyrus: PathBuf,
+    courier: PathBuf,
     nextest: bool,
     note: String,
 }
@@ -263,7 +285,10 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     }
     let chromium = find_program(&["chromium", "chromium-browser"])?;
     let chromedriver = find_program(&["chromedriver"])?;
+    let (cyrus, courier) = crate::servers::ensure(ctx, !opts.quick)?;
     Ok(TestEnv {
+        cyrus,
+        courier,
         path_dirs,
         venv,
         sam_venv,

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
+mod others;
+pub use others::{CyrusNamespace, Kind, OtherServer};
+
 /// Where Debian installs the binaries; `TESTBED_DOVECOT` / `TESTBED_DOVEADM` override them.
 const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
 const DOVEADM_BIN: &str = "/usr/bin/doveadm";
@@ -1031,6 +1034,19 @@ impl RawImap {
             "AUTHENTICATE PLAIN {}",
             B64.encode(format!("\0{user}\0{password}"))
         ))?;
+        if !response.is_ok() {
+            bail!(
+                "login as {user} failed: {} {}",
+                response.status,
+                response.text
+            );
+        }
+        Ok(())
+    }
+
+    /// The LOGIN command, for servers without SASL-IR (Courier).
+    pub fn login_command(&mut self, user: &str, password: &str) -> Result<()> {
+        let response = self.command(&format!("LOGIN {} {}", quote(user), quote(password)))?;
         if !response.is_ok() {
             bail!(
                 "login as {user} failed: {} {}",
