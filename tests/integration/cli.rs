@@ -177,7 +177,7 @@ async fn a_skipped_message_makes_the_exit_code_non_zero() {
 }
 
 /// The folders a run held when it was killed, read from its state file.
-async fn held_folders(state: &std::path::Path) -> usize {
+pub(crate) async fn held_folders(state: &std::path::Path) -> usize {
     use domain::ports::Store;
     let Ok(store) = embedded::SqliteStore::open(state) else {
         return 0;

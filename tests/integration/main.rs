@@ -7,4 +7,5 @@ mod cli;
 mod copy;
 mod crash;
 mod infra;
+mod interop;
 mod selfservice;

@@ -48,7 +48,11 @@ pub fn ensure(ctx: &Ctx, install: bool) -> Result<(PathBuf, PathBuf)> {
         if install && !root.join(server.witness).is_file() {
             let (result, took) = timed(|| unpack(&server, &root));
             result.with_context(|| format!("unpacking {}", server.packages.join(", ")))?;
-            step(format!("{}: unpacked in {}", server.dir, fmt_duration(took)));
+            step(format!(
+                "{}: unpacked in {}",
+                server.dir,
+                fmt_duration(took)
+            ));
         }
         roots.push(root);
     }

@@ -455,18 +455,28 @@ fn lock_state(state: &std::path::Path) -> anyhow::Result<std::fs::File> {
     Ok(lock)
 }
 
-/// Frees the folders a killed run still held (its leases would only expire after two minutes).
+/// How long a folder whose APPEND was cut short by a kill waits before it is compared with the
+/// target: the server may still be storing what the dead run sent in full (Cyrus commits a
+/// MULTIAPPEND of 200 messages a few hundred milliseconds after the client is gone; compared
+/// before that, the copies look missing and are appended twice).
+const SETTLE_AFTER_KILL: Duration = Duration::from_secs(15);
+
+/// Frees the folders a killed run still held, instead of waiting for their two-minute leases
+/// to expire: at once when the dead run was between chunks, after [`SETTLE_AFTER_KILL`] when
+/// it was appending (its in-flight mark is set).
 async fn release_leases(
     store: &dyn domain::ports::Store,
     user: domain::UserId,
 ) -> anyhow::Result<()> {
+    let settled = time::OffsetDateTime::now_utc() + SETTLE_AFTER_KILL;
     for f in store.list_folders(user).await? {
-        if f.lease_owner.is_none() {
+        if f.lease_owner.is_none() || f.lease_until.is_some_and(|until| until <= settled) {
             continue;
         }
+        let appending = f.in_flight.is_some();
         let freed = domain::FolderState {
-            lease_owner: None,
-            lease_until: None,
+            lease_owner: appending.then(|| "a killed run's last append".to_owned()),
+            lease_until: appending.then_some(settled),
             version: f.version + 1,
             ..f.clone()
         };

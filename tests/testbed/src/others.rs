@@ -157,7 +157,10 @@ impl OtherServer {
                     use std::io::Read;
                     let _ = e.read_to_string(&mut err);
                 }
-                bail!("the {:?} instance ended ({status}) before it was ready: {err}", self.kind);
+                bail!(
+                    "the {:?} instance ended ({status}) before it was ready: {err}",
+                    self.kind
+                );
             }
             let last = match RawImap::connect(self.port) {
                 Ok(mut imap) => match imap.login_command(&user, &password) {

@@ -18,8 +18,14 @@ fn namespace_line(server: &OtherServer) -> String {
 #[test]
 fn each_server_answers_with_its_own_namespace() {
     let cases = [
-        (Kind::Cyrus(CyrusNamespace::Debian), "* NAMESPACE ((\"INBOX.\" \".\"))"),
-        (Kind::Cyrus(CyrusNamespace::Upstream), "* NAMESPACE ((\"\" \"/\"))"),
+        (
+            Kind::Cyrus(CyrusNamespace::Debian),
+            "* NAMESPACE ((\"INBOX.\" \".\"))",
+        ),
+        (
+            Kind::Cyrus(CyrusNamespace::Upstream),
+            "* NAMESPACE ((\"\" \"/\"))",
+        ),
         (Kind::Courier, "* NAMESPACE ((\"INBOX.\" \".\"))"),
     ];
     for (kind, expected) in cases {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use contract::{AlteredItem, ContentCheck, SkipCause, SkippedItem};
+use contract::{ContentCheck, SkipCause, SkippedItem};
 
 use crate::error::AppError;
 use crate::mailbox::{AppendItem, MessageMeta};
@@ -14,6 +14,7 @@ use crate::model::*;
 use super::content::{self, Fingerprint};
 use super::decide::{self, Settled};
 use super::folder::is_rescan;
+use super::readback::ContentReport;
 use super::{App, Sessions, Stop, mailbox_err};
 
 /// What every chunk of one copy attempt shares.
@@ -31,13 +32,6 @@ struct ChunkDone {
     messages: u64,
     bytes: u64,
     skipped: u64,
-}
-
-/// The copies a chunk read back from the target, and those that differ from their source.
-#[derive(Default)]
-struct ContentReport {
-    checked: u64,
-    altered: Vec<AlteredItem>,
 }
 
 /// What a chunk's fetch gave: the messages with their bytes ready to append, the fingerprints
@@ -175,10 +169,7 @@ impl App {
                 if let Some(copies) = copies {
                     f.copies = copies;
                 }
-                f.content_checked += report.checked;
-                f.altered_count += report.altered.len() as u64;
-                let room = FolderState::ALTERED_KEPT.saturating_sub(f.altered.len());
-                f.altered.extend(report.altered.into_iter().take(room));
+                report.record(f);
             })
             .await?;
         Ok(stop.map(|()| done))
@@ -267,7 +258,12 @@ impl App {
                 retry_after: deferral.retry_after,
             });
         }
-        let check = self.check_copies(s, &target_name, &fingerprints, &settled);
+        let pairs: Vec<(u32, u32)> = settled
+            .appended
+            .iter()
+            .filter_map(|&(source, _, copy)| Some((source, copy?)))
+            .collect();
+        let check = self.compare_copies(s, &target_name, &fingerprints, &pairs);
         let report = match self
             .while_leased(folder, Some(attempt.deadline), check)
             .await
@@ -282,52 +278,6 @@ impl App {
             }
         };
         Ok(Ok((settled, unreadable, report)))
-    }
-
-    /// Reads back the copies of the fingerprinted messages (by the UIDs the target gave them)
-    /// and compares. Copies without a reported UID cannot be found for sure and are not read.
-    async fn check_copies(
-        &self,
-        s: &mut Sessions,
-        target_name: &str,
-        fingerprints: &[(u32, Fingerprint)],
-        settled: &Settled,
-    ) -> Result<ContentReport, AppError> {
-        let source_of: std::collections::HashMap<u32, (u32, &Fingerprint)> = settled
-            .appended
-            .iter()
-            .filter_map(|&(source, _, copy)| {
-                let (_, print) = fingerprints.iter().find(|(uid, _)| *uid == source)?;
-                Some((copy?, (source, print)))
-            })
-            .collect();
-        if source_of.is_empty() {
-            return Ok(ContentReport::default());
-        }
-        let mut uids: Vec<u32> = source_of.keys().copied().collect();
-        uids.sort_unstable();
-        // SELECT again: the folder's view then includes what was just appended.
-        s.target.select(target_name).await.map_err(mailbox_err)?;
-        let mut report = ContentReport::default();
-        s.target
-            .fetch_bodies(&uids, &mut |copy| {
-                if let Some((source, print)) = source_of.get(&copy.meta.uid) {
-                    report.checked += 1;
-                    if let Some(change) =
-                        content::describe_change(print, &content::fingerprint(&copy.body))
-                    {
-                        report.altered.push(AlteredItem {
-                            uid: *source,
-                            target_uid: copy.meta.uid,
-                            change,
-                        });
-                    }
-                }
-                Ok(())
-            })
-            .await
-            .map_err(mailbox_err)?;
-        Ok(report)
     }
 
     /// Fetches the bodies of `wanted`. A server that could not return some of them (a FETCH

@@ -96,7 +96,10 @@ impl App {
 
         let recovery = folder.in_flight;
         let already_there = match recovery {
-            Some(mark) => match self.recover(s, user, folder, &metas, mark).await? {
+            Some(mark) => match self
+                .recover(s, user, folder, &metas, mark, project.copy.verify_content)
+                .await?
+            {
                 Ok(found) => found,
                 Err(stop) => return Ok(Err(stop)),
             },
@@ -311,6 +314,7 @@ impl App {
         folder: &mut FolderState,
         metas: &[MessageMeta],
         mark: InFlight,
+        policy: contract::ContentCheck,
     ) -> Result<Result<HashSet<u32>, Stop>, AppError> {
         let target = s
             .target
@@ -344,6 +348,23 @@ impl App {
         let copies = self
             .with_copies(&base, pairs.iter().copied(), target.uidvalidity)
             .await?;
+        // The dead attempt's copies were never read back: compare them now (a whole chunk; a
+        // rescan of the folder only a sample).
+        let limit = if rescan {
+            super::content::SAMPLE_PER_FOLDER as usize
+        } else {
+            pairs.len()
+        };
+        let before = folder.clone();
+        let compare = self.compare_recovered(s, &before, policy, &pairs, limit);
+        let report = match self.while_leased(folder, None, compare).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(stop)) => return Ok(Err(stop)),
+            Err(e) => {
+                tracing::warn!(folder = %folder.target_name, error = %e, "could not read copies back to compare them");
+                Default::default()
+            }
+        };
         let stop = self
             .checkpoint(folder, |f| {
                 if rescan {
@@ -351,7 +372,11 @@ impl App {
                     f.skipped_count = 0;
                     f.copied_messages = 0;
                     f.copied_bytes = 0;
+                    f.content_checked = 0;
+                    f.altered.clear();
+                    f.altered_count = 0;
                 }
+                report.record(f);
                 f.copies = copies;
             })
             .await?;

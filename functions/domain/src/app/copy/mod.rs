@@ -31,6 +31,7 @@ pub(crate) mod identity;
 mod job;
 mod lease;
 mod plan;
+mod readback;
 mod recovery;
 
 use std::time::{Duration, Instant};
