@@ -315,6 +315,10 @@ pub mod endpoints {
         format!("/api/admin/projects/{id}/users/export")
     }
 
+    pub fn report_url(id: Uuid) -> String {
+        format!("/api/admin/projects/{id}/report")
+    }
+
     pub async fn bulk(
         id: Uuid,
         action: BulkAction,

@@ -249,6 +249,31 @@ async fn a_mailbox_is_copied_exactly_then_a_delta_pass_brings_only_the_changes()
         .await
         .unwrap();
     assert_eq!(r.body["state"], "verified");
+    // The verification report as CSV: a row per folder, the figures of both sides agreeing, the
+    // copies read back and found identical (Dovecot keeps bytes).
+    let r = app
+        .get(&format!("/api/admin/projects/{p}/report"))
+        .await
+        .unwrap();
+    let csv = r.body.as_str().unwrap_or_default().to_owned();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), expected.len(), "{csv}");
+    for row in &rows {
+        assert_eq!(
+            row[col("source_messages")],
+            row[col("target_messages")],
+            "{csv}"
+        );
+        assert_eq!(row[col("altered")], *"0", "{csv}");
+    }
+    let checked: u64 = rows
+        .iter()
+        .map(|r| r[col("content_checked")].parse::<u64>().unwrap())
+        .sum();
+    assert!(checked > 0, "{csv}");
 
     // Arrange a delta: 100 new messages and flag changes at the source.
     let extra = integration_tests::corpus::bulk_corpus(99, 100);

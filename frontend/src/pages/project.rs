@@ -186,6 +186,7 @@ fn users_card(state: &Handle, id: Uuid) -> Html {
             <div class="card-head">
                 <h2 id="users-heading">{ "Users" }</h2>
                 <a class="button small" href={endpoints::export_url(id)} download="users.csv">{ "Export CSV" }</a>
+                <a class="button small" href={endpoints::report_url(id)} download="verification.csv">{ "Verification report" }</a>
             </div>
             { filters(state) }
             <BulkBar state={state.clone()} project={id} />

@@ -15,6 +15,7 @@ use crate::state::Transition;
 
 mod copy;
 mod projects;
+mod report;
 mod selfservice;
 mod users;
 mod watchdog;

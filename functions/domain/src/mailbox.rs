@@ -153,6 +153,7 @@ impl AppendOutcome {
                 "mailbox full",
                 "quota exceeded",
                 "over quota",
+                "exceeded your mail quota",
             ]
             .iter()
             .any(|w| lower.contains(w));

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(import_users).layer(DefaultBodyLimit::max(contract::limits::CSV_MAX_BYTES + 1)),
         )
         .route("/projects/{id}/users/export", get(export_users))
+        .route("/projects/{id}/report", get(verification_report))
         .route("/projects/{id}/users/actions/{action}", post(bulk_action))
         .route(
             "/projects/{id}/users/{uid}",
@@ -224,6 +225,21 @@ async fn export_users(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Res
             (
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"users.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+async fn verification_report(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {
+    let csv = st.app.verification_csv(ProjectId(id)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"verification.csv\"",
             ),
         ],
         csv,

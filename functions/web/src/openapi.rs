@@ -130,6 +130,14 @@ pub const OPERATIONS: &[Operation] = &[
         true,
     ),
     (
+        "get",
+        "/api/admin/projects/{id}/report",
+        "Verification report as CSV: per folder of every user, both sides' figures, skipped and altered copies",
+        None,
+        "text/csv",
+        true,
+    ),
+    (
         "post",
         "/api/admin/projects/{id}/users/actions/{action}",
         "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, delete) on selected or all users",

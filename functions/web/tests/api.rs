@@ -411,6 +411,33 @@ async fn csv_import_creates_then_updates_without_duplicates_and_exports() {
 }
 
 #[tokio::test]
+async fn exports_never_hand_a_spreadsheet_a_formula() {
+    let api = TestApi::new().await;
+    let p = api.project().await;
+    let csv = "source_email,target_email,display_name\nann@old.example,ann@new.example,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\n";
+    assert_eq!(api.import(&p, csv.as_bytes()).await.status, StatusCode::OK);
+    let r = api
+        .call(
+            "GET",
+            &format!("/api/admin/projects/{p}/users/export"),
+            None,
+        )
+        .await;
+    let body = r.body.as_str().unwrap();
+    assert!(body.contains("'=HYPERLINK"), "{body}");
+    let r = api
+        .call("GET", &format!("/api/admin/projects/{p}/report"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body
+            .as_str()
+            .unwrap()
+            .starts_with("source_email,target_email,state,source_folder,target_folder")
+    );
+}
+
+#[tokio::test]
 async fn csv_dialects_are_accepted() {
     let api = TestApi::new().await;
     let p = api.project().await;

@@ -373,7 +373,7 @@ impl App {
         ])
         .map_err(AppError::internal)?;
         for u in self.all_users(project_id).await? {
-            w.write_record([
+            let row = [
                 u.source_email.to_string(),
                 u.target_email.to_string(),
                 u.display_name.clone(),
@@ -385,8 +385,9 @@ impl App {
                 u.progress.bytes_total.to_string(),
                 u.progress.skipped.to_string(),
                 u.last_error.clone().unwrap_or_default(),
-            ])
-            .map_err(AppError::internal)?;
+            ];
+            w.write_record(row.iter().map(|c| super::report::spreadsheet_safe(c)))
+                .map_err(AppError::internal)?;
         }
         w.into_inner().map_err(AppError::internal)
     }

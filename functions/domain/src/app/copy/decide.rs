@@ -308,6 +308,13 @@ mod tests {
             "[OVERQUOTA] Quota exceeded (mailbox for user is full)",
         );
         assert!(matches!(full, O::TargetFull { .. }));
+        // Cyrus and Courier say it without a response code.
+        for text in ["Over quota", "[ALERT] You exceeded your mail quota."] {
+            assert!(
+                matches!(O::from_refusal(None, text), O::TargetFull { .. }),
+                "{text}"
+            );
+        }
         let exchange = O::from_refusal(
             None,
             "Request is throttled. Suggested Backoff Time: 1500 milliseconds",
