@@ -12,6 +12,7 @@ use crate::state::project_form::{
     AuthMode, Field, ProjectFormAction, ProjectFormState, Side, TestRequest, TestState,
     invite_value, security_value,
 };
+use contract::ContentCheck;
 use uuid::Uuid;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -218,6 +219,18 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     oninput={edit(state, Field::MaxSize)}
                     onblur={blur(state, Field::MaxSize)}
                     error={s.field_error(Field::MaxSize)}
+                />
+                <SelectField
+                    id={Field::VerifyContent.id()}
+                    label="Read copies back to compare them with the source"
+                    hint="Counts and sizes cannot see a server that changes what it stores; reading copies back can (off for targets that rewrite every message, such as Exchange Online)"
+                    value={match s.verify_content { ContentCheck::Off => "off", ContentCheck::All => "all", ContentCheck::Sample => "sample" }}
+                    options={vec![
+                        ("sample", "A sample: the first 20 of each folder and every message servers tend to alter"),
+                        ("all", "Every copy (reads the target once more in full)"),
+                        ("off", "None"),
+                    ]}
+                    onchange={edit(state, Field::VerifyContent)}
                 />
                 <Checkbox
                     id={Field::RemoveDeleted.id()}

@@ -4,7 +4,8 @@
 
 use contract::{
     AuthInput, AuthView, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ConnectorView,
-    CopyOptions, DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView, Security,
+    ContentCheck, CopyOptions, DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView,
+    Security,
 };
 use uuid::Uuid;
 
@@ -57,6 +58,7 @@ pub enum Field {
     InviteTo,
     NotifyUser,
     RemoveDeleted,
+    VerifyContent,
     Host(Side),
     Port(Side),
     Security(Side),
@@ -79,6 +81,7 @@ impl Field {
             Field::InviteTo => "invite_to".into(),
             Field::NotifyUser => "notify_user".into(),
             Field::RemoveDeleted => "copy.deleted_at_source".into(),
+            Field::VerifyContent => "copy.verify_content".into(),
             Field::Host(s) => format!("{}.host", s.as_str()),
             Field::Port(s) => format!("{}.port", s.as_str()),
             Field::Security(s) => format!("{}.security", s.as_str()),
@@ -292,6 +295,8 @@ pub struct ProjectFormState {
     pub notify_user: bool,
     /// Delta passes remove the copies of messages deleted at the source.
     pub remove_deleted: bool,
+    /// Which copies are read back and compared with the source.
+    pub verify_content: ContentCheck,
     pub source: ConnectorForm,
     pub target: ConnectorForm,
     pub include: String,
@@ -339,6 +344,7 @@ impl Default for ProjectFormState {
             invite_to: InviteTo::Source,
             notify_user: false,
             remove_deleted: false,
+            verify_content: ContentCheck::Sample,
             source: ConnectorForm::default(),
             target: ConnectorForm::default(),
             include: String::new(),
@@ -465,6 +471,7 @@ impl ProjectFormState {
             Field::InviteTo
             | Field::NotifyUser
             | Field::RemoveDeleted
+            | Field::VerifyContent
             | Field::Security(_)
             | Field::Auth(_) => {
                 return None;
@@ -499,6 +506,7 @@ impl ProjectFormState {
                 } else {
                     DeletedAtSource::Keep
                 },
+                verify_content: self.verify_content,
                 ..self.kept_copy.clone()
             },
         })
@@ -563,6 +571,7 @@ impl ProjectFormState {
         self.invite_to = p.invite_to;
         self.notify_user = p.notify_user;
         self.remove_deleted = p.copy.deleted_at_source == DeletedAtSource::Remove;
+        self.verify_content = p.copy.verify_content;
         self.source = ConnectorForm::from_view(&p.source);
         self.target = ConnectorForm::from_view(&p.target);
         self.include = p.copy.include.join("\n");
@@ -611,6 +620,13 @@ impl ProjectFormState {
             }
             Field::NotifyUser => self.notify_user = value == "true",
             Field::RemoveDeleted => self.remove_deleted = value == "true",
+            Field::VerifyContent => {
+                self.verify_content = match value.as_str() {
+                    "off" => ContentCheck::Off,
+                    "all" => ContentCheck::All,
+                    _ => ContentCheck::Sample,
+                }
+            }
             Field::Host(s) => self.connector_mut(s).host = value,
             Field::Port(s) => self.connector_mut(s).port = value,
             Field::Security(s) => {
@@ -870,6 +886,14 @@ mod tests {
         assert_eq!(input.copy.max_message_bytes, Some(25_000_000));
         assert!(input.notify_user);
         assert_eq!(input.copy.deleted_at_source, DeletedAtSource::Keep);
+        assert_eq!(input.copy.verify_content, ContentCheck::Sample);
+        let all = state
+            .clone()
+            .apply(ProjectFormAction::Edit(Field::VerifyContent, "all".into()));
+        assert_eq!(
+            all.to_input().unwrap().copy.verify_content,
+            ContentCheck::All
+        );
         let removing = state.apply(ProjectFormAction::Edit(Field::RemoveDeleted, "true".into()));
         assert_eq!(
             removing.to_input().unwrap().copy.deleted_at_source,
