@@ -7,142 +7,18 @@
 //! arrives once, and each copy the target stored differently is listed as altered (and only
 //! those); a delta run copies exactly what is new.
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::corpus::{SeedMessage, bulk_corpus, test_corpus};
-use integration_tests::{Snapshot, snapshot};
+use integration_tests::servers::Side;
 use serde_json::Value;
-use testbed::{CyrusNamespace, Dovecot, DovecotOptions, Kind, OtherServer, encode_mutf7, quote};
+use testbed::{CyrusNamespace, Kind};
 
 use crate::cli::held_folders;
-use crate::copy::{SOURCE_PW, seed, source_server};
+use crate::copy::SOURCE_PW;
 
 const TARGET_PW: &str = "ann-target-pw";
-
-/// One side of a pair, with ann's login.
-enum Side {
-    Dovecot(Box<Dovecot>, &'static str, &'static str),
-    Other(OtherServer),
-}
-
-impl Side {
-    fn dovecot_source() -> Side {
-        Side::Dovecot(Box::new(source_server()), "ann@old.example", SOURCE_PW)
-    }
-
-    fn dovecot_target() -> Side {
-        let server = Dovecot::start(
-            DovecotOptions::default()
-                .user("ann@new.example", TARGET_PW)
-                .separator('/'),
-        )
-        .expect("target dovecot");
-        Side::Dovecot(Box::new(server), "ann@new.example", TARGET_PW)
-    }
-
-    fn other(kind: Kind, password: &str) -> Side {
-        Side::Other(OtherServer::start(kind, &[("ann", password)]).expect("start the server"))
-    }
-
-    fn port(&self) -> u16 {
-        match self {
-            Side::Dovecot(d, ..) => d.port(),
-            Side::Other(o) => o.port(),
-        }
-    }
-
-    fn login(&self) -> &str {
-        match self {
-            Side::Dovecot(_, login, _) => login,
-            Side::Other(_) => "ann",
-        }
-    }
-
-    fn password(&self) -> String {
-        match self {
-            Side::Dovecot(_, _, pw) => (*pw).to_owned(),
-            Side::Other(o) => o.password("ann").unwrap_or_default(),
-        }
-    }
-
-    /// A corpus path (`Archive/Old`) as this server names the folder.
-    fn folder(&self, path: &str) -> String {
-        match self {
-            Side::Dovecot(..) => path.to_owned(),
-            Side::Other(o) => o.kind().folder(path),
-        }
-    }
-
-    /// Whether the server can mark a folder it creates with a role (CREATE-SPECIAL-USE).
-    fn marks_roles(&self) -> bool {
-        matches!(self, Side::Other(o) if matches!(o.kind(), Kind::Cyrus(_)))
-    }
-
-    fn seed(&self, corpus: &[SeedMessage]) {
-        let other = match self {
-            Side::Dovecot(d, login, _) => return seed(d, login, corpus),
-            Side::Other(o) => o,
-        };
-        let mut raw = other.raw_session("ann").expect("raw session");
-        let mut created = std::collections::BTreeSet::new();
-        for m in corpus {
-            let name = self.folder(&m.folder);
-            if name != "INBOX" && created.insert(name.clone()) {
-                let role = if m.folder == "Sent" && self.marks_roles() {
-                    " (USE (\\Sent))"
-                } else {
-                    ""
-                };
-                let r = raw
-                    .command(&format!("CREATE {}{role}", quote(&encode_mutf7(&name))))
-                    .expect("create");
-                assert!(r.is_ok(), "CREATE {name}: {} {}", r.status, r.text);
-            }
-            raw.append(&name, &m.bytes, &m.flags, Some(m.internaldate))
-                .expect("seed");
-        }
-        raw.logout();
-    }
-
-    async fn snapshot(&self) -> Snapshot {
-        snapshot(self.port(), self.login(), &self.password())
-            .await
-            .expect("snapshot")
-            .0
-    }
-
-    /// The folders that carry a role, by name.
-    async fn roles(&self) -> BTreeMap<String, domain::mailbox::SpecialUse> {
-        let endpoint = domain::Endpoint {
-            host: "127.0.0.1".into(),
-            port: self.port(),
-            security: contract::Security::Plaintext,
-        };
-        let tls = imap::TlsConfig::no_roots();
-        let mut session = imap::Session::connect(&endpoint, &tls, Duration::from_secs(30))
-            .await
-            .expect("connect");
-        session
-            .login(self.login(), &domain::Secret::new(self.password()))
-            .await
-            .expect("login");
-        let folders = session.list_folders().await.expect("list");
-        folders
-            .into_iter()
-            .filter_map(|f| Some((f.name, f.special_use?)))
-            .collect()
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "imap+plain://{}@127.0.0.1:{}",
-            self.login().replace('@', "%40"),
-            self.port()
-        )
-    }
-}
 
 fn copy_command(source: &Side, target: &Side, state: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mailferry_under_test"));
@@ -289,19 +165,19 @@ async fn interop(source: Side, target: Side) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_to_cyrus_with_debians_namespace() {
     let target = Side::other(Kind::Cyrus(CyrusNamespace::Debian), TARGET_PW);
-    interop(Side::dovecot_source(), target).await;
+    interop(Side::dovecot("ann@old.example", SOURCE_PW), target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_to_cyrus_with_upstreams_namespace() {
     let target = Side::other(Kind::Cyrus(CyrusNamespace::Upstream), TARGET_PW);
-    interop(Side::dovecot_source(), target).await;
+    interop(Side::dovecot("ann@old.example", SOURCE_PW), target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyrus_to_dovecot() {
     let source = Side::other(Kind::Cyrus(CyrusNamespace::Debian), SOURCE_PW);
-    interop(source, Side::dovecot_target()).await;
+    interop(source, Side::dovecot("ann@new.example", TARGET_PW)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,5 +190,5 @@ async fn courier_to_cyrus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_to_courier() {
     let target = Side::other(Kind::Courier, TARGET_PW);
-    interop(Side::dovecot_source(), target).await;
+    interop(Side::dovecot("ann@old.example", SOURCE_PW), target).await;
 }

@@ -249,3 +249,83 @@ pub fn bulk_corpus(seed: u64, n: u64) -> Vec<SeedMessage> {
         })
         .collect()
 }
+
+/// The benchmark mailbox: about 5,000 messages / 900 MB in 19 folders at `scale` 1.0 (mostly
+/// 2–50 KB, 150 of 1–10 MB, a few of 25 MB; `BENCH_HUGE` sets how many of those).
+pub fn bench_corpus(scale: f64) -> Vec<SeedMessage> {
+    let mut rng = Rng::new(5000);
+    let base = time::OffsetDateTime::from_unix_timestamp(1_550_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let folders: Vec<String> = [
+        "INBOX",
+        "Sent",
+        "Drafts",
+        "Archive",
+        "Archive/2019",
+        "Archive/2020",
+        "Archive/2021",
+        "Archive/2022",
+        "Archive/2023",
+        "Projects",
+        "Projects/Alpha",
+        "Projects/Beta",
+        "Projects/Gamma",
+        "Customers",
+        "Customers/Acme",
+        "Customers/Globex",
+        "Newsletters",
+        "Receipts",
+        "Travel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let small = (4_850.0 * scale).round() as u64;
+    let medium = (150.0 * scale).round() as u64;
+    let huge = match std::env::var("BENCH_HUGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) => n,
+        None => (3.0 * scale)
+            .round()
+            .max(if scale > 0.0 { 1.0 } else { 0.0 }) as u64,
+    };
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    let mut push = |rng: &mut Rng, size: usize, out: &mut Vec<SeedMessage>| {
+        n += 1;
+        let folder = folders[rng.below(folders.len() as u64) as usize].clone();
+        let date = base + time::Duration::seconds(rng.below(6 * 365 * 86_400) as i64);
+        let flags = if rng.below(3) == 0 {
+            vec![]
+        } else {
+            vec!["\\Seen"]
+        };
+        out.push(SeedMessage {
+            bytes: message(
+                rng,
+                n,
+                Some(&format!("<bench{n}@old.example>")),
+                &format!("bench {n}"),
+                size,
+                date,
+            ),
+            folder,
+            flags,
+            internaldate: date,
+        });
+    };
+    for _ in 0..small {
+        let size = 2_000 + rng.below(48_000) as usize;
+        push(&mut rng, size, &mut out);
+    }
+    for _ in 0..medium {
+        let size = 1_000_000 + rng.below(9_000_000) as usize;
+        push(&mut rng, size, &mut out);
+    }
+    for _ in 0..huge {
+        push(&mut rng, 25 * 1024 * 1024, &mut out);
+    }
+    out
+}

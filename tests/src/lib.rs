@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 pub mod corpus;
+pub mod servers;
 
 use anyhow::{Context, Result, bail};
 use contract::{ApiErrorBody, OutboxMail};
