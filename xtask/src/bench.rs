@@ -11,13 +11,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Every benchmark name, for usage messages.
-pub const NAMES: &[&str] = &["status", "copy", "frontend"];
+pub const NAMES: &[&str] = &["status", "copy", "interop", "frontend"];
 
 pub fn bench(ctx: &Ctx, name: &str) -> Result<()> {
     let report = match name {
         "frontend" => frontend_size(ctx)?,
         "status" => server_bench(ctx, "bench_status")?,
         "copy" => server_bench(ctx, "bench_copy")?,
+        "interop" => server_bench(ctx, "bench_interop")?,
         other => bail!("unknown bench `{other}`; known: {}", NAMES.join(", ")),
     };
     let path = write_report(ctx, name, &report)?;
