@@ -217,40 +217,43 @@ async fn a_rerun_after_a_kill_resumes_at_once_and_two_runs_never_share_a_state_f
     seed(&source, "ann@old.example", &corpus);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ann.state");
+    // A run while another holds the state file's lock is refused, and changes nothing.
+    let mut lock_name = state.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let holder = std::fs::File::create(std::path::PathBuf::from(lock_name)).unwrap();
+    holder.try_lock().unwrap();
+    let (code, summary) = tokio::task::block_in_place(|| {
+        let out = copy_command(&source, &target, &state).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    });
+    assert_ne!(code, Some(0));
+    assert!(
+        summary.contains("another mailferry copy is running"),
+        "{summary}"
+    );
+    assert!(!state.exists(), "the refused run created the state file");
+    drop(holder);
+
     let mut child = copy_command(&source, &target, &state)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the run holds a folder it has begun to copy.
+    // Kill the run as soon as it holds a folder it has begun to copy.
     let begun = std::time::Instant::now();
     while held_folders(&state).await == 0 {
         assert!(begun.elapsed().as_secs() < 60, "the copy never started");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-
-    // A second run while the first is alive is refused, and changes nothing.
-    let second = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_mailferry_under_test"))
-            .args(["copy", "--source", "imap+plain://x@127.0.0.1:1", "--target"])
-            .arg("imap+plain://y@127.0.0.1:1")
-            .arg("--state")
-            .arg(&state)
-            .env("MAILFERRY_SOURCE_PASSWORD", "a")
-            .env("MAILFERRY_TARGET_PASSWORD", "b")
-            .output()
-            .unwrap()
-    });
-    assert!(!second.status.success());
-    let said = String::from_utf8_lossy(&second.stderr);
-    assert!(said.contains("another mailferry copy is running"), "{said}");
-
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        held_folders(&state).await > 0,
-        "the killed run held folders"
-    );
 
     // Act: the rerun.
     let (code, summary) = tokio::task::block_in_place(|| run_copy(&source, &target, &state, &[]));

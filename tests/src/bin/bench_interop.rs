@@ -78,7 +78,7 @@ async fn pair(bin: &Path, source: Side, target: Side, scale: f64) -> Result<Valu
         "content_checked": sum("content_checked"),
         "altered": sum("altered_count"),
         "folders": folders.len(),
-        "sent_role_kept": roles.get(&sent).is_some(),
+        "sent_role_kept": roles.contains_key(&sent),
         "copy_seconds": seconds,
         "seed_seconds": seeded,
         "target_names": folders.iter().map(|f| f["target"].clone()).collect::<Vec<_>>(),
