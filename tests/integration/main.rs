@@ -8,4 +8,5 @@ mod copy;
 mod crash;
 mod infra;
 mod interop;
+mod security;
 mod selfservice;

@@ -173,6 +173,7 @@ fn invite(u: &MailUser) -> Invite {
         created_at: at(10),
         expires_at: at(10 + 7 * 86_400),
         failed_attempts: 0,
+        testing_until: None,
         version: 1,
     }
 }
@@ -1109,6 +1110,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
     );
     let dup = Invite {
         failed_attempts: 3,
+        testing_until: None,
         ..i.clone()
     };
     assert_exists(
@@ -1118,6 +1120,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
 
     let v2 = Invite {
         failed_attempts: 1,
+        testing_until: None,
         version: 2,
         ..i.clone()
     };
@@ -1131,6 +1134,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
     );
     let stale = Invite {
         failed_attempts: 5,
+        testing_until: None,
         version: 2,
         ..i.clone()
     };

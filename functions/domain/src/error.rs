@@ -76,6 +76,13 @@ pub enum AppError {
         "this link is locked after too many failed attempts; ask your administrator for a new one"
     )]
     InviteLocked,
+    /// Too many requests at once (a password of this link is being tested, or sign-in
+    /// attempts came too fast): try again after `retry_after`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The mail server rejected the password the user typed.
     #[error("{message}")]
     CredentialsRejected { message: String, attempts_left: u32 },

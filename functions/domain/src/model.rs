@@ -285,7 +285,14 @@ pub struct Invite {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// Attempts spent, those being tested now included (an attempt is taken before the mail
+    /// server is asked, and given back when the server could not be reached or said yes).
     pub failed_attempts: u32,
+    /// While a password typed on this link is being tested: until when. Another submission
+    /// meanwhile is told to wait, so parallel requests cannot test more passwords than the link
+    /// has attempts.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub testing_until: Option<OffsetDateTime>,
     pub version: u64,
 }
 

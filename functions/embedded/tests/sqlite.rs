@@ -337,6 +337,7 @@ async fn status_reads_succeed_while_writes_go_on() {
         created_at: OffsetDateTime::now_utc(),
         expires_at: OffsetDateTime::now_utc() + time::Duration::days(7),
         failed_attempts: 0,
+        testing_until: None,
         version: 1,
     };
     store.insert_invite(&invite).await.unwrap();

@@ -79,6 +79,15 @@ impl From<AppError> for ApiError {
                 message,
                 details: json!({ "attempts_left": attempts_left }),
             },
+            AppError::TooManyRequests {
+                message,
+                retry_after,
+            } => ApiError {
+                status: S::TOO_MANY_REQUESTS,
+                code: "too_many_requests",
+                message,
+                details: json!({ "retry_after_seconds": retry_after.as_secs().max(1) }),
+            },
             AppError::Upstream(m) => ApiError::new(S::BAD_GATEWAY, "upstream", m),
             e @ AppError::LoginRejected(_) => {
                 ApiError::new(S::BAD_GATEWAY, "upstream", e.to_string())
@@ -150,12 +159,25 @@ impl From<PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A 429 says when to come back in the standard header too.
+        let retry_after = self
+            .details
+            .get("retry_after_seconds")
+            .and_then(Value::as_u64)
+            .filter(|_| self.status == StatusCode::TOO_MANY_REQUESTS);
         let body = ApiErrorBody {
             error: self.code.to_owned(),
             message: self.message,
             details: self.details,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -111,6 +111,9 @@ impl App {
             &input.target_password,
         )?;
 
+        // The attempt is taken before any server is asked: requests sent at once cannot test
+        // more passwords than the link allows.
+        let invite = self.reserve_attempt(&invite).await?;
         for (connector, email, pw) in [
             (&project.source, &user.source_email, &src_pw),
             (&project.target, &user.target_email, &tgt_pw),
@@ -126,7 +129,7 @@ impl App {
             {
                 Ok(_) => {}
                 Err(LoginError::Rejected(_)) => {
-                    let left = self.count_failed_attempt(&invite).await?;
+                    let left = self.settle_attempt(&invite, true).await?;
                     let message = if left == 0 {
                         format!(
                             "The password for {email} was not accepted. The link is now locked; ask your administrator for a new one."
@@ -149,10 +152,13 @@ impl App {
                     });
                 }
                 Err(other) => {
+                    // Not the user's fault: the attempt is given back.
+                    self.settle_attempt(&invite, false).await?;
                     return Err(AppError::Upstream(describe_login_error(&endpoint, &other)));
                 }
             }
         }
+        self.settle_attempt(&invite, false).await?;
 
         self.store_passwords_for(&user, src_pw.as_ref(), tgt_pw.as_ref())
             .await?;
@@ -190,15 +196,59 @@ impl App {
         Ok(())
     }
 
-    /// Counts one failed attempt with a version-checked write; returns the attempts left.
-    async fn count_failed_attempt(&self, invite: &Invite) -> Result<u32, AppError> {
+    /// Takes one attempt of the link for a password test, with a version-checked write: refused
+    /// with a wait while another test of this link runs, and when none is left.
+    async fn reserve_attempt(&self, invite: &Invite) -> Result<Invite, AppError> {
+        let now = self.deps.clock.now();
+        // Both servers may be tried, each within the login timeout.
+        let testing_until = now + self.config.login_timeout * 2;
+        self.update_invite_with(invite, |current| {
+            if let Some(until) = current.testing_until.filter(|u| *u > now) {
+                return Err(AppError::TooManyRequests {
+                    message: "a password for this link is being checked; try again in a moment"
+                        .into(),
+                    retry_after: (until - now).unsigned_abs(),
+                });
+            }
+            if current.is_locked() {
+                return Err(AppError::InviteLocked);
+            }
+            current.failed_attempts += 1;
+            current.testing_until = Some(testing_until);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends a password test: a rejected password keeps its attempt spent, anything else gives
+    /// it back. Returns the attempts left.
+    async fn settle_attempt(&self, invite: &Invite, spent: bool) -> Result<u32, AppError> {
+        let settled = self
+            .update_invite_with(invite, |current| {
+                if !spent {
+                    current.failed_attempts = current.failed_attempts.saturating_sub(1);
+                }
+                current.testing_until = None;
+                Ok(())
+            })
+            .await?;
+        Ok(settled.attempts_left())
+    }
+
+    /// Applies `change` to the stored invite with a version-checked write, reading it again
+    /// when someone wrote meanwhile.
+    async fn update_invite_with(
+        &self,
+        invite: &Invite,
+        change: impl Fn(&mut Invite) -> Result<(), AppError>,
+    ) -> Result<Invite, AppError> {
         let mut current = invite.clone();
-        for _ in 0..5 {
+        for _ in 0..8 {
             let mut next = current.clone();
-            next.failed_attempts += 1;
+            change(&mut next)?;
             next.version = current.version + 1;
             match self.deps.store.update_invite(&next, current.version).await {
-                Ok(()) => return Ok(next.attempts_left()),
+                Ok(()) => return Ok(next),
                 Err(StoreError::Conflict) => {
                     current = self
                         .deps
@@ -210,9 +260,10 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AppError::Conflict(
-            "too many attempts at once; try again".into(),
-        ))
+        Err(AppError::TooManyRequests {
+            message: "too many attempts at once; try again in a moment".into(),
+            retry_after: std::time::Duration::from_secs(2),
+        })
     }
 
     /// The status the credential page polls after Start.

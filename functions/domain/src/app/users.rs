@@ -566,6 +566,7 @@ impl App {
             created_at: now,
             expires_at: now + self.config.invite_ttl,
             failed_attempts: 0,
+            testing_until: None,
             version: 1,
         };
         self.deps.store.delete_invites_of_user(user.id).await?;

@@ -1,0 +1,111 @@
+//! Attacks on other people's passwords, each as a test that failed on the code before the fix
+//! (issue 14): what an attacker holding a forwarded link, or sitting next to the console, could
+//! do.
+
+use integration_tests::spawn_app;
+use reqwest::StatusCode;
+use serde_json::json;
+use testbed::{Dovecot, DovecotOptions};
+
+/// A project whose source asks each user for a password, with Bob invited; returns the app,
+/// the Dovecot servers (kept alive) and Bob's link token.
+async fn invited_bob() -> (integration_tests::TestApp, Dovecot, Dovecot, String) {
+    let source = Dovecot::start(DovecotOptions::default().user("bob@old.example", "bob-source-pw"))
+        .expect("source dovecot");
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .user("bob@new.example", "unused")
+            .master_user("admin", "master-pw"),
+    )
+    .expect("target dovecot");
+    let app = spawn_app(None).await.unwrap();
+    app.login().await.unwrap();
+    let p = app
+        .create_project(json!({
+            "name": "Attacked",
+            "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext", "auth": {"mode": "per_user"}},
+            "target": {"host": "127.0.0.1", "port": target.port(), "security": "plaintext",
+                       "auth": {"mode": "admin", "login_pattern": "{email}*admin", "password": "master-pw"}},
+            "invite_to": "source"
+        }))
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "bob@old.example", "target_email": "bob@new.example"}),
+        )
+        .await
+        .unwrap();
+    let uid = r.body["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+        json!(null),
+    )
+    .await
+    .unwrap();
+    let token = app.invite_token_for("bob@old.example").await.unwrap();
+    (app, source, target, token)
+}
+
+/// 20 wrong passwords sent at once through one link: before, 18 were tried against the mail
+/// server before the link locked. Now an attempt is taken before the server is asked and only
+/// one password of a link is tested at a time; the others are told to come back (429 with
+/// Retry-After), and the attempts spent match the passwords tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_through_one_link_cannot_exceed_its_attempts() {
+    let (app, _source, _target, token) = invited_bob().await;
+    let url = app.url(&format!("/api/migrate/{token}/credentials"));
+    let guesses = (0..20).map(|i| {
+        let http = app.http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"source_password": format!("guess-{i}")}))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r.headers().get("retry-after").cloned();
+            (r.status(), retry_after)
+        }
+    });
+    let answers = futures_join_all(guesses).await;
+
+    let tested = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    let waits: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(tested >= 1 && tested <= 5, "{answers:?}");
+    assert_eq!(tested + waits.len(), 20, "{answers:?}");
+    assert!(
+        waits.iter().all(|(_, h)| h.is_some()),
+        "429 without Retry-After"
+    );
+    let view = app.get(&format!("/api/migrate/{token}")).await.unwrap();
+    assert_eq!(
+        view.body["attempts_left"],
+        5 - tested as u64,
+        "{:?}",
+        view.body
+    );
+}
+
+/// Runs the futures at once on the test's runtime.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
