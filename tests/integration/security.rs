@@ -109,3 +109,43 @@ where
     }
     out
 }
+
+/// Wrong admin passwords: before, 30 were answered in 1.2 s with no slowing down. Now a client
+/// waits after its third failure (429 with Retry-After), doubling with each further one, and the
+/// right password works once the wait is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_admin_passwords_slow_the_client_down() {
+    let app = spawn_app(None).await.unwrap();
+    let url = app.url("/api/admin/login");
+    let try_password = |password: &'static str| {
+        let http = app.http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"password": password}))
+                .send()
+                .await
+                .unwrap();
+            let wait = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            (r.status(), wait)
+        }
+    };
+    for _ in 0..3 {
+        let (status, _) = try_password("wrong").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, wait) = try_password("wrong").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait = wait.expect("Retry-After");
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Even the right password waits its turn.
+    let (status, _) = try_password(integration_tests::ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 100)).await;
+    let (status, _) = try_password(integration_tests::ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+}

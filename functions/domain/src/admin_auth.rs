@@ -13,6 +13,76 @@ use crate::token;
 
 pub const ADMIN_PASSWORD_KEY: &str = "admin_password_argon2";
 
+/// Failed sign-ins, per client address and for the one admin account, in this process (the
+/// local mode's sign-in; deployed, the identity provider signs admins in). After a few failures
+/// each further try must wait twice as long as the last: a client from its 3rd failure (1 s, 2 s,
+/// … up to 15 minutes), the account from its 10th whatever the address (up to a minute, so
+/// guesses spread over many addresses slow down too without locking the admin out for long).
+#[derive(Debug, Default)]
+pub struct SignInThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, time::OffsetDateTime)>>,
+}
+
+/// How long after its `failures`-th failure a key waits: none before `free` failures, then 1 s
+/// doubling up to `cap`.
+pub fn sign_in_delay(failures: u32, free: u32, cap: std::time::Duration) -> std::time::Duration {
+    if failures < free {
+        return std::time::Duration::ZERO;
+    }
+    let doublings = (failures - free).min(20);
+    std::time::Duration::from_secs(1u64 << doublings).min(cap)
+}
+
+const CLIENT_RULE: (u32, std::time::Duration) = (3, std::time::Duration::from_secs(15 * 60));
+const ACCOUNT_RULE: (u32, std::time::Duration) = (10, std::time::Duration::from_secs(60));
+
+impl SignInThrottle {
+    fn keys(client: Option<std::net::IpAddr>) -> [(String, (u32, std::time::Duration)); 2] {
+        let client = client.map_or("client:unknown".to_owned(), |ip| format!("client:{ip}"));
+        [(client, CLIENT_RULE), ("account".to_owned(), ACCOUNT_RULE)]
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u32, time::OffsetDateTime)>>
+    {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long this client must still wait, if at all.
+    pub fn wait(
+        &self,
+        client: Option<std::net::IpAddr>,
+        now: time::OffsetDateTime,
+    ) -> Option<std::time::Duration> {
+        let map = self.lock();
+        Self::keys(client)
+            .iter()
+            .filter_map(|(key, _)| map.get(key))
+            .filter(|(_, until)| *until > now)
+            .map(|(_, until)| (*until - now).unsigned_abs())
+            .max()
+    }
+
+    pub fn failed(&self, client: Option<std::net::IpAddr>, now: time::OffsetDateTime) {
+        let mut map = self.lock();
+        for (key, (free, cap)) in Self::keys(client) {
+            let entry = map.entry(key).or_insert((0, now));
+            entry.0 += 1;
+            entry.1 = now + sign_in_delay(entry.0, free, cap);
+        }
+    }
+
+    pub fn succeeded(&self, client: Option<std::net::IpAddr>) {
+        let mut map = self.lock();
+        for (key, _) in Self::keys(client) {
+            map.remove(&key);
+        }
+    }
+}
+
 pub fn hash_password(password: &Secret) -> Result<String, AppError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -74,18 +144,40 @@ impl App {
         Ok(stored.then_some(generated))
     }
 
-    /// Checks the admin password and opens a session; returns the cookie value.
-    pub async fn admin_login(&self, password: &Secret) -> Result<String, AppError> {
+    /// Checks the admin password and opens a session; returns the cookie value. A client (by
+    /// address) that failed too often waits first ([`SignInThrottle`]); Argon2 runs on a
+    /// blocking thread, never on the async workers.
+    pub async fn admin_login(
+        &self,
+        password: &Secret,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<String, AppError> {
+        let now = self.deps.clock.now();
+        if let Some(wait) = self.sign_ins.wait(client, now) {
+            return Err(AppError::TooManyRequests {
+                message: format!(
+                    "too many wrong passwords; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+                retry_after: wait,
+            });
+        }
         let phc = self.deps.store.get_setting(ADMIN_PASSWORD_KEY).await?;
-        let ok = phc
-            .as_deref()
-            .is_some_and(|phc| verify_password(password, phc));
+        let candidate = password.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            phc.as_deref()
+                .is_some_and(|phc| verify_password(&candidate, phc))
+        })
+        .await
+        .map_err(AppError::internal)?;
         if !ok {
+            self.sign_ins.failed(client, now);
             return Err(AppError::Validation {
                 message: "the password is not right".into(),
                 details: serde_json::json!({"field": "password"}),
             });
         }
+        self.sign_ins.succeeded(client);
         let cookie = token::generate();
         let session = AdminSession {
             token_hash: token::hash(&cookie),
@@ -132,6 +224,35 @@ mod tests {
         assert!(verify_password(&pw, &phc));
         assert!(!verify_password(&Secret::new("correct horse"), &phc));
         assert!(!verify_password(&pw, "not a phc string"));
+    }
+
+    #[test]
+    fn sign_in_delays_double_after_the_free_tries_up_to_the_cap() {
+        use std::time::Duration;
+        let cap = Duration::from_secs(60);
+        let delays: Vec<u64> = (0..12)
+            .map(|n| sign_in_delay(n, 3, cap).as_secs())
+            .collect();
+        assert_eq!(delays, [0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_client_that_keeps_failing_waits_and_another_client_does_not() {
+        let throttle = SignInThrottle::default();
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let a = Some("192.0.2.1".parse().unwrap());
+        let b = Some("192.0.2.2".parse().unwrap());
+        for _ in 0..3 {
+            assert_eq!(throttle.wait(a, now), None);
+            throttle.failed(a, now);
+        }
+        assert_eq!(
+            throttle.wait(a, now),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(throttle.wait(b, now), None, "the account is not slowed yet");
+        throttle.succeeded(a);
+        assert_eq!(throttle.wait(a, now), None);
     }
 
     #[test]

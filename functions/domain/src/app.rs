@@ -102,6 +102,8 @@ pub struct App {
     pub(crate) config: Arc<AppConfig>,
     /// Permits in KiB of message bytes in memory (see `CopySettings::memory_budget_bytes`).
     pub(crate) copy_memory: Arc<tokio::sync::Semaphore>,
+    /// Failed admin sign-ins by client and for the account, for the slowdown.
+    pub(crate) sign_ins: Arc<crate::admin_auth::SignInThrottle>,
 }
 
 impl App {
@@ -114,6 +116,7 @@ impl App {
             deps,
             config: Arc::new(config),
             copy_memory: Arc::new(tokio::sync::Semaphore::new(kib)),
+            sign_ins: Arc::default(),
         }
     }
 

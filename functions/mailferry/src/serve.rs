@@ -249,7 +249,9 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
     let watchdog = tokio::spawn(watchdog_loop(app.clone(), stop_rx.clone()));
     let mut server_stop = stop_rx;
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
+        // With each connection's address: the admin sign-in slows down per client.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             })

@@ -71,8 +71,29 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The address of the client, when the server was started with connection info (the local
+/// server); `None` behind a gateway that does not pass it.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> ApiResult<Response> {
     if state.auth != AdminAuth::LocalSession {
@@ -87,7 +108,10 @@ pub async fn login(
             "password", "too long",
         )));
     }
-    let cookie = state.app.admin_login(&Secret::new(input.password)).await?;
+    let cookie = state
+        .app
+        .admin_login(&Secret::new(input.password), client)
+        .await?;
     let max_age = state.app.config().session_ttl.as_secs() as i64;
     let mut response = axum::Json(SessionView {
         authenticated: true,
