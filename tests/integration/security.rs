@@ -80,7 +80,7 @@ async fn parallel_guesses_through_one_link_cannot_exceed_its_attempts() {
         .iter()
         .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
         .collect();
-    assert!(tested >= 1 && tested <= 5, "{answers:?}");
+    assert!((1..=5).contains(&tested), "{answers:?}");
     assert_eq!(tested + waits.len(), 20, "{answers:?}");
     assert!(
         waits.iter().all(|(_, h)| h.is_some()),
@@ -148,4 +148,28 @@ async fn wrong_admin_passwords_slow_the_client_down() {
     tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 100)).await;
     let (status, _) = try_password(integration_tests::ADMIN_PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Outbox mails hold live invite links: before, they were written 0644 in a 0755 folder. Now
+/// only the server's user can read the data folder, the outbox and each mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_and_the_data_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (app, _source, _target, _token) = invited_bob().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&app.data_dir), 0o700);
+    let outbox = std::fs::read_dir(&app.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name().is_some_and(|n| n == "outbox"))
+        .expect("an outbox folder");
+    assert_eq!(mode(&outbox), 0o700);
+    let mails: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!mails.is_empty());
+    for mail in mails {
+        assert_eq!(mode(&mail), 0o600, "{}", mail.display());
+    }
 }

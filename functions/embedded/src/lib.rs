@@ -11,6 +11,7 @@
 //! axum: it adapts ports, it serves nothing and holds no behaviour of its own.
 
 mod mailer;
+pub mod private;
 mod queue;
 mod sqlite;
 mod store;

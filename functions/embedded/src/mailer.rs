@@ -64,7 +64,8 @@ impl OutboxMailer {
     pub fn new(dir: impl Into<PathBuf>, from: &str) -> Result<Self, MailError> {
         let dir = dir.into();
         let from = parse_from(from)?;
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        // The mails carry live invite links: only this user may read them.
+        crate::private::create_dir(&dir).map_err(|e| {
             MailError::Backend(format!(
                 "cannot create the outbox folder {}: {e}",
                 dir.display()
@@ -107,7 +108,7 @@ fn write_eml(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
     let fail = |e: std::io::Error| {
         MailError::Backend(format!("cannot write to the outbox {}: {e}", dir.display()))
     };
-    std::fs::write(&tmp, bytes).map_err(fail)?;
+    crate::private::write_file(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, dir.join(&name)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         fail(e)

@@ -144,7 +144,8 @@ impl Server {
 
 /// Opens the data folder, wires the adapters and starts the HTTP server and the worker loop.
 pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::Result<Server> {
-    std::fs::create_dir_all(&args.data_dir)
+    // 0700: the folder holds sealed credentials, token hashes and the outbox's invite links.
+    embedded::private::create_dir(&args.data_dir)
         .with_context(|| format!("cannot create the data folder {}", args.data_dir.display()))?;
     let data = args.data_dir.canonicalize()?;
 
