@@ -173,3 +173,47 @@ async fn the_outbox_and_the_data_folder_are_private() {
         assert_eq!(mode(&mail), 0o600, "{}", mail.display());
     }
 }
+
+/// A NUL byte or an escape sequence in a name: before, accepted and stored. Now refused with
+/// the field named, and nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_names_are_refused() {
+    let (app, _source, _target, _token) = invited_bob().await;
+    let r = app
+        .post(
+            "/api/admin/projects",
+            json!({
+                "name": "Evil\u{0}project",
+                "source": {"host": "127.0.0.1", "port": 1, "security": "plaintext", "auth": {"mode": "per_user"}},
+                "target": {"host": "127.0.0.1", "port": 2, "security": "plaintext", "auth": {"mode": "per_user"}},
+                "invite_to": "source"
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["details"]["field"], "name");
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    assert_eq!(projects.body.as_array().unwrap().len(), 1, "nothing stored");
+    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "eve@old.example", "target_email": "eve@new.example",
+                   "display_name": "Eve\u{1b}[31m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let csv =
+        "source_email,target_email,display_name\neve@old.example,eve@new.example,\"Eve\u{0}\"\n";
+    let r = app
+        .post_bytes(
+            &format!("/api/admin/projects/{p}/users/import"),
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+}

@@ -183,6 +183,12 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
         if display_name.chars().count() > 200 {
             problems.push("display_name: longer than 200 characters".into());
         }
+        if display_name
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            problems.push("display_name: control characters are not allowed".into());
+        }
         let password = |name: &str, problems: &mut Vec<String>| {
             let raw = field(name);
             if raw.is_empty() {

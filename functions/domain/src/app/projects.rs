@@ -75,6 +75,28 @@ fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
 
 /// Login name for a user on a connector: the admin pattern with `{email}` replaced, or the
 /// address itself for per-user passwords.
+/// Refuses a text with control characters (NUL, escape sequences, …) other than those in
+/// `allowed`: they end up in logs, CSV files and mails.
+pub(crate) fn refuse_control_characters(
+    field: &str,
+    value: &str,
+    allowed: &[char],
+) -> Result<(), AppError> {
+    match value
+        .chars()
+        .find(|c| c.is_control() && !allowed.contains(c))
+    {
+        Some(c) => Err(AppError::validation_field(
+            field,
+            &format!(
+                "control characters are not allowed (found U+{:04X})",
+                c as u32
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
     match &connector.auth {
         ConnectorAuth::Admin { login_pattern, .. } => {
@@ -250,6 +272,7 @@ impl App {
                 "the name must be 1 to 200 characters",
             ));
         }
+        refuse_control_characters("name", name, &[])?;
         let admin_email = match input.admin_email.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(e) => Some(

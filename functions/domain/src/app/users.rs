@@ -30,6 +30,8 @@ fn check_display_name(name: &str) -> Result<String, AppError> {
             "longer than 200 characters",
         ));
     }
+    // A name may span lines (a quoted CSV field), nothing else.
+    super::projects::refuse_control_characters("display_name", name, &['\n', '\t'])?;
     Ok(name.to_owned())
 }
 
