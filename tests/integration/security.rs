@@ -217,3 +217,94 @@ async fn control_characters_in_names_are_refused() {
         .unwrap();
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
 }
+
+/// A display name over two lines (a quoted CSV field may hold one): before, sending the invite
+/// panicked in the mail library, the request got no answer and the invite row was left behind.
+/// Now the name goes into the header on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_name_over_two_lines_still_gets_its_invite() {
+    let (app, _source, _target, _token) = invited_bob().await;
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "carl@old.example", "target_email": "carl@new.example",
+                   "display_name": "Carl\nSmith"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let uid = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/start"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let mails = app.outbox().await.unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.to == "carl@new.example" || m.to == "carl@old.example"),
+        "{mails:?}"
+    );
+}
+
+/// A page on another site posting to the API with the admin's cookie: before, the CSV import
+/// took `text/plain` (a cross-site form sends it without asking) and every route took a foreign
+/// `Origin`. Now both are refused and nothing changes; the console's own origin still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_requests_cannot_change_anything() {
+    let (app, _source, _target, _token) = invited_bob().await;
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
+    let users_before = app
+        .get(&format!("/api/admin/projects/{p}/users"))
+        .await
+        .unwrap()
+        .body["total"]
+        .clone();
+    let csv = "source_email,target_email\neve@old.example,eve@new.example\n";
+    let import = app.url(&format!("/api/admin/projects/{p}/users/import"));
+    let r = app
+        .http
+        .post(&import)
+        .header("content-type", "text/plain")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = app
+        .http
+        .post(&import)
+        .header("content-type", "text/csv")
+        .header("origin", "https://evil.example")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let after = app
+        .get(&format!("/api/admin/projects/{p}/users"))
+        .await
+        .unwrap()
+        .body["total"]
+        .clone();
+    assert_eq!(after, users_before, "nothing imported");
+    // The console itself (same origin as the server) goes through.
+    let own = app.base.trim_end_matches('/').to_owned();
+    let r = app
+        .http
+        .post(&import)
+        .header("content-type", "text/csv")
+        .header("origin", own)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -31,9 +31,16 @@ fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailErr
             mail.to
         ))
     })?;
-    let name = Some(mail.to_name.trim())
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
+    // A display name may span lines (a quoted CSV field); a header may not: lettre cannot
+    // write one and panics. Each run of control characters becomes one space.
+    let name: String = mail
+        .to_name
+        .split(char::is_control)
+        .filter(|part| !part.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = Some(name).filter(|n| !n.is_empty());
     let body = Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::QuotedPrintable)
         .map_err(|_| MailError::Backend("the mail text could not be encoded".into()))?;
     Message::builder()

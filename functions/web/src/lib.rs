@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod origin;
 pub mod security;
 pub mod selfservice;
 
@@ -65,6 +66,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .nest("/admin", admin)
         .merge(selfservice::routes())
         .fallback(api_not_found)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            origin::same_origin,
+        ))
         .layer(DefaultBodyLimit::max(contract::limits::JSON_MAX_BYTES))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
