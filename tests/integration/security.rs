@@ -308,3 +308,86 @@ async fn cross_site_requests_cannot_change_anything() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// "Test connection" pointed at something that is not a mail server: before, the error repeated
+/// what the other side sent (an internal service's banner). Now it says only that the server
+/// does not answer like an IMAP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_test_does_not_repeat_what_the_other_side_sent() {
+    let app = spawn_app(None).await.unwrap();
+    app.login().await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for stream in listener.incoming().take(1) {
+            let mut stream = stream.unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nServer: internal-secret-banner\r\n\r\n");
+        }
+    });
+    let r = app
+        .post(
+            "/api/admin/connectors/test",
+            json!({"connector": {"host": "127.0.0.1", "port": port, "security": "plaintext",
+                                 "auth": {"mode": "per_user"}},
+                   "email": "ann@old.example", "password": "pw"}),
+        )
+        .await
+        .unwrap();
+    let text = r.body.to_string();
+    assert_eq!(r.body["ok"], false, "{text}");
+    assert!(!text.contains("internal-secret-banner"), "{text}");
+    assert!(!text.contains("HTTP/1.1"), "{text}");
+}
+
+/// A hosted deployment must not be a probe of its own machine: before, a connection test dialled
+/// any address (in Lambda, the runtime API on 127.0.0.1:9001 and the metadata service). With
+/// the reach a hosted deployment uses, loopback and link-local addresses are refused before
+/// anything is sent; the local server, whose mail servers often run beside it, reaches them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosted_deployment_reaches_no_loopback_or_metadata_address() {
+    use domain::mailbox::MailServers;
+    let dovecot =
+        Dovecot::start(DovecotOptions::default().user("ann@old.example", "pw")).expect("dovecot");
+    let hosted = imap::ImapMailboxes::new(imap::TlsConfig::no_roots())
+        .reaching(imap::Reach::PublicAndPrivateNetworks);
+    let local = imap::ImapMailboxes::new(imap::TlsConfig::no_roots());
+    let timeout = std::time::Duration::from_secs(10);
+    for host in ["127.0.0.1", "localhost", "169.254.169.254"] {
+        let endpoint = domain::Endpoint {
+            host: host.into(),
+            port: dovecot.port(),
+            security: contract::Security::Plaintext,
+        };
+        let refused = hosted
+            .test_login(
+                &endpoint,
+                "ann@old.example",
+                &domain::Secret::new("pw"),
+                timeout,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("loopback, link-local or cloud metadata"),
+            "{host}: {refused}"
+        );
+    }
+    let endpoint = domain::Endpoint {
+        host: "127.0.0.1".into(),
+        port: dovecot.port(),
+        security: contract::Security::Plaintext,
+    };
+    local
+        .test_login(
+            &endpoint,
+            "ann@old.example",
+            &domain::Secret::new("pw"),
+            timeout,
+        )
+        .await
+        .expect("the local server reaches loopback");
+}

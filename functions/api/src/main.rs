@@ -15,7 +15,7 @@
 //!
 //! Environment (see `aws::Settings`): `TABLE_NAME`, `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`
 //! (optional), `KMS_KEY_ID`, `MAIL_FROM`, `SES_CONFIGURATION_SET` (optional), `PUBLIC_URL`,
-//! `MAX_RECEIVES` (optional); `COGNITO_DOMAIN` and `COGNITO_CLIENT_ID` (see
+//! `MAX_RECEIVES` (optional), `ALLOW_PRIVATE_TARGETS` (optional); `COGNITO_DOMAIN` and `COGNITO_CLIENT_ID` (see
 //! `aws::SignInSettings`: where the console signs admins in); the Lambda runtime's own `AWS_REGION` and credentials; `RUST_LOG`
 //! or `AWS_LAMBDA_LOG_LEVEL` for the log level.
 //!
@@ -37,7 +37,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         .context("reading the sign-in settings from the environment")?;
 
     let aws = aws::Aws::from_env().await;
-    let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()));
+    let reach = if settings.allow_private_targets {
+        imap::Reach::Anywhere
+    } else {
+        imap::Reach::PublicAndPrivateNetworks
+    };
+    let mailboxes =
+        Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()).reaching(reach));
     let deps = aws.adapters(&settings).into_deps(mailboxes);
     let app = domain::App::new(deps, settings.app_config());
     let state = web::AppState {

@@ -24,6 +24,10 @@ pub struct Settings {
     /// `MAX_RECEIVES` (optional, default 5): the `maxReceiveCount` of the queue's redrive
     /// policy, so the worker knows a delivery is the last one before the dead-letter queue.
     pub max_receives: u32,
+    /// `ALLOW_PRIVATE_TARGETS` (optional, default false): whether connection tests and copy
+    /// jobs may reach loopback, link-local and metadata addresses (the function's own
+    /// sandbox, its runtime API, 169.254.169.254). Private networks are reachable either way.
+    pub allow_private_targets: bool,
 }
 
 /// The default of `MAX_RECEIVES`, matching the template's redrive policy.
@@ -40,7 +44,7 @@ pub enum SettingsError {
 
 impl Settings {
     /// The variable names, for documentation and the template.
-    pub const VARIABLES: [&'static str; 8] = [
+    pub const VARIABLES: [&'static str; 9] = [
         "TABLE_NAME",
         "QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",
@@ -49,6 +53,7 @@ impl Settings {
         "SES_CONFIGURATION_SET",
         "PUBLIC_URL",
         "MAX_RECEIVES",
+        "ALLOW_PRIVATE_TARGETS",
     ];
 
     /// Reads the process environment. Fails on the first missing or invalid variable.
@@ -89,6 +94,16 @@ impl Settings {
                     reason: format!("'{v}' is not a number from 1 to 1000"),
                 })?,
         };
+        let allow_private_targets = match optional("ALLOW_PRIVATE_TARGETS").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    name: "ALLOW_PRIVATE_TARGETS",
+                    reason: format!("'{other}' is neither true nor false"),
+                });
+            }
+        };
         Ok(Settings {
             table_name: required("TABLE_NAME")?,
             queue_url,
@@ -98,6 +113,7 @@ impl Settings {
             ses_configuration_set: optional("SES_CONFIGURATION_SET"),
             public_url,
             max_receives,
+            allow_private_targets,
         })
     }
 }

@@ -15,6 +15,12 @@ pub enum ImapError {
         source: std::io::Error,
     },
 
+    /// The name resolves only to addresses the operator does not let mailferry reach.
+    #[error(
+        "{host} resolves to {address}, a loopback, link-local or cloud metadata address; mailferry does not connect there unless the operator allows private targets"
+    )]
+    ForbiddenAddress { host: String, address: String },
+
     #[error("could not connect to {address}: {source}")]
     Connect {
         address: String,
@@ -146,10 +152,15 @@ impl ImapError {
             | ImapError::StartTlsRefused(_)
             | ImapError::TlsConfig(_) => LoginError::Tls(self.to_string()),
             ImapError::Timeout { .. } => LoginError::Timeout,
+            // What a non-IMAP service sent (a banner, a page) is not repeated to whoever asked
+            // for the test: a connection test must not become a way to read internal services.
+            ImapError::Protocol(_) => {
+                LoginError::Unreachable("it does not answer like an IMAP server".into())
+            }
             ImapError::Resolve { .. }
+            | ImapError::ForbiddenAddress { .. }
             | ImapError::Connect { .. }
             | ImapError::Refused(_)
-            | ImapError::Protocol(_)
             | ImapError::Closed { .. }
             | ImapError::Io(_)
             | ImapError::No { .. }

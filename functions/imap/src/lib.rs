@@ -54,7 +54,7 @@ pub use folders::{FolderInfo, FolderStatus, Selected, SpecialUse};
 pub use mailboxes::ImapMailboxes;
 pub use messages::{Changes, FetchSummary, FetchedMessage, MessageMeta};
 pub use port::{ImapMailSession, to_mailbox_error};
-pub use session::{Completion, LoginMethod, Session};
+pub use session::{Completion, LoginMethod, Reach, Session};
 pub use tls::TlsConfig;
 pub use uids::UidSet;
 

@@ -8,7 +8,7 @@ use domain::error::LoginError;
 use domain::ports::LoginInfo;
 use domain::secret::Secret;
 
-use crate::{ImapError, Session, TlsConfig};
+use crate::{ImapError, Reach, Session, TlsConfig};
 
 /// Mailbox access over IMAP for the use cases (login checks now; the copy engine's
 /// sessions later). Cheap to clone.
@@ -16,14 +16,24 @@ use crate::{ImapError, Session, TlsConfig};
 pub struct ImapMailboxes {
     tls: TlsConfig,
     compress: bool,
+    reach: Reach,
 }
 
 impl ImapMailboxes {
+    /// Sessions to any address; see [`ImapMailboxes::reaching`].
     pub fn new(tls: TlsConfig) -> Self {
         ImapMailboxes {
             tls,
             compress: false,
+            reach: Reach::Anywhere,
         }
+    }
+
+    /// Which addresses connection tests and copy jobs may reach: a hosted deployment refuses
+    /// loopback, link-local and metadata addresses ([`Reach::PublicAndPrivateNetworks`]).
+    pub fn reaching(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
     }
 
     /// Asks servers that offer it for COMPRESS=DEFLATE on the copy engine's sessions. Off by
@@ -49,7 +59,7 @@ impl ImapMailboxes {
         password: &Secret,
         timeout: Duration,
     ) -> Result<Session, ImapError> {
-        let mut session = Session::connect(endpoint, &self.tls, timeout).await?;
+        let mut session = Session::connect_to(endpoint, &self.tls, timeout, self.reach).await?;
         session.login(login, password).await?;
         Ok(session)
     }

@@ -106,7 +106,20 @@ impl Session {
         tls: &TlsConfig,
         timeout: Duration,
     ) -> Result<Session, ImapError> {
-        match tokio::time::timeout(timeout, Self::connect_within(endpoint, tls, timeout)).await {
+        Self::connect_to(endpoint, tls, timeout, Reach::Anywhere).await
+    }
+
+    /// [`Session::connect`], reaching only the addresses `reach` allows: the name is resolved
+    /// once and the connection goes to an address that was checked, so a name that changes its
+    /// answer between check and connect (DNS rebinding) cannot slip through.
+    pub async fn connect_to(
+        endpoint: &Endpoint,
+        tls: &TlsConfig,
+        timeout: Duration,
+        reach: Reach,
+    ) -> Result<Session, ImapError> {
+        let connect = Self::connect_within(endpoint, tls, timeout, reach);
+        match tokio::time::timeout(timeout, connect).await {
             Ok(result) => result,
             Err(_) => Err(ImapError::Timeout {
                 after: timeout,
@@ -119,9 +132,10 @@ impl Session {
         endpoint: &Endpoint,
         tls: &TlsConfig,
         timeout: Duration,
+        reach: Reach,
     ) -> Result<Session, ImapError> {
         tracing::debug!(host = %endpoint.host, port = endpoint.port, security = ?endpoint.security, "connecting");
-        let tcp = tcp_connect(&endpoint.host, endpoint.port).await?;
+        let tcp = tcp_connect(&endpoint.host, endpoint.port, reach).await?;
         let mut session = match endpoint.security {
             Security::Tls => {
                 let stream = tls_handshake(tls, &endpoint.host, tcp).await?;
@@ -887,14 +901,65 @@ pub(crate) fn describe(body: &StatusBody<'_>) -> String {
         .into_owned()
 }
 
-async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, ImapError> {
-    let addresses: Vec<_> = tokio::net::lookup_host((host, port))
+/// Which addresses a session may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Any address (the local server and the command line, whose mail servers are often on
+    /// the same machine; and tests).
+    Anywhere,
+    /// Not loopback, link-local (cloud metadata services live there: 169.254.169.254,
+    /// fd00:ec2::254) or unspecified addresses: a hosted service must not be turned into a probe
+    /// of its own machine. Private networks (10/8, 192.168/16, …) stay reachable: on-premises
+    /// servers live there.
+    PublicAndPrivateNetworks,
+}
+
+impl Reach {
+    pub fn allows(self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        if self == Reach::Anywhere {
+            return true;
+        }
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                !(v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast())
+            }
+            IpAddr::V6(v6) => {
+                let metadata = v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254];
+                !(v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local() || metadata)
+            }
+        }
+    }
+}
+
+async fn tcp_connect(host: &str, port: u16, reach: Reach) -> Result<TcpStream, ImapError> {
+    let resolved: Vec<_> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| ImapError::Resolve {
             host: host.to_owned(),
             source,
         })?
         .collect();
+    let addresses: Vec<_> = resolved
+        .iter()
+        .copied()
+        .filter(|a| reach.allows(a.ip()))
+        .collect();
+    if addresses.is_empty()
+        && let Some(refused) = resolved.first()
+    {
+        return Err(ImapError::ForbiddenAddress {
+            host: host.to_owned(),
+            address: refused.ip().to_string(),
+        });
+    }
     let mut last_error = None;
     for address in addresses {
         match TcpStream::connect(address).await {
@@ -929,6 +994,35 @@ async fn tls_handshake(
             host: host.to_owned(),
             source,
         })
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::Reach;
+
+    #[test]
+    fn a_hosted_service_reaches_no_loopback_link_local_or_metadata_address() {
+        let hosted = Reach::PublicAndPrivateNetworks;
+        for refused in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!hosted.allows(refused.parse().unwrap()), "{refused}");
+            assert!(
+                Reach::Anywhere.allows(refused.parse().unwrap()),
+                "{refused}"
+            );
+        }
+        for allowed in ["10.1.2.3", "192.168.1.10", "203.0.113.7", "2001:db8::1"] {
+            assert!(hosted.allows(allowed.parse().unwrap()), "{allowed}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -648,7 +648,8 @@ async fn a_server_that_is_not_imap_is_unreachable() {
 
     // Assert
     assert!(
-        matches!(&result, Err(LoginError::Unreachable(text)) if text.contains("SSH-2.0")),
+        matches!(&result, Err(LoginError::Unreachable(text))
+            if text.contains("does not answer like an IMAP server") && !text.contains("SSH")),
         "{result:?}"
     );
 }

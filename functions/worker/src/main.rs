@@ -20,7 +20,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .context("reading the settings from the environment")?;
 
     let aws = aws::Aws::from_env().await;
-    let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()));
+    let reach = if settings.allow_private_targets {
+        imap::Reach::Anywhere
+    } else {
+        imap::Reach::PublicAndPrivateNetworks
+    };
+    let mailboxes =
+        Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()).reaching(reach));
     let deps = aws.adapters(&settings).into_deps(mailboxes);
     let app = domain::App::new(deps, settings.app_config());
     let max_receives = settings.max_receives;

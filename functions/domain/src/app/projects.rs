@@ -88,7 +88,7 @@ pub(crate) fn refuse_control_characters(
     {
         Some(c) => Err(AppError::validation_field(
             field,
-            &format!(
+            format!(
                 "control characters are not allowed (found U+{:04X})",
                 c as u32
             ),
