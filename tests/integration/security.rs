@@ -391,3 +391,63 @@ async fn a_hosted_deployment_reaches_no_loopback_or_metadata_address() {
         .await
         .expect("the local server reaches loopback");
 }
+
+/// Pointing a project at another server keeps no password: before, an edit of the host (or of
+/// the security, down to plaintext) kept the sealed admin password, and the next connection
+/// test sent it to the new host. Now such an edit needs the password again, and the sealed
+/// password only opens for the server it was entered for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_password_never_follows_an_edit_to_another_server() {
+    let (app, _source, target, _token) = invited_bob().await;
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    let project = projects.body[0].clone();
+    let p = project["id"].as_str().unwrap().to_owned();
+    let edit = |host: &str, port: u16, security: &str, password: Option<&str>| {
+        let mut auth = json!({"mode": "admin", "login_pattern": "{email}*admin"});
+        if let Some(pw) = password {
+            auth["password"] = json!(pw);
+        }
+        json!({
+            "name": "Attacked",
+            "source": {"host": "127.0.0.1", "port": project["source"]["port"], "security": "plaintext", "auth": {"mode": "per_user"}},
+            "target": {"host": host, "port": port, "security": security, "auth": auth},
+            "invite_to": "source"
+        })
+    };
+    let put = |body: serde_json::Value| {
+        let http = app.http.clone();
+        let url = app.url(&format!("/api/admin/projects/{p}"));
+        async move {
+            let r = http.put(url).json(&body).send().await.unwrap();
+            let status = r.status();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    for (host, port, security) in [
+        ("attacker.example", target.port(), "plaintext"),
+        ("127.0.0.1", target.port() + 1, "plaintext"),
+        ("127.0.0.1", target.port(), "starttls"),
+    ] {
+        let (status, body) = put(edit(host, port, security, None)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{host}:{port} {security}: {body}"
+        );
+        assert_eq!(body["details"]["field"], "target.auth.password", "{body}");
+    }
+    // The same server keeps its password without retyping it, and the test still logs in.
+    let (status, body) = put(edit("127.0.0.1", target.port(), "plaintext", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/test/target"),
+            json!({"email": "bob@new.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["ok"], true, "{:?}", r.body);
+}

@@ -37,10 +37,68 @@ impl Side {
     }
 }
 
-/// The additional data bound to a sealed admin password: a blob only opens on its own project
-/// and side.
-pub(crate) fn admin_password_aad(project: ProjectId, side: Side) -> Vec<u8> {
+/// The additional data bound to a sealed admin password: a blob only opens for its own project
+/// and side, and only for the server it was entered for (host, port, security, login), so a
+/// stored password can never be sent to another server by editing the project.
+pub(crate) fn admin_password_aad(
+    project: ProjectId,
+    side: Side,
+    host: &str,
+    port: u16,
+    security: contract::Security,
+    login_pattern: &str,
+) -> Vec<u8> {
+    format!(
+        "project:{project}:{}|imap://{}:{port}/{security:?}|{login_pattern}",
+        side.as_str(),
+        host.to_ascii_lowercase(),
+    )
+    .into_bytes()
+}
+
+/// What passwords sealed before they were bound to their server carry.
+fn legacy_admin_password_aad(project: ProjectId, side: Side) -> Vec<u8> {
     format!("project:{project}:{}", side.as_str()).into_bytes()
+}
+
+impl App {
+    /// The stored admin password of a connector, opened for the connector's own server.
+    pub(crate) async fn open_admin_password(
+        &self,
+        project: ProjectId,
+        side: Side,
+        connector: &Connector,
+    ) -> Result<Secret, AppError> {
+        let ConnectorAuth::Admin {
+            login_pattern,
+            password,
+        } = &connector.auth
+        else {
+            return Err(AppError::internal("the connector has no admin password"));
+        };
+        let bound = admin_password_aad(
+            project,
+            side,
+            &connector.host,
+            connector.port,
+            connector.security,
+            login_pattern,
+        );
+        let plain = match self.deps.vault.open(password, &bound).await {
+            Ok(plain) => plain,
+            // Sealed before passwords were bound to their server (an edit of the endpoint
+            // requires the password again since, so it still belongs to this one).
+            Err(_) => {
+                self.deps
+                    .vault
+                    .open(password, &legacy_admin_password_aad(project, side))
+                    .await?
+            }
+        };
+        Ok(Secret::new(
+            String::from_utf8(plain).map_err(AppError::internal)?,
+        ))
+    }
 }
 
 pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
@@ -225,11 +283,15 @@ impl App {
                 login_pattern,
                 password: Some(pw),
             } => {
-                let sealed = self
-                    .deps
-                    .vault
-                    .seal(pw.expose().as_bytes(), &admin_password_aad(project, side))
-                    .await?;
+                let aad = admin_password_aad(
+                    project,
+                    side,
+                    &checked.host,
+                    checked.port,
+                    checked.security,
+                    &login_pattern,
+                );
+                let sealed = self.deps.vault.seal(pw.expose().as_bytes(), &aad).await?;
                 ConnectorAuth::Admin {
                     login_pattern,
                     password: sealed,
@@ -238,11 +300,33 @@ impl App {
             CheckedAuth::Admin {
                 login_pattern,
                 password: None,
-            } => match existing.map(|c| &c.auth) {
-                Some(ConnectorAuth::Admin { password, .. }) => ConnectorAuth::Admin {
-                    login_pattern,
-                    password: password.clone(),
-                },
+            } => match existing {
+                Some(Connector {
+                    auth:
+                        ConnectorAuth::Admin {
+                            password,
+                            login_pattern: old_pattern,
+                        },
+                    host,
+                    port,
+                    security,
+                }) => {
+                    // The stored password stays only with the server it was entered for.
+                    let same_server = host.eq_ignore_ascii_case(&checked.host)
+                        && *port == checked.port
+                        && *security == checked.security
+                        && *old_pattern == login_pattern;
+                    if !same_server {
+                        return Err(AppError::validation_field(
+                            &format!("{}.auth.password", side.as_str()),
+                            "the server or login changed: enter the admin password again",
+                        ));
+                    }
+                    ConnectorAuth::Admin {
+                        login_pattern,
+                        password: password.clone(),
+                    }
+                }
                 _ => {
                     return Err(AppError::validation_field(
                         &format!("{}.auth.password", side.as_str()),
@@ -444,10 +528,7 @@ impl App {
             }
         };
         let (login, pw) = match &connector.auth {
-            ConnectorAuth::Admin {
-                login_pattern,
-                password: sealed,
-            } => {
+            ConnectorAuth::Admin { login_pattern, .. } => {
                 let login = match &email {
                     Some(e) => login_pattern.replace("{email}", e.as_str()),
                     None if login_pattern.contains("{email}") => {
@@ -458,15 +539,7 @@ impl App {
                     }
                     None => login_pattern.clone(),
                 };
-                let plain = self
-                    .deps
-                    .vault
-                    .open(sealed, &admin_password_aad(id, side))
-                    .await?;
-                (
-                    login,
-                    Secret::new(String::from_utf8(plain).map_err(AppError::internal)?),
-                )
+                (login, self.open_admin_password(id, side, connector).await?)
             }
             ConnectorAuth::PerUser => {
                 let email = email.ok_or_else(|| {

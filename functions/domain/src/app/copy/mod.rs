@@ -46,7 +46,7 @@ use crate::ports::OutgoingMail;
 use crate::secret::Secret;
 use crate::state::Transition;
 
-use super::projects::{Side, admin_password_aad, login_for};
+use super::projects::{Side, login_for};
 use super::{App, JobOutcome};
 
 pub(crate) use folder::begin_rescan;
@@ -176,13 +176,9 @@ impl App {
             ),
         ] {
             let password = match &connector.auth {
-                ConnectorAuth::Admin { password, .. } => {
-                    let plain = self
-                        .deps
-                        .vault
-                        .open(password, &admin_password_aad(project.id, side))
-                        .await?;
-                    Secret::new(String::from_utf8(plain).map_err(AppError::internal)?)
+                ConnectorAuth::Admin { .. } => {
+                    self.open_admin_password(project.id, side, connector)
+                        .await?
                 }
                 ConnectorAuth::PerUser => Secret::new(per_user.ok_or_else(|| {
                     AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
