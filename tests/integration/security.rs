@@ -451,3 +451,72 @@ async fn a_stored_password_never_follows_an_edit_to_another_server() {
         .unwrap();
     assert_eq!(r.body["ok"], true, "{:?}", r.body);
 }
+
+/// The credential page promises that a password is deleted when the move is finished: before,
+/// passwords stayed sealed until the user was deleted. Now marking a user verified deletes them
+/// (the user's events say so), "Purge passwords" deletes them at once (refused while the user
+/// copies: the domain's `user_action`), and a later delta asks for them again instead of failing
+/// mid-copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_deleted_when_the_move_is_verified_or_on_demand() {
+    let (app, _source, _target, token) = invited_bob().await;
+    let r = app
+        .post(
+            &format!("/api/migrate/{token}/credentials"),
+            json!({"source_password": "bob-source-pw"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
+    let users = app
+        .get(&format!("/api/admin/projects/{p}/users"))
+        .await
+        .unwrap();
+    let uid = users.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let action = |name: &str| {
+        let path = format!("/api/admin/projects/{p}/users/{uid}/actions/{name}");
+        let app = &app;
+        async move { app.post(&path, json!(null)).await.unwrap() }
+    };
+    // While the user copies, a purge is refused.
+    let r = action("purge_credentials").await;
+    if r.status == StatusCode::CONFLICT {
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("pause the user first")
+        );
+    }
+    let done = integration_tests::wait_for_state(
+        &app,
+        &p,
+        &uid,
+        "completed",
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["user"]["has_credentials"], true);
+
+    let r = action("mark_verified").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["state"], "verified");
+    assert_eq!(r.body["has_credentials"], false, "{:?}", r.body);
+    let detail = app
+        .get(&format!("/api/admin/projects/{p}/users/{uid}"))
+        .await
+        .unwrap();
+    let events = detail.body["events"].to_string();
+    assert!(events.contains("stored passwords deleted"), "{events}");
+    let r = action("delta").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("resend the invite")
+    );
+}

@@ -133,6 +133,7 @@ pub fn action_label(a: BulkAction) -> &'static str {
         BulkAction::Delta => "Delta pass",
         BulkAction::RetrySkipped => "Retry skipped",
         BulkAction::MarkVerified => "Mark verified",
+        BulkAction::PurgeCredentials => "Purge passwords",
         BulkAction::Delete => "Delete",
     }
 }
@@ -147,12 +148,13 @@ pub fn action_path(a: BulkAction) -> &'static str {
         BulkAction::Delta => "delta",
         BulkAction::RetrySkipped => "retry_skipped",
         BulkAction::MarkVerified => "mark_verified",
+        BulkAction::PurgeCredentials => "purge_credentials",
         BulkAction::Delete => "delete",
     }
 }
 
 /// The actions the bulk toolbar offers, in order.
-pub const BULK_ACTIONS: [BulkAction; 7] = [
+pub const BULK_ACTIONS: [BulkAction; 8] = [
     BulkAction::Start,
     BulkAction::ResendInvite,
     BulkAction::Pause,
@@ -160,6 +162,7 @@ pub const BULK_ACTIONS: [BulkAction; 7] = [
     BulkAction::Delta,
     BulkAction::RetrySkipped,
     BulkAction::MarkVerified,
+    BulkAction::PurgeCredentials,
 ];
 
 impl ProjectPageState {

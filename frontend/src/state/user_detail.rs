@@ -188,10 +188,20 @@ pub fn actions_for(state: UserState) -> Vec<BulkAction> {
         UserState::New => vec![A::Start],
         UserState::EmailSent => vec![A::ResendInvite, A::Start],
         UserState::Scheduled | UserState::Working => vec![A::Pause],
-        UserState::Completed => vec![A::MarkVerified, A::Delta, A::RetrySkipped],
+        UserState::Completed => vec![
+            A::MarkVerified,
+            A::Delta,
+            A::RetrySkipped,
+            A::PurgeCredentials,
+        ],
         UserState::Verified => vec![A::Delta, A::RetrySkipped],
-        UserState::Failed => vec![A::Retry, A::ResendInvite, A::RetrySkipped],
-        UserState::Paused => vec![A::Start, A::Retry],
+        UserState::Failed => vec![
+            A::Retry,
+            A::ResendInvite,
+            A::RetrySkipped,
+            A::PurgeCredentials,
+        ],
+        UserState::Paused => vec![A::Start, A::Retry, A::PurgeCredentials],
     }
 }
 

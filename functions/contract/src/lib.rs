@@ -470,6 +470,9 @@ pub enum BulkAction {
     /// Copy again the messages a pass skipped because a server refused or failed them.
     RetrySkipped,
     MarkVerified,
+    /// Delete the user's stored passwords now (a user who is copying must be paused first);
+    /// the copy needs them entered again to go on.
+    PurgeCredentials,
     Delete,
 }
 

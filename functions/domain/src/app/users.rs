@@ -494,11 +494,34 @@ impl App {
             BulkAction::Pause => self.transition(user, Transition::Pause, |_| {}).await?,
             BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
             BulkAction::Delta => {
+                let creds = self.credentials(user.id).await?;
+                if !Self::has_all_passwords(project, creds.as_ref()) {
+                    return Err(AppError::Conflict(format!(
+                        "{}'s passwords were deleted (after verification or by an admin): resend the invite, or enter them, to copy again",
+                        user.source_email
+                    )));
+                }
                 self.schedule(user, Transition::Delta, |u| u.pass += 1)
                     .await?
             }
             BulkAction::RetrySkipped => self.retry_skipped(user).await?,
-            BulkAction::MarkVerified => self.transition(user, Transition::Verify, |_| {}).await?,
+            BulkAction::MarkVerified => {
+                // The move is finished: the passwords are not kept a moment longer (the
+                // credential page promises it).
+                let verified = self.transition(user, Transition::Verify, |_| {}).await?;
+                self.purge_credentials(project, &verified, "the user was marked verified")
+                    .await?
+            }
+            BulkAction::PurgeCredentials => {
+                if matches!(user.state, UserState::Scheduled | UserState::Working) {
+                    return Err(AppError::Conflict(format!(
+                        "{} is copying: pause the user first, then purge the passwords",
+                        user.source_email
+                    )));
+                }
+                self.purge_credentials(project, user, "the admin purged them")
+                    .await?
+            }
             BulkAction::Delete => {
                 self.deps.store.delete_user(user.id).await?;
                 tracing::info!(user = %user.id, "user deleted with its credentials");
@@ -506,6 +529,42 @@ impl App {
             }
         };
         Ok(Some(next))
+    }
+
+    /// Deletes the user's stored passwords, says so in the user's events, and records that the
+    /// user has none (a project with admin accounts on both sides still has what it needs).
+    pub(crate) async fn purge_credentials(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        why: &str,
+    ) -> Result<MailUser, AppError> {
+        let held = self.deps.store.get_credentials(user.id).await?.is_some();
+        if held {
+            self.deps.store.delete_credentials(user.id).await?;
+            self.log_event(user, format!("stored passwords deleted: {why}"))
+                .await;
+        }
+        let has = Self::has_all_passwords(project, None);
+        if user.has_credentials == has {
+            return Ok(user.clone());
+        }
+        let mut next = user.clone();
+        next.has_credentials = has;
+        next.version = user.version + 1;
+        next.updated_at = self.deps.clock.now();
+        self.deps
+            .store
+            .update_user(&next, user.version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => AppError::Conflict(format!(
+                    "{} was changed meanwhile; reload and try again",
+                    user.source_email
+                )),
+                other => other.into(),
+            })?;
+        Ok(next)
     }
 
     /// Starts a user: straight to the queue when every password is known, otherwise an invite.
