@@ -460,21 +460,7 @@ async fn a_stored_password_never_follows_an_edit_to_another_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_deleted_when_the_move_is_verified_or_on_demand() {
     let (app, _source, _target, token) = invited_bob().await;
-    let r = app
-        .post(
-            &format!("/api/migrate/{token}/credentials"),
-            json!({"source_password": "bob-source-pw"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let projects = app.get("/api/admin/projects").await.unwrap();
-    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
-    let users = app
-        .get(&format!("/api/admin/projects/{p}/users"))
-        .await
-        .unwrap();
-    let uid = users.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let (p, uid) = bob_copied(&app, &token).await;
     let action = |name: &str| {
         let path = format!("/api/admin/projects/{p}/users/{uid}/actions/{name}");
         let app = &app;
@@ -490,17 +476,6 @@ async fn passwords_are_deleted_when_the_move_is_verified_or_on_demand() {
                 .contains("pause the user first")
         );
     }
-    let done = integration_tests::wait_for_state(
-        &app,
-        &p,
-        &uid,
-        "completed",
-        std::time::Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
-    assert_eq!(done["user"]["has_credentials"], true);
-
     let r = action("mark_verified").await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["state"], "verified");
@@ -519,4 +494,73 @@ async fn passwords_are_deleted_when_the_move_is_verified_or_on_demand() {
             .unwrap()
             .contains("resend the invite")
     );
+}
+
+/// A user's own password follows no edit either: entered for one source server, it is not used
+/// once the project points at another; the next pass asks for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_password_is_not_used_for_a_server_it_was_not_entered_for() {
+    let (app, source, target, token) = invited_bob().await;
+    let (p, uid) = bob_copied(&app, &token).await;
+    // Another source server, reached by a name instead of the address.
+    let edit = json!({
+        "name": "Attacked",
+        "source": {"host": "localhost", "port": source.port(), "security": "plaintext", "auth": {"mode": "per_user"}},
+        "target": {"host": "127.0.0.1", "port": target.port(), "security": "plaintext",
+                   "auth": {"mode": "admin", "login_pattern": "{email}*admin"}},
+        "invite_to": "source"
+    });
+    let r = app
+        .http
+        .put(app.url(&format!("/api/admin/projects/{p}")))
+        .json(&edit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/{uid}/actions/delta"),
+            json!(null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no passwords stored for these servers")
+    );
+}
+
+/// Bob enters his password on his link and his (empty) mailbox is copied; returns the project
+/// and user ids.
+async fn bob_copied(app: &integration_tests::TestApp, token: &str) -> (String, String) {
+    let r = app
+        .post(
+            &format!("/api/migrate/{token}/credentials"),
+            json!({"source_password": "bob-source-pw"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let projects = app.get("/api/admin/projects").await.unwrap();
+    let p = projects.body[0]["id"].as_str().unwrap().to_owned();
+    let users = app
+        .get(&format!("/api/admin/projects/{p}/users"))
+        .await
+        .unwrap();
+    let uid = users.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let done = integration_tests::wait_for_state(
+        app,
+        &p,
+        &uid,
+        "completed",
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["user"]["has_credentials"], true);
+    (p, uid)
 }

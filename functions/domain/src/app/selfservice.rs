@@ -160,7 +160,7 @@ impl App {
         }
         self.settle_attempt(&invite, false).await?;
 
-        self.store_passwords_for(&user, src_pw.as_ref(), tgt_pw.as_ref())
+        self.store_passwords_for(&project, &user, src_pw.as_ref(), tgt_pw.as_ref())
             .await?;
         let scheduled = self
             .schedule(&user, Transition::Schedule, |u| u.has_credentials = true)
@@ -178,6 +178,7 @@ impl App {
 
     async fn store_passwords_for(
         &self,
+        project: &Project,
         user: &MailUser,
         src: Option<&Secret>,
         tgt: Option<&Secret>,
@@ -190,7 +191,7 @@ impl App {
         let sealed = self
             .deps
             .vault
-            .seal(&json, &super::users::credentials_aad(user.id))
+            .seal(&json, &super::users::credentials_aad(user.id, project))
             .await?;
         self.deps.store.put_credentials(user.id, &sealed).await?;
         Ok(())

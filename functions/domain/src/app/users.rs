@@ -17,8 +17,28 @@ use crate::token;
 use super::App;
 use super::projects::check_password;
 
-/// The additional data bound to a user's sealed passwords.
-pub(crate) fn credentials_aad(user: UserId) -> Vec<u8> {
+/// The additional data bound to a user's sealed passwords: they open only for this user and
+/// for the servers the project named when they were entered, so an edit of the project's
+/// endpoints cannot send them elsewhere (the user enters them again).
+pub(crate) fn credentials_aad(user: UserId, project: &Project) -> Vec<u8> {
+    let side = |c: &Connector| {
+        format!(
+            "imap://{}:{}/{:?}",
+            c.host.to_ascii_lowercase(),
+            c.port,
+            c.security
+        )
+    };
+    format!(
+        "user:{user}|source:{}|target:{}",
+        side(&project.source),
+        side(&project.target)
+    )
+    .into_bytes()
+}
+
+/// What passwords sealed before they were bound to the project's servers carry.
+fn legacy_credentials_aad(user: UserId) -> Vec<u8> {
     format!("user:{user}").into_bytes()
 }
 
@@ -85,6 +105,7 @@ impl App {
     /// Merges new passwords into the user's sealed credentials (one side may be given alone).
     async fn store_passwords(
         &self,
+        project: &Project,
         user: UserId,
         source: Option<&Secret>,
         target: Option<&Secret>,
@@ -92,7 +113,7 @@ impl App {
         if source.is_none() && target.is_none() {
             return Ok(());
         }
-        let mut creds = self.credentials(user).await?.unwrap_or_default();
+        let mut creds = self.credentials(project, user).await?.unwrap_or_default();
         if let Some(s) = source {
             creds.source_password = Some(s.expose().to_owned());
         }
@@ -100,21 +121,36 @@ impl App {
             creds.target_password = Some(t.expose().to_owned());
         }
         let json = serde_json::to_vec(&creds).map_err(AppError::internal)?;
-        let sealed = self.deps.vault.seal(&json, &credentials_aad(user)).await?;
+        let sealed = self
+            .deps
+            .vault
+            .seal(&json, &credentials_aad(user, project))
+            .await?;
         self.deps.store.put_credentials(user, &sealed).await?;
         Ok(())
     }
 
-    /// The user's sealed passwords, opened.
-    pub async fn credentials(&self, user: UserId) -> Result<Option<UserCredentials>, AppError> {
+    /// The user's sealed passwords, opened for the project's servers. Passwords entered for
+    /// other servers (the project's endpoints changed since) are as good as none: `None`.
+    pub async fn credentials(
+        &self,
+        project: &Project,
+        user: UserId,
+    ) -> Result<Option<UserCredentials>, AppError> {
         let Some(sealed) = self.deps.store.get_credentials(user).await? else {
             return Ok(None);
         };
-        let plain = self
-            .deps
-            .vault
-            .open(&sealed, &credentials_aad(user))
-            .await?;
+        let vault = &self.deps.vault;
+        let plain = match vault.open(&sealed, &credentials_aad(user, project)).await {
+            Ok(plain) => plain,
+            Err(_) => match vault.open(&sealed, &legacy_credentials_aad(user)).await {
+                Ok(plain) => plain,
+                Err(_) => {
+                    tracing::warn!(%user, "stored passwords belong to other servers; they are not used");
+                    return Ok(None);
+                }
+            },
+        };
         serde_json::from_slice(&plain)
             .map(Some)
             .map_err(AppError::internal)
@@ -153,10 +189,12 @@ impl App {
         let mut user = self.new_user(project_id, source, target, display_name);
         if src_pw.is_some() || tgt_pw.is_some() {
             // Passwords first: a user must never be visible with a half-stored secret.
-            self.store_passwords(user.id, src_pw.as_ref(), tgt_pw.as_ref())
+            self.store_passwords(&project, user.id, src_pw.as_ref(), tgt_pw.as_ref())
                 .await?;
-            user.has_credentials =
-                Self::has_all_passwords(&project, self.credentials(user.id).await?.as_ref());
+            user.has_credentials = Self::has_all_passwords(
+                &project,
+                self.credentials(&project, user.id).await?.as_ref(),
+            );
         }
         match self.deps.store.insert_user(&user).await {
             Ok(()) => {}
@@ -269,13 +307,16 @@ impl App {
                 );
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(
+                        project,
                         user.id,
                         row.source_password.as_ref(),
                         row.target_password.as_ref(),
                     )
                     .await?;
-                    user.has_credentials =
-                        Self::has_all_passwords(project, self.credentials(user.id).await?.as_ref());
+                    user.has_credentials = Self::has_all_passwords(
+                        project,
+                        self.credentials(project, user.id).await?.as_ref(),
+                    );
                 }
                 match self.deps.store.insert_user(&user).await {
                     Ok(()) => {
@@ -297,6 +338,7 @@ impl App {
                 }
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(
+                        project,
                         current.id,
                         row.source_password.as_ref(),
                         row.target_password.as_ref(),
@@ -304,7 +346,7 @@ impl App {
                     .await?;
                     next.has_credentials = Self::has_all_passwords(
                         project,
-                        self.credentials(current.id).await?.as_ref(),
+                        self.credentials(project, current.id).await?.as_ref(),
                     );
                 }
                 if next != current {
@@ -494,10 +536,10 @@ impl App {
             BulkAction::Pause => self.transition(user, Transition::Pause, |_| {}).await?,
             BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
             BulkAction::Delta => {
-                let creds = self.credentials(user.id).await?;
+                let creds = self.credentials(project, user.id).await?;
                 if !Self::has_all_passwords(project, creds.as_ref()) {
                     return Err(AppError::Conflict(format!(
-                        "{}'s passwords were deleted (after verification or by an admin): resend the invite, or enter them, to copy again",
+                        "{} has no passwords stored for these servers (deleted after verification or by an admin, or entered for servers the project no longer names): resend the invite, or enter them, to copy again",
                         user.source_email
                     )));
                 }
@@ -583,7 +625,7 @@ impl App {
         if matches!(user.state, UserState::Paused) {
             return self.schedule(user, Transition::Retry, |_| {}).await;
         }
-        let creds = self.credentials(user.id).await?;
+        let creds = self.credentials(project, user.id).await?;
         if Self::has_all_passwords(project, creds.as_ref()) {
             return self
                 .schedule(user, Transition::Schedule, |u| u.has_credentials = true)

@@ -158,7 +158,10 @@ impl App {
         project: &Project,
         user: &MailUser,
     ) -> Result<Sessions, AppError> {
-        let creds = self.credentials(user.id).await?.unwrap_or_default();
+        let creds = self
+            .credentials(project, user.id)
+            .await?
+            .unwrap_or_default();
         let timeout = self.config.copy.command_timeout;
         let mut sessions = Vec::with_capacity(2);
         for (side, connector, email, per_user) in [
