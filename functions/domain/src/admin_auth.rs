@@ -16,11 +16,24 @@ pub const ADMIN_PASSWORD_KEY: &str = "admin_password_argon2";
 /// Failed sign-ins, per client address and for the one admin account, in this process (the
 /// local mode's sign-in; deployed, the identity provider signs admins in). After a few failures
 /// each further try must wait twice as long as the last: a client from its 3rd failure (1 s, 2 s,
-/// … up to 15 minutes), the account from its 10th whatever the address (up to a minute, so
-/// guesses spread over many addresses slow down too without locking the admin out for long).
-#[derive(Debug, Default)]
+/// … up to 15 minutes), the account from its 20th whatever the address (up to 5 s: guesses
+/// spread over many addresses slow down, and a slow guesser cannot lock the admin out for
+/// long). Only two passwords are checked at once (Argon2 takes about 19 MiB each): a burst of
+/// parallel guesses waits for its turn, and each is checked against the throttle when it
+/// gets it.
+#[derive(Debug)]
 pub struct SignInThrottle {
     failures: std::sync::Mutex<std::collections::HashMap<String, (u32, time::OffsetDateTime)>>,
+    checking: tokio::sync::Semaphore,
+}
+
+impl Default for SignInThrottle {
+    fn default() -> Self {
+        SignInThrottle {
+            failures: Default::default(),
+            checking: tokio::sync::Semaphore::new(2),
+        }
+    }
 }
 
 /// How long after its `failures`-th failure a key waits: none before `free` failures, then 1 s
@@ -34,7 +47,7 @@ pub fn sign_in_delay(failures: u32, free: u32, cap: std::time::Duration) -> std:
 }
 
 const CLIENT_RULE: (u32, std::time::Duration) = (3, std::time::Duration::from_secs(15 * 60));
-const ACCOUNT_RULE: (u32, std::time::Duration) = (10, std::time::Duration::from_secs(60));
+const ACCOUNT_RULE: (u32, std::time::Duration) = (20, std::time::Duration::from_secs(5));
 
 impl SignInThrottle {
     fn keys(client: Option<std::net::IpAddr>) -> [(String, (u32, std::time::Duration)); 2] {
@@ -68,6 +81,8 @@ impl SignInThrottle {
 
     pub fn failed(&self, client: Option<std::net::IpAddr>, now: time::OffsetDateTime) {
         let mut map = self.lock();
+        // Forget clients quiet for a day, so rotating addresses cannot grow the map for ever.
+        map.retain(|_, (_, until)| *until > now - time::Duration::days(1));
         for (key, (free, cap)) in Self::keys(client) {
             let entry = map.entry(key).or_insert((0, now));
             entry.0 += 1;
@@ -152,6 +167,12 @@ impl App {
         password: &Secret,
         client: Option<std::net::IpAddr>,
     ) -> Result<String, AppError> {
+        let _turn = self
+            .sign_ins
+            .checking
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let now = self.deps.clock.now();
         if let Some(wait) = self.sign_ins.wait(client, now) {
             return Err(AppError::TooManyRequests {

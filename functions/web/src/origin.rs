@@ -14,11 +14,28 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// `scheme://host[:port]` of a URL, lower-cased.
+/// `scheme://host[:port]` of a URL, lower-cased, without the scheme's default port or a
+/// trailing dot on the host (as browsers write `Origin`).
 fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    (!authority.is_empty()).then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    let authority = authority
+        .strip_suffix(default_port)
+        .filter(|_| !default_port.is_empty())
+        .unwrap_or(&authority);
+    let authority = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            format!("{}:{port}", host.trim_end_matches('.'))
+        }
+        _ => authority.trim_end_matches('.').to_owned(),
+    };
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
 }
 
 /// Whether a request with this `Origin` may change state: same origin as the configured public
@@ -31,8 +48,10 @@ pub fn allowed(origin: &str, public_url: &str, host: Option<&str>) -> bool {
         return true;
     }
     host.is_some_and(|host| {
-        let host = host.to_ascii_lowercase();
-        origin == format!("http://{host}") || origin == format!("https://{host}")
+        ["http", "https"]
+            .iter()
+            .filter_map(|scheme| origin_of(&format!("{scheme}://{host}")))
+            .any(|own| own == origin)
     })
 }
 

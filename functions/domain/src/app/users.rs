@@ -7,7 +7,7 @@ use contract::{
 use serde_json::json;
 
 use crate::csv_import::{self, CsvFileError, CsvRow};
-use crate::error::{AppError, StoreError};
+use crate::error::{AppError, StoreError, VaultError};
 use crate::model::*;
 use crate::ports::OutgoingMail;
 use crate::secret::Secret;
@@ -141,15 +141,28 @@ impl App {
             return Ok(None);
         };
         let vault = &self.deps.vault;
-        let plain = match vault.open(&sealed, &credentials_aad(user, project)).await {
+        let bound = credentials_aad(user, project);
+        // Only "these are not for this data" means other servers; a vault that is down or
+        // throttled is an error like any other (the job retries), never "no passwords".
+        let plain = match vault.open(&sealed, &bound).await {
             Ok(plain) => plain,
-            Err(_) => match vault.open(&sealed, &legacy_credentials_aad(user)).await {
-                Ok(plain) => plain,
-                Err(_) => {
-                    tracing::warn!(%user, "stored passwords belong to other servers; they are not used");
-                    return Ok(None);
+            Err(VaultError::Decrypt) => {
+                match vault.open(&sealed, &legacy_credentials_aad(user)).await {
+                    Ok(plain) => {
+                        // Sealed before the binding: bound now to the servers it was used for,
+                        // so it cannot follow a later edit.
+                        let resealed = vault.seal(&plain, &bound).await?;
+                        self.deps.store.put_credentials(user, &resealed).await?;
+                        plain
+                    }
+                    Err(VaultError::Decrypt) => {
+                        tracing::warn!(%user, "stored passwords belong to other servers; they are not used");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-            },
+            }
+            Err(e) => return Err(e.into()),
         };
         serde_json::from_slice(&plain)
             .map(Some)
@@ -536,23 +549,29 @@ impl App {
             BulkAction::Pause => self.transition(user, Transition::Pause, |_| {}).await?,
             BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
             BulkAction::Delta => {
-                let creds = self.credentials(project, user.id).await?;
-                if !Self::has_all_passwords(project, creds.as_ref()) {
-                    return Err(AppError::Conflict(format!(
-                        "{} has no passwords stored for these servers (deleted after verification or by an admin, or entered for servers the project no longer names): resend the invite, or enter them, to copy again",
-                        user.source_email
-                    )));
-                }
+                self.require_passwords(project, user).await?;
                 self.schedule(user, Transition::Delta, |u| u.pass += 1)
                     .await?
             }
-            BulkAction::RetrySkipped => self.retry_skipped(user).await?,
+            BulkAction::RetrySkipped => {
+                self.require_passwords(project, user).await?;
+                self.retry_skipped(user).await?
+            }
             BulkAction::MarkVerified => {
                 // The move is finished: the passwords are not kept a moment longer (the
-                // credential page promises it).
-                let verified = self.transition(user, Transition::Verify, |_| {}).await?;
-                self.purge_credentials(project, &verified, "the user was marked verified")
-                    .await?
+                // credential page promises it). Checked first, deleted first: a failure leaves
+                // the user unverified, so the admin's retry deletes them.
+                if Transition::Verify.apply(user.state).is_none() {
+                    return Err(AppError::Conflict(format!(
+                        "cannot mark {} verified: the user is {}",
+                        user.source_email,
+                        user.state.label().to_lowercase()
+                    )));
+                }
+                let purged = self
+                    .purge_credentials(project, user, "the user was marked verified")
+                    .await?;
+                self.transition(&purged, Transition::Verify, |_| {}).await?
             }
             BulkAction::PurgeCredentials => {
                 if matches!(user.state, UserState::Scheduled | UserState::Working) {
@@ -571,6 +590,18 @@ impl App {
             }
         };
         Ok(Some(next))
+    }
+
+    /// Refuses a pass that would need passwords the user no longer has stored.
+    async fn require_passwords(&self, project: &Project, user: &MailUser) -> Result<(), AppError> {
+        let creds = self.credentials(project, user.id).await?;
+        if Self::has_all_passwords(project, creds.as_ref()) {
+            return Ok(());
+        }
+        Err(AppError::Conflict(format!(
+            "{} has no passwords stored for these servers (deleted after verification or by an admin, or entered for servers the project no longer names): resend the invite, or enter them, to copy again",
+            user.source_email
+        )))
     }
 
     /// Deletes the user's stored passwords, says so in the user's events, and records that the

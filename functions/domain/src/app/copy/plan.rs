@@ -240,8 +240,13 @@ fn checkpoint_for(
 ) -> FolderState {
     match prior {
         Some(p) => FolderState {
-            // A folder the target made us rename keeps its new name.
-            target_name: if p.renamed_from.as_deref() == Some(folder.target.as_str()) {
+            // A folder the target made us rename keeps its new name, and a folder that has
+            // copies keeps the folder they are in (a changed mapping, or a newer mailferry
+            // mapping names by namespace, must not split a folder across two targets).
+            target_name: if p.renamed_from.as_deref() == Some(folder.target.as_str())
+                || p.last_uid > 0
+                || p.copied_messages > 0
+            {
                 p.target_name.clone()
             } else {
                 folder.target.clone()
