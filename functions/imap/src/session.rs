@@ -924,16 +924,29 @@ impl Reach {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
+        let v4_allowed = |v4: std::net::Ipv4Addr| {
+            // 0.0.0.0/8 means "this host" to Linux as well.
+            !(v4.is_loopback() || v4.is_link_local() || v4.octets()[0] == 0 || v4.is_broadcast())
+        };
         match ip {
-            IpAddr::V4(v4) => {
-                !(v4.is_loopback()
-                    || v4.is_link_local()
-                    || v4.is_unspecified()
-                    || v4.is_broadcast())
-            }
+            IpAddr::V4(v4) => v4_allowed(v4),
             IpAddr::V6(v6) => {
-                let metadata = v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254];
-                !(v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local() || metadata)
+                let s = v6.segments();
+                let metadata = s == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254];
+                // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms carry an IPv4
+                // address that must pass the same test.
+                let embedded = (s[..6] == [0, 0, 0, 0, 0, 0]
+                    || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+                .then(|| {
+                    let [a, b] = s[6].to_be_bytes();
+                    let [c, d] = s[7].to_be_bytes();
+                    std::net::Ipv4Addr::new(a, b, c, d)
+                });
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unicast_link_local()
+                    || metadata
+                    || embedded.is_some_and(|v4| !v4_allowed(v4)))
             }
         }
     }
@@ -1012,6 +1025,9 @@ mod reach_tests {
             "fe80::1",
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
+            "::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "0.1.2.3",
         ] {
             assert!(!hosted.allows(refused.parse().unwrap()), "{refused}");
             assert!(
