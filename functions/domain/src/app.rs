@@ -145,8 +145,25 @@ impl App {
                 user.state.label().to_lowercase()
             )));
         };
+        let next = self
+            .update_user_record(user, |next| {
+                next.state = to;
+                change(next);
+            })
+            .await?;
+        self.log_event(&next, format!("{} → {}", user.state.label(), to.label()))
+            .await;
+        Ok(next)
+    }
+
+    /// Writes `change` over the user with a version-checked write; someone else's write
+    /// meanwhile is a conflict the admin resolves by reloading.
+    pub(crate) async fn update_user_record(
+        &self,
+        user: &MailUser,
+        change: impl FnOnce(&mut MailUser),
+    ) -> Result<MailUser, AppError> {
         let mut next = user.clone();
-        next.state = to;
         change(&mut next);
         next.version = user.version + 1;
         next.updated_at = self.deps.clock.now();
@@ -161,8 +178,6 @@ impl App {
                 )),
                 other => other.into(),
             })?;
-        self.log_event(&next, format!("{} → {}", user.state.label(), to.label()))
-            .await;
         Ok(next)
     }
 

@@ -622,22 +622,8 @@ impl App {
         if user.has_credentials == has {
             return Ok(user.clone());
         }
-        let mut next = user.clone();
-        next.has_credentials = has;
-        next.version = user.version + 1;
-        next.updated_at = self.deps.clock.now();
-        self.deps
-            .store
-            .update_user(&next, user.version)
+        self.update_user_record(user, |next| next.has_credentials = has)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict => AppError::Conflict(format!(
-                    "{} was changed meanwhile; reload and try again",
-                    user.source_email
-                )),
-                other => other.into(),
-            })?;
-        Ok(next)
     }
 
     /// Starts a user: straight to the queue when every password is known, otherwise an invite.

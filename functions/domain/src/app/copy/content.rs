@@ -57,15 +57,18 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
 }
 
 /// Whether a server is likely to store this message differently: 8-bit or NUL bytes in the
-/// header, NULs anywhere, bare line feeds.
+/// header, NULs anywhere, bare line feeds. One pass over the bytes, stopping at the first sign:
+/// every copied message passes through here.
 fn is_risky(bytes: &[u8]) -> bool {
-    let header = &bytes[..header_len(bytes)];
-    header.iter().any(|&b| b >= 0x80)
-        || bytes.contains(&0)
-        || bytes
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+    let header = header_len(bytes);
+    let mut previous = 0u8;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == 0 || (b >= 0x80 && i < header) || (b == b'\n' && previous != b'\r') {
+            return true;
+        }
+        previous = b;
+    }
+    false
 }
 
 /// Whether the copy of this message is read back, given how many of the folder's copies were
