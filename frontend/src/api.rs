@@ -195,11 +195,14 @@ where
 /// The endpoints the pages use, so every path is written once.
 #[cfg(target_arch = "wasm32")]
 pub mod endpoints {
-    use super::{ApiError, Method, Payload, decode, path_segment, request, request_with, send};
+    use super::{
+        ApiError, Method, Payload, decode, path_segment, query_value, request, request_with, send,
+    };
     use contract::{
-        BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, CredentialsInput,
-        ImportReport, InviteView, LoginInput, MigrationStatus, OutboxMail, ProjectInput,
-        ProjectView, Selection, SessionView, UserDetail, UserInput, UserPage, UserView,
+        AuditPage, BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult,
+        CredentialsInput, ImportReport, InviteView, LoginInput, MigrationStatus, OutboxMail,
+        ProjectInput, ProjectView, Selection, SessionView, UserDetail, UserInput, UserPage,
+        UserView,
     };
     use serde::de::IgnoredAny;
     use uuid::Uuid;
@@ -317,6 +320,34 @@ pub mod endpoints {
 
     pub fn report_url(id: Uuid) -> String {
         format!("/api/admin/projects/{id}/report")
+    }
+
+    /// A page of the project's audit trail, newest first; `before` is the last id seen.
+    pub async fn audit(id: Uuid, before: Option<&str>) -> Result<AuditPage, ApiError> {
+        let path = match before {
+            Some(b) => format!(
+                "/api/admin/projects/{id}/audit?limit=50&before={}",
+                query_value(b)
+            ),
+            None => format!("/api/admin/projects/{id}/audit?limit=50"),
+        };
+        request(Method::Get, &path, NO_BODY).await
+    }
+
+    /// Where the browser downloads the audit trail as CSV.
+    pub fn audit_export_url(id: Uuid) -> String {
+        format!("/api/admin/projects/{id}/audit/export")
+    }
+
+    /// Closes (`close`) or reopens (`reopen`) the project.
+    pub async fn set_closed(id: Uuid, close: bool) -> Result<ProjectView, ApiError> {
+        let verb = if close { "close" } else { "reopen" };
+        request(
+            Method::Post,
+            &format!("/api/admin/projects/{id}/{verb}"),
+            NO_BODY,
+        )
+        .await
     }
 
     pub async fn bulk(

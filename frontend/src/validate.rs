@@ -200,9 +200,26 @@ pub fn size_limit_mb(raw: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// Days stored passwords are kept without activity: 1 to 365.
+pub fn idle_days(raw: &str) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) if (1..=365).contains(&n) => Ok(n),
+        _ => Err("Enter a whole number of days from 1 to 365".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_days_are_one_to_a_year() {
+        assert_eq!(idle_days(" 30 "), Ok(30));
+        assert!(idle_days("0").is_err());
+        assert!(idle_days("366").is_err());
+        assert!(idle_days("").is_err());
+        assert!(idle_days("7.5").is_err());
+    }
 
     #[test]
     fn hosts_follow_the_server_rules() {

@@ -1,5 +1,8 @@
 //! One component per route. Each page keeps its state in a reducer from `crate::state`.
 
+mod audit;
+mod import;
+mod lifecycle;
 mod login;
 mod migrate;
 mod not_found;

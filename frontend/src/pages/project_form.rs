@@ -242,6 +242,19 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     }}
                 />
             </details>
+            <section class="card" aria-labelledby="pf-retention-heading">
+                <h2 id="pf-retention-heading">{ "Stored passwords" }</h2>
+                <TextField
+                    id={Field::IdleDays.id()}
+                    label="Delete a user's stored passwords after this many days without activity"
+                    hint="They are also deleted when the user is marked verified and when the project is closed; the copy asks for them again"
+                    inputmode="numeric"
+                    value={s.idle_days.clone()}
+                    oninput={edit(state, Field::IdleDays)}
+                    onblur={blur(state, Field::IdleDays)}
+                    error={s.field_error(Field::IdleDays)}
+                />
+            </section>
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled={s.saving}>
                     { match (s.saving, id) {

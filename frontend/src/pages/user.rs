@@ -148,7 +148,11 @@ fn overview(state: &Handle, detail: &UserDetail, project: Uuid) -> Html {
                 if let Some(at) = u.invite_sent_at {
                     { format!(" · invite sent {}", format::datetime(at)) }
                 }
-                { if u.has_credentials { " · passwords stored" } else { " · no passwords stored yet" } }
+                { match (u.has_credentials, u.credentials_until) {
+                    (_, Some(until)) => format!(" · passwords stored until {} unless the copy goes on (deleted when verified)", format::datetime(until)),
+                    (true, None) => " · signs in with the admin accounts".to_owned(),
+                    (false, None) => " · no passwords stored".to_owned(),
+                } }
             </p>
             <div class="form-actions" role="group" aria-label="Actions on this user">
                 { for actions_for(u.state)

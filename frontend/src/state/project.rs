@@ -428,6 +428,7 @@ pub(crate) mod tests_support {
             progress: Progress::default(),
             last_error: None,
             has_credentials: false,
+            credentials_until: None,
             invite_sent_at: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             version: 1,
@@ -464,6 +465,8 @@ mod tests {
             admin_email: None,
             notify_user: false,
             copy: CopyOptions::default(),
+            retention: Default::default(),
+            closed_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             version: 1,
             users_by_state: [(UserState::New, 30), (UserState::Working, 2)]

@@ -5,7 +5,7 @@
 use contract::{
     AuthInput, AuthView, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ConnectorView,
     ContentCheck, CopyOptions, DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView,
-    Security,
+    Retention, Security,
 };
 use uuid::Uuid;
 
@@ -71,6 +71,7 @@ pub enum Field {
     Exclude,
     FolderMap,
     MaxSize,
+    IdleDays,
 }
 
 impl Field {
@@ -94,6 +95,7 @@ impl Field {
             Field::Exclude => "copy.exclude".into(),
             Field::FolderMap => "copy.folder_map".into(),
             Field::MaxSize => "copy.max_message_bytes".into(),
+            Field::IdleDays => "retention.idle_days".into(),
         }
     }
 
@@ -111,6 +113,7 @@ impl Field {
             Field::Exclude,
             Field::FolderMap,
             Field::MaxSize,
+            Field::IdleDays,
         ];
         let per_side = |s| {
             [
@@ -303,6 +306,8 @@ pub struct ProjectFormState {
     pub exclude: String,
     pub folder_map: String,
     pub max_size_mb: String,
+    /// Days a user's stored passwords are kept without activity.
+    pub idle_days: String,
     /// Copy options the form does not show (date limits), kept as loaded.
     pub kept_copy: CopyOptions,
     pub original: Option<ProjectView>,
@@ -351,6 +356,7 @@ impl Default for ProjectFormState {
             exclude: String::new(),
             folder_map: String::new(),
             max_size_mb: String::new(),
+            idle_days: Retention::default().idle_days.to_string(),
             kept_copy: CopyOptions::default(),
             original: None,
             touched: Vec::new(),
@@ -434,6 +440,9 @@ impl ProjectFormState {
         if let Err(e) = validate::size_limit_mb(&self.max_size_mb) {
             out.push((Field::MaxSize, e));
         }
+        if let Err(e) = validate::idle_days(&self.idle_days) {
+            out.push((Field::IdleDays, e));
+        }
         out
     }
 
@@ -468,6 +477,7 @@ impl ProjectFormState {
             Field::Exclude => &self.exclude,
             Field::FolderMap => &self.folder_map,
             Field::MaxSize => &self.max_size_mb,
+            Field::IdleDays => &self.idle_days,
             Field::InviteTo
             | Field::NotifyUser
             | Field::RemoveDeleted
@@ -508,6 +518,9 @@ impl ProjectFormState {
                 },
                 verify_content: self.verify_content,
                 ..self.kept_copy.clone()
+            },
+            retention: Retention {
+                idle_days: validate::idle_days(&self.idle_days).ok()?,
             },
         })
     }
@@ -588,6 +601,7 @@ impl ProjectFormState {
             .max_message_bytes
             .map(|b| b.div_ceil(1_000_000).to_string())
             .unwrap_or_default();
+        self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
         self.original = Some(p.clone());
     }
@@ -654,6 +668,7 @@ impl ProjectFormState {
             Field::Exclude => self.exclude = value,
             Field::FolderMap => self.folder_map = value,
             Field::MaxSize => self.max_size_mb = value,
+            Field::IdleDays => self.idle_days = value,
         }
     }
 
@@ -802,6 +817,8 @@ mod tests {
                 max_message_bytes: Some(25_000_000),
                 ..CopyOptions::default()
             },
+            retention: Default::default(),
+            closed_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             version: 4,
             users_by_state: Default::default(),

@@ -51,5 +51,26 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth: web::AdminAuth::GatewayJwt { sign_in },
         secure_cookies: true,
     };
-    lambda_http::run(web::router(state, web::RouterOptions::default())).await
+    let router = web::router(state, web::RouterOptions::default())
+        .layer(axum::middleware::map_request(client_address));
+    lambda_http::run(router).await
+}
+
+/// Hands the caller's address that API Gateway saw to the router the way a socket server
+/// would (`ConnectInfo`), so the audit trail and the sign-in throttle see who called.
+async fn client_address(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.http.source_ip.as_deref(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.identity.source_ip.as_deref(),
+        _ => None,
+    }
+    .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+    if let Some(ip) = ip {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+    }
+    request
 }

@@ -79,6 +79,8 @@ fn project() -> Project {
         admin_email: None,
         notify_user: false,
         copy: Default::default(),
+        retention: Default::default(),
+        closed_at: None,
         created_at: time::OffsetDateTime::now_utc(),
         version: 1,
     }

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, WriteRequest,
 };
 use contract::{SkippedItem, UserState};
+use domain::audit::AuditEntry;
 use domain::error::StoreError;
 use domain::model::{
     AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed,
@@ -248,6 +249,41 @@ impl DynamoStore {
     }
 
     /// The keys of every item in the partition `pk` (consistent read).
+    /// The documents of a partition, highest sort key first, only keys below `below` when
+    /// given, at most `limit` (events and audit entries: their sort keys start with the time).
+    async fn newest_first<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        below: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk < :below")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            // Sort keys are digits, '#', '-' and hex: all below '~', so no bound means all.
+            .expression_attribute_values(":below", s(below.unwrap_or("~").to_owned()))
+            .scan_index_forward(false)
+            .limit(page);
+        let mut pages = query.into_paginator().items().send();
+        let mut docs = Vec::new();
+        while docs.len() < limit
+            && let Some(item) = pages.next().await
+        {
+            docs.push(doc_of(&item.map_err(backend)?)?);
+        }
+        Ok(docs)
+    }
+
     async fn partition_keys(&self, pk: String) -> Result<Vec<Item>, StoreError> {
         let query = self
             .client
@@ -601,6 +637,14 @@ fn setting_pk(key: &str) -> String {
 
 fn event_pk(user: UserId) -> String {
     format!("EVENT#{user}")
+}
+
+/// A project's audit trail, or the console-wide one (`AUDIT#-`).
+fn audit_pk(project: Option<ProjectId>) -> String {
+    match project {
+        Some(p) => format!("AUDIT#{p}"),
+        None => "AUDIT#-".into(),
+    }
 }
 
 fn folder_pk(user: UserId) -> String {
@@ -1042,28 +1086,23 @@ impl Store for DynamoStore {
     }
 
     async fn list_events(&self, user: UserId, limit: usize) -> Result<Vec<UserEvent>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let page = i32::try_from(limit).unwrap_or(i32::MAX);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(event_pk(user)))
-            .scan_index_forward(false)
-            .limit(page);
-        let mut pages = query.into_paginator().items().send();
-        let mut events = Vec::new();
-        while events.len() < limit
-            && let Some(item) = pages.next().await
-        {
-            events.push(doc_of(&item.map_err(backend)?)?);
-        }
-        Ok(events)
+        self.newest_first(event_pk(user), None, limit).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut item = key(audit_pk(entry.project_id), entry.id.clone());
+        item.insert("doc".into(), to_doc(entry)?);
+        self.put(item, Condition::Absent, || StoreError::AlreadyExists)
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        project: Option<ProjectId>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.newest_first(audit_pk(project), before, limit).await
     }
 
     async fn put_folder(

@@ -39,6 +39,8 @@ fn project() -> Project {
         admin_email: None,
         notify_user: false,
         copy: Default::default(),
+        retention: Default::default(),
+        closed_at: None,
         created_at: OffsetDateTime::now_utc(),
         version: 1,
     }

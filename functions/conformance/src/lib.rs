@@ -13,6 +13,7 @@
 //! machine and against moto. The suites must never import an adapter crate (`embedded`, `aws`):
 //! they know the ports from `domain` and nothing else.
 
+mod audit;
 mod queue;
 mod runner;
 mod store;

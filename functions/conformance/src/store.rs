@@ -26,6 +26,7 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::audit::audit_trail;
 use crate::runner::Report;
 
 type Check = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
@@ -58,6 +59,7 @@ fn checks() -> Vec<(&'static str, Check)> {
         "events: newest first, limit, per user" => events_order_and_limit,
         "folders: insert, duplicate, version-checked update, list" => folders_roundtrip,
         "folder details: skipped items and copy-map pages, paged, per folder, deleted with the user" => folder_details,
+        "audit: append only, per project, newest first, paged by id" => audit_trail,
     ]
 }
 
@@ -108,7 +110,7 @@ fn project(name: &str) -> Project {
             security: Security::Starttls,
             auth: ConnectorAuth::Admin {
                 login_pattern: "{email}*admin".into(),
-                password: Sealed(vec![1, 0, 255, 42, 7]),
+                password: Some(Sealed(vec![1, 0, 255, 42, 7])),
             },
         },
         invite_to: InviteTo::Source,
@@ -119,6 +121,8 @@ fn project(name: &str) -> Project {
             max_message_bytes: Some(25_000_000),
             ..Default::default()
         },
+        retention: contract::Retention { idle_days: 9 },
+        closed_at: Some(at(3)),
         created_at: at(0),
         version: 1,
     }

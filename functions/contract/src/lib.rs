@@ -167,6 +167,22 @@ pub struct CopyOptions {
     pub verify_content: ContentCheck,
 }
 
+/// How long stored passwords are kept (they are always deleted when a user is marked verified
+/// and when the project is closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// A user's stored passwords are deleted after this many days without copying or
+    /// signing in (1 to 365).
+    pub idle_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { idle_days: 30 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
@@ -183,6 +199,9 @@ pub struct ProjectInput {
     /// Folder filters, name mapping, size and date limits.
     #[serde(default)]
     pub copy: CopyOptions,
+    /// How long stored passwords are kept.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +214,11 @@ pub struct ProjectView {
     pub admin_email: Option<String>,
     pub notify_user: bool,
     pub copy: CopyOptions,
+    pub retention: Retention,
+    /// When the project was closed (its passwords deleted, its links stopped); absent while
+    /// it is open.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub version: u64,
@@ -326,6 +350,10 @@ pub struct UserView {
     pub last_error: Option<String>,
     /// Whether passwords (or an admin account) are available for both sides.
     pub has_credentials: bool,
+    /// Until when the user's own stored passwords are kept if nothing happens (they also go
+    /// when the user is marked verified); absent when none are stored.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub credentials_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub invite_sent_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -428,6 +456,32 @@ pub struct UserDetail {
     pub user: UserView,
     pub folders: Vec<FolderView>,
     pub events: Vec<EventView>,
+}
+
+/// One line of a project's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    /// Sortable id; pass the last one as `before` to read older entries.
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `admin`, the identity provider's user, `user <address>` or `mailferry`.
+    pub who: String,
+    /// The client's address, when known.
+    pub from: Option<String>,
+    /// e.g. `project.updated`, `credentials.purged`.
+    pub action: String,
+    /// The mailbox it concerns, when one.
+    pub subject: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditView>,
+    /// The `before` of the next (older) page; absent on the last page.
+    pub next: Option<String>,
 }
 
 /// One CSV line that could not be imported.

@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand::rngs::OsRng;
 
 use crate::app::App;
+use crate::audit::AuditAction;
 use crate::error::AppError;
 use crate::model::AdminSession;
 use crate::secret::Secret;
@@ -175,6 +176,15 @@ impl App {
             .map_err(AppError::internal)?;
         let now = self.deps.clock.now();
         if let Some(wait) = self.sign_ins.wait(client, now) {
+            let actor = crate::audit::Actor::admin("admin", client);
+            self.audit(
+                None,
+                &actor,
+                AuditAction::SignInRefused,
+                None,
+                "slowed down: too many wrong passwords",
+            )
+            .await;
             return Err(AppError::TooManyRequests {
                 message: format!(
                     "too many wrong passwords; try again in {} s",
@@ -191,8 +201,17 @@ impl App {
         })
         .await
         .map_err(AppError::internal)?;
+        let actor = crate::audit::Actor::admin("admin", client);
         if !ok {
             self.sign_ins.failed(client, now);
+            self.audit(
+                None,
+                &actor,
+                AuditAction::SignInRefused,
+                None,
+                "wrong password",
+            )
+            .await;
             return Err(AppError::Validation {
                 message: "the password is not right".into(),
                 details: serde_json::json!({"field": "password"}),
@@ -205,6 +224,8 @@ impl App {
             expires_at: self.deps.clock.now() + self.config.session_ttl,
         };
         self.deps.store.put_session(&session).await?;
+        self.audit(None, &actor, AuditAction::SignedIn, None, "")
+            .await;
         Ok(cookie)
     }
 
@@ -224,9 +245,16 @@ impl App {
         }
     }
 
-    pub async fn admin_logout(&self, cookie: &str) -> Result<(), AppError> {
-        if token::looks_valid(cookie) {
+    pub async fn admin_logout(
+        &self,
+        cookie: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), AppError> {
+        if token::looks_valid(cookie) && self.admin_session_valid(cookie).await? {
             self.deps.store.delete_session(&token::hash(cookie)).await?;
+            let actor = crate::audit::Actor::admin("admin", client);
+            self.audit(None, &actor, AuditAction::SignedOut, None, "")
+                .await;
         }
         Ok(())
     }

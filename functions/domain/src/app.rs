@@ -13,9 +13,12 @@ use crate::model::{MailUser, UserEvent};
 use crate::ports::{Clock, Mailer, Queue, Store, Vault};
 use crate::state::Transition;
 
+mod audit_log;
+mod connection_test;
 mod copy;
 mod projects;
 mod report;
+mod retention;
 mod selfservice;
 mod users;
 mod watchdog;
@@ -24,7 +27,9 @@ mod worker;
 pub use watchdog::Watch;
 pub use worker::JobOutcome;
 
+pub use audit_log::{AUDIT_CSV_MAX, AUDIT_PAGE_MAX};
 pub use projects::Side;
+pub use retention::SWEEP_EVERY;
 
 /// The adapters the use cases run on.
 #[derive(Clone)]

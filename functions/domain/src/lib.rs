@@ -10,6 +10,7 @@
 
 pub mod admin_auth;
 pub mod app;
+pub mod audit;
 pub mod csv_import;
 pub mod error;
 pub mod mailbox;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod token;
 
 pub use app::{App, AppConfig, Deps};
+pub use audit::{Actor, AuditAction, AuditEntry};
 pub use error::{AppError, StoreError};
 pub use model::*;
 pub use secret::Secret;

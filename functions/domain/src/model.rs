@@ -1,7 +1,9 @@
 //! The entities mailferry stores. Adapters persist each entity as a JSON document plus the few
 //! fields they index, so a new optional field never needs a schema migration.
 
-use contract::{AuthView, ConnectorView, InviteTo, Progress, Security, SkippedItem, UserState};
+use contract::{
+    AuthView, ConnectorView, InviteTo, Progress, Retention, Security, SkippedItem, UserState,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::OffsetDateTime;
@@ -123,7 +125,8 @@ mod b64 {
 pub enum ConnectorAuth {
     Admin {
         login_pattern: String,
-        password: Sealed,
+        /// `None` once deleted (the project was closed): it must be entered again.
+        password: Option<Sealed>,
     },
     PerUser,
 }
@@ -153,9 +156,12 @@ impl Connector {
             port: self.port,
             security: self.security,
             auth: match &self.auth {
-                ConnectorAuth::Admin { login_pattern, .. } => AuthView::Admin {
+                ConnectorAuth::Admin {
+                    login_pattern,
+                    password,
+                } => AuthView::Admin {
                     login_pattern: login_pattern.clone(),
-                    has_password: true,
+                    has_password: password.is_some(),
                 },
                 ConnectorAuth::PerUser => AuthView::PerUser,
             },
@@ -164,6 +170,11 @@ impl Connector {
 
     pub fn is_per_user(&self) -> bool {
         matches!(self.auth, ConnectorAuth::PerUser)
+    }
+
+    /// An admin account whose password was deleted (the project was closed).
+    pub fn admin_password_deleted(&self) -> bool {
+        matches!(self.auth, ConnectorAuth::Admin { password: None, .. })
     }
 }
 
@@ -212,6 +223,12 @@ pub struct Project {
     pub notify_user: bool,
     #[serde(default)]
     pub copy: CopyOptions,
+    #[serde(default)]
+    pub retention: Retention,
+    /// Set when the admin closed the project: its passwords are deleted and nothing new
+    /// starts until it is reopened.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub version: u64,
@@ -255,6 +272,7 @@ impl MailUser {
             progress: self.progress.clone(),
             last_error: self.last_error.clone(),
             has_credentials: self.has_credentials,
+            credentials_until: None,
             invite_sent_at: self.invite_sent_at,
             updated_at: self.updated_at,
             version: self.version,

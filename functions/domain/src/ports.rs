@@ -8,6 +8,7 @@ use contract::{SkippedItem, UserState};
 use std::time::Duration;
 use time::OffsetDateTime;
 
+use crate::audit::AuditEntry;
 use crate::error::{MailError, QueueError, StoreError, VaultError};
 use crate::model::*;
 
@@ -77,6 +78,19 @@ pub trait Store: Send + Sync + 'static {
     // Event log, newest first on read.
     async fn append_event(&self, event: &UserEvent) -> Result<(), StoreError>;
     async fn list_events(&self, user: UserId, limit: usize) -> Result<Vec<UserEvent>, StoreError>;
+
+    // Audit trail: append only (no call edits or deletes an entry; deleting a user keeps the
+    // entries about them). Keyed by (project, entry id); `None` is the console-wide trail.
+    /// Fails with `AlreadyExists` when an entry with the same id is there.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Entries of the project (or the console-wide ones), newest first by id, only ids below
+    /// `before` when given, at most `limit`.
+    async fn list_audit(
+        &self,
+        project: Option<ProjectId>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 
     // Folder checkpoints, keyed by (user, source folder name). `expected_version` None means
     // insert (fails with `AlreadyExists` when present).

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use contract::{SkippedItem, UserState};
+use domain::audit::AuditEntry;
 use domain::error::StoreError;
 use domain::model::{
     AdminSession, EmailAddress, FolderState, Invite, MailUser, Project, ProjectId, Sealed,
@@ -102,6 +103,15 @@ const SCHEMA: Schema = Schema {
             page INTEGER NOT NULL,
             doc TEXT NOT NULL,
             PRIMARY KEY (user_id, source_name, page)
+        ) WITHOUT ROWID;
+        "#,
+        // 3: the audit trail, append only; '' is the console-wide trail.
+        r#"
+        CREATE TABLE audit (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (project_id, id)
         ) WITHOUT ROWID;
         "#,
     ],
@@ -259,6 +269,11 @@ impl Inner {
 /// drop), so a poisoned mutex still guards a usable connection.
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The audit table's key of a project's trail; the console-wide trail is ''.
+fn audit_trail(project: Option<ProjectId>) -> String {
+    project.map(|p| p.to_string()).unwrap_or_default()
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -752,6 +767,45 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let docs = stmt
                 .query_map(params![user, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let project = audit_trail(entry.project_id);
+        let id = entry.id.clone();
+        let doc = to_doc(entry)?;
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO audit (project_id, id, doc) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?
+                .execute(params![project, id, doc])
+                .map_err(insert_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        project: Option<ProjectId>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let project = audit_trail(project);
+        // Every id is below the highest printable character: no cursor means "from the newest".
+        let before = before.unwrap_or("~").to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT doc FROM audit WHERE project_id = ?1 AND id < ?2 \
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map(params![project, before, limit], |r| r.get::<_, String>(0))
                 .map_err(backend)?;
             docs.map(|d| from_doc(&d.map_err(backend)?)).collect()
         })

@@ -29,13 +29,15 @@ fn project(admin_password: domain::model::Sealed) -> Project {
         name: "Durable".into(),
         source: connector(ConnectorAuth::Admin {
             login_pattern: "{email}*master".into(),
-            password: admin_password,
+            password: Some(admin_password),
         }),
         target: connector(ConnectorAuth::PerUser),
         invite_to: InviteTo::Source,
         admin_email: None,
         notify_user: false,
         copy: Default::default(),
+        retention: Default::default(),
+        closed_at: None,
         created_at: OffsetDateTime::now_utc(),
         version: 1,
     }

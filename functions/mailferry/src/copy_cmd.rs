@@ -296,14 +296,17 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         admin_email: None,
         notify_user: false,
         copy,
+        retention: Default::default(),
     };
+    // What this run does is recorded in the state file's audit trail like a console's action.
+    let actor = domain::Actor::admin("mailferry copy (command line)", None);
     let project = match store_first_project(&app).await? {
         Some(id) => app
-            .update_project(id, &input, None)
+            .update_project(id, &input, None, &actor)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?,
         None => app
-            .create_project(&input)
+            .create_project(&input, &actor)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
@@ -330,6 +333,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
                     source_password: None,
                     target_password: None,
                 },
+                &actor,
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -371,7 +375,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
     };
     let user = match action {
         Some(a) => app
-            .user_action(&project, &user, a)
+            .user_action(&project, &user, a, &actor)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .context("user vanished")?,

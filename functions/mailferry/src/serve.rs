@@ -334,7 +334,8 @@ async fn shutdown_signal() {
 const JOB_BUDGET: Duration = Duration::from_secs(10 * 60);
 
 /// Once a minute, fails the users no job works on any more (see `domain::Watch`), so nobody
-/// stays in Copying for ever.
+/// stays in Copying for ever; once an hour, deletes the passwords of idle users (see the
+/// project's retention).
 async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -350,6 +351,9 @@ async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "the watchdog could not look at the users"),
+        }
+        if let Err(e) = app.retention_sweep_if_due().await {
+            tracing::error!(error = %e, "the retention sweep could not delete idle passwords");
         }
     }
 }

@@ -9,14 +9,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract::{
-    BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport, OutboxMail,
-    ProjectInput, ProjectView, Selection, UserDetail, UserInput, UserPage, UserState, UserView,
+    AuditPage, BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport,
+    OutboxMail, ProjectInput, ProjectView, Selection, UserDetail, UserInput, UserPage, UserState,
+    UserView,
 };
 use domain::{ProjectId, UserId, UserQuery};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::AdminActor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -26,6 +28,11 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/{id}", get(get_project).put(update_project))
+        .route("/projects/{id}/close", post(close_project))
+        .route("/projects/{id}/reopen", post(reopen_project))
+        .route("/projects/{id}/audit", get(project_audit))
+        .route("/projects/{id}/audit/export", get(export_audit))
+        .route("/audit", get(console_audit))
         .route("/projects/{id}/test/{side}", post(test_project_connector))
         .route("/connectors/test", post(test_connector))
         .route("/projects/{id}/users", get(list_users).post(add_user))
@@ -60,9 +67,10 @@ async fn list_projects(State(st): S) -> ApiResult<axum::Json<Vec<ProjectView>>> 
 
 async fn create_project(
     State(st): S,
+    AdminActor(actor): AdminActor,
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> ApiResult<Response> {
-    let project = st.app.create_project(&input).await?;
+    let project = st.app.create_project(&input, &actor).await?;
     let view = st.app.project_view(&project).await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -95,21 +103,110 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<Option<u64>> {
 async fn update_project(
     State(st): S,
     ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
     headers: HeaderMap,
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> ApiResult<axum::Json<ProjectView>> {
     let project = st
         .app
-        .update_project(ProjectId(id), &input, if_match_version(&headers)?)
+        .update_project(ProjectId(id), &input, if_match_version(&headers)?, &actor)
         .await?;
     Ok(axum::Json(st.app.project_view(&project).await?))
 }
 
+async fn close_project(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+) -> ApiResult<axum::Json<ProjectView>> {
+    let project = st.app.close_project(ProjectId(id), &actor).await?;
+    Ok(axum::Json(st.app.project_view(&project).await?))
+}
+
+async fn reopen_project(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+) -> ApiResult<axum::Json<ProjectView>> {
+    let project = st.app.reopen_project(ProjectId(id), &actor).await?;
+    Ok(axum::Json(st.app.project_view(&project).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: usize,
+}
+
+async fn project_audit(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> ApiResult<axum::Json<AuditPage>> {
+    Ok(axum::Json(
+        st.app
+            .audit_page(Some(ProjectId(id)), p.before.as_deref(), p.limit)
+            .await?,
+    ))
+}
+
+async fn console_audit(
+    State(st): S,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> ApiResult<axum::Json<AuditPage>> {
+    Ok(axum::Json(
+        st.app
+            .audit_page(None, p.before.as_deref(), p.limit)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportParams {
+    #[serde(default)]
+    before: Option<String>,
+}
+
+/// The trail as CSV, newest first; a full file names where the next starts in `X-Next-Before`.
+async fn export_audit(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+    ApiQuery(p): ApiQuery<ExportParams>,
+) -> ApiResult<Response> {
+    let (csv, next) = st
+        .app
+        .audit_csv(ProjectId(id), p.before.as_deref(), &actor)
+        .await?;
+    let mut response = csv_download("audit.csv", csv);
+    if let Some(next) = next.and_then(|n| header::HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert("x-next-before", next);
+    }
+    Ok(response)
+}
+
+fn csv_download(name: &'static str, csv: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        csv,
+    )
+        .into_response()
+}
+
 async fn test_connector(
     State(st): S,
+    AdminActor(actor): AdminActor,
     ApiJson(input): ApiJson<ConnectionTestInput>,
 ) -> ApiResult<axum::Json<ConnectionTestResult>> {
-    Ok(axum::Json(st.app.test_connection(&input).await?))
+    Ok(axum::Json(st.app.test_connection(&input, &actor).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +221,7 @@ struct SideTest {
 async fn test_project_connector(
     State(st): S,
     ApiPath((id, side)): ApiPath<(Uuid, String)>,
+    AdminActor(actor): AdminActor,
     ApiJson(input): ApiJson<SideTest>,
 ) -> ApiResult<axum::Json<ConnectionTestResult>> {
     let side = domain::app::Side::parse(&side)
@@ -135,6 +233,7 @@ async fn test_project_connector(
                 side,
                 input.email.as_deref(),
                 input.password.as_deref(),
+                &actor,
             )
             .await?,
     ))
@@ -183,10 +282,13 @@ async fn list_users(
 async fn add_user(
     State(st): S,
     ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
     ApiJson(input): ApiJson<UserInput>,
 ) -> ApiResult<Response> {
-    let user = st.app.add_user(ProjectId(id), &input).await?;
-    Ok((StatusCode::CREATED, axum::Json(user.view())).into_response())
+    let user = st.app.add_user(ProjectId(id), &input, &actor).await?;
+    let project = st.app.project(ProjectId(id)).await?;
+    let view = domain::App::user_view(&project, &user);
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +302,7 @@ async fn import_users(
     State(st): S,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(p): ApiQuery<ImportParams>,
+    AdminActor(actor): AdminActor,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<ImportReport>> {
@@ -227,48 +330,41 @@ async fn import_users(
         return Err(ApiError::too_large(contract::limits::CSV_MAX_BYTES));
     }
     Ok(axum::Json(
-        st.app.import_csv(ProjectId(id), &body, p.dry_run).await?,
+        st.app
+            .import_csv(ProjectId(id), &body, p.dry_run, &actor)
+            .await?,
     ))
 }
 
-async fn export_users(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {
-    let csv = st.app.export_csv(ProjectId(id)).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"users.csv\"",
-            ),
-        ],
-        csv,
-    )
-        .into_response())
+async fn export_users(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+) -> ApiResult<Response> {
+    let csv = st.app.export_csv(ProjectId(id), &actor).await?;
+    Ok(csv_download("users.csv", csv))
 }
 
-async fn verification_report(State(st): S, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Response> {
-    let csv = st.app.verification_csv(ProjectId(id)).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"verification.csv\"",
-            ),
-        ],
-        csv,
-    )
-        .into_response())
+async fn verification_report(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+) -> ApiResult<Response> {
+    let csv = st.app.verification_csv(ProjectId(id), &actor).await?;
+    Ok(csv_download("verification.csv", csv))
 }
 
 async fn bulk_action(
     State(st): S,
     ApiPath((id, action)): ApiPath<(Uuid, String)>,
+    AdminActor(actor): AdminActor,
     ApiJson(selection): ApiJson<Selection>,
 ) -> ApiResult<axum::Json<BulkResult>> {
     let action = parse_action(&action)?;
     Ok(axum::Json(
-        st.app.bulk(ProjectId(id), action, &selection).await?,
+        st.app
+            .bulk(ProjectId(id), action, &selection, &actor)
+            .await?,
     ))
 }
 
@@ -284,11 +380,12 @@ async fn user_detail(
 async fn delete_user(
     State(st): S,
     ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>,
+    AdminActor(actor): AdminActor,
 ) -> ApiResult<StatusCode> {
     let project = st.app.project(ProjectId(id)).await?;
     let user = st.app.user_in(project.id, UserId(uid)).await?;
     st.app
-        .user_action(&project, &user, BulkAction::Delete)
+        .user_action(&project, &user, BulkAction::Delete, &actor)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -296,14 +393,17 @@ async fn delete_user(
 async fn user_action(
     State(st): S,
     ApiPath((id, uid, action)): ApiPath<(Uuid, Uuid, String)>,
+    AdminActor(actor): AdminActor,
 ) -> ApiResult<Response> {
     let action = parse_action(&action)?;
     let project = st.app.project(ProjectId(id)).await?;
     let user = st.app.user_in(project.id, UserId(uid)).await?;
-    Ok(match st.app.user_action(&project, &user, action).await? {
-        Some(u) => axum::Json::<UserView>(u.view()).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    Ok(
+        match st.app.user_action(&project, &user, action, &actor).await? {
+            Some(u) => axum::Json::<UserView>(domain::App::user_view(&project, &u)).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]

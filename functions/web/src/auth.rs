@@ -91,6 +91,48 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Who is calling an admin route, for the audit trail: `admin` with the local password, the
+/// identity provider's user behind the gateway (read from the token the gateway verified),
+/// and the client's address.
+pub struct AdminActor(pub domain::Actor);
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for AdminActor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
+        let who = match state.auth {
+            AdminAuth::LocalSession => "admin".to_owned(),
+            AdminAuth::GatewayJwt { .. } => {
+                jwt_identity(&parts.headers).unwrap_or_else(|| "admin (no identity)".into())
+            }
+        };
+        Ok(AdminActor(domain::Actor::admin(who, client)))
+    }
+}
+
+/// The user named by the bearer token's claims. The gateway verified the token before the
+/// request arrived; this only reads who it names.
+fn jwt_identity(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    ["email", "cognito:username", "username", "sub"]
+        .iter()
+        .find_map(|k| claims.get(*k)?.as_str().map(str::to_owned))
+}
+
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientAddr(client): ClientAddr,
@@ -125,9 +167,13 @@ pub async fn login(
     Ok(response)
 }
 
-pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     if let Some(c) = cookie_value(&headers, SESSION_COOKIE) {
-        state.app.admin_logout(&c).await?;
+        state.app.admin_logout(&c, client).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
@@ -154,6 +200,24 @@ pub async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_user_of_a_gateway_token() {
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"1234","cognito:username":"ops-alice"}"#);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer eyJhbGciOiJSUzI1NiJ9.{claims}.sig")).unwrap(),
+        );
+        assert_eq!(jwt_identity(&h).as_deref(), Some("ops-alice"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nonsense"),
+        );
+        assert_eq!(jwt_identity(&h), None);
+    }
 
     #[test]
     fn finds_the_session_cookie_among_others() {

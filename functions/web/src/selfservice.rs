@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use contract::{CredentialsInput, InviteView, MigrationStatus};
 
 use crate::AppState;
+use crate::auth::ClientAddr;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath};
 
@@ -30,9 +31,12 @@ async fn invite(
 async fn submit(
     State(st): State<Arc<AppState>>,
     ApiPath(token): ApiPath<String>,
+    ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<CredentialsInput>,
 ) -> ApiResult<axum::Json<MigrationStatus>> {
-    Ok(axum::Json(st.app.submit_credentials(&token, &input).await?))
+    Ok(axum::Json(
+        st.app.submit_credentials(&token, &input, client).await?,
+    ))
 }
 
 async fn status(

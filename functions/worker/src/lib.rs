@@ -220,7 +220,14 @@ pub async fn handle_invocation(
                     "the watchdog failed users no job works on"
                 );
             }
-            Ok(serde_json::json!({ "watchdog": { "failed": failed.len() } }))
+            // The sweep runs at most hourly whatever the schedule of this invocation.
+            let purged = app
+                .retention_sweep_if_due()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(
+                serde_json::json!({ "watchdog": { "failed": failed.len(), "passwords_purged": purged } }),
+            )
         }
     }
 }

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 
 use contract::limits::PASSWORD_MAX_BYTES;
-use contract::{
-    AuthInput, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ProjectInput, ProjectView,
-};
+use contract::{AuthInput, ConnectorInput, ProjectInput, ProjectView};
 
-use crate::error::{AppError, LoginError};
+use crate::audit::{Actor, AuditAction};
+use crate::error::AppError;
 use crate::model::*;
 use crate::secret::Secret;
 
 use super::App;
+use super::retention::check_retention;
 
 /// Which connector of a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,12 @@ impl App {
         } = &connector.auth
         else {
             return Err(AppError::internal("the connector has no admin password"));
+        };
+        let Some(password) = password else {
+            return Err(AppError::Conflict(format!(
+                "the admin password of the {} server was deleted when the project was closed: enter it again in the project's settings",
+                side.as_str()
+            )));
         };
         let bound = admin_password_aad(
             project,
@@ -165,14 +171,14 @@ pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
 }
 
 /// A connector validated from the form, before its admin password is sealed.
-struct CheckedConnector {
-    host: String,
-    port: u16,
-    security: contract::Security,
-    auth: CheckedAuth,
+pub(crate) struct CheckedConnector {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) security: contract::Security,
+    pub(crate) auth: CheckedAuth,
 }
 
-enum CheckedAuth {
+pub(crate) enum CheckedAuth {
     Admin {
         login_pattern: String,
         password: Option<Secret>,
@@ -180,7 +186,10 @@ enum CheckedAuth {
     PerUser,
 }
 
-fn check_connector(side: &str, input: &ConnectorInput) -> Result<CheckedConnector, AppError> {
+pub(crate) fn check_connector(
+    side: &str,
+    input: &ConnectorInput,
+) -> Result<CheckedConnector, AppError> {
     if input.kind != "imap" {
         return Err(AppError::validation_field(
             &format!("{side}.kind"),
@@ -294,7 +303,7 @@ impl App {
                 let sealed = self.deps.vault.seal(pw.expose().as_bytes(), &aad).await?;
                 ConnectorAuth::Admin {
                     login_pattern,
-                    password: sealed,
+                    password: Some(sealed),
                 }
             }
             CheckedAuth::Admin {
@@ -304,7 +313,7 @@ impl App {
                 Some(Connector {
                     auth:
                         ConnectorAuth::Admin {
-                            password,
+                            password: Some(password),
                             login_pattern: old_pattern,
                         },
                     host,
@@ -324,7 +333,7 @@ impl App {
                     }
                     ConnectorAuth::Admin {
                         login_pattern,
-                        password: password.clone(),
+                        password: Some(password.clone()),
                     }
                 }
                 _ => {
@@ -382,15 +391,37 @@ impl App {
             admin_email,
             notify_user: input.notify_user,
             copy: check_copy_options(&input.copy)?,
+            retention: check_retention(&input.retention)?,
+            closed_at: existing.and_then(|p| p.closed_at),
             created_at: existing.map_or(now, |p| p.created_at),
             version: existing.map_or(1, |p| p.version + 1),
         })
     }
 
-    pub async fn create_project(&self, input: &ProjectInput) -> Result<Project, AppError> {
+    pub async fn create_project(
+        &self,
+        input: &ProjectInput,
+        actor: &Actor,
+    ) -> Result<Project, AppError> {
         let project = self.build_project(ProjectId::new(), input, None).await?;
         self.deps.store.insert_project(&project).await?;
         tracing::info!(project = %project.id, name = %project.name, "project created");
+        let detail = format!(
+            "'{}': source {}:{}, target {}:{}",
+            project.name,
+            project.source.host,
+            project.source.port,
+            project.target.host,
+            project.target.port
+        );
+        self.audit(
+            Some(project.id),
+            actor,
+            AuditAction::ProjectCreated,
+            None,
+            &detail,
+        )
+        .await;
         Ok(project)
     }
 
@@ -401,6 +432,7 @@ impl App {
         id: ProjectId,
         input: &ProjectInput,
         expected_version: Option<u64>,
+        actor: &Actor,
     ) -> Result<Project, AppError> {
         let current = self.project(id).await?;
         if expected_version.is_some_and(|v| v != current.version) {
@@ -413,6 +445,9 @@ impl App {
             .store
             .update_project(&project, current.version)
             .await?;
+        let changes = super::audit_log::project_changes(&current, &project);
+        self.audit(Some(id), actor, AuditAction::ProjectUpdated, None, &changes)
+            .await;
         Ok(project)
     }
 
@@ -435,6 +470,8 @@ impl App {
             admin_email: project.admin_email.as_ref().map(|e| e.to_string()),
             notify_user: project.notify_user,
             copy: project.copy.clone(),
+            retention: project.retention,
+            closed_at: project.closed_at,
             created_at: project.created_at,
             version: project.version,
             users_by_state: counts
@@ -452,144 +489,5 @@ impl App {
             views.push(self.project_view(p).await?);
         }
         Ok(views)
-    }
-
-    /// Tries a login with a connector as typed in the form (nothing is stored).
-    pub async fn test_connection(
-        &self,
-        input: &ConnectionTestInput,
-    ) -> Result<ConnectionTestResult, AppError> {
-        let checked = check_connector("connector", &input.connector)?;
-        let email = match input.email.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(e) => {
-                Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
-            }
-        };
-        let (login, password) = match checked.auth {
-            CheckedAuth::Admin {
-                login_pattern,
-                password,
-            } => {
-                let login = match &email {
-                    Some(e) => login_pattern.replace("{email}", e.as_str()),
-                    None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field(
-                            "email",
-                            "the login pattern needs a mailbox address to test with",
-                        ));
-                    }
-                    None => login_pattern,
-                };
-                let pw = password.ok_or_else(|| {
-                    AppError::validation_field(
-                        "connector.auth.password",
-                        "enter the password to test",
-                    )
-                })?;
-                (login, pw)
-            }
-            CheckedAuth::PerUser => {
-                let email = email.ok_or_else(|| {
-                    AppError::validation_field("email", "enter a mailbox address to test with")
-                })?;
-                let pw = input.password.as_deref().ok_or_else(|| {
-                    AppError::validation_field("password", "enter the mailbox password to test")
-                })?;
-                check_password("password", pw)?;
-                (email.to_string(), Secret::new(pw))
-            }
-        };
-        let endpoint = Endpoint {
-            host: checked.host,
-            port: checked.port,
-            security: checked.security,
-        };
-        Ok(self.try_login(&endpoint, &login, &password).await)
-    }
-
-    /// Tries the stored connector of a project, with its sealed admin password or a typed one.
-    pub async fn test_project_connector(
-        &self,
-        id: ProjectId,
-        side: Side,
-        email: Option<&str>,
-        password: Option<&str>,
-    ) -> Result<ConnectionTestResult, AppError> {
-        let project = self.project(id).await?;
-        let connector = match side {
-            Side::Source => &project.source,
-            Side::Target => &project.target,
-        };
-        let email = match email.map(str::trim) {
-            None | Some("") => None,
-            Some(e) => {
-                Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
-            }
-        };
-        let (login, pw) = match &connector.auth {
-            ConnectorAuth::Admin { login_pattern, .. } => {
-                let login = match &email {
-                    Some(e) => login_pattern.replace("{email}", e.as_str()),
-                    None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field(
-                            "email",
-                            "the login pattern needs a mailbox address to test with",
-                        ));
-                    }
-                    None => login_pattern.clone(),
-                };
-                (login, self.open_admin_password(id, side, connector).await?)
-            }
-            ConnectorAuth::PerUser => {
-                let email = email.ok_or_else(|| {
-                    AppError::validation_field("email", "enter a mailbox address to test with")
-                })?;
-                let pw = password.ok_or_else(|| {
-                    AppError::validation_field("password", "enter the mailbox password to test")
-                })?;
-                check_password("password", pw)?;
-                (email.to_string(), Secret::new(pw))
-            }
-        };
-        Ok(self.try_login(&connector.endpoint(), &login, &pw).await)
-    }
-
-    pub(crate) async fn try_login(
-        &self,
-        endpoint: &Endpoint,
-        login: &str,
-        password: &Secret,
-    ) -> ConnectionTestResult {
-        match self
-            .deps
-            .mailboxes
-            .test_login(endpoint, login, password, self.config.login_timeout)
-            .await
-        {
-            Ok(info) => ConnectionTestResult {
-                ok: true,
-                message: format!(
-                    "signed in to {}:{} as {login}",
-                    endpoint.host, endpoint.port
-                ),
-                capabilities: info.capabilities,
-            },
-            Err(e) => ConnectionTestResult {
-                ok: false,
-                message: describe_login_error(endpoint, &e),
-                capabilities: vec![],
-            },
-        }
-    }
-}
-
-pub(crate) fn describe_login_error(endpoint: &Endpoint, e: &LoginError) -> String {
-    let at = format!("{}:{}", endpoint.host, endpoint.port);
-    match e {
-        LoginError::Rejected(_) => format!("{at} did not accept the login name and password"),
-        LoginError::Unreachable(m) => format!("{at} could not be reached: {m}"),
-        LoginError::Tls(m) => format!("a secure connection to {at} failed: {m}"),
-        LoginError::Timeout => format!("{at} did not answer in time"),
     }
 }

@@ -2,6 +2,7 @@
 //! figures of both sides, what was skipped, and the copies the target stored differently, for
 //! the admin's records and spreadsheets.
 
+use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
 use crate::model::ProjectId;
 
@@ -28,8 +29,13 @@ fn altered_cell(items: &[contract::AlteredItem]) -> String {
 
 impl App {
     /// The project's verification report as CSV (no credentials).
-    pub async fn verification_csv(&self, project_id: ProjectId) -> Result<Vec<u8>, AppError> {
+    pub async fn verification_csv(
+        &self,
+        project_id: ProjectId,
+        actor: &Actor,
+    ) -> Result<Vec<u8>, AppError> {
         self.project(project_id).await?;
+        let mut rows = 0u64;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "source_email",
@@ -73,9 +79,20 @@ impl App {
                 ];
                 w.write_record(row.iter().map(|c| spreadsheet_safe(c)))
                     .map_err(AppError::internal)?;
+                rows += 1;
             }
         }
-        w.into_inner().map_err(AppError::internal)
+        let csv = w.into_inner().map_err(AppError::internal)?;
+        let detail = format!("{rows} folder rows");
+        self.audit(
+            Some(project_id),
+            actor,
+            AuditAction::ReportExported,
+            None,
+            &detail,
+        )
+        .await;
+        Ok(csv)
     }
 }
 

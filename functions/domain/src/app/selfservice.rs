@@ -4,6 +4,7 @@
 
 use contract::{AccountSettings, CredentialsInput, InviteView, MigrationStatus, UserState};
 
+use crate::audit::{Actor, AuditAction};
 use crate::error::{AppError, LoginError, StoreError};
 use crate::model::*;
 use crate::secret::Secret;
@@ -11,7 +12,8 @@ use crate::state::Transition;
 use crate::token;
 
 use super::App;
-use super::projects::{check_password, describe_login_error, login_for};
+use super::connection_test::describe_login_error;
+use super::projects::{check_password, login_for};
 
 impl App {
     /// Resolves a link token; unknown and malformed tokens look the same from outside.
@@ -74,8 +76,12 @@ impl App {
         &self,
         token: &str,
         input: &CredentialsInput,
+        client: Option<std::net::IpAddr>,
     ) -> Result<MigrationStatus, AppError> {
         let (invite, user, project) = self.invite_for(token).await?;
+        Self::require_open(&project)?;
+        let actor = Actor::user(user.source_email.as_str(), client);
+        let subject = user.source_email.to_string();
         if !Self::awaiting_credentials(&user) {
             return Err(AppError::Conflict(
                 "this migration has already started; you can close this page".into(),
@@ -127,9 +133,31 @@ impl App {
                 .test_login(&endpoint, &login, pw, self.config.login_timeout)
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    let detail = format!("accepted by {}", endpoint.host);
+                    self.audit(
+                        Some(project.id),
+                        &actor,
+                        AuditAction::CredentialsTested,
+                        Some(&subject),
+                        &detail,
+                    )
+                    .await;
+                }
                 Err(LoginError::Rejected(_)) => {
                     let left = self.settle_attempt(&invite, true).await?;
+                    let detail = format!(
+                        "the password for {email} was rejected by {}; {left} attempts left",
+                        endpoint.host
+                    );
+                    self.audit(
+                        Some(project.id),
+                        &actor,
+                        AuditAction::CredentialsTested,
+                        Some(&subject),
+                        &detail,
+                    )
+                    .await;
                     let message = if left == 0 {
                         format!(
                             "The password for {email} was not accepted. The link is now locked; ask your administrator for a new one."
@@ -152,9 +180,24 @@ impl App {
                     });
                 }
                 Err(other) => {
-                    // Not the user's fault: the attempt is given back.
+                    // Not the user's fault: the attempt is given back. The page is open to
+                    // whoever holds the link: it names the server, not its port or the
+                    // system's error, which go to the log and the audit trail.
                     self.settle_attempt(&invite, false).await?;
-                    return Err(AppError::Upstream(describe_login_error(&endpoint, &other)));
+                    let detail = describe_login_error(&endpoint, &other);
+                    tracing::warn!(user = %user.id, error = %detail, "a credential test could not reach the server");
+                    self.audit(
+                        Some(project.id),
+                        &actor,
+                        AuditAction::CredentialsTested,
+                        Some(&subject),
+                        &format!("not tested: {detail}"),
+                    )
+                    .await;
+                    return Err(AppError::Upstream(format!(
+                        "The mail server {} could not be reached just now. Your password was not checked; please try again in a few minutes.",
+                        endpoint.host
+                    )));
                 }
             }
         }
@@ -173,6 +216,15 @@ impl App {
             })?;
         self.log_event(&scheduled, "credentials entered on the invite page".into())
             .await;
+        let sides = super::users::sides_named(src_pw.is_some(), tgt_pw.is_some());
+        self.audit(
+            Some(project.id),
+            &actor,
+            AuditAction::CredentialsSubmitted,
+            Some(&subject),
+            &format!("{sides} password stored from the invite page"),
+        )
+        .await;
         Ok(self.status_of(&scheduled, &project))
     }
 

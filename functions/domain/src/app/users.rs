@@ -6,6 +6,7 @@ use contract::{
 };
 use serde_json::json;
 
+use crate::audit::{Actor, AuditAction};
 use crate::csv_import::{self, CsvFileError, CsvRow};
 use crate::error::{AppError, StoreError, VaultError};
 use crate::model::*;
@@ -175,15 +176,19 @@ impl App {
         let need_tgt = project.target.is_per_user();
         let have_src = creds.is_some_and(|c| c.source_password.is_some());
         let have_tgt = creds.is_some_and(|c| c.target_password.is_some());
-        (!need_src || have_src) && (!need_tgt || have_tgt)
+        let admin_kept =
+            !project.source.admin_password_deleted() && !project.target.admin_password_deleted();
+        admin_kept && (!need_src || have_src) && (!need_tgt || have_tgt)
     }
 
     pub async fn add_user(
         &self,
         project_id: ProjectId,
         input: &UserInput,
+        actor: &Actor,
     ) -> Result<MailUser, AppError> {
         let project = self.project(project_id).await?;
+        Self::require_open(&project)?;
         let source = EmailAddress::parse(&input.source_email)
             .map_err(|m| AppError::validation_field("source_email", m))?;
         let target = EmailAddress::parse(&input.target_email)
@@ -221,6 +226,26 @@ impl App {
             Err(e) => return Err(e.into()),
         }
         self.log_event(&user, "added".into()).await;
+        let source = user.source_email.to_string();
+        self.audit(
+            Some(project_id),
+            actor,
+            AuditAction::UserAdded,
+            Some(&source),
+            "",
+        )
+        .await;
+        if src_pw.is_some() || tgt_pw.is_some() {
+            let sides = sides_named(src_pw.is_some(), tgt_pw.is_some());
+            self.audit(
+                Some(project_id),
+                actor,
+                AuditAction::CredentialsSubmitted,
+                Some(&source),
+                &format!("{sides} password entered by the admin"),
+            )
+            .await;
+        }
         Ok(user)
     }
 
@@ -232,8 +257,10 @@ impl App {
         project_id: ProjectId,
         bytes: &[u8],
         dry_run: bool,
+        actor: &Actor,
     ) -> Result<ImportReport, AppError> {
         let project = self.project(project_id).await?;
+        Self::require_open(&project)?;
         let rows = match csv_import::parse(bytes) {
             Ok(rows) => rows,
             Err(Err(CsvFileError::TooLarge)) => {
@@ -298,9 +325,39 @@ impl App {
         if dry_run {
             return Ok(report);
         }
+        let mut with_passwords = 0;
         for (row, existing) in plan {
+            let given = (row.source_password.is_some(), row.target_password.is_some());
+            let source = row.source_email.to_string();
             self.apply_row(&project, row, existing).await?;
+            if given.0 || given.1 {
+                with_passwords += 1;
+                let detail = format!(
+                    "{} password imported from CSV by the admin",
+                    sides_named(given.0, given.1)
+                );
+                self.audit(
+                    Some(project_id),
+                    actor,
+                    AuditAction::CredentialsSubmitted,
+                    Some(&source),
+                    &detail,
+                )
+                .await;
+            }
         }
+        let detail = format!(
+            "{} created, {} updated, {with_passwords} with passwords",
+            report.created, report.updated
+        );
+        self.audit(
+            Some(project_id),
+            actor,
+            AuditAction::UsersImported,
+            None,
+            &detail,
+        )
+        .await;
         Ok(report)
     }
 
@@ -379,14 +436,14 @@ impl App {
         project_id: ProjectId,
         mut query: UserQuery,
     ) -> Result<UserPage, AppError> {
-        self.project(project_id).await?;
         if query.limit == 0 {
             query.limit = 50;
         }
         query.limit = query.limit.min(UserQuery::MAX_LIMIT);
+        let project = self.project(project_id).await?;
         let (users, total) = self.deps.store.list_users(project_id, &query).await?;
         Ok(UserPage {
-            items: users.iter().map(MailUser::view).collect(),
+            items: users.iter().map(|u| Self::user_view(&project, u)).collect(),
             total,
             offset: query.offset,
             limit: query.limit,
@@ -412,8 +469,13 @@ impl App {
     }
 
     /// The project's users as CSV (no passwords), for spreadsheets and re-import.
-    pub async fn export_csv(&self, project_id: ProjectId) -> Result<Vec<u8>, AppError> {
+    pub async fn export_csv(
+        &self,
+        project_id: ProjectId,
+        actor: &Actor,
+    ) -> Result<Vec<u8>, AppError> {
         self.project(project_id).await?;
+        let users = self.all_users(project_id).await?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "source_email",
@@ -429,7 +491,7 @@ impl App {
             "last_error",
         ])
         .map_err(AppError::internal)?;
-        for u in self.all_users(project_id).await? {
+        for u in &users {
             let row = [
                 u.source_email.to_string(),
                 u.target_email.to_string(),
@@ -446,7 +508,17 @@ impl App {
             w.write_record(row.iter().map(|c| super::report::spreadsheet_safe(c)))
                 .map_err(AppError::internal)?;
         }
-        w.into_inner().map_err(AppError::internal)
+        let csv = w.into_inner().map_err(AppError::internal)?;
+        let detail = format!("{} users", users.len());
+        self.audit(
+            Some(project_id),
+            actor,
+            AuditAction::UsersExported,
+            None,
+            &detail,
+        )
+        .await;
+        Ok(csv)
     }
 
     pub async fn user_detail(
@@ -454,6 +526,7 @@ impl App {
         project_id: ProjectId,
         id: UserId,
     ) -> Result<UserDetail, AppError> {
+        let project = self.project(project_id).await?;
         let user = self.user_in(project_id, id).await?;
         let folders = self.deps.store.list_folders(id).await?;
         let events = self.deps.store.list_events(id, 200).await?;
@@ -463,7 +536,7 @@ impl App {
             views.push(f.view(self.skipped_of(f, SKIPPED_SHOWN).await?));
         }
         Ok(UserDetail {
-            user: user.view(),
+            user: Self::user_view(&project, &user),
             folders: views,
             events: events
                 .into_iter()
@@ -481,6 +554,7 @@ impl App {
         project_id: ProjectId,
         action: BulkAction,
         selection: &Selection,
+        actor: &Actor,
     ) -> Result<BulkResult, AppError> {
         let project = self.project(project_id).await?;
         let users = if selection.all {
@@ -518,7 +592,7 @@ impl App {
         };
         for user in users {
             let id = user.id.0;
-            match self.user_action(&project, &user, action).await {
+            match self.user_action(&project, &user, action, actor).await {
                 Ok(_) => result.done.push(id),
                 Err(AppError::Internal(m)) => {
                     tracing::error!(user = %id, error = %m, "bulk action failed");
@@ -542,7 +616,48 @@ impl App {
         project: &Project,
         user: &MailUser,
         action: BulkAction,
+        actor: &Actor,
     ) -> Result<Option<MailUser>, AppError> {
+        let outcome = self.run_user_action(project, user, action, actor).await;
+        let subject = user.source_email.to_string();
+        let name = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let (what, detail) = match (&outcome, action) {
+            (Ok(None), BulkAction::Delete) => (AuditAction::UserDeleted, String::new()),
+            (Ok(_), _) => (AuditAction::UserAction, name),
+            (Err(e), _) => (AuditAction::UserAction, format!("{name} refused: {e}")),
+        };
+        self.audit(Some(project.id), actor, what, Some(&subject), &detail)
+            .await;
+        outcome
+    }
+
+    async fn run_user_action(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        action: BulkAction,
+        actor: &Actor,
+    ) -> Result<Option<MailUser>, AppError> {
+        if matches!(
+            action,
+            BulkAction::Start
+                | BulkAction::ResendInvite
+                | BulkAction::Retry
+                | BulkAction::Delta
+                | BulkAction::RetrySkipped
+        ) {
+            Self::require_open(project)?;
+            for (side, connector) in [("source", &project.source), ("target", &project.target)] {
+                if connector.admin_password_deleted() {
+                    return Err(AppError::Conflict(format!(
+                        "the admin password of the {side} server was deleted when the project was closed: enter it again in the project's settings"
+                    )));
+                }
+            }
+        }
         let next = match action {
             BulkAction::Start => self.start_user(project, user).await?,
             BulkAction::ResendInvite => self.send_invite(project, user).await?,
@@ -568,8 +683,8 @@ impl App {
                         user.state.label().to_lowercase()
                     )));
                 }
-                let purged = self
-                    .purge_credentials(project, user, "the user was marked verified")
+                let (purged, _) = self
+                    .purge_credentials(project, user, "the user was marked verified", actor)
                     .await?;
                 self.transition(&purged, Transition::Verify, |_| {}).await?
             }
@@ -580,8 +695,9 @@ impl App {
                         user.source_email
                     )));
                 }
-                self.purge_credentials(project, user, "the admin purged them")
+                self.purge_credentials(project, user, "the admin purged them", actor)
                     .await?
+                    .0
             }
             BulkAction::Delete => {
                 self.deps.store.delete_user(user.id).await?;
@@ -604,26 +720,46 @@ impl App {
         )))
     }
 
-    /// Deletes the user's stored passwords, says so in the user's events, and records that the
-    /// user has none (a project with admin accounts on both sides still has what it needs).
+    /// Deletes the user's stored passwords, says so in the user's events and the audit trail,
+    /// and records that the user has none (a project with admin accounts on both sides still
+    /// has what it needs). Returns the user and whether any passwords were deleted.
     pub(crate) async fn purge_credentials(
         &self,
         project: &Project,
         user: &MailUser,
         why: &str,
-    ) -> Result<MailUser, AppError> {
+        actor: &Actor,
+    ) -> Result<(MailUser, bool), AppError> {
         let held = self.deps.store.get_credentials(user.id).await?.is_some();
         if held {
             self.deps.store.delete_credentials(user.id).await?;
             self.log_event(user, format!("stored passwords deleted: {why}"))
                 .await;
+            let subject = user.source_email.to_string();
+            self.audit(
+                Some(project.id),
+                actor,
+                AuditAction::CredentialsPurged,
+                Some(&subject),
+                why,
+            )
+            .await;
         }
         let has = Self::has_all_passwords(project, None);
         if user.has_credentials == has {
-            return Ok(user.clone());
+            return Ok((user.clone(), held));
         }
-        self.update_user_record(user, |next| next.has_credentials = has)
-            .await
+        let next = self
+            .update_user_record(user, |next| next.has_credentials = has)
+            .await?;
+        Ok((next, held))
+    }
+
+    /// The user as the console shows it: with until when its passwords are kept.
+    pub fn user_view(project: &Project, user: &MailUser) -> contract::UserView {
+        let mut view = user.view();
+        view.credentials_until = super::retention::credentials_until(project, user);
+        view
     }
 
     /// Starts a user: straight to the queue when every password is known, otherwise an invite.
@@ -734,5 +870,14 @@ fn line_errors(errors: Vec<contract::LineError>) -> AppError {
             if n == 1 { "is" } else { "are" }
         ),
         details: json!({ "errors": errors }),
+    }
+}
+
+/// "source", "target" or "source and target".
+pub(crate) fn sides_named(source: bool, target: bool) -> &'static str {
+    match (source, target) {
+        (true, true) => "source and target",
+        (true, false) => "source",
+        _ => "target",
     }
 }

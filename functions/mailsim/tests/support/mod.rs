@@ -278,15 +278,19 @@ impl World {
             },
         };
         let project = app
-            .create_project(&ProjectInput {
-                name: "property".into(),
-                source: side(SOURCE_HOST),
-                target: side("target.test"),
-                invite_to: InviteTo::None,
-                admin_email: None,
-                notify_user: false,
-                copy: options,
-            })
+            .create_project(
+                &ProjectInput {
+                    name: "property".into(),
+                    source: side(SOURCE_HOST),
+                    target: side("target.test"),
+                    invite_to: InviteTo::None,
+                    admin_email: None,
+                    notify_user: false,
+                    copy: options,
+                    retention: Default::default(),
+                },
+                &admin(),
+            )
             .await
             .expect("project");
         let user = app
@@ -299,6 +303,7 @@ impl World {
                     source_password: None,
                     target_password: None,
                 },
+                &admin(),
             )
             .await
             .expect("user");
@@ -327,7 +332,7 @@ impl World {
     pub async fn act(&self, action: BulkAction) {
         let user = self.user().await;
         self.app
-            .user_action(&self.project, &user, action)
+            .user_action(&self.project, &user, action, &admin())
             .await
             .unwrap_or_else(|e| panic!("{action:?} on a {:?} user: {e}", user.state));
     }
@@ -461,4 +466,9 @@ pub async fn skipped(w: &World) -> (Bag, Vec<String>) {
         }
     }
     (out, reasons)
+}
+
+/// The admin the tests act as (their actions land in the audit trail like a console's).
+pub fn admin() -> domain::Actor {
+    domain::Actor::admin("property test", None)
 }

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use contract::UserState;
 use contract::jobs::Job;
 
+use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
 use crate::mailbox::{MailboxError, Source, Target};
 use crate::model::*;
@@ -201,6 +202,28 @@ impl App {
                 })?;
             sessions.push(session);
         }
+        let used =
+            super::users::sides_named(project.source.is_per_user(), project.target.is_per_user());
+        let detail = if project.source.is_per_user() || project.target.is_per_user() {
+            format!(
+                "a copy job of pass {} signed in with the stored {used} password",
+                user.pass
+            )
+        } else {
+            format!(
+                "a copy job of pass {} signed in with the admin accounts",
+                user.pass
+            )
+        };
+        let subject = user.source_email.to_string();
+        self.audit(
+            Some(project.id),
+            &Actor::system(),
+            AuditAction::CredentialsUsed,
+            Some(&subject),
+            &detail,
+        )
+        .await;
         let target = sessions
             .pop()
             .ok_or_else(|| AppError::internal("no target session"))?;
