@@ -6,7 +6,8 @@
 //! - `cargo xtask test [--quick] [-- TEST-ARGS…]` is what CI runs: it installs the Debian packages,
 //!   the Python venv (moto, cfn-lint, checkov) and the frontend toolchain, builds the frontend, then
 //!   runs every test tier and prints one summary line per tier.
-//! - `cargo xtask bench NAME` runs one benchmark (`frontend` today).
+//! - `cargo xtask bench NAME` runs one benchmark (status, copy, interop, frontend).
+//! - `cargo xtask fuzz [TARGET…]` fuzzes for a bounded time (see `fuzz.rs`); not part of `test`.
 //! - `cargo xtask setup` and `cargo xtask frontend` run only the setup, or only the frontend build.
 //!
 //! Every tool lives under `~/.cache/mailferry/tools/<name>-<version>` and is installed only when the
@@ -20,6 +21,7 @@
 mod bench;
 mod ctx;
 mod frontend;
+mod fuzz;
 mod proc;
 mod servers;
 mod test;
@@ -36,7 +38,9 @@ commands:
   test [--quick] [-- ARGS…]   CI: install packages and tools, build the frontend, run all test tiers
                                 --quick   skip installs and the frontend build (reuse what is there)
                                 ARGS      passed to the test runner (a filter); other tiers are skipped
-  bench NAME                  run one benchmark: status, copy, frontend
+  bench NAME                  run one benchmark: status, copy, interop, frontend
+  fuzz [TARGET…] [--secs N]   bounded fuzzing: imap, csv, tokens (proptest, N s each) and api
+                                (schemathesis against a local server); figures in target/fuzz/
   setup                       only the installs and frontend build of `test` (prepare a machine)
   frontend                    only build the frontend (installing its tools if needed)
 ";
@@ -61,6 +65,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             [name] => bench::bench(&Ctx::new()?, name),
             _ => bail!("usage: cargo xtask bench <{}>", bench::NAMES.join("|")),
         },
+        "fuzz" => fuzz::fuzz(&Ctx::new()?, rest),
         "setup" => test::setup_only(&Ctx::new()?),
         "frontend" => frontend::build(&Ctx::new()?).map(|_| ()),
         "help" | "-h" | "--help" => {

@@ -370,7 +370,7 @@ fn ensure_apt_packages() -> Result<()> {
 
 /// A venv under `~/.cache/mailferry` with the pinned PyPI packages and the program `marker` in
 /// its `bin/`; reinstalled only when a pin differs from what is installed.
-fn ensure_venv(venv: &Path, pins: &[(&str, &str, &str)], marker: &str) -> Result<()> {
+pub(crate) fn ensure_venv(venv: &Path, pins: &[(&str, &str, &str)], marker: &str) -> Result<()> {
     let python = venv.join("bin").join("python");
     let wanted: Vec<String> = pins.iter().map(|(d, _, v)| format!("{d}=={v}")).collect();
     if installed_pins(&python, pins).as_ref() == Some(&wanted)

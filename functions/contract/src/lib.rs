@@ -16,6 +16,7 @@ pub mod jobs;
 
 /// Error body of every non-2xx response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiErrorBody {
     /// Stable machine-readable code, e.g. `validation`, `not_found`, `conflict`, `unauthorized`.
     pub error: String,
@@ -28,6 +29,7 @@ pub struct ApiErrorBody {
 
 /// How the connection to a mail server is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Security {
     /// TLS from the first byte (IMAPS, usually port 993).
@@ -40,6 +42,7 @@ pub enum Security {
 
 /// Who supplies the mailbox passwords for one side of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthInput {
     /// One admin (master) account opens every user's mailbox. The password is stored encrypted.
@@ -57,6 +60,7 @@ pub enum AuthInput {
 
 /// One side (source or target) of a project, as the admin submits it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorInput {
     /// Only `imap` today; Exchange, Microsoft 365 and Google connectors come later.
@@ -74,6 +78,7 @@ fn imap_kind() -> String {
 
 /// A connector as the API shows it: never with a password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectorView {
     pub kind: String,
     pub host: String,
@@ -83,6 +88,7 @@ pub struct ConnectorView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum AuthView {
     Admin {
@@ -94,6 +100,7 @@ pub enum AuthView {
 
 /// Where the invite email with the credential link goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InviteTo {
     /// The user's current (source) address: the usual choice before cutover.
@@ -107,6 +114,7 @@ pub enum InviteTo {
 /// One explicit folder name mapping: full source name (source delimiter) to full target name
 /// (target delimiter).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FolderMapping {
     pub from: String,
@@ -115,6 +123,7 @@ pub struct FolderMapping {
 
 /// What a delta pass does with messages deleted at the source since they were copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeletedAtSource {
     /// Leave the copies on the target (nothing there is ever removed).
@@ -130,6 +139,7 @@ pub enum DeletedAtSource {
 /// that alters what it stores without changing its size (Cyrus replacing 8-bit header bytes
 /// with `X`); this can, where the target keeps messages as they are given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentCheck {
     /// No read-back (a target known to rewrite every message, such as Exchange Online).
@@ -145,6 +155,7 @@ pub enum ContentCheck {
 /// Which folders and messages a project copies, how folder names map, and what delta passes do
 /// with messages deleted at the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CopyOptions {
     /// Folder name patterns (`*` matches any run of characters) to copy; empty means all.
@@ -157,9 +168,11 @@ pub struct CopyOptions {
     pub max_message_bytes: Option<u64>,
     /// Only messages received at or after this instant.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub since: Option<OffsetDateTime>,
     /// Only messages received before this instant.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub before: Option<OffsetDateTime>,
     /// Messages deleted at the source: kept on the target (default) or removed there.
     pub deleted_at_source: DeletedAtSource,
@@ -170,6 +183,7 @@ pub struct CopyOptions {
 /// How long stored passwords are kept (they are always deleted when a user is marked verified
 /// and when the project is closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
     /// A user's stored passwords are deleted after this many days without copying or
@@ -184,6 +198,7 @@ impl Default for Retention {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
     pub name: String,
@@ -205,6 +220,7 @@ pub struct ProjectInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProjectView {
     pub id: Uuid,
     pub name: String,
@@ -218,8 +234,10 @@ pub struct ProjectView {
     /// When the project was closed (its passwords deleted, its links stopped); absent while
     /// it is open.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub closed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub created_at: OffsetDateTime,
     pub version: u64,
     /// Number of users in each state (absent states are zero).
@@ -228,6 +246,7 @@ pub struct ProjectView {
 
 /// Which side to test with `POST /api/admin/projects/{id}/test` or the connector test endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionTestInput {
     pub connector: ConnectorInput,
@@ -240,7 +259,21 @@ pub struct ConnectionTestInput {
     pub password: Option<String>,
 }
 
+/// A test of a project's stored connector (`POST /api/admin/projects/{id}/test/{side}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SavedConnectorTestInput {
+    /// Mailbox to log in as, when the connector needs one.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Password for a per-user test; never stored.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectionTestResult {
     pub ok: bool,
     pub message: String,
@@ -251,6 +284,7 @@ pub struct ConnectionTestResult {
 
 /// State of one migrating user; see DESIGN.md for the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UserState {
     New,
@@ -308,6 +342,7 @@ impl UserState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
     pub source_email: String,
@@ -323,6 +358,7 @@ pub struct UserInput {
 
 /// Copy progress of a user, summed over folders.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Progress {
     pub messages_total: u64,
     pub messages_done: u64,
@@ -338,6 +374,7 @@ pub struct Progress {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserView {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -353,15 +390,19 @@ pub struct UserView {
     /// Until when the user's own stored passwords are kept if nothing happens (they also go
     /// when the user is marked verified); absent when none are stored.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub credentials_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub invite_sent_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub updated_at: OffsetDateTime,
     pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserPage {
     pub items: Vec<UserView>,
     pub total: u64,
@@ -371,6 +412,7 @@ pub struct UserPage {
 
 /// Per-folder progress and verification figures of one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FolderView {
     pub source_name: String,
     pub target_name: String,
@@ -405,6 +447,7 @@ pub struct FolderView {
 
 /// A copy the target stored with other bytes than the source message's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AlteredItem {
     /// The source message's UID.
     pub uid: u32,
@@ -415,6 +458,7 @@ pub struct AlteredItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SkippedItem {
     pub uid: u32,
     pub size: u64,
@@ -426,6 +470,7 @@ pub struct SkippedItem {
 
 /// Why a message was not copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SkipCause {
     /// The project's own rules leave it out (size limit, date range); a retry skips it again.
@@ -445,13 +490,16 @@ impl SkipCause {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventView {
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub at: OffsetDateTime,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserDetail {
     pub user: UserView,
     pub folders: Vec<FolderView>,
@@ -460,10 +508,12 @@ pub struct UserDetail {
 
 /// One line of a project's audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditView {
     /// Sortable id; pass the last one as `before` to read older entries.
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub at: OffsetDateTime,
     /// `admin`, the identity provider's user, `user <address>` or `mailferry`.
     pub who: String,
@@ -477,6 +527,7 @@ pub struct AuditView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditPage {
     /// Newest first.
     pub items: Vec<AuditView>,
@@ -486,6 +537,7 @@ pub struct AuditPage {
 
 /// One CSV line that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LineError {
     /// 1-based line number in the uploaded file (the header is line 1).
     pub line: u64,
@@ -493,6 +545,7 @@ pub struct LineError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportReport {
     /// Rows parsed without error.
     pub valid_rows: u64,
@@ -504,6 +557,7 @@ pub struct ImportReport {
 
 /// Which users a bulk action applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
     #[serde(default)]
@@ -514,6 +568,7 @@ pub struct Selection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BulkAction {
     Start,
@@ -531,24 +586,28 @@ pub enum BulkAction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BulkFailure {
     pub user_id: Uuid,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BulkResult {
     pub done: Vec<Uuid>,
     pub failed: Vec<BulkFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     pub password: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionView {
     pub authenticated: bool,
     /// `local` (password + cookie) or `cognito` (JWT from the API gateway).
@@ -561,6 +620,7 @@ pub struct SessionView {
 
 /// The identity provider's public endpoints and the console's app client id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostedSignIn {
     /// The OAuth 2.0 authorization endpoint (`…/oauth2/authorize`).
     pub authorize_url: String,
@@ -574,17 +634,20 @@ pub struct HostedSignIn {
 
 /// A mail the local outbox holds (local mode only), so an admin can copy invite links.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OutboxMail {
     pub id: String,
     pub to: String,
     pub subject: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub sent_at: OffsetDateTime,
     pub text: String,
 }
 
 /// What the credential page needs to show for an invite token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InviteView {
     pub project_name: String,
     pub display_name: String,
@@ -595,10 +658,12 @@ pub struct InviteView {
     pub state: UserState,
     pub attempts_left: u32,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     pub expires_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsInput {
     #[serde(default)]
@@ -609,6 +674,7 @@ pub struct CredentialsInput {
 
 /// What the credential page polls after Start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MigrationStatus {
     pub state: UserState,
     pub pass: u32,
@@ -621,6 +687,7 @@ pub struct MigrationStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AccountSettings {
     pub email: String,
     pub imap_host: String,
@@ -629,6 +696,7 @@ pub struct AccountSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     pub status: String,
     pub version: String,

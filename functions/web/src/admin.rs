@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract::{
     AuditPage, BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport,
-    OutboxMail, ProjectInput, ProjectView, Selection, UserDetail, UserInput, UserPage, UserState,
-    UserView,
+    OutboxMail, ProjectInput, ProjectView, SavedConnectorTestInput, Selection, UserDetail,
+    UserInput, UserPage, UserState, UserView,
 };
 use domain::{ProjectId, UserId, UserQuery};
 use serde::Deserialize;
@@ -209,20 +209,11 @@ async fn test_connector(
     Ok(axum::Json(st.app.test_connection(&input, &actor).await?))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SideTest {
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-}
-
 async fn test_project_connector(
     State(st): S,
     ApiPath((id, side)): ApiPath<(Uuid, String)>,
     AdminActor(actor): AdminActor,
-    ApiJson(input): ApiJson<SideTest>,
+    ApiJson(input): ApiJson<SavedConnectorTestInput>,
 ) -> ApiResult<axum::Json<ConnectionTestResult>> {
     let side = domain::app::Side::parse(&side)
         .ok_or_else(|| ApiError::not_found("side (use source or target)"))?;
