@@ -307,7 +307,8 @@ fn select<'a>(
 fn every_operation_is_routed_to_the_api_with_the_right_authorization() {
     let t = template();
     let routes = routes(&t);
-    for (method, path, _, _, _, admin) in web::openapi::OPERATIONS {
+    for op in web::openapi::OPERATIONS {
+        let (method, path, admin) = (op.method, op.path, &op.admin);
         // Path parameters become sample values.
         let concrete = path
             .replace("{id}", "p1")
