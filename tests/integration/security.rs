@@ -534,6 +534,74 @@ async fn a_users_password_is_not_used_for_a_server_it_was_not_entered_for() {
     );
 }
 
+/// Before, nothing recorded which admin did what, and a finished project kept every password.
+/// Now the real flow — Bob's password entered on his link, tested against Dovecot, used by the
+/// copy jobs — is in the project's audit trail with who and from where, and closing the project
+/// deletes his password and the admin password and records that too. The trail never holds a
+/// password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_credential_event_is_audited_and_closing_the_project_deletes_the_passwords() {
+    let (app, _source, _target, token) = invited_bob().await;
+    let (p, uid) = bob_copied(&app, &token).await;
+    let closed = app
+        .post(&format!("/api/admin/projects/{p}/close"), json!(null))
+        .await
+        .unwrap();
+    assert_eq!(closed.status, StatusCode::OK, "{:?}", closed.body);
+    assert_eq!(closed.body["target"]["auth"]["has_password"], false);
+    let bob = app
+        .get(&format!("/api/admin/projects/{p}/users/{uid}"))
+        .await
+        .unwrap();
+    assert_eq!(bob.body["user"]["has_credentials"], false);
+
+    let trail = app
+        .get(&format!("/api/admin/projects/{p}/audit?limit=500"))
+        .await
+        .unwrap();
+    let entries = trail.body["items"].as_array().unwrap();
+    let find = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {entries:#?}"))
+    };
+    let submitted = find("credentials.submitted");
+    assert_eq!(submitted["who"], "user bob@old.example");
+    assert_eq!(submitted["from"], "127.0.0.1");
+    assert_eq!(
+        find("credentials.tested")["detail"],
+        "accepted by 127.0.0.1"
+    );
+    assert_eq!(find("credentials.used")["who"], "mailferry");
+    let purged = find("credentials.purged");
+    assert_eq!(purged["detail"], "the project was closed");
+    assert_eq!(purged["who"], "admin");
+    assert_eq!(entries[0]["action"], "project.closed");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "user.action" && e["detail"] == "start")
+    );
+    let text = trail.body.to_string();
+    for secret in ["bob-source-pw", "master-pw", &token] {
+        assert!(!text.contains(secret), "the trail holds a secret");
+    }
+    let csv = app
+        .http
+        .get(app.url(&format!("/api/admin/projects/{p}/audit/export")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    let csv = csv.text().await.unwrap();
+    assert!(
+        csv.starts_with("at,who,from,action,mailbox,detail,id\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("credentials.purged"), "{csv}");
+}
+
 /// Bob enters his password on his link and his (empty) mailbox is copied; returns the project
 /// and user ids.
 async fn bob_copied(app: &integration_tests::TestApp, token: &str) -> (String, String) {

@@ -14,7 +14,7 @@ use std::process::Command;
 /// Crates whose job is to exercise everything (integration tests, benchmarks, test servers,
 /// developer commands): they may depend on any adapter, so only the `domain` rule applies to them.
 /// These are the package names in the metadata (`tests/` is the package `integration-tests`).
-const TEST_AND_TOOL_CRATES: &[&str] = &["integration-tests", "testbed", "xtask"];
+const TEST_AND_TOOL_CRATES: &[&str] = &["integration-tests", "testbed", "xtask", "fuzz"];
 
 /// One "only these crates may depend on that" rule.
 struct Only {

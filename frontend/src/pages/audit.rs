@@ -33,7 +33,7 @@ pub fn AuditTrail(props: &AuditTrailProps) -> Html {
     let load = {
         let trail = trail.clone();
         Callback::from(move |more: bool| {
-            let before = if more { (*trail).next.clone() } else { None };
+            let before = if more { trail.next.clone() } else { None };
             let mut busy = (*trail).clone();
             busy.loading = true;
             trail.set(busy);

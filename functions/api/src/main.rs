@@ -51,14 +51,15 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth: web::AdminAuth::GatewayJwt { sign_in },
         secure_cookies: true,
     };
-    let router = web::router(state, web::RouterOptions::default())
-        .layer(axum::middleware::map_request(client_address));
+    let router = tower::ServiceBuilder::new()
+        .map_request(client_address)
+        .service(web::router(state, web::RouterOptions::default()));
     lambda_http::run(router).await
 }
 
-/// Hands the caller's address that API Gateway saw to the router the way a socket server
-/// would (`ConnectInfo`), so the audit trail and the sign-in throttle see who called.
-async fn client_address(mut request: axum::extract::Request) -> axum::extract::Request {
+/// Hands the caller's address that API Gateway saw to the router (`web::ClientIp`), so the
+/// audit trail and the sign-in throttle see who called.
+fn client_address(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let ip = match request.request_context_ref() {
@@ -68,9 +69,7 @@ async fn client_address(mut request: axum::extract::Request) -> axum::extract::R
     }
     .and_then(|s| s.parse::<std::net::IpAddr>().ok());
     if let Some(ip) = ip {
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+        request.extensions_mut().insert(web::ClientIp(ip));
     }
     request
 }

@@ -105,12 +105,15 @@ async fn serves_the_router_behind_api_gateway() {
     let deployment = moto.deployment(3).await;
     let p = project();
     deployment.store.insert_project(&p).await.expect("insert");
-    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.signature-checked-by-the-gateway";
+    // Claims {"sub":"1","email":"ops@example.com"}; the gateway checked the signature.
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIiwiZW1haWwiOiJvcHNAZXhhbXBsZS5jb20ifQ.signature-checked-by-the-gateway";
+    let export = format!("/api/admin/projects/{}/users/export", p.id);
     let events = vec![
         request("GET", "/api/health", None),
         request("GET", "/api/admin/projects", None),
         request("GET", "/api/admin/projects", Some(token)),
         request("GET", "/api/admin/session", None),
+        request("GET", &export, Some(token)),
     ];
     let api = RuntimeApi::start(events, Duration::from_secs(30))
         .await
@@ -132,6 +135,7 @@ async fn serves_the_router_behind_api_gateway() {
     let anonymous = answer(api.posted(patience).await);
     let admin = answer(api.posted(patience).await);
     let session = answer(api.posted(patience).await);
+    let exported = api.posted(patience).await;
     let _ = child.kill().await;
 
     // Assert
@@ -163,6 +167,24 @@ async fn serves_the_router_behind_api_gateway() {
         session.1["sign_in"]["client_id"],
         "1example23456789abcdefghij"
     );
+
+    assert!(
+        matches!(&exported, Some(Posted::Response { body, .. }) if body.contains("\"statusCode\":200")),
+        "export: {exported:?}"
+    );
+    // The export is in the audit trail with who the gateway's token names and the address API
+    // Gateway saw.
+    let trail = deployment
+        .store
+        .list_audit(Some(p.id), None, 10)
+        .await
+        .expect("list_audit");
+    let entry = trail
+        .iter()
+        .find(|e| e.action == domain::AuditAction::UsersExported)
+        .unwrap_or_else(|| panic!("no export in {trail:?}"));
+    assert_eq!(entry.actor.who, "ops@example.com");
+    assert_eq!(entry.actor.from.as_deref(), Some("192.0.2.10"));
 
     let init = api.first_next_at().expect("asked for an event") - started;
     eprintln!(

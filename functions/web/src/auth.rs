@@ -71,8 +71,13 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The address of the client, when the server was started with connection info (the local
-/// server); `None` behind a gateway that does not pass it.
+/// The caller's address as a front end in front of the router saw it (the Lambda function puts
+/// API Gateway's source IP here); wins over the socket's peer address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// The address of the client: what a front end passed as [`ClientIp`], else the socket's peer
+/// when the server was started with connection info (the local server); `None` otherwise.
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
@@ -82,12 +87,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
+        let passed = parts.extensions.get::<ClientIp>().map(|c| c.0);
+        let peer = || {
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+                .map(|c| c.0.ip())
+        };
+        Ok(ClientAddr(passed.or_else(peer)))
     }
 }
 

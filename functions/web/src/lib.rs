@@ -32,7 +32,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 
-pub use auth::AdminAuth;
+pub use auth::{AdminAuth, ClientIp};
 
 /// Everything the handlers need.
 #[derive(Clone)]
