@@ -185,7 +185,8 @@ async fn a_refused_create_skips_that_folder_only_and_names_it() {
 /// A target like Cyrus with its default namespace (every folder under `INBOX.`, `.` between
 /// levels, CREATE refused elsewhere, CREATE-SPECIAL-USE): each folder lands under the prefix with
 /// its role, and a name the target refuses is copied under a safe name that the checkpoint
-/// (and so the report) and the user's events show.
+/// (and so the report) and the user's events show. Folders whose names would meet there are
+/// kept apart: `Tax` and `INBOX/Tax`, and a folder already named like another's safe name.
 #[tokio::test]
 async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_role() {
     let target = mailsim::Server::with_delimiter('.');
@@ -198,7 +199,9 @@ async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_ro
     w.source
         .create_folder(USER, "Sent", Some(domain::mailbox::SpecialUse::Sent));
     w.source.create_folder(USER, "INBOX/Tax", None);
+    w.source.create_folder(USER, "Tax", None);
     w.source.create_folder(USER, "Q1: plan*", None);
+    w.source.create_folder(USER, "Q1_ plan_", None);
     let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     let folders = [
         "INBOX",
@@ -206,7 +209,9 @@ async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_ro
         "Archive/2020",
         "Sent",
         "INBOX/Tax",
+        "Tax",
         "Q1: plan*",
+        "Q1_ plan_",
     ];
     for (i, folder) in folders.iter().enumerate() {
         w.source
@@ -222,8 +227,10 @@ async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_ro
         ("Archive", "INBOX.Archive"),
         ("Archive/2020", "INBOX.Archive.2020"),
         ("Sent", "INBOX.Sent"),
-        ("INBOX/Tax", "INBOX.Tax"),
-        ("Q1: plan*", "INBOX.Q1_ plan_"),
+        ("Tax", "INBOX.Tax"),
+        ("INBOX/Tax", "INBOX.Tax_2"),
+        ("Q1_ plan_", "INBOX.Q1_ plan_"),
+        ("Q1: plan*", "INBOX.Q1_ plan__2"),
     ];
     for (source, target) in expected {
         assert_eq!(
@@ -247,9 +254,15 @@ async fn a_target_with_an_inbox_namespace_gets_every_folder_under_it_with_its_ro
         .iter()
         .find(|f| f.source_name == "Q1: plan*")
         .unwrap();
-    assert_eq!(renamed.target_name, "INBOX.Q1_ plan_");
+    assert_eq!(renamed.target_name, "INBOX.Q1_ plan__2");
     assert_eq!(renamed.renamed_from.as_deref(), Some("INBOX.Q1: plan*"));
     assert_eq!(renamed.skipped_total(), 0);
+    let apart = states
+        .iter()
+        .find(|f| f.source_name == "INBOX/Tax")
+        .unwrap();
+    assert_eq!(apart.target_name, "INBOX.Tax_2");
+    assert_eq!(apart.renamed_from.as_deref(), Some("INBOX.Tax"));
 }
 
 /// A target that stores 8-bit header bytes as `X` (Cyrus's munge8bit) keeps counts and sizes

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::mailbox::{MailboxError, MessageMeta};
 use crate::model::*;
 
-use super::plan::safe_folder_name;
+use super::naming::safe_folder_name;
 use super::{App, Sessions, Stop, mailbox_err};
 
 /// Puts a folder into a rescan: the whole source folder is compared with the whole target
@@ -282,6 +282,27 @@ impl App {
         let namespace = s.target.namespace().await.map_err(mailbox_err)?;
         let Some(safe) = safe_folder_name(&folder.target_name, &namespace) else {
             return Ok(Err(refusal));
+        };
+        // The safe name must not be another folder's (that would merge the two); folders that
+        // share the refused name on purpose share the safe one too.
+        let first = folder.target_name.as_str();
+        let elsewhere: HashSet<String> = self
+            .deps
+            .store
+            .list_folders(user.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.source_name != folder.source_name)
+            .filter(|f| f.target_name != first && f.renamed_from.as_deref() != Some(first))
+            .map(|f| f.target_name)
+            .collect();
+        let safe = if elsewhere.contains(&safe) {
+            (2..)
+                .map(|n| format!("{safe}_{n}"))
+                .find(|n| !elsewhere.contains(n))
+                .unwrap_or(safe)
+        } else {
+            safe
         };
         match s.target.create_folder(&safe, folder.special_use).await {
             Ok(()) => {}

@@ -30,6 +30,7 @@ mod folder;
 pub(crate) mod identity;
 mod job;
 mod lease;
+mod naming;
 mod plan;
 mod readback;
 mod recovery;

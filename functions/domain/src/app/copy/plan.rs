@@ -7,10 +7,11 @@ use contract::UserState;
 use contract::jobs::Job;
 
 use crate::error::AppError;
-use crate::mailbox::{FolderInfo, Namespace, SpecialUse};
+use crate::mailbox::{FolderInfo, SpecialUse};
 use crate::model::*;
 use crate::state::Transition;
 
+use super::naming::{Namespaces, Placed, keep_apart, map_folder};
 use super::{App, JobOutcome, Sessions, mailbox_err};
 
 /// A `*` glob match on a folder name.
@@ -36,111 +37,6 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
         }
     }
     true
-}
-
-/// The personal namespaces of both sides of a pass.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Namespaces {
-    pub source: Namespace,
-    pub target: Namespace,
-}
-
-/// The target name of a source folder: the explicit map, then INBOX, then the target folder
-/// that has the same special-use role, then the same path under the target's namespace: the
-/// source's personal prefix taken off (`INBOX.Sent` on Cyrus is `Sent`), the target's put on
-/// (`Sent` becomes `INBOX.Sent` on Cyrus), the target's delimiter between the levels (a level
-/// containing the target delimiter gets `_` for it).
-///
-/// A child of INBOX on a server without a prefix (`INBOX/Tax`) goes to the same child of INBOX
-/// on a target whose folders live under `INBOX.` (`INBOX.Tax`, not `INBOX.INBOX.Tax`); the other
-/// way, `INBOX.Tax` becomes `Tax`.
-pub(crate) fn map_folder_name(
-    options: &CopyOptions,
-    source: &FolderInfo,
-    namespaces: &Namespaces,
-    target_folders: &[FolderInfo],
-) -> String {
-    if let Some(m) = options.folder_map.iter().find(|m| m.from == source.name) {
-        return m.to.clone();
-    }
-    if source.name.eq_ignore_ascii_case("INBOX") {
-        return "INBOX".into();
-    }
-    if let Some(role) = source.special_use
-        && let Some(t) = target_folders
-            .iter()
-            .find(|t| t.special_use == Some(role) && t.selectable)
-    {
-        return t.name.clone();
-    }
-    let (from, to) = (&namespaces.source, &namespaces.target);
-    let source_delimiter = source.delimiter.or(from.delimiter);
-    let target_delimiter = to
-        .delimiter
-        .or_else(|| target_folders.iter().find_map(|f| f.delimiter));
-    let relative = relative_name(&source.name, from, source_delimiter, &to.prefix);
-    let path = match (source_delimiter, target_delimiter) {
-        (Some(sd), Some(td)) if sd != td => relative
-            .split(sd)
-            .map(|part| part.replace(td, "_"))
-            .collect::<Vec<_>>()
-            .join(&td.to_string()),
-        _ => relative.to_owned(),
-    };
-    format!("{}{path}", to.prefix)
-}
-
-/// The source name without the source's personal prefix (and without `INBOX` + delimiter when
-/// the target puts every folder under INBOX anyway).
-fn relative_name<'a>(
-    name: &'a str,
-    source: &Namespace,
-    source_delimiter: Option<char>,
-    target_prefix: &str,
-) -> &'a str {
-    if !source.prefix.is_empty() {
-        return strip_prefix_ignoring_case(name, &source.prefix).unwrap_or(name);
-    }
-    let target_under_inbox = strip_prefix_ignoring_case(target_prefix, "INBOX")
-        .is_some_and(|rest| rest.chars().count() == 1);
-    match source_delimiter {
-        Some(sd) if target_under_inbox => {
-            strip_prefix_ignoring_case(name, &format!("INBOX{sd}")).unwrap_or(name)
-        }
-        _ => name,
-    }
-}
-
-/// `name` without `prefix`, compared without regard to ASCII case (`INBOX.` / `Inbox.`).
-fn strip_prefix_ignoring_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = name.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &name[prefix.len()..])
-        .filter(|rest| !rest.is_empty())
-}
-
-/// The name a folder gets when the target refuses the planned one (a character it does not
-/// allow in names, a reserved word): every character of each level that is not a letter, a
-/// digit, a space, `-` or `_` becomes `_`, and the target's prefix stays. `None` when that
-/// changes nothing (the refusal is not about the name).
-pub(crate) fn safe_folder_name(name: &str, namespace: &Namespace) -> Option<String> {
-    let prefix = if name.len() > namespace.prefix.len() {
-        strip_prefix_ignoring_case(name, &namespace.prefix).map(|_| &name[..namespace.prefix.len()])
-    } else {
-        None
-    }
-    .unwrap_or("");
-    let rest = &name[prefix.len()..];
-    let safe: String = rest
-        .chars()
-        .map(|c| {
-            let keep = c.is_alphanumeric()
-                || matches!(c, ' ' | '-' | '_')
-                || Some(c) == namespace.delimiter;
-            if keep { c } else { '_' }
-        })
-        .collect();
-    (safe != rest).then(|| format!("{prefix}{safe}"))
 }
 
 impl App {
@@ -174,7 +70,6 @@ impl App {
             source: s.source.namespace().await.map_err(mailbox_err)?,
             target: s.target.namespace().await.map_err(mailbox_err)?,
         };
-        let planned = plan_folders(&project.copy, &source_folders, &namespaces, &target_folders);
         let existing: HashMap<String, FolderState> = self
             .deps
             .store
@@ -183,6 +78,17 @@ impl App {
             .into_iter()
             .map(|f| (f.source_name.clone(), f))
             .collect();
+        let prior: HashMap<String, String> = existing
+            .values()
+            .map(|f| (f.source_name.clone(), f.target_name.clone()))
+            .collect();
+        let planned = plan_folders(
+            &project.copy,
+            &source_folders,
+            &namespaces,
+            &target_folders,
+            &prior,
+        );
         if !existing.values().any(|f| f.pass == user.pass) {
             // A new pass counts afresh: each folder's first copy job adds what it will copy.
             self.update_progress(user.id, |p| {
@@ -251,10 +157,11 @@ fn checkpoint_for(
             } else {
                 folder.target.clone()
             },
-            renamed_from: p
-                .renamed_from
-                .clone()
-                .filter(|first| *first == folder.target),
+            renamed_from: folder.renamed_from.clone().or_else(|| {
+                p.renamed_from
+                    .clone()
+                    .filter(|first| *first == folder.target)
+            }),
             pass: user.pass,
             subscribed: folder.subscribed,
             shares_target: folder.shares_target,
@@ -267,6 +174,7 @@ fn checkpoint_for(
             subscribed: folder.subscribed,
             shares_target: folder.shares_target,
             special_use: folder.special_use,
+            renamed_from: folder.renamed_from.clone(),
             ..FolderState::new(user.id, &folder.source, &folder.target, user.pass)
         },
     }
@@ -282,6 +190,8 @@ pub(crate) struct PlannedFolder {
     pub shares_target: bool,
     /// The source folder's role, for a target folder created for it.
     pub special_use: Option<SpecialUse>,
+    /// The name it would have had, had another folder's name not met it there.
+    pub renamed_from: Option<String>,
 }
 
 /// The folders a pass copies: the selectable source folders the project includes and does not
@@ -291,8 +201,9 @@ pub(crate) fn plan_folders(
     source_folders: &[FolderInfo],
     namespaces: &Namespaces,
     target_folders: &[FolderInfo],
+    prior: &HashMap<String, String>,
 ) -> Vec<PlannedFolder> {
-    let mut planned: Vec<PlannedFolder> = source_folders
+    let chosen: Vec<&FolderInfo> = source_folders
         .iter()
         .filter(|f| f.selectable)
         .filter(|f| {
@@ -300,38 +211,43 @@ pub(crate) fn plan_folders(
                 || options.include.iter().any(|p| glob_match(p, &f.name));
             included && !options.exclude.iter().any(|p| glob_match(p, &f.name))
         })
-        .map(|f| PlannedFolder {
-            source: f.name.clone(),
-            target: map_folder_name(options, f, namespaces, target_folders),
-            subscribed: f.subscribed,
-            shares_target: false,
-            special_use: f.special_use,
+        .collect();
+    let mut placed: Vec<Placed> = chosen
+        .iter()
+        .map(|f| {
+            let (target, mapping) = map_folder(options, f, namespaces, target_folders);
+            Placed {
+                source: f.name.clone(),
+                target,
+                mapping,
+                renamed_from: None,
+            }
         })
         .collect();
+    keep_apart(&mut placed, prior, target_folders);
     let mut per_target: HashMap<String, usize> = HashMap::new();
-    for p in &planned {
+    for p in &placed {
         *per_target.entry(p.target.clone()).or_default() += 1;
     }
-    for p in &mut planned {
-        p.shares_target = per_target[&p.target] > 1;
-    }
-    planned
+    chosen
+        .iter()
+        .zip(placed)
+        .map(|(f, p)| PlannedFolder {
+            shares_target: per_target[&p.target] > 1,
+            source: p.source,
+            target: p.target,
+            subscribed: f.subscribed,
+            special_use: f.special_use,
+            renamed_from: p.renamed_from,
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::naming::tests::folder;
     use super::*;
     use crate::mailbox::SpecialUse;
-
-    fn folder(name: &str, delimiter: char, special_use: Option<SpecialUse>) -> FolderInfo {
-        FolderInfo {
-            name: name.into(),
-            delimiter: Some(delimiter),
-            special_use,
-            selectable: true,
-            subscribed: true,
-        }
-    }
 
     #[test]
     fn globs_match_like_shell_stars() {
@@ -341,103 +257,6 @@ mod tests {
         assert!(glob_match("*Junk*", "Old Junk mail"));
         assert!(glob_match("INBOX", "INBOX"));
         assert!(!glob_match("INBOX", "INBOX/x"));
-    }
-
-    fn ns(prefix: &str, delimiter: char) -> Namespace {
-        Namespace {
-            prefix: prefix.into(),
-            delimiter: Some(delimiter),
-        }
-    }
-
-    /// Dovecot's default namespace as the source, one like Cyrus's or Courier's as the target.
-    fn dovecot_to_cyrus() -> Namespaces {
-        Namespaces {
-            source: ns("", '/'),
-            target: ns("INBOX.", '.'),
-        }
-    }
-
-    #[test]
-    fn folder_names_follow_map_then_role_then_delimiter() {
-        let target = vec![
-            folder("Sent Items", '.', Some(SpecialUse::Sent)),
-            folder("INBOX", '.', None),
-        ];
-        let options = CopyOptions {
-            folder_map: vec![FolderMapping {
-                from: "Old/Stuff".into(),
-                to: "Archive.Stuff".into(),
-            }],
-            ..Default::default()
-        };
-        let flat = Namespaces {
-            source: ns("", '/'),
-            target: ns("", '.'),
-        };
-        let name = |f: FolderInfo| map_folder_name(&options, &f, &flat, &target);
-        assert_eq!(name(folder("Old/Stuff", '/', None)), "Archive.Stuff");
-        assert_eq!(
-            name(folder("Sent", '/', Some(SpecialUse::Sent))),
-            "Sent Items"
-        );
-        assert_eq!(name(folder("inbox", '/', None)), "INBOX");
-        assert_eq!(
-            name(folder("Projects/v1.2/Ärger", '/', None)),
-            "Projects.v1_2.Ärger"
-        );
-    }
-
-    #[test]
-    fn names_move_between_namespaces_both_ways() {
-        let options = CopyOptions::default();
-        let to_cyrus = dovecot_to_cyrus();
-        let name = |f: FolderInfo, n: &Namespaces| map_folder_name(&options, &f, n, &[]);
-        // Into a namespace under INBOX: the prefix is put on, a child of INBOX stays one.
-        assert_eq!(
-            name(folder("Archive/2020", '/', None), &to_cyrus),
-            "INBOX.Archive.2020"
-        );
-        assert_eq!(name(folder("INBOX/Tax", '/', None), &to_cyrus), "INBOX.Tax");
-        assert_eq!(name(folder("INBOX", '/', None), &to_cyrus), "INBOX");
-        assert_eq!(name(folder("Inbox/Tax", '/', None), &to_cyrus), "INBOX.Tax");
-        // Out of it: the prefix comes off.
-        let from_cyrus = Namespaces {
-            source: to_cyrus.target.clone(),
-            target: to_cyrus.source.clone(),
-        };
-        assert_eq!(
-            name(folder("INBOX.Archive.2020", '.', None), &from_cyrus),
-            "Archive/2020"
-        );
-        assert_eq!(name(folder("INBOX.a/b", '.', None), &from_cyrus), "a_b");
-        // Courier to Cyrus: both under INBOX., same delimiter.
-        let both = Namespaces {
-            source: ns("INBOX.", '.'),
-            target: ns("INBOX.", '.'),
-        };
-        assert_eq!(name(folder("INBOX.Sent", '.', None), &both), "INBOX.Sent");
-        // Cyrus's upstream namespace (altnamespace, `/`): no prefix, folders beside INBOX.
-        let upstream = Namespaces {
-            source: ns("INBOX.", '.'),
-            target: ns("", '/'),
-        };
-        assert_eq!(name(folder("INBOX.Sent", '.', None), &upstream), "Sent");
-    }
-
-    #[test]
-    fn a_refused_name_gets_a_safe_one_under_the_same_prefix() {
-        let cyrus = ns("INBOX.", '.');
-        assert_eq!(
-            safe_folder_name("INBOX.Projects.Q1: plan*", &cyrus).as_deref(),
-            Some("INBOX.Projects.Q1_ plan_")
-        );
-        assert_eq!(
-            safe_folder_name("Ärger/Überweisungen", &ns("", '/')),
-            None,
-            "letters of any script are kept: nothing to change, so no rename"
-        );
-        assert_eq!(safe_folder_name("Plain Name", &ns("", '/')), None);
     }
 
     #[test]
@@ -456,7 +275,13 @@ mod tests {
             exclude: vec!["Junk".into()],
             ..Default::default()
         };
-        let planned = plan_folders(&options, &source, &Namespaces::default(), &target);
+        let planned = plan_folders(
+            &options,
+            &source,
+            &Namespaces::default(),
+            &target,
+            &HashMap::new(),
+        );
         let summary: Vec<(&str, &str, bool)> = planned
             .iter()
             .map(|p| (p.source.as_str(), p.target.as_str(), p.shares_target))
