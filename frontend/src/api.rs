@@ -201,8 +201,8 @@ pub mod endpoints {
     use contract::{
         AuditPage, BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult,
         CredentialsInput, ImportReport, InviteView, LoginInput, MigrationStatus, OutboxMail,
-        ProjectInput, ProjectView, Selection, SessionView, UserDetail, UserInput, UserPage,
-        UserView,
+        ProjectInput, ProjectView, ProviderView, Selection, SessionView, UserDetail, UserInput,
+        UserPage, UserView,
     };
     use serde::de::IgnoredAny;
     use uuid::Uuid;
@@ -230,6 +230,11 @@ pub mod endpoints {
 
     pub async fn projects() -> Result<Vec<ProjectView>, ApiError> {
         request(Method::Get, "/api/admin/projects", NO_BODY).await
+    }
+
+    /// The provider profiles: kinds of service, their servers, ways of signing in and rules.
+    pub async fn providers() -> Result<Vec<ProviderView>, ApiError> {
+        request(Method::Get, "/api/admin/providers", NO_BODY).await
     }
 
     pub async fn project(id: Uuid) -> Result<ProjectView, ApiError> {

@@ -37,7 +37,10 @@ async fn the_self_service_scenario_runs_on_dynamodb_sqs_ses_and_kms() {
             .expect("settings");
     let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()));
     let app = domain::App::new(
-        d.aws.adapters(&settings).into_deps(mailboxes),
+        d.aws.adapters(&settings).into_deps(
+            mailboxes,
+            Arc::new(oauth::OAuthClient::new().expect("token client")),
+        ),
         settings.app_config(),
     );
     let state = web::AppState {

@@ -102,16 +102,24 @@ pub async fn copy_started(
     source: &Dovecot,
     target: &Dovecot,
 ) -> (String, String) {
+    start_ann(app, project_json(source, target), Some(SOURCE_PW)).await
+}
+
+/// Signs in, creates the project, adds Ann (with her source password when the source takes
+/// one) and starts her copy; returns the project and user ids.
+pub async fn start_ann(
+    app: &integration_tests::TestApp,
+    project: serde_json::Value,
+    source_password: Option<&str>,
+) -> (String, String) {
     app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(source, target))
-        .await
-        .unwrap();
+    let p = app.create_project(project).await.unwrap();
+    let mut user = json!({"source_email": "ann@old.example", "target_email": "ann@new.example"});
+    if let Some(pw) = source_password {
+        user["source_password"] = json!(pw);
+    }
     let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users"),
-            json!({"source_email": "ann@old.example", "target_email": "ann@new.example", "source_password": SOURCE_PW}),
-        )
+        .post(&format!("/api/admin/projects/{p}/users"), user)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -151,10 +159,15 @@ async fn delta_pass(
 /// Asserts that every folder of ann's source mailbox arrived on the target exactly: the same
 /// messages, as often, with the same flags.
 pub async fn assert_arrived(source: &Dovecot, target: &Dovecot) {
+    assert_arrived_as(source, target, "ann@new.example*admin", MASTER_PW).await;
+}
+
+/// [`assert_arrived`], reading the target with the given login.
+pub async fn assert_arrived_as(source: &Dovecot, target: &Dovecot, login: &str, password: &str) {
     let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
         .await
         .unwrap();
-    let on_target = target_snapshot(target).await;
+    let (on_target, _) = snapshot(target.port(), login, password).await.unwrap();
     for (folder, items) in &expected_on_target(&source_snap) {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
     }

@@ -8,5 +8,6 @@ mod copy;
 mod crash;
 mod infra;
 mod interop;
+mod oauth;
 mod security;
 mod selfservice;

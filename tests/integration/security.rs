@@ -364,7 +364,7 @@ async fn a_hosted_deployment_reaches_no_loopback_or_metadata_address() {
             .test_login(
                 &endpoint,
                 "ann@old.example",
-                &domain::Secret::new("pw"),
+                &domain::Credential::password("pw"),
                 timeout,
             )
             .await
@@ -385,7 +385,7 @@ async fn a_hosted_deployment_reaches_no_loopback_or_metadata_address() {
         .test_login(
             &endpoint,
             "ann@old.example",
-            &domain::Secret::new("pw"),
+            &domain::Credential::password("pw"),
             timeout,
         )
         .await

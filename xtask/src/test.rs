@@ -137,7 +137,8 @@ pub fn test(ctx: &Ctx, opts: &Options) -> Result<()> {
             .env("CHROMIUM", &env.chromium)
             .env("CHROMEDRIVER", &env.chromedriver)
             .env("MAILFERRY_CYRUS_ROOT", &env.cyrus)
-            .env("MAILFERRY_COURIER_ROOT", &env.courier);
+            .env("MAILFERRY_COURIER_ROOT", &env.courier)
+            .env("MAILFERRY_AUTHORITY_DIR", &env.authority);
         Ok(())
     };
     let mut tier = |name: &'static str, args: Vec<String>| -> Result<()> {
@@ -236,6 +237,7 @@ struct TestEnv {
     chromedriver: PathBuf,
     cyrus: PathBuf,
     courier: PathBuf,
+    authority: PathBuf,
     nextest: bool,
     note: String,
 }
@@ -286,9 +288,11 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     let chromium = find_program(&["chromium", "chromium-browser"])?;
     let chromedriver = find_program(&["chromedriver"])?;
     let (cyrus, courier) = crate::servers::ensure(ctx, !opts.quick)?;
+    let authority = crate::servers::ensure_authority(ctx, !opts.quick)?;
     Ok(TestEnv {
         cyrus,
         courier,
+        authority,
         path_dirs,
         venv,
         sam_venv,

@@ -113,6 +113,9 @@ pub struct TextAreaProps {
     pub error: Option<String>,
     #[prop_or(3)]
     pub rows: u32,
+    /// A required text (a pasted key file): no "(optional)" after the label.
+    #[prop_or_default]
+    pub required: bool,
 }
 
 #[component]
@@ -127,12 +130,16 @@ pub fn TextArea(props: &TextAreaProps) -> Html {
     html! {
         <div class={classes!("field", props.error.is_some().then_some("has-error"))}>
             <label for={props.id.clone()}>
-                { props.label.clone() }<span class="optional">{ " (optional)" }</span>
+                { props.label.clone() }
+                if !props.required {
+                    <span class="optional">{ " (optional)" }</span>
+                }
             </label>
             { hint }
             <textarea
                 id={props.id.clone()}
                 rows={props.rows.to_string()}
+                required={props.required}
                 value={props.value.clone()}
                 aria-invalid={props.error.is_some().then_some("true")}
                 aria-describedby={described_by(&props.id, props.hint.is_some(), props.error.is_some())}

@@ -1,6 +1,7 @@
 //! One component per route. Each page keeps its state in a reducer from `crate::state`.
 
 mod audit;
+mod connector_form;
 mod import;
 mod lifecycle;
 mod login;

@@ -2,16 +2,13 @@
 //! "Test connection" per side, invitations and copy options. Fields are checked as they are
 //! typed; nothing here is ever overwritten by polling.
 
+use super::connector_form::connector;
 use crate::api::endpoints;
 use crate::app::Route;
 use crate::components::{
-    AlertKind, Checkbox, PasswordField, Section, SelectField, Shell, TextArea, TextField, alert,
-    signed_out,
+    AlertKind, Checkbox, Section, SelectField, Shell, TextArea, TextField, alert, signed_out,
 };
-use crate::state::project_form::{
-    AuthMode, Field, ProjectFormAction, ProjectFormState, Side, TestRequest, TestState,
-    invite_value, security_value,
-};
+use crate::state::project_form::{Field, ProjectFormAction, ProjectFormState, Side, invite_value};
 use contract::ContentCheck;
 use uuid::Uuid;
 use yew::platform::spawn_local;
@@ -24,7 +21,7 @@ pub struct ProjectFormProps {
     pub id: Option<Uuid>,
 }
 
-type Handle = UseReducerHandle<ProjectFormState>;
+pub(super) type Handle = UseReducerHandle<ProjectFormState>;
 
 #[component]
 pub fn ProjectFormPage(props: &ProjectFormProps) -> Html {
@@ -37,6 +34,17 @@ pub fn ProjectFormPage(props: &ProjectFormProps) -> Html {
     };
     let navigator = use_navigator();
 
+    {
+        // The provider profiles fill a connector when its kind changes.
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |()| {
+            spawn_local(async move {
+                if let Ok(providers) = endpoints::providers().await {
+                    dispatcher.dispatch(ProjectFormAction::ProvidersLoaded(providers));
+                }
+            });
+        });
+    }
     {
         let dispatcher = state.dispatcher();
         use_effect_with(props.id, move |id| {
@@ -88,12 +96,12 @@ pub fn ProjectFormPage(props: &ProjectFormProps) -> Html {
     }
 }
 
-fn edit(state: &Handle, field: Field) -> Callback<String> {
+pub(super) fn edit(state: &Handle, field: Field) -> Callback<String> {
     let d = state.dispatcher();
     Callback::from(move |v| d.dispatch(ProjectFormAction::Edit(field, v)))
 }
 
-fn blur(state: &Handle, field: Field) -> Option<Callback<()>> {
+pub(super) fn blur(state: &Handle, field: Field) -> Option<Callback<()>> {
     let d = state.dispatcher();
     Some(Callback::from(move |()| {
         d.dispatch(ProjectFormAction::Blur(field))
@@ -266,186 +274,5 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                 <Link<Route> to={cancel} classes="button">{ "Cancel" }</Link<Route>>
             </div>
         </form>
-    }
-}
-
-fn connector(state: &Handle, side: Side) -> Html {
-    let s = &**state;
-    let c = s.connector(side);
-    let heading_id = format!("pf-{}-heading", side.as_str());
-    let test = {
-        let state = state.clone();
-        Callback::from(move |_: MouseEvent| {
-            let dispatcher = state.dispatcher();
-            match state.test_request(side) {
-                Err(message) => dispatcher.dispatch(ProjectFormAction::TestInvalid(side, message)),
-                Ok(request) => {
-                    dispatcher.dispatch(ProjectFormAction::TestStarted(side));
-                    spawn_local(async move {
-                        let (result, saved) = match request {
-                            TestRequest::Typed(input) => {
-                                (endpoints::test_connector(&input).await, false)
-                            }
-                            TestRequest::Saved {
-                                project,
-                                side,
-                                email,
-                                password,
-                            } => (
-                                endpoints::test_saved_connector(
-                                    project,
-                                    side.as_str(),
-                                    email.as_deref(),
-                                    password.as_deref(),
-                                )
-                                .await,
-                                true,
-                            ),
-                        };
-                        match result {
-                            Ok(r) => {
-                                dispatcher.dispatch(ProjectFormAction::TestDone(side, r, saved))
-                            }
-                            Err(e) => dispatcher.dispatch(ProjectFormAction::TestFailed(side, e)),
-                        }
-                    });
-                }
-            }
-        })
-    };
-    let password_hint = if c.has_stored_password {
-        "A password is saved; leave empty to keep it"
-    } else {
-        "Stored encrypted; never shown again"
-    };
-    let result = match &c.test {
-        TestState::Idle => html! {},
-        TestState::Running => html! { <p class="test-result muted">{ "Connecting…" }</p> },
-        TestState::Done {
-            result,
-            saved_settings,
-        } => html! {
-            <div class={classes!("test-result", if result.ok { "test-ok" } else { "test-bad" })}>
-                <p>
-                    <strong>{ if result.ok { "✓ Connected. " } else { "✗ Not connected. " } }</strong>
-                    { result.message.clone() }
-                    if *saved_settings {
-                        <span class="muted">{ " (saved settings)" }</span>
-                    }
-                </p>
-                if !result.capabilities.is_empty() {
-                    <details class="small caps">
-                        <summary>{ "What the server supports" }</summary>
-                        <p class="muted">{ result.capabilities.join(" ") }</p>
-                    </details>
-                }
-            </div>
-        },
-        TestState::Failed(message) => html! {
-            <div class="test-result test-bad"><p><strong>{ "✗ " }</strong>{ message.clone() }</p></div>
-        },
-    };
-    html! {
-        <section class="card" aria-labelledby={heading_id.clone()}>
-            <h2 id={heading_id}>{ side.label() }</h2>
-            <div class="row">
-                <div class="grow">
-                    <TextField
-                        id={Field::Host(side).id()}
-                        label="IMAP server"
-                        placeholder="imap.example.com"
-                        autocomplete="off"
-                        value={c.host.clone()}
-                        oninput={edit(state, Field::Host(side))}
-                        onblur={blur(state, Field::Host(side))}
-                        error={s.field_error(Field::Host(side))}
-                        required=true
-                    />
-                </div>
-                <div class="port">
-                    <TextField
-                        id={Field::Port(side).id()}
-                        label="Port"
-                        inputmode="numeric"
-                        value={c.port.clone()}
-                        oninput={edit(state, Field::Port(side))}
-                        onblur={blur(state, Field::Port(side))}
-                        error={s.field_error(Field::Port(side))}
-                        required=true
-                    />
-                </div>
-            </div>
-            <SelectField
-                id={Field::Security(side).id()}
-                label="Connection security"
-                value={security_value(c.security)}
-                options={vec![
-                    ("tls", "TLS (usually port 993)"),
-                    ("starttls", "STARTTLS (usually port 143)"),
-                    ("plaintext", "None — trusted networks only"),
-                ]}
-                onchange={edit(state, Field::Security(side))}
-            />
-            <SelectField
-                id={Field::Auth(side).id()}
-                label="Mailbox passwords"
-                value={if c.auth == AuthMode::Admin { "admin" } else { "per_user" }}
-                options={vec![
-                    ("per_user", "Each user's own password"),
-                    ("admin", "One admin (master) account for all mailboxes"),
-                ]}
-                onchange={edit(state, Field::Auth(side))}
-            />
-            if c.auth == AuthMode::Admin {
-                <TextField
-                    id={Field::LoginPattern(side).id()}
-                    label="Admin login"
-                    hint="{email} stands for each user's address; Dovecot master users: {email}*admin"
-                    autocomplete="off"
-                    value={c.login_pattern.clone()}
-                    oninput={edit(state, Field::LoginPattern(side))}
-                    onblur={blur(state, Field::LoginPattern(side))}
-                    error={s.field_error(Field::LoginPattern(side))}
-                    required=true
-                />
-                <PasswordField
-                    id={Field::AdminPassword(side).id()}
-                    label="Admin password"
-                    hint={AttrValue::from(password_hint)}
-                    autocomplete="new-password"
-                    required={!c.has_stored_password}
-                    value={c.admin_password.clone()}
-                    oninput={edit(state, Field::AdminPassword(side))}
-                    error={s.field_error(Field::AdminPassword(side))}
-                />
-            }
-            <fieldset class="test">
-                <legend>{ "Test connection" }</legend>
-                <p class="hint">{ "Logs in once with a real mailbox; nothing is stored or copied." }</p>
-                <TextField
-                    id={Field::TestEmail(side).id()}
-                    label="Test mailbox"
-                    kind="email"
-                    autocomplete="off"
-                    placeholder="someone@example.com"
-                    value={c.test_email.clone()}
-                    oninput={edit(state, Field::TestEmail(side))}
-                    required={c.auth == AuthMode::PerUser || c.login_pattern.contains("{email}")}
-                />
-                if c.auth == AuthMode::PerUser {
-                    <PasswordField
-                        id={Field::TestPassword(side).id()}
-                        label="Its password"
-                        autocomplete="off"
-                        value={c.test_password.clone()}
-                        oninput={edit(state, Field::TestPassword(side))}
-                    />
-                }
-                <button type="button" class="button" onclick={test} disabled={c.test == TestState::Running}>
-                    { if c.test == TestState::Running { "Testing…" } else { "Test connection" } }
-                </button>
-                <div role="status" aria-live="polite">{ result }</div>
-            </fieldset>
-        </section>
     }
 }

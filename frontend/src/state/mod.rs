@@ -3,6 +3,7 @@
 //! is what the pages hand to `use_reducer`.
 
 pub mod add_user;
+pub mod connector_form;
 pub mod fields;
 pub mod import;
 pub mod login;

@@ -450,7 +450,7 @@ mod tests {
 
     fn project() -> ProjectView {
         let c = ConnectorView {
-            kind: "imap".into(),
+            kind: contract::ConnectorKind::Imap,
             host: "h.example".into(),
             port: 993,
             security: Security::Tls,

@@ -3,15 +3,17 @@
 //! field (`details.field` of a 422) is shown next to that field until it is edited again.
 
 use contract::{
-    AuthInput, AuthView, ConnectionTestInput, ConnectionTestResult, ConnectorInput, ConnectorView,
-    ContentCheck, CopyOptions, DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView,
-    Retention, Security,
+    ConnectionTestInput, ConnectionTestResult, ContentCheck, CopyOptions, DeletedAtSource,
+    FolderMapping, InviteTo, ProjectInput, ProjectView, ProviderView, Retention,
 };
 use uuid::Uuid;
 
 use crate::api::ApiError;
 use crate::validate;
 
+pub use super::connector_form::{
+    AuthMode, ConnectorField, ConnectorForm, TestState, default_port, parse_kind, parse_security,
+};
 use super::fields::{ServerErrors, error_of, touch};
 
 /// Which connector of a project.
@@ -40,15 +42,6 @@ impl Side {
     }
 }
 
-/// Who gives the mailbox passwords on one side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Each user types their own on the invite page (or the admin adds it).
-    PerUser,
-    /// One admin (master) account opens every mailbox.
-    Admin,
-}
-
 /// Every input of the form. The key of each (`Field::key`) is the name the server uses in
 /// `details.field` of a validation error, so its verdict lands next to the right input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,11 +52,14 @@ pub enum Field {
     NotifyUser,
     RemoveDeleted,
     VerifyContent,
+    Kind(Side),
     Host(Side),
     Port(Side),
     Security(Side),
     Auth(Side),
     LoginPattern(Side),
+    TenantId(Side),
+    ClientId(Side),
     AdminPassword(Side),
     TestEmail(Side),
     TestPassword(Side),
@@ -83,11 +79,14 @@ impl Field {
             Field::NotifyUser => "notify_user".into(),
             Field::RemoveDeleted => "copy.deleted_at_source".into(),
             Field::VerifyContent => "copy.verify_content".into(),
+            Field::Kind(s) => format!("{}.kind", s.as_str()),
             Field::Host(s) => format!("{}.host", s.as_str()),
             Field::Port(s) => format!("{}.port", s.as_str()),
             Field::Security(s) => format!("{}.security", s.as_str()),
             Field::Auth(s) => format!("{}.auth", s.as_str()),
             Field::LoginPattern(s) => format!("{}.auth.login_pattern", s.as_str()),
+            Field::TenantId(s) => format!("{}.auth.tenant_id", s.as_str()),
+            Field::ClientId(s) => format!("{}.auth.client_id", s.as_str()),
             Field::AdminPassword(s) => format!("{}.auth.password", s.as_str()),
             Field::TestEmail(s) => format!("{}.test_email", s.as_str()),
             Field::TestPassword(s) => format!("{}.test_password", s.as_str()),
@@ -117,87 +116,34 @@ impl Field {
         ];
         let per_side = |s| {
             [
+                Field::Kind(s),
                 Field::Host(s),
                 Field::Port(s),
                 Field::LoginPattern(s),
+                Field::TenantId(s),
+                Field::ClientId(s),
                 Field::AdminPassword(s),
             ]
         };
-        all.into_iter()
+        // The secret has another name in each mode; anything else about the mode is the mode.
+        for side in Side::BOTH {
+            for name in ["client_secret", "key_json"] {
+                if key == format!("{}.auth.{name}", side.as_str()) {
+                    return Some(Field::AdminPassword(side));
+                }
+            }
+        }
+        let exact = all
+            .into_iter()
             .chain(per_side(Side::Source))
             .chain(per_side(Side::Target))
-            .find(|f| key == f.key() || key.starts_with(&format!("{}.", f.key())))
-    }
-}
-
-/// The state of a "Test connection" button.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum TestState {
-    #[default]
-    Idle,
-    Running,
-    Done {
-        result: ConnectionTestResult,
-        /// The saved settings were tested (the typed ones need the admin password again).
-        saved_settings: bool,
-    },
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectorForm {
-    pub host: String,
-    pub port: String,
-    pub security: Security,
-    pub auth: AuthMode,
-    pub login_pattern: String,
-    pub admin_password: String,
-    /// Editing: the server holds an admin password for this side; an empty field keeps it.
-    pub has_stored_password: bool,
-    pub test_email: String,
-    pub test_password: String,
-    pub test: TestState,
-}
-
-impl Default for ConnectorForm {
-    fn default() -> Self {
-        ConnectorForm {
-            host: String::new(),
-            port: "993".into(),
-            security: Security::Tls,
-            auth: AuthMode::PerUser,
-            login_pattern: "{email}*admin".into(),
-            admin_password: String::new(),
-            has_stored_password: false,
-            test_email: String::new(),
-            test_password: String::new(),
-            test: TestState::Idle,
-        }
-    }
-}
-
-/// The usual port for a kind of connection security.
-pub fn default_port(security: Security) -> u16 {
-    match security {
-        Security::Tls => 993,
-        Security::Starttls | Security::Plaintext => 143,
-    }
-}
-
-pub fn security_value(s: Security) -> &'static str {
-    match s {
-        Security::Tls => "tls",
-        Security::Starttls => "starttls",
-        Security::Plaintext => "plaintext",
-    }
-}
-
-fn parse_security(s: &str) -> Option<Security> {
-    match s {
-        "tls" => Some(Security::Tls),
-        "starttls" => Some(Security::Starttls),
-        "plaintext" => Some(Security::Plaintext),
-        _ => None,
+            .find(|f| key == f.key() || key.starts_with(&format!("{}.", f.key())));
+        exact.or_else(|| {
+            Side::BOTH
+                .into_iter()
+                .map(Field::Auth)
+                .find(|f| key.starts_with(&format!("{}.", f.key())))
+        })
     }
 }
 
@@ -215,59 +161,6 @@ fn parse_invite(s: &str) -> Option<InviteTo> {
         "target" => Some(InviteTo::Target),
         "none" => Some(InviteTo::None),
         _ => None,
-    }
-}
-
-impl ConnectorForm {
-    fn from_view(v: &ConnectorView) -> Self {
-        let (auth, login_pattern, has_stored_password) = match &v.auth {
-            AuthView::Admin {
-                login_pattern,
-                has_password,
-            } => (AuthMode::Admin, login_pattern.clone(), *has_password),
-            AuthView::PerUser => (AuthMode::PerUser, "{email}*admin".to_owned(), false),
-        };
-        ConnectorForm {
-            host: v.host.clone(),
-            port: v.port.to_string(),
-            security: v.security,
-            auth,
-            login_pattern,
-            has_stored_password,
-            ..ConnectorForm::default()
-        }
-    }
-
-    fn needs_test_email(&self) -> bool {
-        self.auth == AuthMode::PerUser || self.login_pattern.contains("{email}")
-    }
-
-    fn to_input(&self) -> Option<ConnectorInput> {
-        let port = validate::port(&self.port).ok()?;
-        let auth = match self.auth {
-            AuthMode::PerUser => AuthInput::PerUser,
-            AuthMode::Admin => AuthInput::Admin {
-                login_pattern: self.login_pattern.trim().to_owned(),
-                password: (!self.admin_password.is_empty()).then(|| self.admin_password.clone()),
-            },
-        };
-        Some(ConnectorInput {
-            kind: "imap".into(),
-            host: self.host.trim().to_owned(),
-            port,
-            security: self.security,
-            auth,
-        })
-    }
-
-    /// Whether the typed settings differ from the saved ones.
-    fn differs_from(&self, saved: &ConnectorView) -> bool {
-        let saved = ConnectorForm::from_view(saved);
-        self.host.trim() != saved.host
-            || validate::port(&self.port).ok() != validate::port(&saved.port).ok()
-            || self.security != saved.security
-            || self.auth != saved.auth
-            || (self.auth == AuthMode::Admin && self.login_pattern.trim() != saved.login_pattern)
     }
 }
 
@@ -318,10 +211,13 @@ pub struct ProjectFormState {
     pub server_errors: ServerErrors,
     /// Set once the server stored the project; the page then moves on.
     pub saved: Option<Uuid>,
+    /// The provider profiles (`GET /api/admin/providers`): kinds, their servers and rules.
+    pub providers: Vec<ProviderView>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProjectFormAction {
+    ProvidersLoaded(Vec<ProviderView>),
     Loaded(ProjectView),
     LoadFailed(ApiError),
     Edit(Field, String),
@@ -365,6 +261,7 @@ impl Default for ProjectFormState {
             error: None,
             server_errors: ServerErrors::default(),
             saved: None,
+            providers: Vec::new(),
         }
     }
 }
@@ -394,25 +291,16 @@ impl ProjectFormState {
     }
 
     fn connector_errors(&self, side: Side, out: &mut Vec<(Field, String)>) {
-        let c = self.connector(side);
-        if let Err(e) = validate::host(&c.host) {
-            out.push((Field::Host(side), e));
-        }
-        if let Err(e) = validate::port(&c.port) {
-            out.push((Field::Port(side), e));
-        }
-        if c.auth == AuthMode::Admin {
-            if let Err(e) = validate::login_pattern(&c.login_pattern) {
-                out.push((Field::LoginPattern(side), e));
-            }
-            let check = if c.has_stored_password {
-                validate::optional_password(&c.admin_password)
-            } else {
-                validate::password(&c.admin_password)
+        for (field, e) in self.connector(side).errors() {
+            let field = match field {
+                ConnectorField::Host => Field::Host(side),
+                ConnectorField::Port => Field::Port(side),
+                ConnectorField::LoginPattern => Field::LoginPattern(side),
+                ConnectorField::TenantId => Field::TenantId(side),
+                ConnectorField::ClientId => Field::ClientId(side),
+                ConnectorField::Secret => Field::AdminPassword(side),
             };
-            if let Err(e) = check {
-                out.push((Field::AdminPassword(side), e));
-            }
+            out.push((field, e));
         }
     }
 
@@ -470,6 +358,8 @@ impl ProjectFormState {
             Field::Host(s) => &self.connector(s).host,
             Field::Port(s) => &self.connector(s).port,
             Field::LoginPattern(s) => &self.connector(s).login_pattern,
+            Field::TenantId(s) => &self.connector(s).tenant_id,
+            Field::ClientId(s) => &self.connector(s).client_id,
             Field::AdminPassword(s) => &self.connector(s).admin_password,
             Field::TestEmail(s) => &self.connector(s).test_email,
             Field::TestPassword(s) => &self.connector(s).test_password,
@@ -482,6 +372,7 @@ impl ProjectFormState {
             | Field::NotifyUser
             | Field::RemoveDeleted
             | Field::VerifyContent
+            | Field::Kind(_)
             | Field::Security(_)
             | Field::Auth(_) => {
                 return None;
@@ -539,8 +430,7 @@ impl ProjectFormState {
         }
         let email = (!email.is_empty()).then(|| email.to_owned());
         let password = (c.auth == AuthMode::PerUser).then(|| c.test_password.clone());
-        let use_saved =
-            c.auth == AuthMode::Admin && c.admin_password.is_empty() && c.has_stored_password;
+        let use_saved = c.auth.has_secret() && c.admin_password.is_empty() && c.has_stored_password;
         if use_saved && let Some((project, _)) = self.editing {
             if let Some(original) = &self.original {
                 let saved = match side {
@@ -549,7 +439,7 @@ impl ProjectFormState {
                 };
                 if c.differs_from(saved) {
                     return Err(
-                        "The settings changed: type the admin password again to test them, or save first"
+                        "The settings changed: type the secret again to test them, or save first"
                             .into(),
                     );
                 }
@@ -610,7 +500,10 @@ impl ProjectFormState {
         touch(&mut self.touched, field);
         self.server_errors.remove(&field.key());
         let side_of = |f: Field| match f {
-            Field::Host(s)
+            Field::Kind(s)
+            | Field::TenantId(s)
+            | Field::ClientId(s)
+            | Field::Host(s)
             | Field::Port(s)
             | Field::Security(s)
             | Field::Auth(s)
@@ -653,13 +546,19 @@ impl ProjectFormState {
                     c.security = security;
                 }
             }
-            Field::Auth(s) => {
-                self.connector_mut(s).auth = if value == "admin" {
-                    AuthMode::Admin
-                } else {
-                    AuthMode::PerUser
+            Field::Kind(s) => {
+                if let Some(kind) = parse_kind(&value) {
+                    let providers = self.providers.clone();
+                    self.connector_mut(s).set_kind(kind, &providers);
                 }
             }
+            Field::Auth(s) => {
+                if let Some(mode) = AuthMode::parse(&value) {
+                    self.connector_mut(s).auth = mode;
+                }
+            }
+            Field::TenantId(s) => self.connector_mut(s).tenant_id = value,
+            Field::ClientId(s) => self.connector_mut(s).client_id = value,
             Field::LoginPattern(s) => self.connector_mut(s).login_pattern = value,
             Field::AdminPassword(s) => self.connector_mut(s).admin_password = value,
             Field::TestEmail(s) => self.connector_mut(s).test_email = value,
@@ -674,6 +573,7 @@ impl ProjectFormState {
 
     pub fn apply(mut self, action: ProjectFormAction) -> Self {
         match action {
+            ProjectFormAction::ProvidersLoaded(providers) => self.providers = providers,
             ProjectFormAction::Loaded(p) => {
                 self.loading = false;
                 self.load_error = None;
@@ -768,6 +668,7 @@ super::reducible!(ProjectFormState, ProjectFormAction);
 mod tests {
     use super::*;
     use contract::ApiErrorBody;
+    use contract::{AuthInput, AuthView, ConnectorView, Security};
     use time::OffsetDateTime;
 
     fn typed(fields: &[(Field, &str)]) -> ProjectFormState {
@@ -793,14 +694,14 @@ mod tests {
             id: Uuid::from_u128(7),
             name: "Acme".into(),
             source: ConnectorView {
-                kind: "imap".into(),
+                kind: contract::ConnectorKind::Imap,
                 host: "imap.old.example".into(),
                 port: 993,
                 security: Security::Tls,
                 auth: AuthView::PerUser,
             },
             target: ConnectorView {
-                kind: "imap".into(),
+                kind: contract::ConnectorKind::Imap,
                 host: "imap.new.example".into(),
                 port: 143,
                 security: Security::Starttls,

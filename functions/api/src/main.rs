@@ -44,7 +44,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let mailboxes =
         Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()).reaching(reach));
-    let deps = aws.adapters(&settings).into_deps(mailboxes);
+    let tokens = Arc::new(oauth::OAuthClient::new()?);
+    let deps = aws.adapters(&settings).into_deps(mailboxes, tokens);
     let app = domain::App::new(deps, settings.app_config());
     let state = web::AppState {
         app,

@@ -65,6 +65,7 @@ fn request(method: &str, path: &str, bearer: Option<&str>) -> String {
 
 fn project() -> Project {
     let connector = Connector {
+        kind: contract::ConnectorKind::Imap,
         host: "imap.example.com".into(),
         port: 993,
         security: Security::Tls,

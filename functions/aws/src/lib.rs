@@ -179,9 +179,10 @@ pub struct Adapters {
 impl Adapters {
     /// The use cases' dependencies: these adapters, the wall clock, and `mailboxes` (the IMAP
     /// client, which this crate does not import) for both login checks and copy sessions.
-    pub fn into_deps<M>(self, mailboxes: Arc<M>) -> Deps
+    pub fn into_deps<M, T>(self, mailboxes: Arc<M>, tokens: Arc<T>) -> Deps
     where
         M: MailServers,
+        T: domain::oauth::Tokens,
     {
         Deps {
             store: Arc::new(self.store),
@@ -190,6 +191,7 @@ impl Adapters {
             vault: Arc::new(self.vault),
             clock: Arc::new(SystemClock),
             mailboxes,
+            tokens,
         }
     }
 }

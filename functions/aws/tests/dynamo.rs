@@ -25,6 +25,7 @@ fn email(s: &str) -> EmailAddress {
 
 fn project() -> Project {
     let connector = Connector {
+        kind: contract::ConnectorKind::Imap,
         host: "imap.example.com".into(),
         port: 993,
         security: Security::Tls,

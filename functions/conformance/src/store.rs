@@ -99,12 +99,14 @@ fn project(name: &str) -> Project {
         id: ProjectId::new(),
         name: name.to_owned(),
         source: Connector {
+            kind: contract::ConnectorKind::Imap,
             host: "imap.source.example".into(),
             port: 993,
             security: Security::Tls,
             auth: ConnectorAuth::PerUser,
         },
         target: Connector {
+            kind: contract::ConnectorKind::Imap,
             host: "imap.target.example".into(),
             port: 143,
             security: Security::Starttls,

@@ -13,6 +13,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub mod jobs;
+pub mod providers;
+
+pub use providers::{ConnectorKind, ProviderView, RuleView};
 
 /// Error body of every non-2xx response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,30 @@ pub enum AuthInput {
     },
     /// Each user's own password, entered by the user on the invite page or by the admin.
     PerUser,
+    /// Microsoft 365 admin access: an app registration of the tenant with the
+    /// `IMAP.AccessAsApp` permission and access to the mailboxes. mailferry asks the tenant for
+    /// an app token (client credentials) and signs in to each mailbox with XOAUTH2. Leaving
+    /// `client_secret` out on an edit keeps the stored one.
+    MicrosoftApp {
+        tenant_id: String,
+        client_id: String,
+        #[serde(default)]
+        client_secret: Option<String>,
+        /// The name XOAUTH2 signs in as; `{email}` (the default) is the user's address.
+        #[serde(default = "email_pattern")]
+        login_pattern: String,
+    },
+    /// Google Workspace admin access: a service account with domain-wide delegation for the
+    /// scope `https://mail.google.com/`. `key_json` is the key file Google gives (JSON with
+    /// `client_email` and `private_key`); leaving it out on an edit keeps the stored one.
+    GoogleServiceAccount {
+        #[serde(default)]
+        key_json: Option<String>,
+    },
+}
+
+fn email_pattern() -> String {
+    "{email}".to_owned()
 }
 
 /// One side (source or target) of a project, as the admin submits it.
@@ -63,24 +90,20 @@ pub enum AuthInput {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorInput {
-    /// Only `imap` today; Exchange, Microsoft 365 and Google connectors come later.
-    #[serde(default = "imap_kind")]
-    pub kind: String,
+    /// Which kind of service: any IMAP server, Microsoft 365 or Google Workspace.
+    #[serde(default)]
+    pub kind: ConnectorKind,
     pub host: String,
     pub port: u16,
     pub security: Security,
     pub auth: AuthInput,
 }
 
-fn imap_kind() -> String {
-    "imap".to_owned()
-}
-
 /// A connector as the API shows it: never with a password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectorView {
-    pub kind: String,
+    pub kind: ConnectorKind,
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -96,6 +119,17 @@ pub enum AuthView {
         has_password: bool,
     },
     PerUser,
+    MicrosoftApp {
+        tenant_id: String,
+        client_id: String,
+        login_pattern: String,
+        has_secret: bool,
+    },
+    GoogleServiceAccount {
+        /// The service account (from its key file).
+        client_email: String,
+        has_key: bool,
+    },
 }
 
 /// Where the invite email with the credential link goes.

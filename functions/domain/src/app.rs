@@ -10,9 +10,11 @@ use contract::jobs::Job;
 use crate::error::{AppError, StoreError};
 use crate::mailbox::MailServers;
 use crate::model::{MailUser, UserEvent};
+use crate::oauth::Tokens;
 use crate::ports::{Clock, Mailer, Queue, Store, Vault};
 use crate::state::Transition;
 
+mod app_access;
 mod audit_log;
 mod connection_test;
 mod copy;
@@ -41,6 +43,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// The mail servers: login checks, and sessions for the copy engine.
     pub mailboxes: Arc<dyn MailServers>,
+    /// OAuth access tokens for Microsoft 365 and Google Workspace.
+    pub tokens: Arc<dyn Tokens>,
 }
 
 /// Settings of the use cases.
@@ -53,6 +57,30 @@ pub struct AppConfig {
     pub invite_ttl: Duration,
     pub session_ttl: Duration,
     pub copy: CopySettings,
+    pub authorities: Authorities,
+}
+
+/// Where the OAuth authorities' token endpoints are: the provider profiles' (Microsoft's,
+/// Google's) unless the operator names others (a national cloud, or a local authority in
+/// tests). `{tenant}` is replaced by the project's tenant.
+#[derive(Debug, Clone)]
+pub struct Authorities {
+    pub microsoft_token_url: String,
+    pub google_token_url: String,
+}
+
+impl Default for Authorities {
+    fn default() -> Self {
+        let url = |p: &crate::providers::Profile| {
+            p.authority
+                .map(|a| a.value.token_url.to_owned())
+                .unwrap_or_default()
+        };
+        Authorities {
+            microsoft_token_url: url(&crate::providers::MICROSOFT_365),
+            google_token_url: url(&crate::providers::GOOGLE_WORKSPACE),
+        }
+    }
 }
 
 /// Tuning of the copy engine.
@@ -96,6 +124,7 @@ impl Default for AppConfig {
             invite_ttl: Duration::from_secs(contract::limits::INVITE_TTL_DAYS as u64 * 86_400),
             session_ttl: Duration::from_secs(12 * 3600),
             copy: CopySettings::default(),
+            authorities: Authorities::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::error::LoginError;
 use crate::model::Endpoint;
 use crate::ports::LoginInfo;
-use crate::secret::Secret;
+use crate::secret::Credential;
 
 /// RFC 6154 special-use roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -277,7 +277,7 @@ pub trait MailServers: Send + Sync + 'static {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<LoginInfo, LoginError>;
 
@@ -287,7 +287,7 @@ pub trait MailServers: Send + Sync + 'static {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError>;
 }

@@ -2,7 +2,8 @@
 //! fields they index, so a new optional field never needs a schema migration.
 
 use contract::{
-    AuthView, ConnectorView, InviteTo, Progress, Retention, Security, SkippedItem, UserState,
+    AuthView, ConnectorKind, ConnectorView, InviteTo, Progress, Retention, Security, SkippedItem,
+    UserState,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -129,11 +130,51 @@ pub enum ConnectorAuth {
         password: Option<Sealed>,
     },
     PerUser,
+    /// Microsoft 365: an app registration's client secret, for app tokens.
+    MicrosoftApp {
+        tenant_id: String,
+        client_id: String,
+        login_pattern: String,
+        /// `None` once deleted (the project was closed).
+        secret: Option<Sealed>,
+    },
+    /// Google Workspace: a service account's key file, for a token per mailbox.
+    GoogleServiceAccount {
+        client_email: String,
+        /// `None` once deleted (the project was closed).
+        key: Option<Sealed>,
+    },
+}
+
+impl ConnectorAuth {
+    /// The sealed admin-level secret (password, client secret, key) of a mode that has one.
+    pub fn admin_secret(&self) -> Option<&Option<Sealed>> {
+        match self {
+            ConnectorAuth::Admin { password, .. } => Some(password),
+            ConnectorAuth::MicrosoftApp { secret, .. } => Some(secret),
+            ConnectorAuth::GoogleServiceAccount { key, .. } => Some(key),
+            ConnectorAuth::PerUser => None,
+        }
+    }
+
+    /// Deletes the admin-level secret; whether there was one.
+    pub fn forget_secret(&mut self) -> bool {
+        let slot = match self {
+            ConnectorAuth::Admin { password, .. } => password,
+            ConnectorAuth::MicrosoftApp { secret, .. } => secret,
+            ConnectorAuth::GoogleServiceAccount { key, .. } => key,
+            ConnectorAuth::PerUser => return false,
+        };
+        slot.take().is_some()
+    }
 }
 
 /// A validated mail server endpoint plus how to authenticate on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connector {
+    /// Stored since provider profiles; older projects are IMAP.
+    #[serde(default)]
+    pub kind: ConnectorKind,
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -151,7 +192,7 @@ impl Connector {
 
     pub fn view(&self) -> ConnectorView {
         ConnectorView {
-            kind: "imap".into(),
+            kind: self.kind,
             host: self.host.clone(),
             port: self.port,
             security: self.security,
@@ -164,6 +205,23 @@ impl Connector {
                     has_password: password.is_some(),
                 },
                 ConnectorAuth::PerUser => AuthView::PerUser,
+                ConnectorAuth::MicrosoftApp {
+                    tenant_id,
+                    client_id,
+                    login_pattern,
+                    secret,
+                } => AuthView::MicrosoftApp {
+                    tenant_id: tenant_id.clone(),
+                    client_id: client_id.clone(),
+                    login_pattern: login_pattern.clone(),
+                    has_secret: secret.is_some(),
+                },
+                ConnectorAuth::GoogleServiceAccount { client_email, key } => {
+                    AuthView::GoogleServiceAccount {
+                        client_email: client_email.clone(),
+                        has_key: key.is_some(),
+                    }
+                }
             },
         }
     }
@@ -172,9 +230,9 @@ impl Connector {
         matches!(self.auth, ConnectorAuth::PerUser)
     }
 
-    /// An admin account whose password was deleted (the project was closed).
-    pub fn admin_password_deleted(&self) -> bool {
-        matches!(self.auth, ConnectorAuth::Admin { password: None, .. })
+    /// An admin-level mode whose secret was deleted (the project was closed).
+    pub fn admin_secret_deleted(&self) -> bool {
+        matches!(self.auth.admin_secret(), Some(None))
     }
 }
 

@@ -43,6 +43,24 @@ impl Drop for Secret {
     }
 }
 
+/// What signs in to a mailbox: a password (LOGIN / AUTHENTICATE PLAIN), or an OAuth access
+/// token (AUTHENTICATE XOAUTH2 or OAUTHBEARER) for services that take no passwords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Password(Secret),
+    Bearer(Secret),
+}
+
+impl Credential {
+    pub fn password(value: impl Into<String>) -> Self {
+        Credential::Password(Secret::new(value))
+    }
+
+    pub fn bearer(value: impl Into<String>) -> Self {
+        Credential::Bearer(Secret::new(value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

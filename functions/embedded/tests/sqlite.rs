@@ -19,6 +19,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 fn project(admin_password: domain::model::Sealed) -> Project {
     let connector = |auth| Connector {
+        kind: contract::ConnectorKind::Imap,
         host: "imap.example.com".into(),
         port: 993,
         security: Security::Tls,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use domain::Endpoint;
 use domain::error::LoginError;
 use domain::ports::LoginInfo;
-use domain::secret::Secret;
+use domain::secret::Credential;
 
 use crate::{ImapError, Reach, Session, TlsConfig};
 
@@ -56,11 +56,14 @@ impl ImapMailboxes {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<Session, ImapError> {
         let mut session = Session::connect_to(endpoint, &self.tls, timeout, self.reach).await?;
-        session.login(login, password).await?;
+        match credential {
+            Credential::Password(password) => session.login(login, password).await?,
+            Credential::Bearer(token) => session.authenticate_xoauth2(login, token).await?,
+        }
         Ok(session)
     }
 }
@@ -73,22 +76,20 @@ impl ImapMailboxes {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<LoginInfo, LoginError> {
-        let session = match tokio::time::timeout(
-            timeout,
-            self.open(endpoint, login, password, timeout),
-        )
-        .await
-        {
-            Err(_) => return Err(LoginError::Timeout),
-            Ok(Err(error)) => {
-                tracing::debug!(host = %endpoint.host, %error, "test login failed");
-                return Err(error.into_login_error());
-            }
-            Ok(Ok(session)) => session,
-        };
+        let session =
+            match tokio::time::timeout(timeout, self.open(endpoint, login, credential, timeout))
+                .await
+            {
+                Err(_) => return Err(LoginError::Timeout),
+                Ok(Err(error)) => {
+                    tracing::debug!(host = %endpoint.host, %error, "test login failed");
+                    return Err(error.into_login_error());
+                }
+                Ok(Ok(session)) => session,
+            };
         let capabilities = session.capabilities().as_slice().to_vec();
         tokio::spawn(async move {
             let _ = session.logout().await;

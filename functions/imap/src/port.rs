@@ -13,7 +13,7 @@ use domain::Endpoint;
 use domain::error::LoginError;
 use domain::mailbox::{self as port, MailServers, MailSession, MailboxError, retry_hint};
 use domain::ports::LoginInfo;
-use domain::secret::Secret;
+use domain::secret::Credential;
 
 use crate::{ImapError, ImapMailboxes, Session, UidSet};
 
@@ -86,22 +86,22 @@ impl MailServers for ImapMailboxes {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<LoginInfo, LoginError> {
-        self.check_login(endpoint, login, password, timeout).await
+        self.check_login(endpoint, login, credential, timeout).await
     }
 
     async fn open(
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
         let mut session = match tokio::time::timeout(
             timeout,
-            ImapMailboxes::open(self, endpoint, login, password, timeout),
+            ImapMailboxes::open(self, endpoint, login, credential, timeout),
         )
         .await
         {

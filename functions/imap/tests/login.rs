@@ -9,7 +9,7 @@ use contract::Security;
 use domain::Endpoint;
 use domain::error::LoginError;
 use domain::mailbox::MailServers;
-use domain::secret::Secret;
+use domain::secret::{Credential, Secret};
 use imap::imap_types::command::CommandBody;
 use imap::{ImapError, ImapMailboxes, LoginMethod, Session, TlsConfig};
 use testbed::{Dovecot, DovecotOptions};
@@ -51,7 +51,7 @@ async fn plaintext_login_reports_the_capabilities_after_login() {
         .test_login(
             &endpoint(dovecot.port(), Security::Plaintext),
             "alice@example.com",
-            &Secret::new("secret"),
+            &Credential::password("secret"),
             TIMEOUT,
         )
         .await
@@ -78,7 +78,7 @@ async fn wrong_password_is_rejected_and_never_echoed() {
         .test_login(
             &endpoint(dovecot.port(), Security::Plaintext),
             "bob@example.com",
-            &Secret::new("wrong-password-123"),
+            &Credential::password("wrong-password-123"),
             TIMEOUT,
         )
         .await;
@@ -221,7 +221,7 @@ async fn an_untrusted_certificate_is_a_tls_error_for_imaps_and_starttls() {
             .user("gus@example.com", "pw"),
     );
     let mailboxes = ImapMailboxes::new(plain_tls());
-    let password = Secret::new("pw");
+    let password = Credential::password("pw");
 
     // Act
     let imaps = mailboxes
@@ -288,7 +288,7 @@ async fn starttls_demanded_from_a_server_without_it_fails_instead_of_falling_bac
         .test_login(
             &endpoint(dovecot.port(), Security::Starttls),
             "ida@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -317,7 +317,7 @@ async fn tls_spoken_to_a_plaintext_port_is_a_tls_error() {
         .test_login(
             &endpoint(dovecot.port(), Security::Tls),
             "jan@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -340,13 +340,23 @@ async fn master_user_opens_a_users_mailbox() {
 
     // Act
     let ok = mailboxes
-        .test_login(&at, &login, &Secret::new("master \"pw\" ✓"), TIMEOUT)
+        .test_login(
+            &at,
+            &login,
+            &Credential::password("master \"pw\" ✓"),
+            TIMEOUT,
+        )
         .await;
     let user_pw = mailboxes
-        .test_login(&at, &login, &Secret::new("kay-pw"), TIMEOUT)
+        .test_login(&at, &login, &Credential::password("kay-pw"), TIMEOUT)
         .await;
     let mut session = mailboxes
-        .open(&at, &login, &Secret::new("master \"pw\" ✓"), TIMEOUT)
+        .open(
+            &at,
+            &login,
+            &Credential::password("master \"pw\" ✓"),
+            TIMEOUT,
+        )
         .await
         .unwrap();
     let select = session.execute(CommandBody::select("INBOX").unwrap()).await;
@@ -503,7 +513,7 @@ async fn a_closed_port_is_unreachable() {
         .test_login(
             &endpoint(port, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -527,7 +537,7 @@ async fn an_unknown_host_is_unreachable() {
 
     // Act
     let result = mailboxes
-        .test_login(&at, "x@example.com", &Secret::new("pw"), TIMEOUT)
+        .test_login(&at, "x@example.com", &Credential::password("pw"), TIMEOUT)
         .await;
 
     // Assert
@@ -569,7 +579,7 @@ async fn a_silent_server_times_out_within_the_given_timeout() {
         .test_login(
             &endpoint(port, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             Duration::from_millis(300),
         )
         .await;
@@ -577,7 +587,7 @@ async fn a_silent_server_times_out_within_the_given_timeout() {
         .test_login(
             &endpoint(port, Security::Tls),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             Duration::from_millis(300),
         )
         .await;
@@ -610,7 +620,7 @@ async fn a_server_that_stalls_after_the_greeting_times_out_too() {
         .test_login(
             &endpoint(port, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             Duration::from_millis(400),
         )
         .await;
@@ -641,7 +651,7 @@ async fn a_server_that_is_not_imap_is_unreachable() {
         .test_login(
             &endpoint(port, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -669,7 +679,7 @@ async fn a_bye_greeting_or_a_hang_up_is_unreachable() {
         .test_login(
             &endpoint(bye, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -677,7 +687,7 @@ async fn a_bye_greeting_or_a_hang_up_is_unreachable() {
         .test_login(
             &endpoint(hang_up, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;
@@ -720,7 +730,7 @@ async fn logindisabled_without_auth_plain_refuses_to_send_the_password() {
         .test_login(
             &endpoint(port, Security::Plaintext),
             "x@example.com",
-            &Secret::new("pw-never-sent"),
+            &Credential::password("pw-never-sent"),
             TIMEOUT,
         )
         .await;
@@ -778,7 +788,12 @@ async fn passwords_stay_out_of_the_logs_even_at_trace_level() {
         session.logout().await.unwrap();
     }
     let _ = ImapMailboxes::new(plain_tls())
-        .test_login(&at, "ola@example.com", &Secret::new(password), TIMEOUT)
+        .test_login(
+            &at,
+            "ola@example.com",
+            &Credential::password(password),
+            TIMEOUT,
+        )
         .await;
 
     // Assert
@@ -868,7 +883,7 @@ async fn a_refused_starttls_is_a_tls_error_and_nothing_else_is_sent() {
         .test_login(
             &endpoint(port, Security::Starttls),
             "x@example.com",
-            &Secret::new("pw"),
+            &Credential::password("pw"),
             TIMEOUT,
         )
         .await;

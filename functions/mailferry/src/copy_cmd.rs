@@ -189,7 +189,7 @@ fn date(flag: &str, s: &Option<String>) -> anyhow::Result<Option<time::OffsetDat
 
 fn connector(url: &MailboxUrl, password: String) -> ConnectorInput {
     ConnectorInput {
-        kind: "imap".into(),
+        kind: contract::ConnectorKind::Imap,
         host: url.host.clone(),
         port: url.port,
         security: url.security,
@@ -285,6 +285,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         vault,
         clock: Arc::new(SystemClock),
         mailboxes,
+        tokens: Arc::new(oauth::OAuthClient::new().map_err(anyhow::Error::msg)?),
     };
     let app = App::new(deps, AppConfig::default());
 

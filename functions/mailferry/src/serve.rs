@@ -61,6 +61,13 @@ pub struct ServeArgs {
     /// Most messages per append chunk (one checkpoint per chunk).
     #[arg(long, env = "MAILFERRY_CHUNK_MESSAGES", default_value_t = 200)]
     pub chunk_messages: usize,
+    /// Token endpoint for Microsoft 365 app tokens (`{tenant}` is the project's tenant).
+    /// Default: Microsoft's (login.microsoftonline.com).
+    #[arg(long, env = "MAILFERRY_MICROSOFT_TOKEN_URL")]
+    pub microsoft_token_url: Option<String>,
+    /// Token endpoint for Google service-account tokens. Default: Google's.
+    #[arg(long, env = "MAILFERRY_GOOGLE_TOKEN_URL")]
+    pub google_token_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -79,6 +86,8 @@ impl ServeArgs {
             lease_secs: 120,
             max_receives: 10,
             chunk_messages: 200,
+            microsoft_token_url: None,
+            google_token_url: None,
         }
     }
 }
@@ -209,11 +218,18 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         vault,
         clock: Arc::new(SystemClock),
         mailboxes,
+        tokens: Arc::new(oauth::OAuthClient::new().map_err(anyhow::Error::msg)?),
     };
     let mut config = AppConfig {
         public_url: public_url.clone(),
         ..AppConfig::default()
     };
+    if let Some(url) = &args.microsoft_token_url {
+        config.authorities.microsoft_token_url = url.clone();
+    }
+    if let Some(url) = &args.google_token_url {
+        config.authorities.google_token_url = url.clone();
+    }
     config.copy.lease_ttl = Duration::from_secs(args.lease_secs.max(1));
     config.copy.chunk_messages = args.chunk_messages.max(1);
     let app = App::new(deps, config);

@@ -11,7 +11,7 @@ use domain::Endpoint;
 use domain::error::LoginError;
 use domain::mailbox::{FolderStatus, MailServers, MailSession, MailboxError, SpecialUse};
 use domain::ports::LoginInfo;
-use domain::secret::Secret;
+use domain::secret::Credential;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -307,12 +307,14 @@ impl MailServers for Server {
         &self,
         _endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         _timeout: Duration,
     ) -> Result<LoginInfo, LoginError> {
         let st = self.lock();
-        match st.users.get(login) {
-            Some(user) if user.password == password.expose() => Ok(LoginInfo::default()),
+        match (st.users.get(login), credential) {
+            (Some(user), Credential::Password(password)) if user.password == password.expose() => {
+                Ok(LoginInfo::default())
+            }
             _ => Err(LoginError::Rejected(
                 "[AUTHENTICATIONFAILED] Authentication failed".into(),
             )),
@@ -323,9 +325,16 @@ impl MailServers for Server {
         &self,
         _endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         _timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
+        // The simulated server takes passwords only: tokens are tested against a real
+        // authorization server and Dovecot.
+        let Credential::Password(password) = credential else {
+            return Err(MailboxError::Auth(
+                "[AUTHENTICATIONFAILED] mailsim takes passwords only".into(),
+            ));
+        };
         let flow = {
             let mut st = self.lock();
             if st.tick() {

@@ -8,7 +8,7 @@ use domain::Endpoint;
 use domain::mailbox::{
     AppendItem, AppendOutcome, FetchedMessage, MailServers, MailSession, MailboxError,
 };
-use domain::secret::Secret;
+use domain::secret::Credential;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -52,7 +52,7 @@ async fn try_open(server: &Server, password: &str) -> Result<Box<dyn MailSession
         .open(
             &endpoint,
             "ann",
-            &Secret::new(password),
+            &Credential::password(password),
             Duration::from_secs(5),
         )
         .await

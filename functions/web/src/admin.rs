@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract::{
     AuditPage, BulkAction, BulkResult, ConnectionTestInput, ConnectionTestResult, ImportReport,
-    OutboxMail, ProjectInput, ProjectView, SavedConnectorTestInput, Selection, UserDetail,
-    UserInput, UserPage, UserState, UserView,
+    OutboxMail, ProjectInput, ProjectView, ProviderView, SavedConnectorTestInput, Selection,
+    UserDetail, UserInput, UserPage, UserState, UserView,
 };
 use domain::{ProjectId, UserId, UserQuery};
 use serde::Deserialize;
@@ -54,6 +54,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(user_action),
         )
         .route("/outbox", get(outbox))
+        .route("/providers", get(providers))
 }
 
 fn parse_action(s: &str) -> ApiResult<BulkAction> {
@@ -402,6 +403,10 @@ async fn user_action(
 struct OutboxParams {
     #[serde(default)]
     limit: Option<usize>,
+}
+
+async fn providers() -> axum::Json<Vec<ProviderView>> {
+    axum::Json(domain::providers::all())
 }
 
 async fn outbox(

@@ -27,7 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let mailboxes =
         Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots()).reaching(reach));
-    let deps = aws.adapters(&settings).into_deps(mailboxes);
+    let tokens = Arc::new(oauth::OAuthClient::new()?);
+    let deps = aws.adapters(&settings).into_deps(mailboxes, tokens);
     let app = domain::App::new(deps, settings.app_config());
     let max_receives = settings.max_receives;
 

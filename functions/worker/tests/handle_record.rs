@@ -37,7 +37,10 @@ async fn fixture() -> Fixture {
         vault: d.vault,
     };
     let mailboxes = Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::no_roots()));
-    let app = App::new(adapters.into_deps(mailboxes), AppConfig::default());
+    let app = App::new(
+        adapters.into_deps(mailboxes, Arc::new(domain::oauth::NoTokens)),
+        AppConfig::default(),
+    );
     Fixture {
         app,
         queue: d.queue,
@@ -105,6 +108,7 @@ fn user(project: ProjectId, state: UserState) -> MailUser {
 
 fn project() -> Project {
     let connector = Connector {
+        kind: contract::ConnectorKind::Imap,
         host: "127.0.0.1".into(),
         port: 1,
         security: Security::Plaintext,

@@ -56,6 +56,7 @@ impl Routers {
                 ),
                 clock: Arc::new(SystemClock),
                 mailboxes: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
+                tokens: Arc::new(domain::oauth::NoTokens),
             };
             App::new(deps, AppConfig::default())
         });

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
+mod authority;
 mod others;
+pub use authority::{Authority, AuthorityOptions};
 pub use others::{CyrusNamespace, Kind, OtherServer};
 
 /// Where Debian installs the binaries; `TESTBED_DOVECOT` / `TESTBED_DOVEADM` override them.
@@ -62,6 +64,7 @@ pub struct DovecotOptions {
     imap_max_line_length: Option<u32>,
     compress: bool,
     oauth2: bool,
+    oauth2_authority: Option<(String, PathBuf)>,
     max_mail_size: Option<u64>,
     capabilities: Option<String>,
     separator: char,
@@ -87,6 +90,7 @@ impl Default for DovecotOptions {
             imap_max_line_length: None,
             compress: false,
             oauth2: false,
+            oauth2_authority: None,
             max_mail_size: None,
             capabilities: None,
             separator: '.',
@@ -157,6 +161,15 @@ impl DovecotOptions {
     /// serves on another loopback port.
     pub fn oauth2(mut self, on: bool) -> Self {
         self.oauth2 = on;
+        self
+    }
+
+    /// Accept XOAUTH2 and OAUTHBEARER with the JWT access tokens of an [`Authority`],
+    /// validated locally with its key (Dovecot's oauth2 passdb): a user's token (its `sub` is
+    /// the mailbox), or an app token as a master user (`USER*CLIENT_ID`, its `client_id` is the
+    /// app), the way an app with access to every mailbox signs in to Exchange Online.
+    pub fn oauth2_authority(mut self, authority: &Authority) -> Self {
+        self.oauth2_authority = Some((authority.issuer().to_owned(), authority.key_dir()));
         self
     }
 
@@ -719,7 +732,7 @@ impl Dovecot {
         let _ = writeln!(c, "protocols = imap");
         let _ = writeln!(c, "listen = {HOST}");
         let _ = writeln!(c, "disable_plaintext_auth = no");
-        if options.oauth2 {
+        if options.oauth2 || options.oauth2_authority.is_some() {
             let _ = writeln!(c, "auth_mechanisms = plain login xoauth2 oauthbearer");
         } else {
             let _ = writeln!(c, "auth_mechanisms = plain login");
@@ -842,6 +855,29 @@ impl Dovecot {
         let _ = writeln!(c, "  driver = passwd-file");
         let _ = writeln!(c, "  args = username_format=%u {dir}/users/%u");
         let _ = writeln!(c, "}}");
+        if let Some((issuer, keys)) = &options.oauth2_authority {
+            for (file, attribute, master) in [
+                ("oauth2-apps.conf", "client_id", true),
+                ("oauth2-users.conf", "sub", false),
+            ] {
+                let args = format!(
+                    "introspection_mode = local\n\
+                     local_validation_key_dict = fs:posix:prefix={}/\n\
+                     username_attribute = {attribute}\n\
+                     issuers = {issuer}\n",
+                    keys.display()
+                );
+                let _ = std::fs::write(self.dir.path().join(file), args);
+                let _ = writeln!(c, "passdb {{");
+                let _ = writeln!(c, "  driver = oauth2");
+                let _ = writeln!(c, "  mechanisms = xoauth2 oauthbearer");
+                if master {
+                    let _ = writeln!(c, "  master = yes");
+                }
+                let _ = writeln!(c, "  args = {dir}/{file}");
+                let _ = writeln!(c, "}}");
+            }
+        }
         if options.oauth2 {
             let _ = writeln!(c, "passdb {{");
             let _ = writeln!(c, "  driver = oauth2");

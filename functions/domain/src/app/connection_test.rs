@@ -7,7 +7,7 @@ use contract::{ConnectionTestInput, ConnectionTestResult};
 use crate::audit::{Actor, AuditAction};
 use crate::error::{AppError, LoginError};
 use crate::model::*;
-use crate::secret::Secret;
+use crate::secret::Credential;
 
 use super::App;
 use super::projects::{CheckedAuth, Side, check_connector, check_password};
@@ -26,29 +26,7 @@ impl App {
                 Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
             }
         };
-        let (login, password) = match checked.auth {
-            CheckedAuth::Admin {
-                login_pattern,
-                password,
-            } => {
-                let login = match &email {
-                    Some(e) => login_pattern.replace("{email}", e.as_str()),
-                    None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field(
-                            "email",
-                            "the login pattern needs a mailbox address to test with",
-                        ));
-                    }
-                    None => login_pattern,
-                };
-                let pw = password.ok_or_else(|| {
-                    AppError::validation_field(
-                        "connector.auth.password",
-                        "enter the password to test",
-                    )
-                })?;
-                (login, pw)
-            }
+        let credential = match &checked.auth {
             CheckedAuth::PerUser => {
                 let email = email.ok_or_else(|| {
                     AppError::validation_field("email", "enter a mailbox address to test with")
@@ -57,15 +35,22 @@ impl App {
                     AppError::validation_field("password", "enter the mailbox password to test")
                 })?;
                 check_password("password", pw)?;
-                (email.to_string(), Secret::new(pw))
+                Ok((email.to_string(), Credential::password(pw)))
             }
+            _ => self.typed_credential(&checked, email.as_ref()).await,
         };
         let endpoint = Endpoint {
             host: checked.host,
             port: checked.port,
             security: checked.security,
         };
-        let result = self.try_login(&endpoint, &login, &password).await;
+        let (login, result) = match credential {
+            Ok((login, credential)) => {
+                let result = self.try_login(&endpoint, &login, &credential).await;
+                (login, result)
+            }
+            Err(e) => (String::from("(no token)"), token_refusal(e)?),
+        };
         self.audit_test(None, actor, &endpoint, &login, &result)
             .await;
         Ok(result)
@@ -114,20 +99,7 @@ impl App {
                 Some(EmailAddress::parse(e).map_err(|m| AppError::validation_field("email", m))?)
             }
         };
-        let (login, pw) = match &connector.auth {
-            ConnectorAuth::Admin { login_pattern, .. } => {
-                let login = match &email {
-                    Some(e) => login_pattern.replace("{email}", e.as_str()),
-                    None if login_pattern.contains("{email}") => {
-                        return Err(AppError::validation_field(
-                            "email",
-                            "the login pattern needs a mailbox address to test with",
-                        ));
-                    }
-                    None => login_pattern.clone(),
-                };
-                (login, self.open_admin_password(id, side, connector).await?)
-            }
+        let credential = match &connector.auth {
             ConnectorAuth::PerUser => {
                 let email = email.ok_or_else(|| {
                     AppError::validation_field("email", "enter a mailbox address to test with")
@@ -136,11 +108,29 @@ impl App {
                     AppError::validation_field("password", "enter the mailbox password to test")
                 })?;
                 check_password("password", pw)?;
-                (email.to_string(), Secret::new(pw))
+                Ok((email.to_string(), Credential::password(pw)))
+            }
+            ConnectorAuth::Admin { login_pattern, .. }
+                if email.is_none() && !login_pattern.contains("{email}") =>
+            {
+                self.admin_credential(id, side, connector, "").await
+            }
+            _ => {
+                let email = email.ok_or_else(|| {
+                    AppError::validation_field("email", "enter a mailbox address to test with")
+                })?;
+                self.admin_credential(id, side, connector, email.as_str())
+                    .await
             }
         };
         let endpoint = connector.endpoint();
-        let result = self.try_login(&endpoint, &login, &pw).await;
+        let (login, result) = match credential {
+            Ok((login, credential)) => {
+                let result = self.try_login(&endpoint, &login, &credential).await;
+                (login, result)
+            }
+            Err(e) => (String::from("(no token)"), token_refusal(e)?),
+        };
         self.audit_test(Some(id), actor, &endpoint, &login, &result)
             .await;
         Ok(result)
@@ -150,12 +140,12 @@ impl App {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
     ) -> ConnectionTestResult {
         match self
             .deps
             .mailboxes
-            .test_login(endpoint, login, password, self.config.login_timeout)
+            .test_login(endpoint, login, credential, self.config.login_timeout)
             .await
         {
             Ok(info) => ConnectionTestResult {
@@ -166,12 +156,37 @@ impl App {
                 ),
                 capabilities: info.capabilities,
             },
+            Err(LoginError::Rejected(_)) if matches!(credential, Credential::Bearer(_)) => {
+                ConnectionTestResult {
+                    ok: false,
+                    message: format!(
+                        "{}:{} did not accept the app's token for {login}: check the app's access to this mailbox",
+                        endpoint.host, endpoint.port
+                    ),
+                    capabilities: vec![],
+                }
+            }
             Err(e) => ConnectionTestResult {
                 ok: false,
                 message: describe_login_error(endpoint, &e),
                 capabilities: vec![],
             },
         }
+    }
+}
+
+/// A token the authority refused or could not give is a failed test the admin reads, not an
+/// error of the request; anything else (a deleted secret, the vault) stays an error.
+fn token_refusal(e: AppError) -> Result<ConnectionTestResult, AppError> {
+    match e {
+        AppError::LoginRejected(message) | AppError::Upstream(message) => {
+            Ok(ConnectionTestResult {
+                ok: false,
+                message,
+                capabilities: vec![],
+            })
+        }
+        other => Err(other),
     }
 }
 

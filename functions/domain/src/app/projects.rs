@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 
 use contract::limits::PASSWORD_MAX_BYTES;
-use contract::{AuthInput, ConnectorInput, ProjectInput, ProjectView};
+use contract::{ConnectorInput, ProjectInput, ProjectView};
 
 use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
 use crate::model::*;
-use crate::secret::Secret;
 
 use super::App;
+pub(crate) use super::app_access::CheckedAuth;
+use super::app_access::check_auth;
 use super::retention::check_retention;
 
 /// Which connector of a project.
@@ -37,76 +38,6 @@ impl Side {
     }
 }
 
-/// The additional data bound to a sealed admin password: a blob only opens for its own project
-/// and side, and only for the server it was entered for (host, port, security, login), so a
-/// stored password can never be sent to another server by editing the project.
-pub(crate) fn admin_password_aad(
-    project: ProjectId,
-    side: Side,
-    host: &str,
-    port: u16,
-    security: contract::Security,
-    login_pattern: &str,
-) -> Vec<u8> {
-    format!(
-        "project:{project}:{}|imap://{}:{port}/{security:?}|{login_pattern}",
-        side.as_str(),
-        host.to_ascii_lowercase(),
-    )
-    .into_bytes()
-}
-
-/// What passwords sealed before they were bound to their server carry.
-fn legacy_admin_password_aad(project: ProjectId, side: Side) -> Vec<u8> {
-    format!("project:{project}:{}", side.as_str()).into_bytes()
-}
-
-impl App {
-    /// The stored admin password of a connector, opened for the connector's own server.
-    pub(crate) async fn open_admin_password(
-        &self,
-        project: ProjectId,
-        side: Side,
-        connector: &Connector,
-    ) -> Result<Secret, AppError> {
-        let ConnectorAuth::Admin {
-            login_pattern,
-            password,
-        } = &connector.auth
-        else {
-            return Err(AppError::internal("the connector has no admin password"));
-        };
-        let Some(password) = password else {
-            return Err(AppError::Conflict(format!(
-                "the admin password of the {} server was deleted when the project was closed: enter it again in the project's settings",
-                side.as_str()
-            )));
-        };
-        let bound = admin_password_aad(
-            project,
-            side,
-            &connector.host,
-            connector.port,
-            connector.security,
-            login_pattern,
-        );
-        let plain = match self.deps.vault.open(password, &bound).await {
-            Ok(plain) => plain,
-            // Sealed before passwords were bound to their server (an edit of the endpoint
-            // requires the password again since, so it still belongs to this one).
-            Err(_) => {
-                self.deps
-                    .vault
-                    .open(password, &legacy_admin_password_aad(project, side))
-                    .await?
-            }
-        };
-        Ok(Secret::new(
-            String::from_utf8(plain).map_err(AppError::internal)?,
-        ))
-    }
-}
-
 pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
     if pw.is_empty() {
         return Err(AppError::validation_field(field, "the password is empty"));
@@ -120,7 +51,7 @@ pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
+pub(crate) fn check_login_pattern(field: &str, pattern: &str) -> Result<String, AppError> {
     let p = pattern.trim();
     if p.is_empty() || p.len() > 320 {
         return Err(AppError::validation_field(
@@ -163,39 +94,29 @@ pub(crate) fn refuse_control_characters(
 
 pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
     match &connector.auth {
-        ConnectorAuth::Admin { login_pattern, .. } => {
+        ConnectorAuth::Admin { login_pattern, .. }
+        | ConnectorAuth::MicrosoftApp { login_pattern, .. } => {
             login_pattern.replace("{email}", email.as_str())
         }
-        ConnectorAuth::PerUser => email.as_str().to_owned(),
+        ConnectorAuth::PerUser | ConnectorAuth::GoogleServiceAccount { .. } => {
+            email.as_str().to_owned()
+        }
     }
 }
 
-/// A connector validated from the form, before its admin password is sealed.
+/// A connector validated from the form, before its admin-level secret is sealed.
 pub(crate) struct CheckedConnector {
+    pub(crate) kind: contract::ConnectorKind,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) security: contract::Security,
     pub(crate) auth: CheckedAuth,
 }
 
-pub(crate) enum CheckedAuth {
-    Admin {
-        login_pattern: String,
-        password: Option<Secret>,
-    },
-    PerUser,
-}
-
 pub(crate) fn check_connector(
     side: &str,
     input: &ConnectorInput,
 ) -> Result<CheckedConnector, AppError> {
-    if input.kind != "imap" {
-        return Err(AppError::validation_field(
-            &format!("{side}.kind"),
-            format!("'{}' is not supported yet; use imap", input.kind),
-        ));
-    }
     let host = parse_host(&input.host)
         .map_err(|m| AppError::validation_field(&format!("{side}.host"), m))?;
     if input.port == 0 {
@@ -204,28 +125,12 @@ pub(crate) fn check_connector(
             "the port must be 1 to 65535",
         ));
     }
-    let auth = match &input.auth {
-        AuthInput::Admin {
-            login_pattern,
-            password,
-        } => {
-            let login_pattern =
-                check_login_pattern(&format!("{side}.auth.login_pattern"), login_pattern)?;
-            if let Some(pw) = password {
-                check_password(&format!("{side}.auth.password"), pw)?;
-            }
-            CheckedAuth::Admin {
-                login_pattern,
-                password: password.clone().map(Secret::new),
-            }
-        }
-        AuthInput::PerUser => CheckedAuth::PerUser,
-    };
     Ok(CheckedConnector {
+        kind: input.kind,
         host,
         port: input.port,
         security: input.security,
-        auth,
+        auth: check_auth(side, input.kind, &input.auth)?,
     })
 }
 
@@ -279,79 +184,6 @@ fn check_copy_options(input: &CopyOptions) -> Result<CopyOptions, AppError> {
 }
 
 impl App {
-    async fn seal_connector(
-        &self,
-        project: ProjectId,
-        side: Side,
-        checked: CheckedConnector,
-        existing: Option<&Connector>,
-    ) -> Result<Connector, AppError> {
-        let auth = match checked.auth {
-            CheckedAuth::PerUser => ConnectorAuth::PerUser,
-            CheckedAuth::Admin {
-                login_pattern,
-                password: Some(pw),
-            } => {
-                let aad = admin_password_aad(
-                    project,
-                    side,
-                    &checked.host,
-                    checked.port,
-                    checked.security,
-                    &login_pattern,
-                );
-                let sealed = self.deps.vault.seal(pw.expose().as_bytes(), &aad).await?;
-                ConnectorAuth::Admin {
-                    login_pattern,
-                    password: Some(sealed),
-                }
-            }
-            CheckedAuth::Admin {
-                login_pattern,
-                password: None,
-            } => match existing {
-                Some(Connector {
-                    auth:
-                        ConnectorAuth::Admin {
-                            password: Some(password),
-                            login_pattern: old_pattern,
-                        },
-                    host,
-                    port,
-                    security,
-                }) => {
-                    // The stored password stays only with the server it was entered for.
-                    let same_server = host.eq_ignore_ascii_case(&checked.host)
-                        && *port == checked.port
-                        && *security == checked.security
-                        && *old_pattern == login_pattern;
-                    if !same_server {
-                        return Err(AppError::validation_field(
-                            &format!("{}.auth.password", side.as_str()),
-                            "the server or login changed: enter the admin password again",
-                        ));
-                    }
-                    ConnectorAuth::Admin {
-                        login_pattern,
-                        password: Some(password.clone()),
-                    }
-                }
-                _ => {
-                    return Err(AppError::validation_field(
-                        &format!("{}.auth.password", side.as_str()),
-                        "the admin account needs a password",
-                    ));
-                }
-            },
-        };
-        Ok(Connector {
-            host: checked.host,
-            port: checked.port,
-            security: checked.security,
-            auth,
-        })
-    }
-
     async fn build_project(
         &self,
         id: ProjectId,

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{Actor, AuditAction};
 use crate::error::{AppError, StoreError};
-use crate::model::{ConnectorAuth, MailUser, Project, ProjectId};
+use crate::model::{MailUser, Project, ProjectId};
 
 use super::App;
 
@@ -85,9 +85,7 @@ impl App {
         closed.closed_at = Some(self.deps.clock.now());
         closed.version = project.version + 1;
         for side in [&mut closed.source, &mut closed.target] {
-            if let ConnectorAuth::Admin { password, .. } = &mut side.auth {
-                *password = None;
-            }
+            side.auth.forget_secret();
         }
         self.write_project(&closed, project.version).await?;
         let mut purged = 0;
@@ -103,7 +101,7 @@ impl App {
         }
         let admin = [&project.source, &project.target]
             .iter()
-            .filter(|c| matches!(c.auth, ConnectorAuth::Admin { .. }))
+            .filter(|c| c.auth.admin_secret().is_some())
             .count();
         self.audit(
             Some(id),
@@ -210,6 +208,7 @@ mod tests {
 
     fn connector(auth: ConnectorAuth) -> Connector {
         Connector {
+            kind: contract::ConnectorKind::Imap,
             host: "imap.example.com".into(),
             port: 993,
             security: Security::Tls,

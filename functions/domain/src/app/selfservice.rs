@@ -7,7 +7,7 @@ use contract::{AccountSettings, CredentialsInput, InviteView, MigrationStatus, U
 use crate::audit::{Actor, AuditAction};
 use crate::error::{AppError, LoginError, StoreError};
 use crate::model::*;
-use crate::secret::Secret;
+use crate::secret::{Credential, Secret};
 use crate::state::Transition;
 use crate::token;
 
@@ -125,6 +125,7 @@ impl App {
             (&project.target, &user.target_email, &tgt_pw),
         ] {
             let Some(pw) = pw else { continue };
+            let pw = &Credential::Password(pw.clone());
             let endpoint = connector.endpoint();
             let login = login_for(connector, email);
             match self

@@ -177,7 +177,7 @@ impl App {
         let have_src = creds.is_some_and(|c| c.source_password.is_some());
         let have_tgt = creds.is_some_and(|c| c.target_password.is_some());
         let admin_kept =
-            !project.source.admin_password_deleted() && !project.target.admin_password_deleted();
+            !project.source.admin_secret_deleted() && !project.target.admin_secret_deleted();
         admin_kept && (!need_src || have_src) && (!need_tgt || have_tgt)
     }
 
@@ -651,9 +651,9 @@ impl App {
         ) {
             Self::require_open(project)?;
             for (side, connector) in [("source", &project.source), ("target", &project.target)] {
-                if connector.admin_password_deleted() {
+                if connector.admin_secret_deleted() {
                     return Err(AppError::Conflict(format!(
-                        "the admin password of the {side} server was deleted when the project was closed: enter it again in the project's settings"
+                        "the admin password (or app secret) of the {side} server was deleted when the project was closed: enter it again in the project's settings"
                     )));
                 }
             }

@@ -20,7 +20,7 @@ use domain::ports::{
     Delivery, LoginInfo, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store, SystemClock,
     Vault,
 };
-use domain::{App, Deps, Endpoint, MailUser, Project, Sealed, Secret};
+use domain::{App, Credential, Deps, Endpoint, MailUser, Project, Sealed};
 use mailsim::{AppendRefusal, REWRITE_HEADER, Server};
 use time::OffsetDateTime;
 
@@ -40,11 +40,11 @@ impl MailServers for Route {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<LoginInfo, LoginError> {
         self.server(endpoint)
-            .test_login(endpoint, login, password, timeout)
+            .test_login(endpoint, login, credential, timeout)
             .await
     }
 
@@ -52,11 +52,11 @@ impl MailServers for Route {
         &self,
         endpoint: &Endpoint,
         login: &str,
-        password: &Secret,
+        credential: &Credential,
         timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
         self.server(endpoint)
-            .open(endpoint, login, password, timeout)
+            .open(endpoint, login, credential, timeout)
             .await
     }
 }
@@ -258,6 +258,7 @@ impl World {
                 None => Arc::new(SystemClock),
             },
             mailboxes: route,
+            tokens: Arc::new(domain::oauth::NoTokens),
         };
         let lease_ttl = copy.lease_ttl;
         let app = App::new(
@@ -268,7 +269,7 @@ impl World {
             },
         );
         let side = |host: &str| ConnectorInput {
-            kind: "imap".into(),
+            kind: contract::ConnectorKind::Imap,
             host: host.into(),
             port: 993,
             security: Security::Tls,

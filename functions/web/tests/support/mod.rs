@@ -45,6 +45,7 @@ impl TestApi {
             ),
             clock: clock.clone(),
             mailboxes: Arc::new(imap::ImapMailboxes::new(imap::TlsConfig::native_roots())),
+            tokens: Arc::new(oauth::OAuthClient::new().unwrap()),
         };
         let app = App::new(
             deps,

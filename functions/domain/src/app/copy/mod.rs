@@ -45,7 +45,7 @@ use crate::error::AppError;
 use crate::mailbox::{MailboxError, Source, Target};
 use crate::model::*;
 use crate::ports::OutgoingMail;
-use crate::secret::Secret;
+use crate::secret::{Credential, Secret};
 use crate::state::Transition;
 
 use super::projects::{Side, login_for};
@@ -180,20 +180,22 @@ impl App {
                 creds.target_password.clone(),
             ),
         ] {
-            let password = match &connector.auth {
-                ConnectorAuth::Admin { .. } => {
-                    self.open_admin_password(project.id, side, connector)
+            let (login, credential) = match &connector.auth {
+                ConnectorAuth::PerUser => (
+                    login_for(connector, email),
+                    Credential::Password(Secret::new(per_user.ok_or_else(|| {
+                        AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
+                    })?)),
+                ),
+                _ => {
+                    self.admin_credential(project.id, side, connector, email.as_str())
                         .await?
                 }
-                ConnectorAuth::PerUser => Secret::new(per_user.ok_or_else(|| {
-                    AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
-                })?),
             };
-            let login = login_for(connector, email);
             let session = self
                 .deps
                 .mailboxes
-                .open(&connector.endpoint(), &login, &password, timeout)
+                .open(&connector.endpoint(), &login, &credential, timeout)
                 .await
                 .map_err(|e| match e {
                     MailboxError::Auth(m) => {

@@ -15,24 +15,6 @@ pub(crate) struct Namespaces {
     pub target: Namespace,
 }
 
-/// The target name of a source folder: the explicit map, then INBOX, then the target folder
-/// that has the same special-use role, then the same path under the target's namespace: the
-/// source's personal prefix taken off (`INBOX.Sent` on Cyrus is `Sent`), the target's put on
-/// (`Sent` becomes `INBOX.Sent` on Cyrus), the target's delimiter between the levels (a level
-/// containing the target delimiter gets `_` for it).
-///
-/// A child of INBOX on a server without a prefix (`INBOX/Tax`) goes to the same child of INBOX
-/// on a target whose folders live under `INBOX.` (`INBOX.Tax`, not `INBOX.INBOX.Tax`); the other
-/// way, `INBOX.Tax` becomes `Tax`.
-pub(crate) fn map_folder_name(
-    options: &CopyOptions,
-    source: &FolderInfo,
-    namespaces: &Namespaces,
-    target_folders: &[FolderInfo],
-) -> String {
-    map_folder(options, source, namespaces, target_folders).0
-}
-
 /// How a target name was found. Folders may meet in one target folder on purpose (the admin's
 /// map, two folders with the same role); when they meet only because their paths translate
 /// alike, they are kept apart ([`keep_apart`]).
@@ -44,7 +26,17 @@ pub(crate) enum Mapping {
     Path,
 }
 
-/// [`map_folder_name`], saying how the name was found.
+/// The target name of a source folder: the explicit map, then INBOX, then the target folder
+/// that has the same special-use role, then the same path under the target's namespace: the
+/// source's personal prefix taken off (`INBOX.Sent` on Cyrus is `Sent`), the target's put on
+/// (`Sent` becomes `INBOX.Sent` on Cyrus), the target's delimiter between the levels (a level
+/// containing the target delimiter gets `_` for it).
+///
+/// A child of INBOX on a server without a prefix (`INBOX/Tax`) goes to the same child of INBOX
+/// on a target whose folders live under `INBOX.` (`INBOX.Tax`, not `INBOX.INBOX.Tax`); the other
+/// way, `INBOX.Tax` becomes `Tax`.
+///
+/// Also says how the name was found.
 pub(crate) fn map_folder(
     options: &CopyOptions,
     source: &FolderInfo,
@@ -222,6 +214,15 @@ pub(crate) fn safe_folder_name(name: &str, namespace: &Namespace) -> Option<Stri
 pub(super) mod tests {
     use super::*;
     use crate::mailbox::SpecialUse;
+
+    fn map_folder_name(
+        options: &CopyOptions,
+        source: &FolderInfo,
+        namespaces: &Namespaces,
+        target_folders: &[FolderInfo],
+    ) -> String {
+        map_folder(options, source, namespaces, target_folders).0
+    }
 
     /// A selectable, subscribed folder (shared with the planner's tests).
     pub(in crate::app::copy) fn folder(

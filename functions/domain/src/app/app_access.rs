@@ -1,0 +1,599 @@
+//! Admin-level access of a connector: a master account's password, a Microsoft 365 app's
+//! client secret or a Google service account's key. Checked from the form, sealed bound to the
+//! server and identity it was entered for (so an edit cannot send it elsewhere), and turned
+//! into what signs in to one mailbox: the password, or an OAuth token from the authority.
+
+use contract::{AuthInput, ConnectorKind};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::model::*;
+use crate::oauth::{AppGrant, TokenError};
+use crate::providers;
+use crate::secret::{Credential, Secret};
+
+use super::App;
+use super::projects::{Side, check_login_pattern, check_password};
+
+/// Longest key file or client secret taken from the form.
+const SECRET_MAX_BYTES: usize = 16 * 1024;
+
+/// A connector's authentication as typed in the form, validated, before anything is sealed.
+pub(crate) enum CheckedAuth {
+    Admin {
+        login_pattern: String,
+        password: Option<Secret>,
+    },
+    PerUser,
+    MicrosoftApp {
+        tenant_id: String,
+        client_id: String,
+        login_pattern: String,
+        secret: Option<Secret>,
+    },
+    GoogleServiceAccount {
+        /// From the key file, when one was given.
+        client_email: Option<String>,
+        key: Option<Secret>,
+    },
+}
+
+/// The fields of a Google service-account key file mailferry reads.
+#[derive(Deserialize)]
+struct ServiceAccountKey {
+    #[serde(rename = "type")]
+    kind: String,
+    client_email: String,
+    private_key: String,
+}
+
+fn mode_name(input: &AuthInput) -> &'static str {
+    match input {
+        AuthInput::Admin { .. } => "admin",
+        AuthInput::PerUser => "per_user",
+        AuthInput::MicrosoftApp { .. } => "microsoft_app",
+        AuthInput::GoogleServiceAccount { .. } => "google_service_account",
+    }
+}
+
+/// Validates the form's authentication for a connector of `kind`.
+pub(crate) fn check_auth(
+    side: &str,
+    kind: ConnectorKind,
+    input: &AuthInput,
+) -> Result<CheckedAuth, AppError> {
+    let field = |name: &str| format!("{side}.auth.{name}");
+    let profile = providers::profile(kind);
+    let mode = mode_name(input);
+    if !profile.auth_modes.contains(&mode) {
+        return Err(AppError::validation_field(
+            &field("mode"),
+            format!(
+                "{} takes {}, not {mode}",
+                profile.name,
+                profile.auth_modes.join(" or ")
+            ),
+        ));
+    }
+    Ok(match input {
+        AuthInput::Admin {
+            login_pattern,
+            password,
+        } => {
+            let login_pattern = check_login_pattern(&field("login_pattern"), login_pattern)?;
+            if let Some(pw) = password {
+                check_password(&field("password"), pw)?;
+            }
+            CheckedAuth::Admin {
+                login_pattern,
+                password: password.clone().map(Secret::new),
+            }
+        }
+        AuthInput::PerUser => CheckedAuth::PerUser,
+        AuthInput::MicrosoftApp {
+            tenant_id,
+            client_id,
+            client_secret,
+            login_pattern,
+        } => {
+            let tenant_id = tenant_id.trim();
+            let tenant_ok = !tenant_id.is_empty()
+                && tenant_id.len() <= 100
+                && tenant_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !tenant_ok {
+                return Err(AppError::validation_field(
+                    &field("tenant_id"),
+                    "the tenant is its directory ID (a GUID) or a domain such as contoso.onmicrosoft.com",
+                ));
+            }
+            let client_id = uuid::Uuid::parse_str(client_id.trim()).map_err(|_| {
+                AppError::validation_field(
+                    &field("client_id"),
+                    "the application (client) ID is a GUID such as 00000000-0000-0000-0000-000000000000",
+                )
+            })?;
+            if let Some(secret) = client_secret {
+                check_secret(&field("client_secret"), secret)?;
+            }
+            CheckedAuth::MicrosoftApp {
+                tenant_id: tenant_id.to_ascii_lowercase(),
+                client_id: client_id.to_string(),
+                login_pattern: check_login_pattern(&field("login_pattern"), login_pattern)?,
+                secret: client_secret.clone().map(Secret::new),
+            }
+        }
+        AuthInput::GoogleServiceAccount { key_json } => match key_json {
+            None => CheckedAuth::GoogleServiceAccount {
+                client_email: None,
+                key: None,
+            },
+            Some(raw) => {
+                let f = field("key_json");
+                check_secret(&f, raw)?;
+                let key: ServiceAccountKey = serde_json::from_str(raw).map_err(|_| {
+                    AppError::validation_field(
+                        &f,
+                        "this is not a service account key file (JSON with client_email and private_key)",
+                    )
+                })?;
+                if key.kind != "service_account" {
+                    return Err(AppError::validation_field(
+                        &f,
+                        format!(
+                            "the key file is of type '{}', not service_account",
+                            key.kind
+                        ),
+                    ));
+                }
+                let email = EmailAddress::parse(&key.client_email)
+                    .map_err(|m| AppError::validation_field(&f, m))?;
+                if !key.private_key.contains("-----BEGIN PRIVATE KEY-----") {
+                    return Err(AppError::validation_field(
+                        &f,
+                        "the key file has no private key (PEM, BEGIN PRIVATE KEY)",
+                    ));
+                }
+                CheckedAuth::GoogleServiceAccount {
+                    client_email: Some(email.to_string()),
+                    key: Some(Secret::new(raw.clone())),
+                }
+            }
+        },
+    })
+}
+
+fn check_secret(field: &str, value: &str) -> Result<(), AppError> {
+    if value.trim().is_empty() {
+        return Err(AppError::validation_field(field, "it is empty"));
+    }
+    if value.len() > SECRET_MAX_BYTES {
+        return Err(AppError::validation_field(
+            field,
+            format!("longer than {SECRET_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a sealed admin-level secret is bound to besides its project, side and server. For a
+/// master account the login pattern alone (as sealed before app access existed).
+fn identity(auth: &ConnectorAuth) -> Option<String> {
+    match auth {
+        ConnectorAuth::Admin { login_pattern, .. } => Some(login_pattern.clone()),
+        ConnectorAuth::MicrosoftApp {
+            tenant_id,
+            client_id,
+            login_pattern,
+            ..
+        } => Some(format!(
+            "microsoft_app:{tenant_id}:{client_id}:{login_pattern}"
+        )),
+        ConnectorAuth::GoogleServiceAccount { client_email, .. } => {
+            Some(format!("google_service_account:{client_email}"))
+        }
+        ConnectorAuth::PerUser => None,
+    }
+}
+
+/// The additional data bound to a sealed admin-level secret: a blob opens only for its own
+/// project and side, and only for the server and identity it was entered for, so a stored
+/// secret can never be sent to another server by editing the project.
+pub(crate) fn admin_secret_aad(project: ProjectId, side: Side, connector: &Connector) -> Vec<u8> {
+    format!(
+        "project:{project}:{}|imap://{}:{}/{:?}|{}",
+        side.as_str(),
+        connector.host.to_ascii_lowercase(),
+        connector.port,
+        connector.security,
+        identity(&connector.auth).unwrap_or_default(),
+    )
+    .into_bytes()
+}
+
+/// What passwords sealed before they were bound to their server carry.
+fn legacy_admin_password_aad(project: ProjectId, side: Side) -> Vec<u8> {
+    format!("project:{project}:{}", side.as_str()).into_bytes()
+}
+
+/// The connector without its secret, as it will be stored: what the secret is bound to.
+fn unsealed(
+    kind: ConnectorKind,
+    checked: &super::projects::CheckedConnector,
+    client_email: Option<String>,
+) -> Connector {
+    let auth = match &checked.auth {
+        CheckedAuth::Admin { login_pattern, .. } => ConnectorAuth::Admin {
+            login_pattern: login_pattern.clone(),
+            password: None,
+        },
+        CheckedAuth::PerUser => ConnectorAuth::PerUser,
+        CheckedAuth::MicrosoftApp {
+            tenant_id,
+            client_id,
+            login_pattern,
+            ..
+        } => ConnectorAuth::MicrosoftApp {
+            tenant_id: tenant_id.clone(),
+            client_id: client_id.clone(),
+            login_pattern: login_pattern.clone(),
+            secret: None,
+        },
+        CheckedAuth::GoogleServiceAccount { .. } => ConnectorAuth::GoogleServiceAccount {
+            client_email: client_email.unwrap_or_default(),
+            key: None,
+        },
+    };
+    Connector {
+        kind,
+        host: checked.host.clone(),
+        port: checked.port,
+        security: checked.security,
+        auth,
+    }
+}
+
+fn put_secret(auth: &mut ConnectorAuth, sealed: Sealed) {
+    match auth {
+        ConnectorAuth::Admin { password, .. } => *password = Some(sealed),
+        ConnectorAuth::MicrosoftApp { secret, .. } => *secret = Some(sealed),
+        ConnectorAuth::GoogleServiceAccount { key, .. } => *key = Some(sealed),
+        ConnectorAuth::PerUser => {}
+    }
+}
+
+impl App {
+    /// Seals what the form typed, or keeps the stored secret when the server and identity it
+    /// was entered for are unchanged; anything else asks for the secret again.
+    pub(crate) async fn seal_connector(
+        &self,
+        project: ProjectId,
+        side: Side,
+        checked: super::projects::CheckedConnector,
+        existing: Option<&Connector>,
+    ) -> Result<Connector, AppError> {
+        let (typed, typed_email, field, missing) = match &checked.auth {
+            CheckedAuth::PerUser => (None, None, "", ""),
+            CheckedAuth::Admin { password, .. } => (
+                password.clone(),
+                None,
+                "password",
+                "the admin account needs a password",
+            ),
+            CheckedAuth::MicrosoftApp { secret, .. } => (
+                secret.clone(),
+                None,
+                "client_secret",
+                "the app needs its client secret",
+            ),
+            CheckedAuth::GoogleServiceAccount { key, client_email } => (
+                key.clone(),
+                client_email.clone(),
+                "key_json",
+                "the service account needs its key file",
+            ),
+        };
+        let kind = checked.kind;
+        if matches!(checked.auth, CheckedAuth::PerUser) {
+            return Ok(unsealed(kind, &checked, None));
+        }
+        let field = format!("{}.auth.{field}", side.as_str());
+        if let Some(secret) = typed {
+            let mut connector = unsealed(kind, &checked, typed_email);
+            let aad = admin_secret_aad(project, side, &connector);
+            let sealed = self
+                .deps
+                .vault
+                .seal(secret.expose().as_bytes(), &aad)
+                .await?;
+            put_secret(&mut connector.auth, sealed);
+            return Ok(connector);
+        }
+        // Nothing typed: keep the stored secret, only for the server and identity it was
+        // entered for.
+        let kept_email = match existing.map(|c| &c.auth) {
+            Some(ConnectorAuth::GoogleServiceAccount { client_email, .. }) => {
+                Some(client_email.clone())
+            }
+            _ => None,
+        };
+        let mut connector = unsealed(kind, &checked, kept_email);
+        let Some(old) = existing else {
+            return Err(AppError::validation_field(&field, missing));
+        };
+        let Some(Some(sealed)) = old.auth.admin_secret() else {
+            return Err(AppError::validation_field(&field, missing));
+        };
+        let same = std::mem::discriminant(&old.auth) == std::mem::discriminant(&connector.auth)
+            && old.host.eq_ignore_ascii_case(&connector.host)
+            && old.port == connector.port
+            && old.security == connector.security
+            && identity(&old.auth) == identity(&connector.auth);
+        if !same {
+            return Err(AppError::validation_field(
+                &field,
+                "the server or login changed: enter the secret again",
+            ));
+        }
+        put_secret(&mut connector.auth, sealed.clone());
+        Ok(connector)
+    }
+
+    /// The stored admin-level secret of a connector, opened for the connector's own server.
+    pub(crate) async fn open_admin_secret(
+        &self,
+        project: ProjectId,
+        side: Side,
+        connector: &Connector,
+    ) -> Result<Secret, AppError> {
+        let Some(sealed) = connector.auth.admin_secret() else {
+            return Err(AppError::internal(
+                "the connector has no admin-level secret",
+            ));
+        };
+        let Some(sealed) = sealed else {
+            return Err(AppError::Conflict(format!(
+                "the admin password (or app secret) of the {} server was deleted when the project was closed: enter it again in the project's settings",
+                side.as_str()
+            )));
+        };
+        let bound = admin_secret_aad(project, side, connector);
+        let plain = match self.deps.vault.open(sealed, &bound).await {
+            Ok(plain) => plain,
+            // Master passwords sealed before they were bound to their server (an edit of the
+            // endpoint requires the password again since, so it still belongs to this one).
+            Err(_) if matches!(connector.auth, ConnectorAuth::Admin { .. }) => {
+                self.deps
+                    .vault
+                    .open(sealed, &legacy_admin_password_aad(project, side))
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Secret::new(
+            String::from_utf8(plain).map_err(AppError::internal)?,
+        ))
+    }
+
+    /// The app grant of an OAuth admin mode for one mailbox.
+    fn app_grant(&self, connector: &Connector, secret: Secret, email: &str) -> Option<AppGrant> {
+        let authorities = &self.config.authorities;
+        let scope = |kind| {
+            providers::profile(kind)
+                .authority
+                .map(|a| a.value.app_scope.to_owned())
+                .unwrap_or_default()
+        };
+        match &connector.auth {
+            ConnectorAuth::MicrosoftApp {
+                tenant_id,
+                client_id,
+                ..
+            } => Some(AppGrant::ClientCredentials {
+                token_url: authorities
+                    .microsoft_token_url
+                    .replace("{tenant}", tenant_id),
+                client_id: client_id.clone(),
+                client_secret: secret,
+                scope: scope(ConnectorKind::Microsoft365),
+            }),
+            ConnectorAuth::GoogleServiceAccount { .. } => Some(AppGrant::ServiceAccount {
+                token_url: authorities.google_token_url.clone(),
+                key_json: secret,
+                subject: email.to_owned(),
+                scope: scope(ConnectorKind::GoogleWorkspace),
+            }),
+            _ => None,
+        }
+    }
+
+    /// What signs in to `email`'s mailbox with a connector's admin-level access, and as whom:
+    /// the master password, or an app token the authority grants.
+    pub(crate) async fn admin_credential(
+        &self,
+        project: ProjectId,
+        side: Side,
+        connector: &Connector,
+        email: &str,
+    ) -> Result<(String, Credential), AppError> {
+        let secret = self.open_admin_secret(project, side, connector).await?;
+        let login = match &connector.auth {
+            ConnectorAuth::Admin { login_pattern, .. }
+            | ConnectorAuth::MicrosoftApp { login_pattern, .. } => {
+                login_pattern.replace("{email}", email)
+            }
+            _ => email.to_owned(),
+        };
+        let Some(grant) = self.app_grant(connector, secret.clone(), email) else {
+            return Ok((login, Credential::Password(secret)));
+        };
+        let token = self.token_for(&grant, side.as_str()).await?;
+        Ok((login, Credential::Bearer(token)))
+    }
+
+    /// Asks the authority for a token (or takes a kept one).
+    async fn token_for(&self, grant: &AppGrant, side: &str) -> Result<Secret, AppError> {
+        match self.deps.tokens.app_token(grant).await {
+            Ok(token) => Ok(token.token),
+            Err(TokenError::Refused(m)) => Err(AppError::LoginRejected(format!(
+                "{side} server: the authority refused a token for {}: {m}",
+                grant.describe()
+            ))),
+            Err(TokenError::Unavailable(m)) => Err(AppError::Upstream(format!(
+                "{side} server: the authority could not be reached: {m}"
+            ))),
+        }
+    }
+
+    /// What signs in with admin-level access as typed in the form (nothing is stored): for a
+    /// connection test before the project is saved.
+    pub(crate) async fn typed_credential(
+        &self,
+        checked: &super::projects::CheckedConnector,
+        email: Option<&EmailAddress>,
+    ) -> Result<(String, Credential), AppError> {
+        let need = |field: &str, what: &str| {
+            AppError::validation_field(
+                &format!("connector.auth.{field}"),
+                format!("enter {what} to test"),
+            )
+        };
+        match &checked.auth {
+            CheckedAuth::PerUser => Err(AppError::internal("per-user access has no admin secret")),
+            CheckedAuth::Admin {
+                login_pattern,
+                password,
+            } => {
+                let login = match email {
+                    Some(e) => login_pattern.replace("{email}", e.as_str()),
+                    None if login_pattern.contains("{email}") => {
+                        return Err(AppError::validation_field(
+                            "email",
+                            "the login pattern needs a mailbox address to test with",
+                        ));
+                    }
+                    None => login_pattern.clone(),
+                };
+                let pw = password
+                    .clone()
+                    .ok_or_else(|| need("password", "the password"))?;
+                Ok((login, Credential::Password(pw)))
+            }
+            CheckedAuth::MicrosoftApp { secret, .. }
+            | CheckedAuth::GoogleServiceAccount { key: secret, .. } => {
+                let email = email.ok_or_else(|| {
+                    AppError::validation_field("email", "enter a mailbox address to test with")
+                })?;
+                let (field, what) = match &checked.auth {
+                    CheckedAuth::MicrosoftApp { .. } => ("client_secret", "the client secret"),
+                    _ => ("key_json", "the key file"),
+                };
+                let secret = secret.clone().ok_or_else(|| need(field, what))?;
+                let client_email = match &checked.auth {
+                    CheckedAuth::GoogleServiceAccount { client_email, .. } => client_email.clone(),
+                    _ => None,
+                };
+                let connector = unsealed(checked.kind, checked, client_email);
+                let login = super::projects::login_for(&connector, email);
+                let grant = self
+                    .app_grant(&connector, secret, email.as_str())
+                    .ok_or_else(|| AppError::internal("an app mode without a grant"))?;
+                let token = self.token_for(&grant, "the").await?;
+                Ok((login, Credential::Bearer(token)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(client_id: &str, tenant: &str) -> AuthInput {
+        AuthInput::MicrosoftApp {
+            tenant_id: tenant.into(),
+            client_id: client_id.into(),
+            client_secret: Some("s3cret".into()),
+            login_pattern: "{email}".into(),
+        }
+    }
+
+    const CLIENT: &str = "6f1c1a43-0b8e-4a8e-9d43-3a1f8c7e2b10";
+
+    #[test]
+    fn a_kind_takes_only_its_own_ways_of_signing_in() {
+        let password = AuthInput::Admin {
+            login_pattern: "{email}*admin".into(),
+            password: Some("pw".into()),
+        };
+        let e = check_auth("source", ConnectorKind::Microsoft365, &password)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("Microsoft 365 takes microsoft_app"),
+            "{e}"
+        );
+        assert!(
+            check_auth(
+                "source",
+                ConnectorKind::Imap,
+                &ms(CLIENT, "contoso.example")
+            )
+            .is_err()
+        );
+        assert!(
+            check_auth(
+                "source",
+                ConnectorKind::Microsoft365,
+                &ms(CLIENT, "contoso.example")
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn app_registrations_need_a_tenant_and_a_guid() {
+        for (client, tenant) in [
+            ("not-a-guid", "contoso.example"),
+            (CLIENT, ""),
+            (CLIENT, "a/b"),
+        ] {
+            assert!(
+                check_auth("target", ConnectorKind::Microsoft365, &ms(client, tenant)).is_err(),
+                "{client} {tenant}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_account_key_is_read_for_its_address_and_checked() {
+        let good = r#"{"type":"service_account","client_email":"mover@proj.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n","private_key_id":"k1"}"#;
+        let input = AuthInput::GoogleServiceAccount {
+            key_json: Some(good.into()),
+        };
+        match check_auth("source", ConnectorKind::GoogleWorkspace, &input).unwrap() {
+            CheckedAuth::GoogleServiceAccount { client_email, key } => {
+                assert_eq!(
+                    client_email.as_deref(),
+                    Some("mover@proj.iam.gserviceaccount.com")
+                );
+                assert!(key.is_some());
+            }
+            _ => panic!("not a service account"),
+        }
+        for bad in [
+            "not json",
+            r#"{"type":"authorized_user","client_email":"a@b.example","private_key":"-----BEGIN PRIVATE KEY-----"}"#,
+            r#"{"type":"service_account","client_email":"a@b.example","private_key":"secret"}"#,
+        ] {
+            let input = AuthInput::GoogleServiceAccount {
+                key_json: Some(bad.into()),
+            };
+            let e = check_auth("source", ConnectorKind::GoogleWorkspace, &input)
+                .err()
+                .unwrap();
+            assert!(!e.to_string().contains("secret\""), "{e}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! mailferry's OAuth 2.0 client: the adapter of the domain's token port
+//! ([`domain::oauth::Tokens`]). App tokens come from Microsoft's and Google's authorities, or
+//! from whichever authority the operator configured (a local one in the tests):
+//!
+//! - client credentials (Microsoft 365 app registrations) through the `oauth2` crate;
+//! - Google's service-account grant (RFC 7523 JWT bearer): an RS256 assertion signed with
+//!   `jsonwebtoken` naming the mailbox as `sub`, posted as a form.
+//!
+//! Tokens are kept in memory and renewed before they end (five minutes before, or at half
+//! their life when they live shorter), so a copy never starts a command with a token about to
+//! run out. No token, secret or assertion is ever logged or put into an error: what an error
+//! carries is the authority's error code and its description, cut short.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::Secret;
+use domain::oauth::{AccessToken, AppGrant, TokenError, Tokens};
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+mod service_account;
+
+/// How long before its end a kept token is renewed, at most.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+/// How long a token lives when the authority does not say.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long one request to an authority may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A kept token and when to ask for a new one.
+struct Kept {
+    token: AccessToken,
+    renew_at: OffsetDateTime,
+}
+
+/// The OAuth client. Cheap to share; one per process.
+pub struct OAuthClient {
+    http: reqwest::Client,
+    kept: Mutex<HashMap<[u8; 32], Kept>>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuthClient")
+    }
+}
+
+impl OAuthClient {
+    pub fn new() -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            // A token endpoint that redirects is not followed: the secret would go along.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("mailferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("the HTTPS client cannot start: {e}"))?;
+        Ok(OAuthClient {
+            http,
+            kept: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Kept>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn client_credentials(
+        &self,
+        token_url: &str,
+        client_id: &str,
+        client_secret: &Secret,
+        scope: &str,
+    ) -> Result<(Secret, Option<Duration>), TokenError> {
+        let url = TokenUrl::new(token_url.to_owned())
+            .map_err(|_| TokenError::Refused(format!("'{token_url}' is not a token URL")))?;
+        let client = BasicClient::new(ClientId::new(client_id.to_owned()))
+            .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
+            // Microsoft documents the secret in the request body.
+            .set_auth_type(AuthType::RequestBody)
+            .set_token_uri(url);
+        let response = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new(scope.to_owned()))
+            .request_async(&self.http)
+            .await;
+        match response {
+            Ok(r) => Ok((
+                Secret::new(r.access_token().secret().clone()),
+                r.expires_in(),
+            )),
+            Err(RequestTokenError::ServerResponse(e)) => {
+                let code = match e.error() {
+                    BasicErrorResponseType::Extension(other) => other.clone(),
+                    known => known.to_string(),
+                };
+                Err(classify(&code, e.error_description().map(String::as_str)))
+            }
+            Err(RequestTokenError::Request(e)) => Err(TokenError::Unavailable(format!(
+                "{} ({})",
+                host_of(token_url),
+                short(&e.to_string())
+            ))),
+            Err(RequestTokenError::Parse(..)) | Err(RequestTokenError::Other(_)) => {
+                Err(TokenError::Unavailable(format!(
+                    "{} answered with something that is not a token",
+                    host_of(token_url)
+                )))
+            }
+        }
+    }
+}
+
+/// An authority's error code and description as a [`TokenError`]: codes that say the grant
+/// itself is wrong are refusals the admin must fix; anything else may pass.
+pub(crate) fn classify(code: &str, description: Option<&str>) -> TokenError {
+    let text = match description {
+        Some(d) => format!("{code}: {}", short(d)),
+        None => code.to_owned(),
+    };
+    match code {
+        "temporarily_unavailable" | "server_error" | "slow_down" => TokenError::Unavailable(text),
+        _ => TokenError::Refused(text),
+    }
+}
+
+/// Text from the other side, cut to one line of at most 200 characters.
+pub(crate) fn short(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    line.trim().to_owned()
+}
+
+pub(crate) fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "the authority".into())
+}
+
+/// The key a grant's token is kept under: a hash, so the map holds no secret in clear.
+fn cache_key(grant: &AppGrant) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let parts: Vec<&str> = match grant {
+        AppGrant::ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } => vec!["cc", token_url, client_id, client_secret.expose(), scope],
+        AppGrant::ServiceAccount {
+            token_url,
+            key_json,
+            subject,
+            scope,
+        } => vec!["sa", token_url, key_json.expose(), subject, scope],
+    };
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// When a token issued `now` for `lifetime` is renewed.
+fn renew_at(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
+    let early = RENEW_BEFORE.min(lifetime / 2);
+    now + (lifetime - early)
+}
+
+/// A token endpoint's answer to a form-posted grant (RFC 6749 section 5).
+#[derive(Deserialize)]
+pub(crate) struct TokenAnswer {
+    pub access_token: Option<String>,
+    pub expires_in: Option<u64>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+#[async_trait]
+impl Tokens for OAuthClient {
+    async fn app_token(&self, grant: &AppGrant) -> Result<AccessToken, TokenError> {
+        let key = cache_key(grant);
+        let now = OffsetDateTime::now_utc();
+        if let Some(kept) = self.kept().get(&key)
+            && kept.renew_at > now
+        {
+            return Ok(kept.token.clone());
+        }
+        let (token, lifetime) = match grant {
+            AppGrant::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => {
+                self.client_credentials(token_url, client_id, client_secret, scope)
+                    .await?
+            }
+            AppGrant::ServiceAccount {
+                token_url,
+                key_json,
+                subject,
+                scope,
+            } => {
+                service_account::token(&self.http, token_url, key_json, subject, scope, now).await?
+            }
+        };
+        let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME);
+        let token = AccessToken {
+            token,
+            expires_at: now + lifetime,
+        };
+        tracing::info!(
+            grant = %grant.describe(),
+            lifetime_s = lifetime.as_secs(),
+            "access token issued"
+        );
+        self.kept().insert(
+            key,
+            Kept {
+                token: token.clone(),
+                renew_at: renew_at(now, lifetime),
+            },
+        );
+        Ok(token)
+    }
+
+    async fn forget(&self, grant: &AppGrant) {
+        self.kept().remove(&cache_key(grant));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_renewed_before_they_end() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        // An hour-long token: five minutes before its end.
+        assert_eq!(
+            renew_at(now, Duration::from_secs(3600)),
+            now + Duration::from_secs(3300)
+        );
+        // A short one: at half its life.
+        assert_eq!(
+            renew_at(now, Duration::from_secs(60)),
+            now + Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn refusals_and_outages_are_told_apart() {
+        assert!(matches!(
+            classify("invalid_client", Some("AADSTS7000215: Invalid client secret provided.")),
+            TokenError::Refused(m) if m.starts_with("invalid_client: AADSTS7000215")
+        ));
+        assert!(matches!(
+            classify("temporarily_unavailable", None),
+            TokenError::Unavailable(_)
+        ));
+        assert_eq!(short("a\r\nb"), "a  b");
+        assert_eq!(short(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn grants_are_kept_apart_by_everything_they_name() {
+        let grant = |subject: &str, secret: &str| AppGrant::ServiceAccount {
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            key_json: Secret::new(secret),
+            subject: subject.into(),
+            scope: "https://mail.google.com/".into(),
+        };
+        assert_eq!(cache_key(&grant("a@x", "k")), cache_key(&grant("a@x", "k")));
+        assert_ne!(cache_key(&grant("a@x", "k")), cache_key(&grant("b@x", "k")));
+        assert_ne!(
+            cache_key(&grant("a@x", "k")),
+            cache_key(&grant("a@x", "k2"))
+        );
+        // Length-prefixed parts: moving a character between two parts changes the key.
+        assert_ne!(cache_key(&grant("a@xk", "")), cache_key(&grant("a@x", "k")));
+    }
+}

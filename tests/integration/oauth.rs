@@ -1,0 +1,210 @@
+//! Microsoft 365 and Google Workspace sides without any user's password, against a real OAuth
+//! authority (oidc-provider, `testbed::Authority`) and Dovecots that validate its JWT access
+//! tokens with its key (Dovecot's oauth2 passdb): an app registration's client credentials
+//! (signing in as a master user the way an app with IMAP.AccessAsApp opens any mailbox), and a
+//! service account's RFC 7523 grant (a token per mailbox, `sub` = the mailbox).
+
+use std::time::Duration;
+
+use integration_tests::corpus::test_corpus;
+use integration_tests::{TestApp, spawn_app_with, wait_for_state};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testbed::{Authority, AuthorityOptions, Dovecot, DovecotOptions, SpecialFolder};
+
+use crate::copy::{
+    MASTER_PW, SOURCE_PW, assert_arrived, assert_arrived_as, seed, source_server, start_ann,
+    target_server,
+};
+
+/// Ann's own password on the Microsoft 365 stand-in: only the test reads with it.
+const ANN_TARGET_PW: &str = "a password mailferry never learns";
+
+const APP: &str = "6f1c1a43-0b8e-4a8e-9d43-3a1f8c7e2b10";
+const APP_SECRET: &str = "app-secret-for-the-tests";
+const SERVICE_ACCOUNT: &str = "mover@migration.iam.gserviceaccount.com";
+
+fn authority() -> Authority {
+    Authority::start(
+        AuthorityOptions::new()
+            .app(APP, APP_SECRET)
+            .service_account(SERVICE_ACCOUNT),
+    )
+    .expect("the OAuth authority starts")
+}
+
+/// The local server, with both providers' token endpoints at the local authority.
+async fn app_for(authority: &Authority) -> TestApp {
+    let token_url = authority.token_url();
+    spawn_app_with(None, |args| {
+        args.microsoft_token_url = Some(token_url.clone());
+        args.google_token_url = Some(token_url);
+    })
+    .await
+    .unwrap()
+}
+
+fn microsoft_target(target: &Dovecot, secret: &str) -> Value {
+    json!({
+        "kind": "microsoft365", "host": "127.0.0.1", "port": target.port(), "security": "plaintext",
+        "auth": {"mode": "microsoft_app", "tenant_id": "contoso.example", "client_id": APP,
+                 "client_secret": secret, "login_pattern": format!("{{email}}*{APP}")}
+    })
+}
+
+/// Adds Ann (with her source password when the source takes one), starts her copy and waits
+/// until it completes.
+async fn copy_ann(app: &TestApp, project: Value, source_password: Option<&str>) -> (String, Value) {
+    let (p, u) = start_ann(app, project, source_password).await;
+    let done = wait_for_state(app, &p, &u, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
+    (p, done)
+}
+
+#[tokio::test]
+async fn a_microsoft_365_target_is_written_with_an_app_token_and_no_password() {
+    let authority = authority();
+    let source = source_server();
+    seed(&source, "ann@old.example", &test_corpus(12, None));
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .user("ann@new.example", ANN_TARGET_PW)
+            .oauth2_authority(&authority)
+            .special_folders(vec![SpecialFolder {
+                name: "Sent Items".into(),
+                special_use: "\\Sent".into(),
+                auto_create: true,
+            }]),
+    )
+    .expect("target dovecot");
+    let app = app_for(&authority).await;
+    app.login().await.unwrap();
+
+    // The form's connection test proves the token grant and one login.
+    let r = app
+        .post(
+            "/api/admin/connectors/test",
+            json!({"connector": microsoft_target(&target, APP_SECRET), "email": "ann@new.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["ok"], true, "{:?}", r.body);
+
+    let project = json!({
+        "name": "To Microsoft 365",
+        "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext", "auth": {"mode": "per_user"}},
+        "target": microsoft_target(&target, APP_SECRET),
+        "invite_to": "none"
+    });
+    let (p, done) = copy_ann(&app, project, Some(SOURCE_PW)).await;
+    assert_eq!(done["user"]["last_error"], Value::Null, "{done}");
+    assert_arrived_as(&source, &target, "ann@new.example", ANN_TARGET_PW).await;
+
+    // The project shows the app, never its secret.
+    let view = app.get(&format!("/api/admin/projects/{p}")).await.unwrap();
+    assert_eq!(view.body["target"]["kind"], "microsoft365");
+    assert_eq!(
+        view.body["target"]["auth"]["has_secret"], true,
+        "{:?}",
+        view.body
+    );
+    assert!(!view.body.to_string().contains(APP_SECRET));
+    // Ann's mailbox was opened with the app's token, as the app.
+    let log = std::fs::read_to_string(target.log_path()).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Login: user=<ann@new.example>") && l.contains("method=XOAUTH2")),
+        "no XOAUTH2 login for Ann in the target's log"
+    );
+}
+
+#[tokio::test]
+async fn a_google_workspace_source_is_read_with_a_service_account_token_per_mailbox() {
+    let authority = authority();
+    let source = Dovecot::start(
+        DovecotOptions::default()
+            .user("ann@old.example", SOURCE_PW)
+            .separator('/')
+            .oauth2_authority(&authority)
+            .special_folders(vec![SpecialFolder {
+                name: "Sent".into(),
+                special_use: "\\Sent".into(),
+                auto_create: true,
+            }]),
+    )
+    .expect("source dovecot");
+    seed(&source, "ann@old.example", &test_corpus(13, None));
+    let target = target_server();
+    let app = app_for(&authority).await;
+    let key = authority.service_account_key(SERVICE_ACCOUNT).unwrap();
+    let project = json!({
+        "name": "From Google Workspace",
+        "source": {"kind": "google_workspace", "host": "127.0.0.1", "port": source.port(), "security": "plaintext",
+                   "auth": {"mode": "google_service_account", "key_json": key}},
+        "target": {"host": "127.0.0.1", "port": target.port(), "security": "plaintext",
+                   "auth": {"mode": "admin", "login_pattern": "{email}*admin", "password": MASTER_PW}},
+        "invite_to": "none"
+    });
+    let (p, _) = copy_ann(&app, project, None).await;
+    assert_arrived(&source, &target).await;
+    let view = app.get(&format!("/api/admin/projects/{p}")).await.unwrap();
+    assert_eq!(
+        view.body["source"]["auth"]["client_email"], SERVICE_ACCOUNT,
+        "{:?}",
+        view.body
+    );
+    assert!(!view.body.to_string().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn a_refused_token_or_mailbox_is_named_and_no_secret_is_shown() {
+    let authority = authority();
+    let target = Dovecot::start(
+        DovecotOptions::default()
+            .user("ann@new.example", "unused")
+            .oauth2_authority(&authority),
+    )
+    .expect("target dovecot");
+    let app = app_for(&authority).await;
+    app.login().await.unwrap();
+    let test = |connector: Value| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/admin/connectors/test",
+                json!({"connector": connector, "email": "ann@new.example"}),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // A wrong client secret: the authority's refusal, by its code.
+    let wrong = "not-the-app-secret";
+    let r = test(microsoft_target(&target, wrong)).await;
+    assert_eq!(r.body["ok"], false, "{:?}", r.body);
+    let message = r.body["message"].as_str().unwrap();
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(!message.contains(wrong), "{message}");
+
+    // The right app, but signing in as the mailbox itself (no access granted to the app).
+    let mut direct = microsoft_target(&target, APP_SECRET);
+    direct["auth"]["login_pattern"] = json!("{email}");
+    let r = test(direct).await;
+    assert_eq!(r.body["ok"], false, "{:?}", r.body);
+    let message = r.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not accept the app's token"),
+        "{message}"
+    );
+
+    // A password where Microsoft 365 takes none: refused before anything is tried.
+    let r = test(json!({
+        "kind": "microsoft365", "host": "127.0.0.1", "port": target.port(), "security": "plaintext",
+        "auth": {"mode": "admin", "login_pattern": "{email}", "password": "pw"}
+    }))
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["details"]["field"], "connector.auth.mode");
+}
