@@ -432,7 +432,7 @@ async fn closing_a_project_deletes_every_password_and_stops_its_links() {
         still.body["message"]
             .as_str()
             .unwrap()
-            .contains("admin password of the target server was deleted"),
+            .contains("of the target server was deleted when the project was closed"),
         "{:?}",
         still.body
     );
