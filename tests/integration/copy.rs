@@ -137,7 +137,7 @@ pub async fn start_ann(
 
 /// Starts a delta pass, checks it is pass number `pass`, and waits until it completes; returns
 /// the user detail.
-async fn delta_pass(
+pub async fn delta_pass(
     app: &integration_tests::TestApp,
     p: &str,
     uid: &str,

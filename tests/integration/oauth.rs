@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use testbed::{Authority, AuthorityOptions, Dovecot, DovecotOptions, SpecialFolder};
 
 use crate::copy::{
-    MASTER_PW, SOURCE_PW, assert_arrived, assert_arrived_as, seed, source_server, start_ann,
-    target_server,
+    MASTER_PW, SOURCE_PW, assert_arrived, assert_arrived_as, delta_pass, seed, source_server,
+    start_ann, target_server,
 };
 
 /// Ann's own password on the Microsoft 365 stand-in: only the test reads with it.
@@ -25,8 +25,12 @@ const APP_SECRET: &str = "app-secret-for-the-tests";
 const SERVICE_ACCOUNT: &str = "mover@migration.iam.gserviceaccount.com";
 
 fn authority() -> Authority {
+    authority_with(AuthorityOptions::new())
+}
+
+fn authority_with(options: AuthorityOptions) -> Authority {
     Authority::start(
-        AuthorityOptions::new()
+        options
             .app(APP, APP_SECRET)
             .service_account(SERVICE_ACCOUNT),
     )
@@ -42,6 +46,21 @@ async fn app_for(authority: &Authority) -> TestApp {
     })
     .await
     .unwrap()
+}
+
+/// A Dovecot that takes the authority's app tokens as Exchange Online does, with its Sent Items.
+fn app_token_target(authority: &Authority) -> Dovecot {
+    Dovecot::start(
+        DovecotOptions::default()
+            .user("ann@new.example", ANN_TARGET_PW)
+            .oauth2_authority(authority)
+            .special_folders(vec![SpecialFolder {
+                name: "Sent Items".into(),
+                special_use: "\\Sent".into(),
+                auto_create: true,
+            }]),
+    )
+    .expect("target dovecot")
 }
 
 fn microsoft_target(target: &Dovecot, secret: &str) -> Value {
@@ -67,17 +86,7 @@ async fn a_microsoft_365_target_is_written_with_an_app_token_and_no_password() {
     let authority = authority();
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(12, None));
-    let target = Dovecot::start(
-        DovecotOptions::default()
-            .user("ann@new.example", ANN_TARGET_PW)
-            .oauth2_authority(&authority)
-            .special_folders(vec![SpecialFolder {
-                name: "Sent Items".into(),
-                special_use: "\\Sent".into(),
-                auto_create: true,
-            }]),
-    )
-    .expect("target dovecot");
+    let target = app_token_target(&authority);
     let app = app_for(&authority).await;
     app.login().await.unwrap();
 
@@ -116,6 +125,53 @@ async fn a_microsoft_365_target_is_written_with_an_app_token_and_no_password() {
         log.lines()
             .any(|l| l.contains("Login: user=<ann@new.example>") && l.contains("method=XOAUTH2")),
         "no XOAUTH2 login for Ann in the target's log"
+    );
+}
+
+/// Access tokens that end every second: each job signs in with a token that is still good
+/// (renewed before it ends), the move outlives several of them over three passes with new
+/// mail in between, and the target never refuses a login.
+#[tokio::test]
+async fn app_tokens_that_end_are_renewed_and_nothing_is_lost() {
+    let authority =
+        authority_with(AuthorityOptions::new().access_token_ttl(Duration::from_secs(1)));
+    let source = source_server();
+    seed(&source, "ann@old.example", &test_corpus(14, None));
+    let target = app_token_target(&authority);
+    let app = app_for(&authority).await;
+    let project = json!({
+        "name": "Short tokens",
+        "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext", "auth": {"mode": "per_user"}},
+        "target": microsoft_target(&target, APP_SECRET),
+        "invite_to": "none"
+    });
+    let (p, u) = start_ann(&app, project, Some(SOURCE_PW)).await;
+    wait_for_state(&app, &p, &u, "completed", Duration::from_secs(120))
+        .await
+        .unwrap();
+    for (pass, n) in [(2, 900), (3, 901)] {
+        // Past the end of every token handed out so far.
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        let more = test_corpus(n, None).into_iter().take(3).collect::<Vec<_>>();
+        seed(&source, "ann@old.example", &more);
+        let done = delta_pass(&app, &p, &u, pass).await;
+        assert_eq!(done["user"]["last_error"], Value::Null, "{done}");
+    }
+    assert_arrived_as(&source, &target, "ann@new.example", ANN_TARGET_PW).await;
+    let issued = authority.tokens_issued(APP);
+    println!("tokens issued to the app during the move: {issued}");
+    assert!(
+        issued >= 3,
+        "{issued} tokens for three passes a token's life apart"
+    );
+    let log = std::fs::read_to_string(target.log_path()).unwrap_or_default();
+    assert!(
+        !log.contains("auth failed"),
+        "the target refused a login: {}",
+        log.lines()
+            .filter(|l| l.contains("auth failed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

@@ -63,6 +63,13 @@ pub struct Behaviour {
     /// Cyrus's `munge8bit`: each 8-bit byte of a stored message's header becomes `X` (same
     /// size, other bytes).
     pub munge_8bit_headers: bool,
+    /// Flags an APPEND does not store (Exchange Online drops `\Flagged`); STORE sets them.
+    pub drop_flags_on_append: Vec<String>,
+    /// Bearer tokens (XOAUTH2) the server accepts for any of its users, as one app token opens
+    /// every mailbox of a tenant; any other token is refused like a wrong password. The tokens
+    /// themselves come from a real authority in the tests that name one; here a test decides
+    /// which are valid, to model expiry and revocation.
+    pub app_tokens: HashSet<String>,
 }
 
 impl Default for Behaviour {
@@ -86,6 +93,8 @@ impl Default for Behaviour {
             namespace_prefix: String::new(),
             create_special_use: false,
             munge_8bit_headers: false,
+            drop_flags_on_append: Vec::new(),
+            app_tokens: HashSet::new(),
         }
     }
 }

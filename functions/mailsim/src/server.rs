@@ -328,19 +328,12 @@ impl MailServers for Server {
         credential: &Credential,
         _timeout: Duration,
     ) -> Result<Box<dyn MailSession>, MailboxError> {
-        // The simulated server takes passwords only: tokens are tested against a real
-        // authorization server and Dovecot.
-        let Credential::Password(password) = credential else {
-            return Err(MailboxError::Auth(
-                "[AUTHENTICATIONFAILED] mailsim takes passwords only".into(),
-            ));
-        };
         let flow = {
             let mut st = self.lock();
             if st.tick() {
                 Flow::Crash
             } else {
-                Flow::Done(st.open_session(login, password.expose()))
+                Flow::Done(st.open_session(login, credential))
             }
         };
         let id = settle(flow).await?;

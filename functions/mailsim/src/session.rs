@@ -244,9 +244,18 @@ fn append_one(
     {
         return Ok(AppendRefusal::OverQuota.outcome());
     }
+    let flags: Vec<String> = item
+        .flags
+        .into_iter()
+        .filter(|f| {
+            !b.drop_flags_on_append
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(f))
+        })
+        .collect();
     let uid = st
         .folder_mut(login, folder)?
-        .store(bytes, &item.flags, item.internaldate);
+        .store(bytes, &flags, item.internaldate);
     count_accepted(st);
     Ok(AppendOutcome::Appended {
         uid: uidplus.then_some(uid),

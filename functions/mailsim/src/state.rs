@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::mailbox::{FolderStatus, MailboxError, MessageMeta, SpecialUse};
+use domain::secret::Credential;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -341,14 +342,22 @@ impl State {
     }
 
     /// Opens a session for `login`, checking the password and the connection limit.
-    pub fn open_session(&mut self, login: &str, password: &str) -> Result<u64, MailboxError> {
-        match self.users.get(login) {
-            Some(u) if u.password == password => {}
-            _ => {
-                return Err(MailboxError::Auth(
-                    "[AUTHENTICATIONFAILED] Authentication failed.".into(),
-                ));
+    pub fn open_session(
+        &mut self,
+        login: &str,
+        credential: &Credential,
+    ) -> Result<u64, MailboxError> {
+        let accepted = match (self.users.get(login), credential) {
+            (Some(u), Credential::Password(password)) => u.password == password.expose(),
+            (Some(_), Credential::Bearer(token)) => {
+                self.behaviour.app_tokens.contains(token.expose())
             }
+            (None, _) => false,
+        };
+        if !accepted {
+            return Err(MailboxError::Auth(
+                "[AUTHENTICATIONFAILED] Authentication failed.".into(),
+            ));
         }
         if let Some(max) = self.behaviour.max_connections {
             let open = self.sessions.values().filter(|l| *l == login).count();

@@ -168,5 +168,12 @@ provider.use(async (ctx, next) => {
   await next();
 });
 
+// One line per token issued, for the tests that count renewals (never the token itself).
+provider.on('grant.success', (ctx) => {
+  process.stderr.write(`${JSON.stringify({
+    event: 'token_issued', client_id: ctx.oidc.client?.clientId, grant_type: ctx.oidc.params?.grant_type,
+  })}\n`);
+});
+
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({ issuer, kid })}\n`);

@@ -182,6 +182,15 @@ impl Authority {
             .with_context(|| format!("no service account {client_email}"))
     }
 
+    /// How many tokens the authority issued to a client so far (its `token_issued` lines).
+    pub fn tokens_issued(&self, client_id: &str) -> usize {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "token_issued" && v["client_id"] == client_id)
+            .count()
+    }
+
     /// What the authority logged (Node's stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("authority.log")).unwrap_or_default()

@@ -432,6 +432,22 @@ impl App {
         Ok((login, Credential::Bearer(token)))
     }
 
+    /// Forgets the kept token of a connector's app access for `email`, so that the next one is
+    /// new: the service refused it (revoked, or ended early).
+    pub(crate) async fn forget_app_token(
+        &self,
+        project: ProjectId,
+        side: Side,
+        connector: &Connector,
+        email: &str,
+    ) -> Result<(), AppError> {
+        let secret = self.open_admin_secret(project, side, connector).await?;
+        if let Some(grant) = self.app_grant(connector, secret, email) {
+            self.deps.tokens.forget(&grant).await;
+        }
+        Ok(())
+    }
+
     /// Asks the authority for a token (or takes a kept one).
     async fn token_for(&self, grant: &AppGrant, side: &str) -> Result<Secret, AppError> {
         match self.deps.tokens.app_token(grant).await {

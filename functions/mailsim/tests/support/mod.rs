@@ -16,10 +16,12 @@ use contract::{
 use domain::app::{AppConfig, CopySettings, JobOutcome};
 use domain::error::{LoginError, MailError, QueueError, VaultError};
 use domain::mailbox::{MailServers, MailSession, MailboxError};
+use domain::oauth::{AccessToken, AppGrant, NoTokens, TokenError, Tokens};
 use domain::ports::{
     Delivery, LoginInfo, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store, SystemClock,
     Vault,
 };
+use domain::secret::Secret;
 use domain::{App, Credential, Deps, Endpoint, MailUser, Project, Sealed};
 use mailsim::{AppendRefusal, REWRITE_HEADER, Server};
 use time::OffsetDateTime;
@@ -184,6 +186,68 @@ pub struct World {
 }
 
 /// The embedded store, in memory.
+/// The target of a world: its server, how the project reaches it, and the token port.
+struct TheTarget {
+    server: Server,
+    connector: ConnectorInput,
+    tokens: Arc<dyn Tokens>,
+}
+
+impl TheTarget {
+    /// Any IMAP server, signed in to with a password.
+    fn imap(server: Server) -> TheTarget {
+        TheTarget {
+            server,
+            connector: imap_side("target.test"),
+            tokens: Arc::new(NoTokens),
+        }
+    }
+}
+
+/// An IMAP server's side of the project, signed in to with the admin password.
+fn imap_side(host: &str) -> ConnectorInput {
+    ConnectorInput {
+        kind: contract::ConnectorKind::Imap,
+        host: host.into(),
+        port: 993,
+        security: Security::Tls,
+        auth: AuthInput::Admin {
+            login_pattern: "{email}".into(),
+            password: Some(PASSWORD.into()),
+        },
+    }
+}
+
+/// The token port as an authority answers it, for the engine's decisions: tokens `t1`, `t2`, …,
+/// the same one until it is forgotten, then the next. (The real adapter is tested against a
+/// real authority in the integration tests.)
+#[derive(Default)]
+pub struct ModelTokens {
+    /// Tokens forgotten so far: the current one is `t{forgotten + 1}`.
+    forgotten: Mutex<u32>,
+}
+
+impl ModelTokens {
+    pub fn forgotten(&self) -> u32 {
+        *self.forgotten.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl Tokens for ModelTokens {
+    async fn app_token(&self, _grant: &AppGrant) -> Result<AccessToken, TokenError> {
+        let n = *self.forgotten.lock().unwrap() + 1;
+        Ok(AccessToken {
+            token: Secret::new(format!("t{n}")),
+            expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        })
+    }
+
+    async fn forget(&self, _grant: &AppGrant) {
+        *self.forgotten.lock().unwrap() += 1;
+    }
+}
+
 pub fn sqlite() -> Arc<dyn Store> {
     Arc::new(embedded::SqliteStore::open_in_memory().expect("store"))
 }
@@ -209,25 +273,72 @@ impl World {
     /// A world on a hand-moved clock with these engine settings and project copy options.
     pub async fn with_options(copy: CopySettings, options: CopyOptions) -> World {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        World::build(copy, options, Some(clock), sqlite(), Server::new()).await
+        World::build(
+            copy,
+            options,
+            Some(clock),
+            sqlite(),
+            TheTarget::imap(Server::new()),
+        )
+        .await
     }
 
     /// A world on a hand-moved clock whose target is this server (another delimiter, another
     /// namespace).
     pub async fn with_target(target: Server) -> World {
+        World::on_manual_clock(TheTarget::imap(target)).await
+    }
+
+    /// A world on a hand-moved clock whose target is a Microsoft 365 tenant reached with an
+    /// app registration's tokens, which `tokens` hands out.
+    pub async fn with_app_target(target: Server, tokens: Arc<ModelTokens>) -> World {
+        World::on_manual_clock(TheTarget {
+            server: target,
+            connector: ConnectorInput {
+                kind: contract::ConnectorKind::Microsoft365,
+                host: "outlook.test".into(),
+                port: 993,
+                security: Security::Tls,
+                auth: AuthInput::MicrosoftApp {
+                    tenant_id: "contoso.example".into(),
+                    client_id: "6f1c1a43-0b8e-4a8e-9d43-3a1f8c7e2b10".into(),
+                    client_secret: Some("app secret".into()),
+                    login_pattern: "{email}".into(),
+                },
+            },
+            tokens,
+        })
+        .await
+    }
+
+    async fn on_manual_clock(target: TheTarget) -> World {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let copy = CopySettings::default();
-        World::build(copy, CopyOptions::default(), Some(clock), sqlite(), target).await
+        let (copy, options) = (CopySettings::default(), CopyOptions::default());
+        World::build(copy, options, Some(clock), sqlite(), target).await
     }
 
     /// A world on the wall clock whose state lives in `store`.
     pub async fn on_store(copy: CopySettings, store: Arc<dyn Store>) -> World {
-        World::build(copy, CopyOptions::default(), None, store, Server::new()).await
+        World::build(
+            copy,
+            CopyOptions::default(),
+            None,
+            store,
+            TheTarget::imap(Server::new()),
+        )
+        .await
     }
 
     /// A world on the wall clock, with these engine settings.
     pub async fn on_wall_clock(copy: CopySettings) -> World {
-        World::build(copy, CopyOptions::default(), None, sqlite(), Server::new()).await
+        World::build(
+            copy,
+            CopyOptions::default(),
+            None,
+            sqlite(),
+            TheTarget::imap(Server::new()),
+        )
+        .await
     }
 
     async fn build(
@@ -235,8 +346,13 @@ impl World {
         options: CopyOptions,
         clock: Option<Arc<ManualClock>>,
         store: Arc<dyn Store>,
-        target: Server,
+        the_target: TheTarget,
     ) -> World {
+        let TheTarget {
+            server: target,
+            connector: target_side,
+            tokens,
+        } = the_target;
         let source = Server::new();
         source.add_user(USER, PASSWORD);
         target.add_user(USER, PASSWORD);
@@ -258,7 +374,7 @@ impl World {
                 None => Arc::new(SystemClock),
             },
             mailboxes: route,
-            tokens: Arc::new(domain::oauth::NoTokens),
+            tokens,
         };
         let lease_ttl = copy.lease_ttl;
         let app = App::new(
@@ -268,22 +384,12 @@ impl World {
                 ..AppConfig::default()
             },
         );
-        let side = |host: &str| ConnectorInput {
-            kind: contract::ConnectorKind::Imap,
-            host: host.into(),
-            port: 993,
-            security: Security::Tls,
-            auth: AuthInput::Admin {
-                login_pattern: "{email}".into(),
-                password: Some(PASSWORD.into()),
-            },
-        };
         let project = app
             .create_project(
                 &ProjectInput {
                     name: "property".into(),
-                    source: side(SOURCE_HOST),
-                    target: side("target.test"),
+                    source: imap_side(SOURCE_HOST),
+                    target: target_side,
                     invite_to: InviteTo::None,
                     admin_email: None,
                     notify_user: false,

@@ -258,6 +258,17 @@ impl App {
                 retry_after: deferral.retry_after,
             });
         }
+        let restore = decide::flags_to_restore(&fetched, &settled.appended, s.target_drops);
+        if !restore.is_empty() {
+            let store = self.restore_flags(s, &target_name, restore);
+            match self
+                .while_leased(folder, Some(attempt.deadline), store)
+                .await?
+            {
+                Ok(()) => {}
+                Err(stop) => return Ok(Err(stop)),
+            }
+        }
         let pairs: Vec<(u32, u32)> = settled
             .appended
             .iter()
@@ -279,6 +290,23 @@ impl App {
             }
         };
         Ok(Ok((settled, unreadable, report)))
+    }
+
+    /// Sets the flags the target dropped on APPEND again, copy by copy (`(target UID, flags)`).
+    /// The copies are stored and the chunk not yet checkpointed: a failure here retries the
+    /// chunk, whose resume finds the copies and appends nothing again.
+    async fn restore_flags(
+        &self,
+        s: &mut Sessions,
+        target_name: &str,
+        restore: Vec<(u32, Vec<String>)>,
+    ) -> Result<(), AppError> {
+        // SELECT again: the folder's view then includes what was just appended.
+        s.target.select(target_name).await.map_err(mailbox_err)?;
+        for (uid, flags) in restore {
+            s.target.set_flags(uid, &flags).await.map_err(mailbox_err)?;
+        }
+        Ok(())
     }
 
     /// Fetches the bodies of `wanted`. A server that could not return some of them (a FETCH

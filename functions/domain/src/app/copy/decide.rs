@@ -3,6 +3,7 @@
 //! APPEND mean for the chunk (copied, skipped, wait and retry, or stop because the target is
 //! full). The I/O around them lives in `folder.rs`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use contract::{SkipCause, SkippedItem};
@@ -139,6 +140,31 @@ pub(crate) fn settle(fetched: &[MessageMeta], outcomes: Vec<AppendOutcome>) -> S
     settled
 }
 
+/// The copies whose flags the target dropped on APPEND, by the target profile's
+/// `flags_after_append` (Exchange Online stores `\Flagged` only by STORE): each copy with a
+/// target UID whose source message has one of `dropped` (compared without case), with the full
+/// flag list to set on it.
+pub(crate) fn flags_to_restore(
+    fetched: &[MessageMeta],
+    appended: &[(u32, u64, Option<u32>)],
+    dropped: &[&str],
+) -> Vec<(u32, Vec<String>)> {
+    if dropped.is_empty() {
+        return Vec::new();
+    }
+    let flags_of: HashMap<u32, &Vec<String>> = fetched.iter().map(|m| (m.uid, &m.flags)).collect();
+    appended
+        .iter()
+        .filter_map(|&(source, _, copy)| {
+            let flags = flags_of.get(&source)?;
+            let hit = flags
+                .iter()
+                .any(|f| dropped.iter().any(|d| d.eq_ignore_ascii_case(f)));
+            Some((copy?, (*flags).clone())).filter(|_| hit)
+        })
+        .collect()
+}
+
 /// Flag changes for a group of identical messages (same identity, so no way to tell which
 /// target copy belongs to which source message): the target group's flag sets are made equal to
 /// the source group's as multisets, changing as few messages as possible. Returns the target
@@ -182,6 +208,27 @@ pub(crate) fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_a_target_drops_on_append_are_set_again_on_the_copies_that_had_them() {
+        let with = |uid, flags: &[&str]| MessageMeta {
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            ..meta(uid, 10)
+        };
+        let fetched = [
+            with(1, &["\\Seen", "\\flagged"]),
+            with(2, &["\\Seen"]),
+            with(3, &["\\Flagged"]),
+            with(4, &["\\Flagged", "$Work"]),
+        ];
+        // 3 got no UID (no UIDPLUS): nothing to STORE on; 4 was refused.
+        let appended = [(1, 10, Some(11)), (2, 10, Some(12)), (3, 10, None)];
+        assert_eq!(
+            flags_to_restore(&fetched, &appended, &["\\Flagged"]),
+            vec![(11, vec!["\\Seen".to_owned(), "\\flagged".to_owned()])]
+        );
+        assert!(flags_to_restore(&fetched, &appended, &[]).is_empty());
+    }
 
     fn meta(uid: u32, size: u64) -> MessageMeta {
         MessageMeta {

@@ -42,7 +42,7 @@ use contract::jobs::Job;
 
 use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
-use crate::mailbox::{MailboxError, Source, Target};
+use crate::mailbox::{MailSession, MailboxError, Source, Target};
 use crate::model::*;
 use crate::ports::OutgoingMail;
 use crate::secret::{Credential, Secret};
@@ -89,6 +89,9 @@ pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
 struct Sessions {
     source: Source,
     target: Target,
+    /// Flags the target's service drops on APPEND, set again with STORE (its profile's
+    /// `flags_after_append`).
+    target_drops: &'static [&'static str],
 }
 
 impl Sessions {
@@ -154,6 +157,61 @@ impl App {
         Ok(())
     }
 
+    /// Opens one side's session for a user. A bearer token the server refuses (revoked, or
+    /// ended before the time it was given for) is forgotten and the login tried once more with
+    /// a new one, so a job never fails on a kept token the authority would replace.
+    async fn open_side(
+        &self,
+        project: &Project,
+        side: Side,
+        connector: &Connector,
+        email: &EmailAddress,
+        per_user: Option<String>,
+    ) -> Result<Box<dyn MailSession>, AppError> {
+        let timeout = self.config.copy.command_timeout;
+        let credential_for = async || match &connector.auth {
+            ConnectorAuth::PerUser => Ok((
+                login_for(connector, email),
+                Credential::Password(Secret::new(per_user.clone().ok_or_else(|| {
+                    AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
+                })?)),
+            )),
+            _ => {
+                self.admin_credential(project.id, side, connector, email.as_str())
+                    .await
+            }
+        };
+        let (login, credential) = credential_for().await?;
+        let endpoint = connector.endpoint();
+        let mut opened = self
+            .deps
+            .mailboxes
+            .open(&endpoint, &login, &credential, timeout)
+            .await;
+        if matches!(opened, Err(MailboxError::Auth(_)))
+            && matches!(credential, Credential::Bearer(_))
+        {
+            tracing::info!(
+                side = side.as_str(),
+                "the server refused a kept token: asking for a new one"
+            );
+            self.forget_app_token(project.id, side, connector, email.as_str())
+                .await?;
+            let (login, credential) = credential_for().await?;
+            opened = self
+                .deps
+                .mailboxes
+                .open(&endpoint, &login, &credential, timeout)
+                .await;
+        }
+        opened.map_err(|e| match e {
+            MailboxError::Auth(m) => {
+                AppError::LoginRejected(format!("{} server: {m}", side.as_str()))
+            }
+            other => mailbox_err(other),
+        })
+    }
+
     /// Opens logged-in sessions on both sides with the project's credentials for this user.
     async fn open_sessions(
         &self,
@@ -164,7 +222,6 @@ impl App {
             .credentials(project, user.id)
             .await?
             .unwrap_or_default();
-        let timeout = self.config.copy.command_timeout;
         let mut sessions = Vec::with_capacity(2);
         for (side, connector, email, per_user) in [
             (
@@ -180,29 +237,9 @@ impl App {
                 creds.target_password.clone(),
             ),
         ] {
-            let (login, credential) = match &connector.auth {
-                ConnectorAuth::PerUser => (
-                    login_for(connector, email),
-                    Credential::Password(Secret::new(per_user.ok_or_else(|| {
-                        AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
-                    })?)),
-                ),
-                _ => {
-                    self.admin_credential(project.id, side, connector, email.as_str())
-                        .await?
-                }
-            };
             let session = self
-                .deps
-                .mailboxes
-                .open(&connector.endpoint(), &login, &credential, timeout)
-                .await
-                .map_err(|e| match e {
-                    MailboxError::Auth(m) => {
-                        AppError::LoginRejected(format!("{} server: {m}", side.as_str()))
-                    }
-                    other => mailbox_err(other),
-                })?;
+                .open_side(project, side, connector, email, per_user)
+                .await?;
             sessions.push(session);
         }
         let used =
@@ -236,6 +273,9 @@ impl App {
         Ok(Sessions {
             source: Source::new(source),
             target: Target::new(target),
+            target_drops: crate::providers::profile(project.target.kind)
+                .flags_after_append
+                .value,
         })
     }
 

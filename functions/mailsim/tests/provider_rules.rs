@@ -1,0 +1,110 @@
+//! The copy engine against a target that is a provider with rules of its own (the profile's
+//! data, `domain::providers`) and that takes app tokens instead of passwords: Exchange
+//! Online's `\Flagged` dropped on APPEND, and a kept token the server no longer accepts.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use contract::{BulkAction, UserState};
+use time::OffsetDateTime;
+
+use support::*;
+
+/// Exchange Online stores `\Flagged` only by STORE: a Microsoft 365 target gets every flag of
+/// the source back on each copy, and the messages without it stay as they were.
+#[tokio::test]
+async fn a_flag_microsoft_365_drops_on_append_is_set_again_on_each_copy() {
+    let target = mailsim::Server::new();
+    target.behaviour_mut(|b| {
+        b.drop_flags_on_append = vec!["\\Flagged".into()];
+        b.app_tokens.insert("t1".into());
+    });
+    let tokens = Arc::new(ModelTokens::default());
+    let w = World::with_app_target(target, tokens.clone()).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..12 {
+        let flags: &[&str] = match i % 3 {
+            0 => &["\\Seen", "\\Flagged"],
+            1 => &["\\Flagged", "$Work"],
+            _ => &["\\Seen"],
+        };
+        w.source
+            .deliver(USER, FOLDERS[i % 2], body(i, true, 500), flags, date);
+    }
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    for folder in &FOLDERS[..2] {
+        let flags_of = |server: &mailsim::Server, name: &str| {
+            let mut all: Vec<(Option<String>, Vec<String>)> = server
+                .messages(USER, name)
+                .into_iter()
+                .map(|m| {
+                    let mut flags = m.flags.clone();
+                    flags.sort();
+                    (m.message_id(), flags)
+                })
+                .collect();
+            all.sort();
+            all
+        };
+        let on_target = flags_of(&w.target, folder);
+        assert_eq!(on_target.len(), 6, "{folder}");
+        assert_eq!(flags_of(&w.source, folder), on_target, "{folder}");
+    }
+    assert_eq!(tokens.forgotten(), 0, "the token was good all along");
+}
+
+/// A kept token the server refuses (revoked, or ended early) is forgotten and the job signs
+/// in with a new one: the copy completes without failing the user, and a token the authority
+/// would hand out again is not asked for in a loop.
+#[tokio::test]
+async fn a_refused_token_is_replaced_and_the_copy_goes_on() {
+    let target = mailsim::Server::new();
+    // The server already takes only the authority's next token.
+    target.behaviour_mut(|b| {
+        b.app_tokens.insert("t2".into());
+    });
+    let tokens = Arc::new(ModelTokens::default());
+    let w = World::with_app_target(target, tokens.clone()).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..10 {
+        w.source
+            .deliver(USER, FOLDERS[i % 2], body(i, true, 500), &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(tokens.forgotten(), 1, "one refusal, one new token");
+    let copied: usize = FOLDERS[..2]
+        .iter()
+        .map(|f| w.target.messages(USER, f).len())
+        .sum();
+    assert_eq!(copied, 10);
+
+    // A token the server never takes fails the user with the server's words after one new
+    // try per job, not in a loop.
+    w.target.behaviour_mut(|b| b.app_tokens.clear());
+    w.source
+        .deliver(USER, FOLDERS[0], body(99, true, 500), &["\\Seen"], date);
+    w.act(BulkAction::Delta).await;
+    w.drain(&mut VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Failed, "{:?}", user.last_error);
+    assert!(
+        user.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("target server") && e.contains("Authentication failed")),
+        "{:?}",
+        user.last_error
+    );
+    assert!(
+        tokens.forgotten() <= 4,
+        "{} tokens forgotten",
+        tokens.forgotten()
+    );
+}
