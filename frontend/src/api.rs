@@ -417,6 +417,19 @@ pub mod endpoints {
         let path = format!("/api/migrate/{}/status", path_segment(token));
         request(Method::Get, &path, NO_BODY).await
     }
+
+    /// Where to send the browser to sign in for one side (`source`, `target`).
+    pub async fn start_sign_in(
+        token: &str,
+        side: &str,
+    ) -> Result<contract::SignInRedirect, ApiError> {
+        let path = format!(
+            "/api/migrate/{}/sign-in/{}",
+            path_segment(token),
+            path_segment(side)
+        );
+        request(Method::Post, &path, NO_BODY).await
+    }
 }
 
 #[cfg(test)]

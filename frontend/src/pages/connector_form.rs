@@ -260,6 +260,38 @@ pub(super) fn connector(state: &Handle, side: Side) -> Html {
                     error={s.field_error(Field::AdminPassword(side))}
                 />
             }
+            if c.auth == AuthMode::UserSignIn {
+                <p class="hint">{ "Each user signs in with their own account on the invite page; mailferry keeps only the sign-in's refresh token, encrypted." }</p>
+                <TextField
+                    id={Field::ClientId(side).id()}
+                    label="Client ID of mailferry's app"
+                    autocomplete="off"
+                    value={c.client_id.clone()}
+                    oninput={edit(state, Field::ClientId(side))}
+                    onblur={blur(state, Field::ClientId(side))}
+                    error={s.field_error(Field::ClientId(side))}
+                    required=true
+                />
+                if c.kind == ConnectorKind::Microsoft365 {
+                    <TextField
+                        id={Field::TenantId(side).id()}
+                        label="Tenant"
+                        hint="The directory ID or domain; leave empty for any work or school account"
+                        autocomplete="off"
+                        value={c.tenant_id.clone()}
+                        oninput={edit(state, Field::TenantId(side))}
+                    />
+                }
+                <PasswordField
+                    id={Field::AdminPassword(side).id()}
+                    label="Client secret (confidential apps)"
+                    hint={AttrValue::from("Leave empty for a public client")}
+                    autocomplete="new-password"
+                    value={c.admin_password.clone()}
+                    oninput={edit(state, Field::AdminPassword(side))}
+                    error={s.field_error(Field::AdminPassword(side))}
+                />
+            }
             if c.auth == AuthMode::Admin {
                 <TextField
                     id={Field::LoginPattern(side).id()}
@@ -283,6 +315,7 @@ pub(super) fn connector(state: &Handle, side: Side) -> Html {
                     error={s.field_error(Field::AdminPassword(side))}
                 />
             }
+            if c.auth != AuthMode::UserSignIn {
             <fieldset class="test">
                 <legend>{ "Test connection" }</legend>
                 <p class="hint">{ "Logs in once with a real mailbox; nothing is stored or copied." }</p>
@@ -310,6 +343,7 @@ pub(super) fn connector(state: &Handle, side: Side) -> Html {
                 </button>
                 <div role="status" aria-live="polite">{ result }</div>
             </fieldset>
+            }
         </section>
     }
 }

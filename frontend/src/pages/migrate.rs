@@ -6,8 +6,8 @@
 use crate::api::endpoints;
 use crate::components::{AlertKind, PasswordField, Shell, alert, progress_view};
 use crate::hooks::use_delayed_task;
-use crate::state::migrate::{MigrateAction, MigrateState, Phase, status_message};
-use contract::{CredentialsInput, InviteView, MigrationStatus, Security, UserState};
+use crate::state::migrate::{MigrateAction, MigrateState, Phase, SignInResult, status_message};
+use contract::{CredentialsInput, InviteView, MigrationStatus, Security, SignInOffer, UserState};
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
@@ -24,6 +24,24 @@ pub fn MigratePage(props: &MigrateProps) -> Html {
         let dispatcher = state.dispatcher();
         use_effect_with(props.token.clone(), move |token| {
             let token = token.clone();
+            // Back from a provider's sign-in: say how it ended, and drop the query so a reload
+            // does not say it again.
+            let location = web_sys::window().map(|w| w.location());
+            if let Some(result) = location
+                .as_ref()
+                .and_then(|l| l.search().ok())
+                .and_then(|q| SignInResult::from_query(&q))
+            {
+                dispatcher.dispatch(MigrateAction::SignInReturned(result));
+                if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+                    let path = location.and_then(|l| l.pathname().ok()).unwrap_or_default();
+                    let _ = history.replace_state_with_url(
+                        &wasm_bindgen::JsValue::NULL,
+                        "",
+                        Some(&path),
+                    );
+                }
+            }
             spawn_local(async move {
                 match endpoints::invite(&token).await {
                     Ok(invite) => dispatcher.dispatch(MigrateAction::InviteLoaded(invite)),
@@ -168,12 +186,27 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
     } else {
         format!("Hello {},", invite.display_name)
     };
-    let which = match (invite.asks_source_password, invite.asks_target_password) {
-        (true, true) => "the passwords of both mailboxes",
-        (true, false) => "the password of your current mailbox",
-        (false, true) => "the password of your new mailbox",
-        (false, false) => "nothing more",
+    let signs_in = invite.source_sign_in.is_some() || invite.target_sign_in.is_some();
+    let which = match (
+        invite.asks_source_password,
+        invite.asks_target_password,
+        signs_in,
+    ) {
+        (true, true, _) => "the passwords of both mailboxes",
+        (true, false, false) => "the password of your current mailbox",
+        (false, true, false) => "the password of your new mailbox",
+        (true, false, true) | (false, true, true) => "one password and sign in with your account",
+        (false, false, true) => "nothing: you sign in with your account",
+        (false, false, false) => "nothing more",
     };
+    let sign_in_notice = state.sign_in.as_ref().map(|r| {
+        let kind = if r.is_success() {
+            AlertKind::Success
+        } else {
+            AlertKind::Error
+        };
+        alert(kind, r.message(invite))
+    });
     html! {
         <>
             <section class="card intro">
@@ -191,9 +224,16 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
                 </ol>
             </section>
             <form class="card" {onsubmit} aria-busy={state.submitting.to_string()} aria-labelledby="creds-heading">
-                <h2 id="creds-heading">{ "Your password" }</h2>
+                <h2 id="creds-heading">{ if signs_in { "Your accounts" } else { "Your password" } }</h2>
+                { sign_in_notice.unwrap_or_default() }
                 if let Some(err) = &state.error {
                     { alert(AlertKind::Error, err.clone()) }
+                }
+                if let Some(offer) = &invite.source_sign_in {
+                    { sign_in_button(state, token, "source", &invite.source_email, offer) }
+                }
+                if let Some(offer) = &invite.target_sign_in {
+                    { sign_in_button(state, token, "target", &invite.target_email, offer) }
                 }
                 if invite.asks_source_password {
                     <PasswordField
@@ -234,6 +274,52 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
                 </p>
             </form>
         </>
+    }
+}
+
+/// One side's sign-in: who signed in, or the button that goes to the provider.
+fn sign_in_button(
+    state: &UseReducerHandle<MigrateState>,
+    token: &AttrValue,
+    side: &'static str,
+    email: &str,
+    offer: &SignInOffer,
+) -> Html {
+    if let Some(account) = &offer.signed_in_as {
+        return html! {
+            <p class="signed-in" id={format!("{side}-signed-in")}>
+                <span aria-hidden="true">{ "✓ " }</span>
+                { format!("Signed in as {account}") }
+            </p>
+        };
+    }
+    let onclick = {
+        let state = state.clone();
+        let token = token.clone();
+        Callback::from(move |_: MouseEvent| {
+            let dispatcher = state.dispatcher();
+            dispatcher.dispatch(MigrateAction::SignInStarted);
+            let token = token.clone();
+            spawn_local(async move {
+                match endpoints::start_sign_in(&token, side).await {
+                    Ok(r) => {
+                        if let Some(w) = web_sys::window() {
+                            let _ = w.location().assign(&r.authorize_url);
+                        }
+                    }
+                    Err(err) => dispatcher.dispatch(MigrateAction::SignInFailed(err)),
+                }
+            });
+        })
+    };
+    html! {
+        <div class="sign-in">
+            <button type="button" id={format!("{side}-sign-in")} class="button wide-button"
+                {onclick} disabled={state.signing_in || state.submitting}>
+                { offer.label.clone() }
+            </button>
+            <p class="muted small">{ format!("Sign in as {email}. Your password goes to the provider only; mailferry never sees it.") }</p>
+        </div>
     }
 }
 

@@ -22,6 +22,8 @@ pub enum AuthMode {
     MicrosoftApp,
     /// Google Workspace: a service account with domain-wide delegation.
     GoogleServiceAccount,
+    /// Microsoft 365 or Google: each user signs in on the invite page.
+    UserSignIn,
 }
 
 impl AuthMode {
@@ -32,6 +34,7 @@ impl AuthMode {
             AuthMode::Admin => "admin",
             AuthMode::MicrosoftApp => "microsoft_app",
             AuthMode::GoogleServiceAccount => "google_service_account",
+            AuthMode::UserSignIn => "user_sign_in",
         }
     }
 
@@ -41,6 +44,7 @@ impl AuthMode {
             AuthMode::Admin,
             AuthMode::MicrosoftApp,
             AuthMode::GoogleServiceAccount,
+            AuthMode::UserSignIn,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -55,21 +59,23 @@ impl AuthMode {
             AuthMode::GoogleServiceAccount => {
                 "A service account with domain-wide delegation (no passwords)"
             }
+            AuthMode::UserSignIn => "Each user signs in with their account on the invite page",
         }
     }
 
     /// What the secret field of this mode holds, for its label.
     pub fn secret_label(self) -> &'static str {
         match self {
-            AuthMode::MicrosoftApp => "Client secret",
+            AuthMode::MicrosoftApp | AuthMode::UserSignIn => "Client secret",
             AuthMode::GoogleServiceAccount => "Service account key file (JSON)",
             _ => "Admin password",
         }
     }
 
-    /// Whether the mode signs in with an admin-level secret the project stores.
+    /// Whether the mode needs a secret the project stores (a sign-in's client secret is
+    /// optional: a public client has none).
     pub fn has_secret(self) -> bool {
-        self != AuthMode::PerUser
+        !matches!(self, AuthMode::PerUser | AuthMode::UserSignIn)
     }
 }
 
@@ -215,6 +221,16 @@ impl ConnectorForm {
                 form.client_email = client_email.clone();
                 form.has_stored_password = *has_key;
             }
+            AuthView::UserSignIn {
+                client_id,
+                tenant_id,
+                has_secret,
+            } => {
+                form.auth = AuthMode::UserSignIn;
+                form.client_id = client_id.clone();
+                form.tenant_id = tenant_id.clone().unwrap_or_default();
+                form.has_stored_password = *has_secret;
+            }
         }
         form
     }
@@ -271,6 +287,12 @@ impl ConnectorForm {
             && let Err(e) = validate::login_pattern(&self.login_pattern)
         {
             out.push((ConnectorField::LoginPattern, e));
+        }
+        if self.auth == AuthMode::UserSignIn && self.client_id.trim().is_empty() {
+            out.push((
+                ConnectorField::ClientId,
+                "Enter the client ID of mailferry's app registration".into(),
+            ));
         }
         if self.auth == AuthMode::MicrosoftApp {
             if self.tenant_id.trim().is_empty() {
@@ -332,6 +354,11 @@ impl ConnectorForm {
                 login_pattern: self.login_pattern.trim().to_owned(),
             },
             AuthMode::GoogleServiceAccount => AuthInput::GoogleServiceAccount { key_json: secret },
+            AuthMode::UserSignIn => AuthInput::UserSignIn {
+                client_id: self.client_id.trim().to_owned(),
+                client_secret: secret,
+                tenant_id: Some(self.tenant_id.trim().to_owned()).filter(|t| !t.is_empty()),
+            },
         };
         Some(ConnectorInput {
             kind: self.kind,
@@ -352,7 +379,7 @@ impl ConnectorForm {
             || self.auth != saved.auth
             || (matches!(self.auth, AuthMode::Admin | AuthMode::MicrosoftApp)
                 && self.login_pattern.trim() != saved.login_pattern)
-            || (self.auth == AuthMode::MicrosoftApp
+            || (matches!(self.auth, AuthMode::MicrosoftApp | AuthMode::UserSignIn)
                 && (self.tenant_id.trim() != saved.tenant_id
                     || self.client_id.trim() != saved.client_id))
     }

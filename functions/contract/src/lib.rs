@@ -79,6 +79,18 @@ pub enum AuthInput {
         #[serde(default)]
         key_json: Option<String>,
     },
+    /// Each user signs in with Microsoft or Google on the invite page (authorization code with
+    /// PKCE); mailferry keeps the refresh token, sealed, and signs in to the mailbox with
+    /// XOAUTH2. `client_id` is mailferry's app registration (OAuth client) at the provider;
+    /// `client_secret` is needed for a confidential client (leaving it out on an edit keeps the
+    /// stored one); `tenant_id` names the Microsoft tenant (`organizations` for any).
+    UserSignIn {
+        client_id: String,
+        #[serde(default)]
+        client_secret: Option<String>,
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
 }
 
 fn email_pattern() -> String {
@@ -129,6 +141,11 @@ pub enum AuthView {
         /// The service account (from its key file).
         client_email: String,
         has_key: bool,
+    },
+    UserSignIn {
+        client_id: String,
+        tenant_id: Option<String>,
+        has_secret: bool,
     },
 }
 
@@ -689,6 +706,12 @@ pub struct InviteView {
     pub target_email: String,
     pub asks_source_password: bool,
     pub asks_target_password: bool,
+    /// The source side signs in with its provider instead of a password.
+    #[serde(default)]
+    pub source_sign_in: Option<SignInOffer>,
+    /// The target side signs in with its provider instead of a password.
+    #[serde(default)]
+    pub target_sign_in: Option<SignInOffer>,
     pub state: UserState,
     pub attempts_left: u32,
     #[serde(with = "time::serde::rfc3339")]
@@ -704,6 +727,24 @@ pub struct CredentialsInput {
     pub source_password: Option<String>,
     #[serde(default)]
     pub target_password: Option<String>,
+}
+
+/// A side of the credential page that signs in with its provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SignInOffer {
+    pub kind: ConnectorKind,
+    /// "Sign in with Microsoft", "Sign in with Google".
+    pub label: String,
+    /// The account signed in with, once the user did.
+    pub signed_in_as: Option<String>,
+}
+
+/// Where the browser goes to sign in: the provider's authorization page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SignInRedirect {
+    pub authorize_url: String,
 }
 
 /// What the credential page polls after Start.

@@ -22,6 +22,7 @@ mod projects;
 mod report;
 mod retention;
 mod selfservice;
+mod sign_in;
 mod users;
 mod watchdog;
 mod worker;
@@ -60,25 +61,59 @@ pub struct AppConfig {
     pub authorities: Authorities,
 }
 
-/// Where the OAuth authorities' token endpoints are: the provider profiles' (Microsoft's,
-/// Google's) unless the operator names others (a national cloud, or a local authority in
-/// tests). `{tenant}` is replaced by the project's tenant.
+/// Where the OAuth authorities' endpoints are: the provider profiles' (Microsoft's, Google's)
+/// unless the operator names others (a national cloud, or a local authority in tests).
+/// `{tenant}` is replaced by the project's tenant.
 #[derive(Debug, Clone)]
 pub struct Authorities {
     pub microsoft_token_url: String,
+    pub microsoft_authorize_url: String,
     pub google_token_url: String,
+    pub google_authorize_url: String,
+}
+
+impl Authorities {
+    /// The token and authorization endpoints of a kind's authority, with the tenant filled in.
+    pub fn of(&self, kind: contract::ConnectorKind, tenant: &str) -> Option<(String, String)> {
+        let (token, authorize) = match kind {
+            contract::ConnectorKind::Microsoft365 => {
+                (&self.microsoft_token_url, &self.microsoft_authorize_url)
+            }
+            contract::ConnectorKind::GoogleWorkspace => {
+                (&self.google_token_url, &self.google_authorize_url)
+            }
+            contract::ConnectorKind::Imap => return None,
+        };
+        Some((
+            token.replace("{tenant}", tenant),
+            authorize.replace("{tenant}", tenant),
+        ))
+    }
 }
 
 impl Default for Authorities {
     fn default() -> Self {
-        let url = |p: &crate::providers::Profile| {
+        let url = |p: &crate::providers::Profile, authorize: bool| {
             p.authority
-                .map(|a| a.value.token_url.to_owned())
+                .map(|a| {
+                    if authorize {
+                        a.value.authorize_url
+                    } else {
+                        a.value.token_url
+                    }
+                    .to_owned()
+                })
                 .unwrap_or_default()
         };
+        let (ms, google) = (
+            &crate::providers::MICROSOFT_365,
+            &crate::providers::GOOGLE_WORKSPACE,
+        );
         Authorities {
-            microsoft_token_url: url(&crate::providers::MICROSOFT_365),
-            google_token_url: url(&crate::providers::GOOGLE_WORKSPACE),
+            microsoft_token_url: url(ms, false),
+            microsoft_authorize_url: url(ms, true),
+            google_token_url: url(google, false),
+            google_authorize_url: url(google, true),
         }
     }
 }

@@ -93,6 +93,9 @@ pub enum AppError {
     /// someone fixes them.
     #[error("the login was rejected: {0}")]
     LoginRejected(String),
+    /// A side's sign-in with its provider is revoked or ended: the user must sign in again.
+    #[error("{message}")]
+    SignInNeeded { side: &'static str, message: String },
     /// A mail server asked us to slow down, with how long to wait when it said.
     #[error("{message}")]
     Throttled {

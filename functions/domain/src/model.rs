@@ -144,6 +144,14 @@ pub enum ConnectorAuth {
         /// `None` once deleted (the project was closed).
         key: Option<Sealed>,
     },
+    /// Each user signs in with the provider on the invite page; the refresh tokens are the
+    /// user's credentials. The client secret belongs to mailferry's app registration and
+    /// opens no mailbox by itself; `None` for a public client.
+    UserSignIn {
+        client_id: String,
+        tenant_id: Option<String>,
+        secret: Option<Sealed>,
+    },
 }
 
 impl ConnectorAuth {
@@ -153,7 +161,7 @@ impl ConnectorAuth {
             ConnectorAuth::Admin { password, .. } => Some(password),
             ConnectorAuth::MicrosoftApp { secret, .. } => Some(secret),
             ConnectorAuth::GoogleServiceAccount { key, .. } => Some(key),
-            ConnectorAuth::PerUser => None,
+            ConnectorAuth::PerUser | ConnectorAuth::UserSignIn { .. } => None,
         }
     }
 
@@ -163,7 +171,7 @@ impl ConnectorAuth {
             ConnectorAuth::Admin { password, .. } => password,
             ConnectorAuth::MicrosoftApp { secret, .. } => secret,
             ConnectorAuth::GoogleServiceAccount { key, .. } => key,
-            ConnectorAuth::PerUser => return false,
+            ConnectorAuth::PerUser | ConnectorAuth::UserSignIn { .. } => return false,
         };
         slot.take().is_some()
     }
@@ -222,12 +230,30 @@ impl Connector {
                         has_key: key.is_some(),
                     }
                 }
+                ConnectorAuth::UserSignIn {
+                    client_id,
+                    tenant_id,
+                    secret,
+                } => AuthView::UserSignIn {
+                    client_id: client_id.clone(),
+                    tenant_id: tenant_id.clone(),
+                    has_secret: secret.is_some(),
+                },
             },
         }
     }
 
+    /// Whether each user brings the credential of this side (a password, or a sign-in).
     pub fn is_per_user(&self) -> bool {
-        matches!(self.auth, ConnectorAuth::PerUser)
+        matches!(
+            self.auth,
+            ConnectorAuth::PerUser | ConnectorAuth::UserSignIn { .. }
+        )
+    }
+
+    /// Whether each user signs in with the provider on this side instead of a password.
+    pub fn is_sign_in(&self) -> bool {
+        matches!(self.auth, ConnectorAuth::UserSignIn { .. })
     }
 
     /// An admin-level mode whose secret was deleted (the project was closed).
@@ -343,6 +369,19 @@ impl MailUser {
 pub struct UserCredentials {
     pub source_password: Option<String>,
     pub target_password: Option<String>,
+    /// Refresh tokens of sides where the user signed in with the provider, with the account
+    /// that signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sign_in: Option<SignedIn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_sign_in: Option<SignedIn>,
+}
+
+/// A user's sign-in with a provider: what renews the access tokens, and who signed in.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub refresh_token: String,
+    pub account: String,
 }
 
 impl fmt::Debug for UserCredentials {

@@ -27,6 +27,80 @@ pub enum AppGrant {
         subject: String,
         scope: String,
     },
+    /// A user's refresh token (RFC 6749 section 6), from their sign-in on the invite page.
+    /// One token per user and side.
+    Refresh {
+        token_url: String,
+        client: SignInClient,
+        refresh_token: Secret,
+        scope: String,
+    },
+}
+
+/// mailferry's OAuth client at a provider for user sign-ins (an app registration, a Google
+/// OAuth client): a public client without a secret, or a confidential one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInClient {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// Where the provider sends the browser back with the code.
+    pub redirect_uri: String,
+}
+
+/// The authorization request of a user's sign-in (authorization code with PKCE, RFC 7636).
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub authorize_url: String,
+    pub client: SignInClient,
+    pub scope: String,
+    /// Opaque to the provider; comes back with the code.
+    pub state: String,
+    /// The PKCE code verifier; the request carries its S256 challenge.
+    pub verifier: Secret,
+    /// Comes back in the ID token, tying it to this request.
+    pub nonce: String,
+    /// The account the sign-in is for (pre-filled on the provider's page).
+    pub login_hint: String,
+    /// Parameters a provider needs besides the standard ones (Google's `access_type=offline`).
+    pub extra: Vec<(String, String)>,
+}
+
+/// The code the provider sent back, to exchange at its token endpoint.
+#[derive(Debug, Clone)]
+pub struct CodeExchange {
+    pub token_url: String,
+    pub client: SignInClient,
+    pub code: Secret,
+    pub verifier: Secret,
+}
+
+/// What a sign-in gives: the tokens and who signed in (the ID token's claims).
+#[derive(Debug, Clone)]
+pub struct SignInTokens {
+    pub access: AccessToken,
+    pub refresh_token: Option<Secret>,
+    pub identity: SignedInIdentity,
+}
+
+/// The ID token's claims mailferry checks. Read from the token endpoint's answer over TLS,
+/// which OpenID Connect Core (3.1.3.7) accepts in place of checking its signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedInIdentity {
+    pub email: Option<String>,
+    pub preferred_username: Option<String>,
+    pub nonce: Option<String>,
+    pub audience: Vec<String>,
+}
+
+impl SignedInIdentity {
+    /// The address the account signed in with: `email`, else `preferred_username` (Microsoft
+    /// puts the UPN there).
+    pub fn address(&self) -> Option<&str> {
+        self.email
+            .as_deref()
+            .or(self.preferred_username.as_deref())
+            .filter(|a| a.contains('@'))
+    }
 }
 
 impl AppGrant {
@@ -36,6 +110,9 @@ impl AppGrant {
             AppGrant::ClientCredentials { client_id, .. } => format!("app {client_id}"),
             AppGrant::ServiceAccount { subject, .. } => {
                 format!("the service account for {subject}")
+            }
+            AppGrant::Refresh { client, .. } => {
+                format!("a user's sign-in with app {}", client.client_id)
             }
         }
     }
@@ -67,6 +144,12 @@ pub trait Tokens: Send + Sync + 'static {
     /// Forgets a kept token the mail server refused (revoked early, or its clock differs):
     /// the next call asks the authority again.
     async fn forget(&self, grant: &AppGrant);
+
+    /// The provider's authorization page for a user's sign-in.
+    fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, TokenError>;
+
+    /// Exchanges a sign-in's code for tokens (the access token is kept for the refresh token).
+    async fn exchange_code(&self, exchange: &CodeExchange) -> Result<SignInTokens, TokenError>;
 }
 
 /// Tokens for a deployment with no OAuth provider configured (IMAP only): every grant is
@@ -84,4 +167,16 @@ impl Tokens for NoTokens {
     }
 
     async fn forget(&self, _grant: &AppGrant) {}
+
+    fn authorize_url(&self, _request: &AuthorizeRequest) -> Result<String, TokenError> {
+        Err(TokenError::Refused(
+            "no OAuth client is configured in this deployment".into(),
+        ))
+    }
+
+    async fn exchange_code(&self, _exchange: &CodeExchange) -> Result<SignInTokens, TokenError> {
+        Err(TokenError::Refused(
+            "no OAuth client is configured in this deployment".into(),
+        ))
+    }
 }

@@ -125,13 +125,14 @@ pub const MICROSOFT_365: Profile = Profile {
     }),
     port: 993,
     security: Security::Tls,
-    auth_modes: &["microsoft_app"],
+    auth_modes: &["microsoft_app", "user_sign_in"],
     setup_steps: &[
         "In Microsoft Entra admin center, App registrations: register an app (single tenant). Note its Application (client) ID and the Directory (tenant) ID.",
         "API permissions: add Office 365 Exchange Online > Application permissions > IMAP.AccessAsApp, then Grant admin consent.",
         "Certificates & secrets: create a client secret and paste its value here.",
         "In Exchange Online PowerShell: New-ServicePrincipal -AppId <client id> -ObjectId <object id of the app's enterprise application>.",
         "For each mailbox (or a mail-enabled group of them): Add-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess.",
+        "Or let each user sign in on the invite page: register a web app with the redirect URI <mailferry's address>/api/sign-in/callback and the delegated permissions IMAP.AccessAsUser.All, offline_access, openid and email; paste its client ID, tenant and a client secret here.",
     ],
     max_message_bytes: Some(Rule {
         value: 150 * MB,
@@ -198,11 +199,12 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
     }),
     port: 993,
     security: Security::Tls,
-    auth_modes: &["google_service_account"],
+    auth_modes: &["google_service_account", "user_sign_in"],
     setup_steps: &[
         "In Google Cloud console: create a service account in a project of the organisation and create a JSON key for it; paste the key file's contents here.",
         "In the Google Admin console, Security > API controls > Domain-wide delegation: add the service account's client ID with the scope https://mail.google.com/.",
         "In the Admin console, Apps > Google Workspace > Gmail > End user access: make sure IMAP access is on for the users.",
+        "Or let each user sign in on the invite page: create an OAuth client (web application) with the redirect URI <mailferry's address>/api/sign-in/callback and the scope https://mail.google.com/ on its consent screen; paste its client ID and secret here.",
     ],
     max_message_bytes: Some(Rule {
         value: 35 * MB,

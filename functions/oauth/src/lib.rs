@@ -4,7 +4,9 @@
 //!
 //! - client credentials (Microsoft 365 app registrations) through the `oauth2` crate;
 //! - Google's service-account grant (RFC 7523 JWT bearer): an RS256 assertion signed with
-//!   `jsonwebtoken` naming the mailbox as `sub`, posted as a form.
+//!   `jsonwebtoken` naming the mailbox as `sub`, posted as a form;
+//! - a user's sign-in (authorization code with PKCE) and the renewal of their access tokens
+//!   with the refresh token, through the `oauth2` crate (`sign_in.rs`).
 //!
 //! Tokens are kept in memory and renewed before they end (five minutes before, or at half
 //! their life when they live shorter), so a copy never starts a command with a token about to
@@ -17,14 +19,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Secret;
-use domain::oauth::{AccessToken, AppGrant, TokenError, Tokens};
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
-use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use domain::oauth::{
+    AccessToken, AppGrant, AuthorizeRequest, CodeExchange, SignInTokens, TokenError, Tokens,
+};
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 mod service_account;
+mod sign_in;
 
 /// How long before its end a kept token is renewed, at most.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
@@ -94,24 +99,7 @@ impl OAuthClient {
                 Secret::new(r.access_token().secret().clone()),
                 r.expires_in(),
             )),
-            Err(RequestTokenError::ServerResponse(e)) => {
-                let code = match e.error() {
-                    BasicErrorResponseType::Extension(other) => other.clone(),
-                    known => known.to_string(),
-                };
-                Err(classify(&code, e.error_description().map(String::as_str)))
-            }
-            Err(RequestTokenError::Request(e)) => Err(TokenError::Unavailable(format!(
-                "{} ({})",
-                host_of(token_url),
-                short(&e.to_string())
-            ))),
-            Err(RequestTokenError::Parse(..)) | Err(RequestTokenError::Other(_)) => {
-                Err(TokenError::Unavailable(format!(
-                    "{} answered with something that is not a token",
-                    host_of(token_url)
-                )))
-            }
+            Err(e) => Err(sign_in::token_error(token_url, e)),
         }
     }
 }
@@ -162,6 +150,18 @@ fn cache_key(grant: &AppGrant) -> [u8; 32] {
             subject,
             scope,
         } => vec!["sa", token_url, key_json.expose(), subject, scope],
+        AppGrant::Refresh {
+            token_url,
+            client,
+            refresh_token,
+            scope,
+        } => vec![
+            "rt",
+            token_url,
+            &client.client_id,
+            refresh_token.expose(),
+            scope,
+        ],
     };
     for part in parts {
         h.update((part.len() as u64).to_be_bytes());
@@ -213,6 +213,12 @@ impl Tokens for OAuthClient {
             } => {
                 service_account::token(&self.http, token_url, key_json, subject, scope, now).await?
             }
+            AppGrant::Refresh {
+                token_url,
+                client,
+                refresh_token,
+                scope,
+            } => sign_in::refresh(&self.http, token_url, client, refresh_token, scope).await?,
         };
         let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME);
         let token = AccessToken {
@@ -236,6 +242,29 @@ impl Tokens for OAuthClient {
 
     async fn forget(&self, grant: &AppGrant) {
         self.kept().remove(&cache_key(grant));
+    }
+
+    fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, TokenError> {
+        sign_in::authorize_url(request)
+    }
+
+    async fn exchange_code(&self, exchange: &CodeExchange) -> Result<SignInTokens, TokenError> {
+        let now = OffsetDateTime::now_utc();
+        let (answer, lifetime) = sign_in::exchange_code(&self.http, exchange).await?;
+        let (refresh_token, identity) = sign_in::parts(&answer);
+        tracing::info!(
+            client_id = %exchange.client.client_id,
+            refresh = refresh_token.is_some(),
+            "sign-in code exchanged"
+        );
+        Ok(SignInTokens {
+            access: AccessToken {
+                token: Secret::new(answer.access_token().secret().clone()),
+                expires_at: now + lifetime.unwrap_or(DEFAULT_LIFETIME),
+            },
+            refresh_token,
+            identity,
+        })
     }
 }
 

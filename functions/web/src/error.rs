@@ -89,7 +89,7 @@ impl From<AppError> for ApiError {
                 details: json!({ "retry_after_seconds": retry_after.as_secs().max(1) }),
             },
             AppError::Upstream(m) => ApiError::new(S::BAD_GATEWAY, "upstream", m),
-            e @ AppError::LoginRejected(_) => {
+            e @ (AppError::LoginRejected(_) | AppError::SignInNeeded { .. }) => {
                 ApiError::new(S::BAD_GATEWAY, "upstream", e.to_string())
             }
             AppError::Throttled { message, .. } => {

@@ -338,6 +338,28 @@ pub const OPERATIONS: &[Operation] = &[
         admin: false,
     },
     Operation {
+        method: "post",
+        path: "/api/migrate/{token}/sign-in/{side}",
+        summary: "Start a user's sign-in with the side's provider (Microsoft, Google): where to send the browser (authorization code with PKCE)",
+        request: None,
+        status: 200,
+        response: Some("SignInRedirect"),
+        query: &[],
+        or_no_content: false,
+        admin: false,
+    },
+    Operation {
+        method: "get",
+        path: "/api/sign-in/callback",
+        summary: "The provider sends the browser back here after a sign-in; redirects (303) to the credential page saying how it ended (400 with a page when the state cannot be read)",
+        request: None,
+        status: 303,
+        response: None,
+        query: &["oauth_state", "code", "error"],
+        or_no_content: false,
+        admin: false,
+    },
+    Operation {
         method: "get",
         path: "/api/migrate/{token}/status",
         summary: "Migration status for the credential page",
@@ -387,6 +409,7 @@ fn type_schema(generator: &mut SchemaGenerator, name: &str) -> Value {
         "InviteView" => generator.subschema_for::<InviteView>(),
         "CredentialsInput" => generator.subschema_for::<CredentialsInput>(),
         "MigrationStatus" => generator.subschema_for::<MigrationStatus>(),
+        "SignInRedirect" => generator.subschema_for::<SignInRedirect>(),
         "AuditPage" => generator.subschema_for::<AuditPage>(),
         "ApiErrorBody" => generator.subschema_for::<ApiErrorBody>(),
         "OpenAPI" => return json!({"type": "object"}),
@@ -412,6 +435,11 @@ fn query_parameter(name: &str) -> Value {
         "offset" | "limit" => json!({"type": "integer", "minimum": 0}),
         "dry_run" => json!({"type": "boolean"}),
         "before" => json!({"type": "string"}),
+        // OAuth's `state` (documented under another key: `state` filters users elsewhere).
+        "oauth_state" => {
+            return json!({"name": "state", "in": "query", "required": true, "schema": {"type": "string"}});
+        }
+        "code" | "error" => json!({"type": "string"}),
         other => panic!("openapi: no schema for query parameter `{other}`"),
     };
     json!({"name": name, "in": "query", "required": false, "schema": schema})

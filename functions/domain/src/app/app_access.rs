@@ -36,6 +36,11 @@ pub(crate) enum CheckedAuth {
         client_email: Option<String>,
         key: Option<Secret>,
     },
+    UserSignIn {
+        client_id: String,
+        tenant_id: Option<String>,
+        secret: Option<Secret>,
+    },
 }
 
 /// The fields of a Google service-account key file mailferry reads.
@@ -53,6 +58,7 @@ fn mode_name(input: &AuthInput) -> &'static str {
         AuthInput::PerUser => "per_user",
         AuthInput::MicrosoftApp { .. } => "microsoft_app",
         AuthInput::GoogleServiceAccount { .. } => "google_service_account",
+        AuthInput::UserSignIn { .. } => "user_sign_in",
     }
 }
 
@@ -96,34 +102,23 @@ pub(crate) fn check_auth(
             client_secret,
             login_pattern,
         } => {
-            let tenant_id = tenant_id.trim();
-            let tenant_ok = !tenant_id.is_empty()
-                && tenant_id.len() <= 100
-                && tenant_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if !tenant_ok {
-                return Err(AppError::validation_field(
-                    &field("tenant_id"),
-                    "the tenant is its directory ID (a GUID) or a domain such as contoso.onmicrosoft.com",
-                ));
-            }
-            let client_id = uuid::Uuid::parse_str(client_id.trim()).map_err(|_| {
-                AppError::validation_field(
-                    &field("client_id"),
-                    "the application (client) ID is a GUID such as 00000000-0000-0000-0000-000000000000",
-                )
-            })?;
+            let tenant_id = check_tenant(&field("tenant_id"), tenant_id)?;
+            let client_id = check_guid(&field("client_id"), client_id)?;
             if let Some(secret) = client_secret {
                 check_secret(&field("client_secret"), secret)?;
             }
             CheckedAuth::MicrosoftApp {
-                tenant_id: tenant_id.to_ascii_lowercase(),
-                client_id: client_id.to_string(),
+                tenant_id,
+                client_id,
                 login_pattern: check_login_pattern(&field("login_pattern"), login_pattern)?,
                 secret: client_secret.clone().map(Secret::new),
             }
         }
+        AuthInput::UserSignIn {
+            client_id,
+            client_secret,
+            tenant_id,
+        } => check_sign_in(&field, kind, client_id, client_secret, tenant_id)?,
         AuthInput::GoogleServiceAccount { key_json } => match key_json {
             None => CheckedAuth::GoogleServiceAccount {
                 client_email: None,
@@ -164,6 +159,82 @@ pub(crate) fn check_auth(
     })
 }
 
+/// A Microsoft tenant: its directory ID or one of its domains (or `organizations`).
+fn check_tenant(field: &str, tenant_id: &str) -> Result<String, AppError> {
+    let tenant_id = tenant_id.trim();
+    let tenant_ok = !tenant_id.is_empty()
+        && tenant_id.len() <= 100
+        && tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !tenant_ok {
+        return Err(AppError::validation_field(
+            field,
+            "the tenant is its directory ID (a GUID) or a domain such as contoso.onmicrosoft.com",
+        ));
+    }
+    Ok(tenant_id.to_ascii_lowercase())
+}
+
+/// Microsoft's application (client) IDs are GUIDs.
+fn check_guid(field: &str, client_id: &str) -> Result<String, AppError> {
+    let id = uuid::Uuid::parse_str(client_id.trim()).map_err(|_| {
+        AppError::validation_field(
+            field,
+            "the application (client) ID is a GUID such as 00000000-0000-0000-0000-000000000000",
+        )
+    })?;
+    Ok(id.to_string())
+}
+
+/// An OAuth client of the user sign-in: Microsoft's is a GUID in a tenant; Google's is an
+/// opaque ID (`….apps.googleusercontent.com`).
+fn check_sign_in(
+    field: &dyn Fn(&str) -> String,
+    kind: ConnectorKind,
+    client_id: &str,
+    client_secret: &Option<String>,
+    tenant_id: &Option<String>,
+) -> Result<CheckedAuth, AppError> {
+    let (client_id, tenant_id) = if kind == ConnectorKind::Microsoft365 {
+        let tenant = tenant_id.as_deref().unwrap_or("organizations");
+        (
+            check_guid(&field("client_id"), client_id)?,
+            Some(check_tenant(&field("tenant_id"), tenant)?),
+        )
+    } else {
+        let id = client_id.trim();
+        let ok = !id.is_empty()
+            && id.len() <= 200
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._@".contains(c));
+        if !ok {
+            return Err(AppError::validation_field(
+                &field("client_id"),
+                "the client ID is the OAuth client's ID, such as 1234-abc.apps.googleusercontent.com",
+            ));
+        }
+        (id.to_owned(), None)
+    };
+    if let Some(secret) = client_secret {
+        check_secret(&field("client_secret"), secret)?;
+    }
+    Ok(CheckedAuth::UserSignIn {
+        client_id,
+        tenant_id,
+        secret: client_secret.clone().map(Secret::new),
+    })
+}
+
+/// A side where users sign in has nothing the admin could test with.
+pub(crate) fn sign_in_untestable() -> AppError {
+    AppError::validation_field(
+        "connector.auth.mode",
+        "users sign in themselves on this side: it is checked when the first one does",
+    )
+}
+
 fn check_secret(field: &str, value: &str) -> Result<(), AppError> {
     if value.trim().is_empty() {
         return Err(AppError::validation_field(field, "it is empty"));
@@ -193,6 +264,14 @@ fn identity(auth: &ConnectorAuth) -> Option<String> {
         ConnectorAuth::GoogleServiceAccount { client_email, .. } => {
             Some(format!("google_service_account:{client_email}"))
         }
+        ConnectorAuth::UserSignIn {
+            client_id,
+            tenant_id,
+            ..
+        } => Some(format!(
+            "user_sign_in:{}:{client_id}",
+            tenant_id.as_deref().unwrap_or_default()
+        )),
         ConnectorAuth::PerUser => None,
     }
 }
@@ -244,6 +323,15 @@ fn unsealed(
             client_email: client_email.unwrap_or_default(),
             key: None,
         },
+        CheckedAuth::UserSignIn {
+            client_id,
+            tenant_id,
+            ..
+        } => ConnectorAuth::UserSignIn {
+            client_id: client_id.clone(),
+            tenant_id: tenant_id.clone(),
+            secret: None,
+        },
     };
     Connector {
         kind,
@@ -259,6 +347,7 @@ fn put_secret(auth: &mut ConnectorAuth, sealed: Sealed) {
         ConnectorAuth::Admin { password, .. } => *password = Some(sealed),
         ConnectorAuth::MicrosoftApp { secret, .. } => *secret = Some(sealed),
         ConnectorAuth::GoogleServiceAccount { key, .. } => *key = Some(sealed),
+        ConnectorAuth::UserSignIn { secret, .. } => *secret = Some(sealed),
         ConnectorAuth::PerUser => {}
     }
 }
@@ -293,10 +382,16 @@ impl App {
                 "key_json",
                 "the service account needs its key file",
             ),
+            CheckedAuth::UserSignIn { .. } => (None, None, "", ""),
         };
         let kind = checked.kind;
         if matches!(checked.auth, CheckedAuth::PerUser) {
             return Ok(unsealed(kind, &checked, None));
+        }
+        if let CheckedAuth::UserSignIn { secret, .. } = &checked.auth {
+            return self
+                .seal_client_secret(project, side, &checked, secret.clone(), existing)
+                .await;
         }
         let field = format!("{}.auth.{field}", side.as_str());
         if let Some(secret) = typed {
@@ -338,6 +433,60 @@ impl App {
         }
         put_secret(&mut connector.auth, sealed.clone());
         Ok(connector)
+    }
+
+    /// The user sign-in's client secret: sealed when typed, kept when the server and client are
+    /// unchanged, and none (a public client) otherwise.
+    async fn seal_client_secret(
+        &self,
+        project: ProjectId,
+        side: Side,
+        checked: &super::projects::CheckedConnector,
+        typed: Option<Secret>,
+        existing: Option<&Connector>,
+    ) -> Result<Connector, AppError> {
+        let mut connector = unsealed(checked.kind, checked, None);
+        let aad = admin_secret_aad(project, side, &connector);
+        let sealed = match typed {
+            Some(secret) => Some(
+                self.deps
+                    .vault
+                    .seal(secret.expose().as_bytes(), &aad)
+                    .await?,
+            ),
+            None => existing.and_then(|old| match &old.auth {
+                ConnectorAuth::UserSignIn {
+                    secret: Some(sealed),
+                    ..
+                } if admin_secret_aad(project, side, old) == aad => Some(sealed.clone()),
+                _ => None,
+            }),
+        };
+        if let Some(sealed) = sealed {
+            put_secret(&mut connector.auth, sealed);
+        }
+        Ok(connector)
+    }
+
+    /// The client secret of a user sign-in side, when it has one.
+    pub(crate) async fn open_client_secret(
+        &self,
+        project: ProjectId,
+        side: Side,
+        connector: &Connector,
+    ) -> Result<Option<Secret>, AppError> {
+        let ConnectorAuth::UserSignIn {
+            secret: Some(sealed),
+            ..
+        } = &connector.auth
+        else {
+            return Ok(None);
+        };
+        let aad = admin_secret_aad(project, side, connector);
+        let plain = self.deps.vault.open(sealed, &aad).await?;
+        Ok(Some(Secret::new(
+            String::from_utf8(plain).map_err(AppError::internal)?,
+        )))
     }
 
     /// The stored admin-level secret of a connector, opened for the connector's own server.
@@ -477,6 +626,7 @@ impl App {
         };
         match &checked.auth {
             CheckedAuth::PerUser => Err(AppError::internal("per-user access has no admin secret")),
+            CheckedAuth::UserSignIn { .. } => Err(sign_in_untestable()),
             CheckedAuth::Admin {
                 login_pattern,
                 password,

@@ -15,7 +15,8 @@ use super::app_access::check_auth;
 use super::retention::check_retention;
 
 /// Which connector of a project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Side {
     Source,
     Target,
@@ -34,6 +35,30 @@ impl Side {
             "source" => Some(Side::Source),
             "target" => Some(Side::Target),
             _ => None,
+        }
+    }
+
+    /// This side's connector of a project.
+    pub fn of(self, project: &Project) -> &Connector {
+        match self {
+            Side::Source => &project.source,
+            Side::Target => &project.target,
+        }
+    }
+
+    /// The user's address on this side.
+    pub fn email(self, user: &MailUser) -> &EmailAddress {
+        match self {
+            Side::Source => &user.source_email,
+            Side::Target => &user.target_email,
+        }
+    }
+
+    /// This side's sign-in among a user's credentials.
+    pub fn sign_in_of(self, creds: &mut UserCredentials) -> &mut Option<SignedIn> {
+        match self {
+            Side::Source => &mut creds.source_sign_in,
+            Side::Target => &mut creds.target_sign_in,
         }
     }
 }
@@ -98,9 +123,9 @@ pub fn login_for(connector: &Connector, email: &EmailAddress) -> String {
         | ConnectorAuth::MicrosoftApp { login_pattern, .. } => {
             login_pattern.replace("{email}", email.as_str())
         }
-        ConnectorAuth::PerUser | ConnectorAuth::GoogleServiceAccount { .. } => {
-            email.as_str().to_owned()
-        }
+        ConnectorAuth::PerUser
+        | ConnectorAuth::GoogleServiceAccount { .. }
+        | ConnectorAuth::UserSignIn { .. } => email.as_str().to_owned(),
     }
 }
 

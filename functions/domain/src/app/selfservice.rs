@@ -13,11 +13,14 @@ use crate::token;
 
 use super::App;
 use super::connection_test::describe_login_error;
-use super::projects::{check_password, login_for};
+use super::projects::{Side, check_password, login_for};
 
 impl App {
     /// Resolves a link token; unknown and malformed tokens look the same from outside.
-    async fn invite_for(&self, token: &str) -> Result<(Invite, MailUser, Project), AppError> {
+    pub(super) async fn invite_for(
+        &self,
+        token: &str,
+    ) -> Result<(Invite, MailUser, Project), AppError> {
         if !token::looks_valid(token) {
             return Err(AppError::NotFound("invite link"));
         }
@@ -43,7 +46,7 @@ impl App {
     }
 
     /// Whether the user still has to submit credentials through this link.
-    fn awaiting_credentials(user: &MailUser) -> bool {
+    pub(super) fn awaiting_credentials(user: &MailUser) -> bool {
         matches!(user.state, UserState::New | UserState::EmailSent)
     }
 
@@ -57,13 +60,23 @@ impl App {
                 return Err(AppError::InviteLocked);
             }
         }
+        let creds = if project.source.is_sign_in() || project.target.is_sign_in() {
+            self.credentials(&project, user.id)
+                .await?
+                .unwrap_or_default()
+        } else {
+            UserCredentials::default()
+        };
+        let asks_password = |c: &Connector| c.is_per_user() && !c.is_sign_in();
         Ok(InviteView {
             project_name: project.name.clone(),
             display_name: user.display_name.clone(),
             source_email: user.source_email.to_string(),
             target_email: user.target_email.to_string(),
-            asks_source_password: project.source.is_per_user(),
-            asks_target_password: project.target.is_per_user(),
+            asks_source_password: asks_password(&project.source),
+            asks_target_password: asks_password(&project.target),
+            source_sign_in: Self::sign_in_offer(&project.source, creds.source_sign_in.as_ref()),
+            target_sign_in: Self::sign_in_offer(&project.target, creds.target_sign_in.as_ref()),
             state: user.state,
             attempts_left: invite.attempts_left(),
             expires_at: invite.expires_at,
@@ -106,16 +119,37 @@ impl App {
                 }
             }
         };
+        let asks_password = |c: &Connector| c.is_per_user() && !c.is_sign_in();
         let src_pw = pick(
-            project.source.is_per_user(),
+            asks_password(&project.source),
             "source_password",
             &input.source_password,
         )?;
         let tgt_pw = pick(
-            project.target.is_per_user(),
+            asks_password(&project.target),
             "target_password",
             &input.target_password,
         )?;
+        // Sides where the user signs in: the sign-in must have happened.
+        let mut creds = self
+            .credentials(&project, user.id)
+            .await?
+            .unwrap_or_default();
+        for side in [Side::Source, Side::Target] {
+            let connector = side.of(&project);
+            if connector.is_sign_in() && side.sign_in_of(&mut creds).is_none() {
+                return Err(AppError::validation_field(
+                    &format!("{}_sign_in", side.as_str()),
+                    format!("sign in for {} first", side.email(&user)),
+                ));
+            }
+        }
+        if src_pw.is_none() && tgt_pw.is_none() {
+            // Nothing to test: every side the user brings is signed in.
+            return self
+                .schedule_from_link(&project, &user, &actor, "signed-in")
+                .await;
+        }
 
         // The attempt is taken before any server is asked: requests sent at once cannot test
         // more passwords than the link allows.
@@ -204,8 +238,24 @@ impl App {
         }
         self.settle_attempt(&invite, false).await?;
 
-        self.store_passwords_for(&project, &user, src_pw.as_ref(), tgt_pw.as_ref())
-            .await?;
+        creds.source_password = src_pw.as_ref().map(|s| s.expose().to_owned());
+        creds.target_password = tgt_pw.as_ref().map(|s| s.expose().to_owned());
+        self.store_credentials(&project, &user, &creds).await?;
+        let sides = super::users::sides_named(src_pw.is_some(), tgt_pw.is_some());
+        self.schedule_from_link(&project, &user, &actor, &format!("{sides} password"))
+            .await
+    }
+
+    /// Queues the user's copy once the link brought every credential; `what` names them for
+    /// the audit trail.
+    async fn schedule_from_link(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        actor: &Actor,
+        what: &str,
+    ) -> Result<MigrationStatus, AppError> {
+        let subject = user.source_email.to_string();
         let scheduled = self
             .schedule(&user, Transition::Schedule, |u| u.has_credentials = true)
             .await
@@ -217,30 +267,26 @@ impl App {
             })?;
         self.log_event(&scheduled, "credentials entered on the invite page".into())
             .await;
-        let sides = super::users::sides_named(src_pw.is_some(), tgt_pw.is_some());
         self.audit(
             Some(project.id),
-            &actor,
+            actor,
             AuditAction::CredentialsSubmitted,
             Some(&subject),
-            &format!("{sides} password stored from the invite page"),
+            &format!("{what} credentials stored from the invite page; copy scheduled"),
         )
         .await;
-        Ok(self.status_of(&scheduled, &project))
+        Ok(self.status_of(&scheduled, project))
     }
 
-    async fn store_passwords_for(
+    /// Seals and stores a user's credentials (passwords and sign-ins), bound to the project's
+    /// servers.
+    pub(crate) async fn store_credentials(
         &self,
         project: &Project,
         user: &MailUser,
-        src: Option<&Secret>,
-        tgt: Option<&Secret>,
+        creds: &UserCredentials,
     ) -> Result<(), AppError> {
-        let creds = UserCredentials {
-            source_password: src.map(|s| s.expose().to_owned()),
-            target_password: tgt.map(|s| s.expose().to_owned()),
-        };
-        let json = serde_json::to_vec(&creds).map_err(AppError::internal)?;
+        let json = serde_json::to_vec(creds).map_err(AppError::internal)?;
         let sealed = self
             .deps
             .vault

@@ -174,8 +174,17 @@ impl App {
     fn has_all_passwords(project: &Project, creds: Option<&UserCredentials>) -> bool {
         let need_src = project.source.is_per_user();
         let need_tgt = project.target.is_per_user();
-        let have_src = creds.is_some_and(|c| c.source_password.is_some());
-        let have_tgt = creds.is_some_and(|c| c.target_password.is_some());
+        let have = |c: &Connector, password: &Option<String>, signed_in: &Option<SignedIn>| {
+            if c.is_sign_in() {
+                signed_in.is_some()
+            } else {
+                password.is_some()
+            }
+        };
+        let have_src =
+            creds.is_some_and(|c| have(&project.source, &c.source_password, &c.source_sign_in));
+        let have_tgt =
+            creds.is_some_and(|c| have(&project.target, &c.target_password, &c.target_sign_in));
         let admin_kept =
             !project.source.admin_secret_deleted() && !project.target.admin_secret_deleted();
         admin_kept && (!need_src || have_src) && (!need_tgt || have_tgt)

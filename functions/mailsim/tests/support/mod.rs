@@ -16,7 +16,10 @@ use contract::{
 use domain::app::{AppConfig, CopySettings, JobOutcome};
 use domain::error::{LoginError, MailError, QueueError, VaultError};
 use domain::mailbox::{MailServers, MailSession, MailboxError};
-use domain::oauth::{AccessToken, AppGrant, NoTokens, TokenError, Tokens};
+use domain::oauth::{
+    AccessToken, AppGrant, AuthorizeRequest, CodeExchange, NoTokens, SignInTokens, TokenError,
+    Tokens,
+};
 use domain::ports::{
     Delivery, LoginInfo, Mailer, ManualClock, OutgoingMail, Queue, SentMail, Store, SystemClock,
     Vault,
@@ -245,6 +248,15 @@ impl Tokens for ModelTokens {
 
     async fn forget(&self, _grant: &AppGrant) {
         *self.forgotten.lock().unwrap() += 1;
+    }
+
+    /// No user sign-ins here: they are tested against a real authority.
+    fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, TokenError> {
+        NoTokens.authorize_url(request)
+    }
+
+    async fn exchange_code(&self, exchange: &CodeExchange) -> Result<SignInTokens, TokenError> {
+        NoTokens.exchange_code(exchange).await
     }
 }
 

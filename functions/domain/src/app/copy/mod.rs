@@ -131,6 +131,11 @@ impl App {
                 self.fail_user(user.id, e.to_string()).await?;
                 Ok(JobOutcome::Done)
             }
+            Err(AppError::SignInNeeded { side, message }) => {
+                let side = Side::parse(side).ok_or_else(|| AppError::internal("no such side"))?;
+                self.sign_in_needed_again(user, side, message).await?;
+                Ok(JobOutcome::Done)
+            }
             other => other,
         }
     }
@@ -163,19 +168,31 @@ impl App {
     async fn open_side(
         &self,
         project: &Project,
+        user: &MailUser,
         side: Side,
-        connector: &Connector,
-        email: &EmailAddress,
-        per_user: Option<String>,
+        creds: &UserCredentials,
     ) -> Result<Box<dyn MailSession>, AppError> {
         let timeout = self.config.copy.command_timeout;
+        let (connector, email) = (side.of(project), side.email(user));
+        let password = match side {
+            Side::Source => &creds.source_password,
+            Side::Target => &creds.target_password,
+        };
+        let signed_in = match side {
+            Side::Source => &creds.source_sign_in,
+            Side::Target => &creds.target_sign_in,
+        };
         let credential_for = async || match &connector.auth {
             ConnectorAuth::PerUser => Ok((
                 login_for(connector, email),
-                Credential::Password(Secret::new(per_user.clone().ok_or_else(|| {
+                Credential::Password(Secret::new(password.clone().ok_or_else(|| {
                     AppError::LoginRejected(format!("no {} password is stored", side.as_str()))
                 })?)),
             )),
+            ConnectorAuth::UserSignIn { .. } => {
+                self.signed_in_credential(project, side, email, signed_in.as_ref())
+                    .await
+            }
             _ => {
                 self.admin_credential(project.id, side, connector, email.as_str())
                     .await
@@ -195,8 +212,16 @@ impl App {
                 side = side.as_str(),
                 "the server refused a kept token: asking for a new one"
             );
-            self.forget_app_token(project.id, side, connector, email.as_str())
-                .await?;
+            match (&connector.auth, signed_in) {
+                (ConnectorAuth::UserSignIn { .. }, Some(signed_in)) => {
+                    let grant = self.refresh_grant(project, side, signed_in).await?;
+                    self.deps.tokens.forget(&grant).await;
+                }
+                _ => {
+                    self.forget_app_token(project.id, side, connector, email.as_str())
+                        .await?
+                }
+            }
             let (login, credential) = credential_for().await?;
             opened = self
                 .deps
@@ -223,23 +248,8 @@ impl App {
             .await?
             .unwrap_or_default();
         let mut sessions = Vec::with_capacity(2);
-        for (side, connector, email, per_user) in [
-            (
-                Side::Source,
-                &project.source,
-                &user.source_email,
-                creds.source_password.clone(),
-            ),
-            (
-                Side::Target,
-                &project.target,
-                &user.target_email,
-                creds.target_password.clone(),
-            ),
-        ] {
-            let session = self
-                .open_side(project, side, connector, email, per_user)
-                .await?;
+        for side in [Side::Source, Side::Target] {
+            let session = self.open_side(project, user, side, &creds).await?;
             sessions.push(session);
         }
         let used =
