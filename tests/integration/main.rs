@@ -11,3 +11,4 @@ mod interop;
 mod oauth;
 mod security;
 mod selfservice;
+mod sign_in;

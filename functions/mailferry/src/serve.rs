@@ -68,6 +68,13 @@ pub struct ServeArgs {
     /// Token endpoint for Google service-account tokens. Default: Google's.
     #[arg(long, env = "MAILFERRY_GOOGLE_TOKEN_URL")]
     pub google_token_url: Option<String>,
+    /// Authorization endpoint of users' Microsoft sign-ins (`{tenant}` as above). Default:
+    /// Microsoft's.
+    #[arg(long, env = "MAILFERRY_MICROSOFT_AUTHORIZE_URL")]
+    pub microsoft_authorize_url: Option<String>,
+    /// Authorization endpoint of users' Google sign-ins. Default: Google's.
+    #[arg(long, env = "MAILFERRY_GOOGLE_AUTHORIZE_URL")]
+    pub google_authorize_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -88,6 +95,8 @@ impl ServeArgs {
             chunk_messages: 200,
             microsoft_token_url: None,
             google_token_url: None,
+            microsoft_authorize_url: None,
+            google_authorize_url: None,
         }
     }
 }
@@ -224,11 +233,19 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         public_url: public_url.clone(),
         ..AppConfig::default()
     };
-    if let Some(url) = &args.microsoft_token_url {
-        config.authorities.microsoft_token_url = url.clone();
-    }
-    if let Some(url) = &args.google_token_url {
-        config.authorities.google_token_url = url.clone();
+    let a = &mut config.authorities;
+    for (arg, setting) in [
+        (&args.microsoft_token_url, &mut a.microsoft_token_url),
+        (&args.google_token_url, &mut a.google_token_url),
+        (
+            &args.microsoft_authorize_url,
+            &mut a.microsoft_authorize_url,
+        ),
+        (&args.google_authorize_url, &mut a.google_authorize_url),
+    ] {
+        if let Some(url) = arg {
+            *setting = url.clone();
+        }
     }
     config.copy.lease_ttl = Duration::from_secs(args.lease_secs.max(1));
     config.copy.chunk_messages = args.chunk_messages.max(1);

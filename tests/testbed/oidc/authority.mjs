@@ -4,14 +4,19 @@
 //     tokens whose `client_id` names the app;
 //   - the RFC 7523 JWT-bearer grant for service accounts (Google's domain-wide delegation),
 //     registered with registerGrantType: the assertion is verified with the client's own
-//     registered public key, the token's `sub` is the mailbox it names.
+//     registered public key, the token's `sub` is the mailbox it names;
+//   - a user's sign-in: authorization code with PKCE for a native (loopback, any port) public
+//     client, on oidc-provider's own login and consent pages (devInteractions: any login name,
+//     any password; the account's `sub`, `email` and `preferred_username` are that name),
+//     refresh tokens (offline_access, not rotated), ID tokens with the email claim, and JWT
+//     access tokens for the IMAP resource whose `sub` is the account.
 // Access tokens are RS256 JWTs with `typ: JWT` (Dovecot 2.3 refuses `at+jwt`), signed with a key
 // generated here; its public half is written where Dovecot's oauth2 passdb reads keys for local
 // validation (`<key_dir>/default/RS256/<kid>`).
 //
 // Usage: node authority.mjs CONFIG.json — prints one JSON line {"issuer": ...} when it listens.
 // CONFIG: { key_dir, access_token_ttl, apps: [{client_id, client_secret}],
-//           service_accounts: [{client_id, key_file}] }
+//           service_accounts: [{client_id, key_file}], sign_in_clients: [client_id] }
 // Each service account gets a key pair made here; its key file (as Google gives one: type,
 // client_email, private_key, private_key_id, token_uri) is written to `key_file`.
 import * as crypto from 'node:crypto';
@@ -28,6 +33,9 @@ const MICROSOFT_RESOURCE = 'https://outlook.office365.com/';
 const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
 const GOOGLE_RESOURCE = 'https://mail.google.com/';
 const GOOGLE_SCOPE = 'https://mail.google.com/';
+// A user's delegated IMAP access at Microsoft (the profile's user scope asks for it).
+const MICROSOFT_USER_RESOURCE = 'https://outlook.office.com/';
+const MICROSOFT_USER_SCOPE = 'https://outlook.office.com/IMAP.AccessAsUser.All';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const ttl = config.access_token_ttl ?? 3600;
@@ -67,6 +75,16 @@ const clients = [
     token_endpoint_auth_method: 'client_secret_post',
     scope: MICROSOFT_SCOPE,
   })),
+  ...(config.sign_in_clients ?? []).map((clientId) => ({
+    client_id: clientId,
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    // RFC 8252: a native client's loopback redirect may use any port.
+    redirect_uris: ['http://127.0.0.1/api/sign-in/callback'],
+    scope: `openid email profile offline_access ${MICROSOFT_USER_SCOPE}`,
+  })),
   ...config.service_accounts.map((sa) => ({
     client_id: sa.client_id,
     grant_types: [JWT_BEARER],
@@ -81,20 +99,33 @@ const clients = [
 const provider = new Provider(issuer, {
   clients,
   jwks: { keys: [signingJwk] },
-  scopes: ['openid', 'offline_access', MICROSOFT_SCOPE, GOOGLE_SCOPE],
+  scopes: ['openid', 'offline_access', 'email', 'profile', MICROSOFT_SCOPE, GOOGLE_SCOPE, MICROSOFT_USER_SCOPE],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
+  // The ID token from the token endpoint carries the claims its scopes ask for.
+  conformIdTokenClaims: false,
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    async claims() { return { sub: id, email: id, email_verified: true, preferred_username: id }; },
+  }),
+  rotateRefreshToken: false,
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: (ctx, client) => (
-        client.grantTypes.includes('client_credentials') ? MICROSOFT_RESOURCE : GOOGLE_RESOURCE
-      ),
+      defaultResource: (ctx, client) => {
+        if (client.grantTypes.includes('client_credentials')) return MICROSOFT_RESOURCE;
+        if (client.grantTypes.includes('authorization_code')) return MICROSOFT_USER_RESOURCE;
+        return GOOGLE_RESOURCE;
+      },
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resource) => ({
-        scope: resource === MICROSOFT_RESOURCE ? MICROSOFT_SCOPE : GOOGLE_SCOPE,
+        scope: {
+          [MICROSOFT_RESOURCE]: MICROSOFT_SCOPE,
+          [MICROSOFT_USER_RESOURCE]: MICROSOFT_USER_SCOPE,
+        }[resource] ?? GOOGLE_SCOPE,
         audience: resource,
         accessTokenFormat: 'jwt',
         accessTokenTTL: ttl,
@@ -172,6 +203,38 @@ provider.use(async (ctx, next) => {
 provider.on('grant.success', (ctx) => {
   process.stderr.write(`${JSON.stringify({
     event: 'token_issued', client_id: ctx.oidc.client?.clientId, grant_type: ctx.oidc.params?.grant_type,
+  })}\n`);
+});
+
+// The grants of users' sign-ins by account, so a test can withdraw one as the user would
+// (POST /test/revoke?account=…): the grant and its refresh tokens end. Loopback-only test aid.
+const grantsOf = new Map();
+provider.on('refresh_token.saved', (token) => {
+  if (!grantsOf.has(token.accountId)) grantsOf.set(token.accountId, new Set());
+  grantsOf.get(token.accountId).add(token.grantId);
+});
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/test/revoke') {
+    const account = ctx.query.account;
+    const grants = [...(grantsOf.get(account) ?? [])];
+    for (const grantId of grants) {
+      await provider.RefreshToken.revokeByGrantId(grantId);
+      await provider.AccessToken.revokeByGrantId(grantId);
+      const grant = await provider.Grant.find(grantId);
+      if (grant) await grant.destroy();
+    }
+    grantsOf.delete(account);
+    process.stderr.write(`${JSON.stringify({ event: 'grants_revoked', account, count: grants.length })}\n`);
+    ctx.body = { revoked: grants.length };
+    return;
+  }
+  await next();
+});
+
+// Why a grant was refused (oidc-provider keeps the detail out of the answer).
+provider.on('grant.error', (ctx, err) => {
+  process.stderr.write(`${JSON.stringify({
+    event: 'grant_error', grant_type: ctx.oidc?.params?.grant_type, error: err.error, detail: err.error_detail,
   })}\n`);
 });
 

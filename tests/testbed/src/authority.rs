@@ -24,6 +24,7 @@ pub struct AuthorityOptions {
     access_token_ttl: Duration,
     apps: Vec<(String, String)>,
     service_accounts: Vec<String>,
+    sign_in_clients: Vec<String>,
 }
 
 impl Default for AuthorityOptions {
@@ -32,6 +33,7 @@ impl Default for AuthorityOptions {
             access_token_ttl: Duration::from_secs(3600),
             apps: Vec::new(),
             service_accounts: Vec::new(),
+            sign_in_clients: Vec::new(),
         }
     }
 }
@@ -44,6 +46,13 @@ impl AuthorityOptions {
     /// How long access tokens live (whole seconds).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
         self.access_token_ttl = ttl;
+        self
+    }
+
+    /// A public client for users' sign-ins (authorization code with PKCE, refresh tokens),
+    /// redirecting to `http://127.0.0.1:<any port>/api/sign-in/callback`.
+    pub fn sign_in_client(mut self, client_id: impl Into<String>) -> Self {
+        self.sign_in_clients.push(client_id.into());
         self
     }
 
@@ -122,6 +131,7 @@ impl Authority {
                 "client_id": email,
                 "key_file": dir.path().join(format!("{email}.json")),
             })).collect::<Vec<_>>(),
+            "sign_in_clients": options.sign_in_clients,
         });
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config.to_string())?;
@@ -139,9 +149,13 @@ impl Authority {
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
+            // Keep reading: oidc-provider prints notices to stdout later, and Node dies of
+            // EPIPE when nobody reads them.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         let ready: serde_json::Value = match serde_json::from_str(&line) {
@@ -168,6 +182,17 @@ impl Authority {
     /// The token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+
+    /// The authorization endpoint (a user's sign-in starts there).
+    pub fn authorize_url(&self) -> String {
+        format!("{}/auth", self.issuer)
+    }
+
+    /// Where a test withdraws an account's sign-ins (POST, `?account=`): its grants and
+    /// refresh tokens end, as when a user revokes the app's access.
+    pub fn revoke_url(&self, account: &str) -> String {
+        format!("{}/test/revoke?account={account}", self.issuer)
     }
 
     /// Where the public key of the token signatures is, laid out for Dovecot's local

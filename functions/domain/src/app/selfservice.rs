@@ -257,7 +257,7 @@ impl App {
     ) -> Result<MigrationStatus, AppError> {
         let subject = user.source_email.to_string();
         let scheduled = self
-            .schedule(&user, Transition::Schedule, |u| u.has_credentials = true)
+            .schedule(user, Transition::Schedule, |u| u.has_credentials = true)
             .await
             .map_err(|e| match e {
                 AppError::Conflict(_) => AppError::Conflict(

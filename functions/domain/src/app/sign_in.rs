@@ -304,6 +304,9 @@ impl App {
         let tokens = match self.deps.tokens.exchange_code(&exchange).await {
             Ok(t) => t,
             Err(TokenError::Refused(m)) if m.starts_with("invalid_grant") => {
+                // A provider revokes what a code gave when the code comes again (RFC 6749
+                // section 4.1.2): the stored sign-in may be gone with it.
+                self.sign_in_still_works(&project, &user, side).await?;
                 return Ok(SignInOutcome::AlreadyUsed);
             }
             Err(e) => return Ok(SignInOutcome::Failed(e.to_string())),
@@ -372,6 +375,37 @@ impl App {
         )
         .await;
         Ok(SignInOutcome::SignedIn)
+    }
+
+    /// Whether a side's stored sign-in still renews its tokens (asked afresh, not from the
+    /// kept token); one the provider refuses is deleted, so the page asks for a new sign-in.
+    pub(crate) async fn sign_in_still_works(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        side: Side,
+    ) -> Result<bool, AppError> {
+        let mut creds = self
+            .credentials(project, user.id)
+            .await?
+            .unwrap_or_default();
+        let Some(signed_in) = side.sign_in_of(&mut creds).clone() else {
+            return Ok(false);
+        };
+        let grant = self.refresh_grant(project, side, &signed_in).await?;
+        self.deps.tokens.forget(&grant).await;
+        match self.deps.tokens.app_token(&grant).await {
+            Ok(_) => Ok(true),
+            Err(TokenError::Refused(m)) => {
+                tracing::info!(user = %user.id, side = side.as_str(), reason = %m, "a stored sign-in was refused: deleted");
+                *side.sign_in_of(&mut creds) = None;
+                self.store_credentials(project, user, &creds).await?;
+                Ok(false)
+            }
+            Err(TokenError::Unavailable(m)) => Err(AppError::Upstream(format!(
+                "the sign-in could not be checked just now ({m}); please try again in a few minutes"
+            ))),
+        }
     }
 
     /// The grant that renews a signed-in side's access tokens.
