@@ -408,6 +408,6 @@ async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
     let token = app.invite_token_for("ann@old.example").await.unwrap();
     let view = invite(&app, &token).await;
     assert_eq!(view["target_sign_in"]["signed_in_as"], Value::Null);
-    let back = ann_signs_in(&app, &authority, &token).await;
+    ann_signs_in(&app, &authority, &token).await;
     ann_starts_and_completes(&app, (&p, &u), &token, &source, &target).await;
 }
