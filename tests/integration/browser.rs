@@ -41,7 +41,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// The built frontend `spawn_app` serves. `cargo xtask test` builds it and sets the variable.
-fn require_frontend_dist() -> PathBuf {
+pub(crate) fn require_frontend_dist() -> PathBuf {
     match std::env::var_os("MAILFERRY_FRONTEND_DIST").map(PathBuf::from) {
         Some(dist) if dist.join("index.html").is_file() => dist,
         Some(dist) => panic!(
@@ -132,21 +132,21 @@ const HEADING_RECORDER: &str = r#"
 
 /// An HTTP error a step provokes on purpose: the browser logs it as SEVERE, and it is expected.
 #[derive(Debug, Clone, Copy)]
-struct Expected {
+pub(crate) struct Expected {
     url_part: &'static str,
     status: u16,
 }
 
 /// A headless Chromium under chromedriver, with the screenshots and console record of one run.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
     shots: PathBuf,
     shot_no: u32,
     width: u32,
     height: u32,
-    console: Vec<String>,
+    pub(crate) console: Vec<String>,
 }
 
 impl Drop for Browser {
@@ -158,7 +158,13 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    async fn start(width: u32, height: u32) -> Result<Browser> {
+    pub(crate) async fn start(width: u32, height: u32) -> Result<Browser> {
+        Browser::start_in(width, height, "").await
+    }
+
+    /// A browser whose screenshots go to `target/browser-screenshots/<dir>` (each test its
+    /// own, since a start clears the folder's earlier screenshots).
+    pub(crate) async fn start_in(width: u32, height: u32, dir: &str) -> Result<Browser> {
         let chromium = program("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
         ensure!(
@@ -218,7 +224,10 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        let shots = repo_root().join("target").join("browser-screenshots");
+        let shots = repo_root()
+            .join("target")
+            .join("browser-screenshots")
+            .join(dir);
         std::fs::create_dir_all(&shots)?;
         // Screenshots of an earlier run would mix with this run's numbering.
         for entry in std::fs::read_dir(&shots)? {
@@ -239,14 +248,25 @@ impl Browser {
         })
     }
 
-    async fn goto(&self, url: &str) -> Result<()> {
+    pub(crate) async fn goto(&self, url: &str) -> Result<()> {
         self.client.goto(url).await?;
         Ok(())
     }
 
     /// Reads the console entries since the last call; fails on a SEVERE one unless it is an
     /// expected HTTP error of this step.
-    async fn check_console(&mut self, step: &str, expected: &[Expected]) -> Result<()> {
+    pub(crate) async fn check_console(&mut self, step: &str, expected: &[Expected]) -> Result<()> {
+        self.check_console_but(step, expected, &[]).await
+    }
+
+    /// [`Browser::check_console`], leaving out entries that mention one of `others` (pages of
+    /// another site the step visits, such as an OAuth provider's, and what they load).
+    pub(crate) async fn check_console_but(
+        &mut self,
+        step: &str,
+        expected: &[Expected],
+        others: &[&str],
+    ) -> Result<()> {
         let entries = self.client.issue_cmd(BrowserLog).await?;
         let mut severe = Vec::new();
         for e in entries.as_array().into_iter().flatten() {
@@ -256,7 +276,8 @@ impl Browser {
             let allowed = expected.iter().any(|x| {
                 message.contains(x.url_part) && message.contains(&format!("status of {}", x.status))
             });
-            if level == "SEVERE" && !allowed {
+            let elsewhere = others.iter().any(|o| message.contains(o));
+            if level == "SEVERE" && !allowed && !elsewhere {
                 severe.push(message.to_owned());
             }
         }
@@ -268,12 +289,12 @@ impl Browser {
         Ok(())
     }
 
-    async fn js(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+    pub(crate) async fn js(&self, script: &str, args: Vec<Value>) -> Result<Value> {
         Ok(self.client.execute(script, args).await?)
     }
 
     /// Saves the whole page: scrolled to the top, the window stretched to the page's height.
-    async fn screenshot(&mut self, name: &str) -> Result<PathBuf> {
+    pub(crate) async fn screenshot(&mut self, name: &str) -> Result<PathBuf> {
         let sizes = self
             .js(
                 "window.scrollTo(0, 0);
@@ -296,7 +317,7 @@ impl Browser {
         Ok(path)
     }
 
-    async fn resize(&mut self, width: u32, height: u32) -> Result<()> {
+    pub(crate) async fn resize(&mut self, width: u32, height: u32) -> Result<()> {
         self.width = width;
         self.height = height;
         self.client.set_window_size(width, height).await?;
@@ -305,11 +326,16 @@ impl Browser {
 
     /// Some element matching `css` whose text contains `text` (wasm renders asynchronously, and
     /// polled pages change under the test).
-    async fn wait_text(&self, css: &str, text: &str) -> Result<Element> {
+    pub(crate) async fn wait_text(&self, css: &str, text: &str) -> Result<Element> {
         self.wait_text_for(css, text, WAIT).await
     }
 
-    async fn wait_text_for(&self, css: &str, text: &str, timeout: Duration) -> Result<Element> {
+    pub(crate) async fn wait_text_for(
+        &self,
+        css: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<Element> {
         let until = Instant::now() + timeout;
         loop {
             for e in self.client.find_all(Locator::Css(css)).await? {
@@ -336,18 +362,18 @@ impl Browser {
         }
     }
 
-    async fn wait_heading(&self, text: &str) -> Result<Element> {
+    pub(crate) async fn wait_heading(&self, text: &str) -> Result<Element> {
         self.wait_text("h1", text).await
     }
 
-    async fn wait_css(&self, css: &str) -> Result<Element> {
+    pub(crate) async fn wait_css(&self, css: &str) -> Result<Element> {
         self.wait_text(css, "").await
     }
 
     /// Types into the input `css` after emptying it. Emptying goes through an `input` event, as
     /// when a person deletes the text: WebDriver's Clear does not send one, and the page's state
     /// (which every input mirrors) would not learn of it.
-    async fn fill(&self, css: &str, value: &str) -> Result<()> {
+    pub(crate) async fn fill(&self, css: &str, value: &str) -> Result<()> {
         let input = self.wait_css(css).await?;
         self.client
             .execute(
@@ -360,13 +386,13 @@ impl Browser {
         Ok(())
     }
 
-    async fn select(&self, css: &str, value: &str) -> Result<()> {
+    pub(crate) async fn select(&self, css: &str, value: &str) -> Result<()> {
         self.wait_css(css).await?.select_by_value(value).await?;
         Ok(())
     }
 
     /// Clicks the (enabled) button whose text is `label`.
-    async fn click_button(&self, label: &str) -> Result<()> {
+    pub(crate) async fn click_button(&self, label: &str) -> Result<()> {
         let xpath = format!("//button[normalize-space(.)='{label}' and not(@disabled)]");
         let until = Instant::now() + WAIT;
         loop {
@@ -381,7 +407,7 @@ impl Browser {
         }
     }
 
-    async fn click_link(&self, text: &str) -> Result<()> {
+    pub(crate) async fn click_link(&self, text: &str) -> Result<()> {
         let until = Instant::now() + WAIT;
         loop {
             if let Ok(a) = self.client.find(Locator::LinkText(text)).await {
@@ -395,7 +421,7 @@ impl Browser {
         }
     }
 
-    async fn press(&self, key: char) -> Result<()> {
+    pub(crate) async fn press(&self, key: char) -> Result<()> {
         let keys = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value: key })
             .then(KeyAction::Up { value: key });
@@ -403,7 +429,7 @@ impl Browser {
         Ok(())
     }
 
-    async fn type_keys(&self, text: &str) -> Result<()> {
+    pub(crate) async fn type_keys(&self, text: &str) -> Result<()> {
         let mut keys = KeyActions::new("keyboard".into());
         for c in text.chars() {
             keys = keys
@@ -414,7 +440,7 @@ impl Browser {
         Ok(())
     }
 
-    async fn active_id(&self) -> Result<String> {
+    pub(crate) async fn active_id(&self) -> Result<String> {
         Ok(self
             .client
             .active_element()
@@ -425,7 +451,7 @@ impl Browser {
     }
 
     /// Presses Tab until the element with `id` has the focus: it is reachable by keyboard.
-    async fn tab_to(&self, id: &str) -> Result<u32> {
+    pub(crate) async fn tab_to(&self, id: &str) -> Result<u32> {
         for presses in 1..=30 {
             self.press(TAB).await?;
             if self.active_id().await? == id {
@@ -436,7 +462,7 @@ impl Browser {
     }
 
     /// No element uses a `style` attribute: the CSP (`style-src 'self'`) would block it.
-    async fn assert_no_inline_styles(&self) -> Result<()> {
+    pub(crate) async fn assert_no_inline_styles(&self) -> Result<()> {
         let n = self
             .js(
                 "return document.querySelectorAll('[style]').length;",
@@ -450,7 +476,7 @@ impl Browser {
     /// Navigates to `url` and measures navigation start → the first `h1` containing `heading`,
     /// in milliseconds on the page's clock, from the recorder installed by
     /// [`Browser::record_headings`].
-    async fn first_render(&self, url: &str, heading: &str) -> Result<f64> {
+    pub(crate) async fn first_render(&self, url: &str, heading: &str) -> Result<f64> {
         self.goto(url).await?;
         self.wait_heading(heading).await?;
         let seen = self.js("return window.__mfHeadings || [];", vec![]).await?;
@@ -463,7 +489,7 @@ impl Browser {
     }
 
     /// Installs [`HEADING_RECORDER`] for every page loaded from now on.
-    async fn record_headings(&self) -> Result<()> {
+    pub(crate) async fn record_headings(&self) -> Result<()> {
         self.client
             .issue_cmd(Cdp {
                 cmd: "Page.addScriptToEvaluateOnNewDocument",
@@ -473,7 +499,7 @@ impl Browser {
         Ok(())
     }
 
-    async fn close(self) -> Result<()> {
+    pub(crate) async fn close(self) -> Result<()> {
         let log = self.shots.join("console.log");
         std::fs::write(&log, self.console.join("\n") + "\n")?;
         let client = self.client.clone();

@@ -3,6 +3,7 @@
 
 mod aws_mode;
 mod browser;
+mod browser_sign_in;
 mod cli;
 mod copy;
 mod crash;

@@ -95,7 +95,7 @@ pub fn sign_in_target(authority: &Authority) -> Dovecot {
 }
 
 /// A browser without JavaScript: keeps the provider's cookies and follows nothing by itself.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -105,7 +105,7 @@ fn browser() -> reqwest::Client {
 
 /// What the user does on the provider's pages.
 #[derive(Clone, Copy)]
-enum OnProvider<'a> {
+pub(crate) enum OnProvider<'a> {
     /// Signs in as this account and accepts.
     SignInAs(&'a str),
     /// Cancels on the login page.
@@ -114,7 +114,7 @@ enum OnProvider<'a> {
 
 /// Starts a sign-in from the credential page's API and goes through the provider's pages;
 /// returns the callback URL the provider sends the browser to (not yet followed).
-async fn through_the_provider(
+pub(crate) async fn through_the_provider(
     web: &reqwest::Client,
     app: &TestApp,
     token: &str,
@@ -183,12 +183,12 @@ async fn through_the_provider(
 }
 
 /// Fails the test with the provider's log, which says why it refused or broke off.
-fn fail<T>(e: &anyhow::Error, authority: &Authority) -> T {
+pub(crate) fn fail<T>(e: &anyhow::Error, authority: &Authority) -> T {
     panic!("{e:#}\nthe authority's log:\n{}", authority.log())
 }
 
 /// Follows the provider's redirect to mailferry; returns the credential page's address.
-async fn back_at_mailferry(web: &reqwest::Client, callback: &str) -> Result<String> {
+pub(crate) async fn back_at_mailferry(web: &reqwest::Client, callback: &str) -> Result<String> {
     let r = web.get(callback).send().await?;
     if r.status() != StatusCode::SEE_OTHER {
         bail!("the callback answered {}: {}", r.status(), r.text().await?);
@@ -240,7 +240,7 @@ async fn ann_starts_and_completes(
     done
 }
 
-async fn invite(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn invite(app: &TestApp, token: &str) -> Value {
     app.get(&format!("/api/migrate/{token}"))
         .await
         .unwrap()
