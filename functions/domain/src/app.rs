@@ -16,6 +16,7 @@ use crate::state::Transition;
 
 mod app_access;
 mod audit_log;
+mod auth_input;
 mod connection_test;
 mod copy;
 mod projects;

@@ -110,7 +110,7 @@ impl App {
                 check_password("password", pw)?;
                 Ok((email.to_string(), Credential::password(pw)))
             }
-            ConnectorAuth::UserSignIn { .. } => Err(super::app_access::sign_in_untestable()),
+            ConnectorAuth::UserSignIn { .. } => Err(super::auth_input::sign_in_untestable()),
             ConnectorAuth::Admin { login_pattern, .. }
                 if email.is_none() && !login_pattern.contains("{email}") =>
             {

@@ -10,8 +10,8 @@ use crate::error::AppError;
 use crate::model::*;
 
 use super::App;
-pub(crate) use super::app_access::CheckedAuth;
-use super::app_access::check_auth;
+pub(crate) use super::auth_input::CheckedAuth;
+use super::auth_input::check_auth;
 use super::retention::check_retention;
 
 /// Which connector of a project.
