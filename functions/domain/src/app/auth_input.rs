@@ -293,6 +293,35 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_client_is_checked_as_its_provider_names_clients() {
+        let sign_in = |client_id: &str, tenant_id: Option<&str>| AuthInput::UserSignIn {
+            client_id: client_id.into(),
+            client_secret: None,
+            tenant_id: tenant_id.map(str::to_owned),
+        };
+        let ms = |input| check_auth("target", ConnectorKind::Microsoft365, &input);
+        let google = |input| check_auth("target", ConnectorKind::GoogleWorkspace, &input);
+        // Microsoft: a GUID; no tenant means any work or school account.
+        match ms(sign_in(CLIENT, None)) {
+            Ok(CheckedAuth::UserSignIn {
+                tenant_id, secret, ..
+            }) => {
+                assert_eq!(tenant_id.as_deref(), Some("organizations"));
+                assert!(secret.is_none(), "a public client");
+            }
+            _ => panic!("a GUID client without a tenant is fine"),
+        }
+        assert!(ms(sign_in("1234.apps.googleusercontent.com", None)).is_err());
+        assert!(ms(sign_in(CLIENT, Some("a/b"))).is_err());
+        // Google: its own client IDs; nothing that could break a URL.
+        assert!(google(sign_in("1234-abc.apps.googleusercontent.com", None)).is_ok());
+        assert!(google(sign_in("a b", None)).is_err());
+        assert!(google(sign_in("", None)).is_err());
+        // Any IMAP server has no provider to sign in with.
+        assert!(check_auth("target", ConnectorKind::Imap, &sign_in(CLIENT, None)).is_err());
+    }
+
+    #[test]
     fn app_registrations_need_a_tenant_and_a_guid() {
         for (client, tenant) in [
             ("not-a-guid", "contoso.example"),
