@@ -1,6 +1,7 @@
 //! The copy engine against a target that is a provider with rules of its own (the profile's
 //! data, `domain::providers`) and that takes app tokens instead of passwords: Exchange
-//! Online's `\Flagged` dropped on APPEND, and a kept token the server no longer accepts.
+//! Online's `\Flagged` dropped on APPEND, its own folders a mail folder cannot be called, and
+//! a kept token the server no longer accepts.
 
 mod support;
 
@@ -107,4 +108,37 @@ async fn a_refused_token_is_replaced_and_the_copy_goes_on() {
         "{} tokens forgotten",
         tokens.forgotten()
     );
+}
+
+/// A source folder called like one of Exchange's own (Notes, Calendar) would be refused or
+/// land among notes: on a Microsoft 365 target it and its children get `Notes_2`, with every
+/// message, and the report says what it was called.
+#[tokio::test]
+async fn a_folder_named_like_one_of_exchanges_own_arrives_under_another_name() {
+    let target = mailsim::Server::new();
+    target.behaviour_mut(|b| {
+        b.app_tokens.insert("t1".into());
+        // As Exchange: no mail folder of that name.
+        b.refuse_create.insert("Notes".into());
+        b.refuse_create.insert("Notes/2020".into());
+    });
+    let tokens = Arc::new(ModelTokens::default());
+    let w = World::with_app_target(target, tokens).await;
+    w.source.create_folder(USER, "Notes", None);
+    w.source.create_folder(USER, "Notes/2020", None);
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..6 {
+        let folder = if i % 2 == 0 { "Notes" } else { "Notes/2020" };
+        w.source.deliver(USER, folder, body(i, true, 300), &["\\Seen"], date);
+    }
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(w.target.messages(USER, "Notes_2").len(), 3);
+    assert_eq!(w.target.messages(USER, "Notes_2/2020").len(), 3);
+    let states = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    let notes = states.iter().find(|f| f.source_name == "Notes").unwrap();
+    assert_eq!(notes.target_name, "Notes_2");
+    assert!(notes.skipped.is_empty(), "{:?}", notes.skipped);
 }

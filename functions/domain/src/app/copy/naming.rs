@@ -139,6 +139,36 @@ pub(crate) fn keep_apart(
     }
 }
 
+/// A service's own top-level folders (Exchange's Calendar, Contacts, Notes, …: the target
+/// profile's `reserved_folders`) hold no mail and refuse it: a folder whose path would start
+/// with one of them gets `_2` after that level (`Notes` → `Notes_2`, `Notes/2020` →
+/// `Notes_2/2020`), always the same name so later passes find it. Only path-derived names:
+/// the admin's map and role matches are kept as chosen. [`keep_apart`] runs after this, so a
+/// source folder that is itself called `Notes_2` still gets a name of its own.
+pub(crate) fn avoid_reserved(placed: &mut [Placed], reserved: &[&str], target: &Namespace) {
+    if reserved.is_empty() {
+        return;
+    }
+    for p in placed.iter_mut().filter(|p| p.mapping == Mapping::Path) {
+        let prefix_len = strip_prefix_ignoring_case(&p.target, &target.prefix)
+            .map_or(0, |_| target.prefix.len());
+        let (prefix, rest) = p.target.split_at(prefix_len);
+        let (first, tail) = match target.delimiter.and_then(|d| rest.split_once(d)) {
+            Some((first, tail)) => (first, Some(tail)),
+            None => (rest, None),
+        };
+        if !reserved.iter().any(|r| r.eq_ignore_ascii_case(first)) {
+            continue;
+        }
+        let mut renamed = format!("{prefix}{first}_2");
+        if let (Some(tail), Some(d)) = (tail, target.delimiter) {
+            renamed.push(d);
+            renamed.push_str(tail);
+        }
+        p.renamed_from = Some(std::mem::replace(&mut p.target, renamed));
+    }
+}
+
 /// `INBOX/Tax`, `INBOX.Tax`, `Inbox/x`: a folder below INBOX.
 fn is_inbox_child(name: &str) -> bool {
     name.get(..5)
@@ -367,6 +397,47 @@ pub(super) mod tests {
 
     fn row(s: &str, t: &str, from: Option<&str>) -> (String, String, Option<String>) {
         (s.into(), t.into(), from.map(str::to_owned))
+    }
+
+    #[test]
+    fn folders_named_like_a_services_own_get_another_name_with_their_children() {
+        let at = |source: &str, target: &str, mapping| Placed {
+            source: source.into(),
+            target: target.into(),
+            mapping,
+            renamed_from: None,
+        };
+        let reserved = ["Calendar", "Notes"];
+        let target = ns("INBOX.", '.');
+        let mut placed = vec![
+            at("Notes", "INBOX.Notes", Mapping::Path),
+            at("Notes/2020", "INBOX.Notes.2020", Mapping::Path),
+            at("calendar", "INBOX.calendar", Mapping::Path),
+            at("Notebook", "INBOX.Notebook", Mapping::Path),
+            at("Old/Notes", "INBOX.Old.Notes", Mapping::Path),
+            at("Mapped", "INBOX.Notes", Mapping::Explicit),
+        ];
+        avoid_reserved(&mut placed, &reserved, &target);
+        let names: Vec<(&str, Option<&str>)> = placed
+            .iter()
+            .map(|p| (p.target.as_str(), p.renamed_from.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("INBOX.Notes_2", Some("INBOX.Notes")),
+                ("INBOX.Notes_2.2020", Some("INBOX.Notes.2020")),
+                ("INBOX.calendar_2", Some("INBOX.calendar")),
+                ("INBOX.Notebook", None),
+                // Only the top level is the service's.
+                ("INBOX.Old.Notes", None),
+                // The admin's map is followed as written.
+                ("INBOX.Notes", None),
+            ]
+        );
+        let mut flat = vec![at("Notes", "Notes", Mapping::Path)];
+        avoid_reserved(&mut flat, &reserved, &ns("", '/'));
+        assert_eq!(flat[0].target, "Notes_2");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::mailbox::{FolderInfo, SpecialUse};
 use crate::model::*;
 use crate::state::Transition;
 
-use super::naming::{Namespaces, Placed, keep_apart, map_folder};
+use super::naming::{Namespaces, Placed, avoid_reserved, keep_apart, map_folder};
 use super::{App, JobOutcome, Sessions, mailbox_err};
 
 /// A `*` glob match on a folder name.
@@ -82,12 +82,16 @@ impl App {
             .values()
             .map(|f| (f.source_name.clone(), f.target_name.clone()))
             .collect();
+        let reserved = crate::providers::profile(project.target.kind)
+            .reserved_folders
+            .value;
         let planned = plan_folders(
             &project.copy,
             &source_folders,
             &namespaces,
             &target_folders,
             &prior,
+            reserved,
         );
         if !existing.values().any(|f| f.pass == user.pass) {
             // A new pass counts afresh: each folder's first copy job adds what it will copy.
@@ -195,13 +199,15 @@ pub(crate) struct PlannedFolder {
 }
 
 /// The folders a pass copies: the selectable source folders the project includes and does not
-/// exclude, each with its target name.
+/// exclude, each with its target name (a name the target's service keeps for itself, one of
+/// `reserved`, gets another: [`avoid_reserved`]).
 pub(crate) fn plan_folders(
     options: &CopyOptions,
     source_folders: &[FolderInfo],
     namespaces: &Namespaces,
     target_folders: &[FolderInfo],
     prior: &HashMap<String, String>,
+    reserved: &[&str],
 ) -> Vec<PlannedFolder> {
     let chosen: Vec<&FolderInfo> = source_folders
         .iter()
@@ -224,6 +230,7 @@ pub(crate) fn plan_folders(
             }
         })
         .collect();
+    avoid_reserved(&mut placed, reserved, &namespaces.target);
     keep_apart(&mut placed, prior, target_folders);
     let mut per_target: HashMap<String, usize> = HashMap::new();
     for p in &placed {
@@ -281,6 +288,7 @@ mod tests {
             &Namespaces::default(),
             &target,
             &HashMap::new(),
+            &[],
         );
         let summary: Vec<(&str, &str, bool)> = planned
             .iter()
