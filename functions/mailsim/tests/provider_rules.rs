@@ -129,7 +129,8 @@ async fn a_folder_named_like_one_of_exchanges_own_arrives_under_another_name() {
     let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     for i in 0..6 {
         let folder = if i % 2 == 0 { "Notes" } else { "Notes/2020" };
-        w.source.deliver(USER, folder, body(i, true, 300), &["\\Seen"], date);
+        w.source
+            .deliver(USER, folder, body(i, true, 300), &["\\Seen"], date);
     }
     w.act(BulkAction::Start).await;
     w.drain(&mut VecDeque::new()).await;

@@ -124,6 +124,7 @@ impl App {
     ) -> Result<Result<ChunkDone, Stop>, AppError> {
         let last = chunk.last().map_or(folder.last_uid, |m| m.uid);
         let mut sorted = decide::sort_chunk(chunk, attempt.already_there, attempt.options);
+        decide::skip_oversize(&mut sorted, s.target_limit);
         let mut settled = Settled::default();
         let mut report = ContentReport::default();
         let mut copies = None;

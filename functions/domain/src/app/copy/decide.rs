@@ -55,6 +55,36 @@ pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<Skip
     })
 }
 
+/// The largest message a target service takes, by its profile, and the service's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServiceLimit {
+    pub max_bytes: u64,
+    pub service: &'static str,
+}
+
+/// Moves the messages larger than the target service takes from `wanted` to `skipped`, with
+/// the reason (not sent only to be refused; a retry of skipped messages tries them again).
+pub(crate) fn skip_oversize(sorted: &mut Sorted<'_>, limit: Option<ServiceLimit>) {
+    let Some(limit) = limit else { return };
+    let (fits, oversize): (Vec<&MessageMeta>, Vec<&MessageMeta>) = sorted
+        .wanted
+        .iter()
+        .partition(|m| m.size <= limit.max_bytes);
+    sorted.wanted = fits;
+    sorted
+        .skipped
+        .extend(oversize.into_iter().map(|m| SkippedItem {
+            uid: m.uid,
+            size: m.size,
+            reason: format!(
+                "larger than {} accepts over IMAP ({} MB)",
+                limit.service,
+                limit.max_bytes / 1_000_000
+            ),
+            cause: SkipCause::TargetRefused,
+        }));
+}
+
 /// How one chunk's messages divide.
 #[derive(Debug, Default)]
 pub(crate) struct Sorted<'a> {
@@ -208,6 +238,30 @@ pub(crate) fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_larger_than_the_service_takes_are_skipped_saying_so() {
+        let chunk = [meta(1, 10), meta(2, 36_000_000), meta(3, 35_000_000)];
+        let mut sorted = sort_chunk(&chunk, &Default::default(), &CopyOptions::default());
+        skip_oversize(&mut sorted, None);
+        assert_eq!(sorted.wanted.len(), 3);
+        skip_oversize(
+            &mut sorted,
+            Some(ServiceLimit {
+                max_bytes: 35_000_000,
+                service: "Google Workspace",
+            }),
+        );
+        let wanted: Vec<u32> = sorted.wanted.iter().map(|m| m.uid).collect();
+        assert_eq!(wanted, [1, 3]);
+        assert_eq!(sorted.skipped.len(), 1);
+        assert_eq!(sorted.skipped[0].uid, 2);
+        assert_eq!(
+            sorted.skipped[0].reason,
+            "larger than Google Workspace accepts over IMAP (35 MB)"
+        );
+        assert!(sorted.skipped[0].cause.is_retryable());
+    }
 
     #[test]
     fn flags_a_target_drops_on_append_are_set_again_on_the_copies_that_had_them() {

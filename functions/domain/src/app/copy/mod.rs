@@ -92,6 +92,8 @@ struct Sessions {
     /// Flags the target's service drops on APPEND, set again with STORE (its profile's
     /// `flags_after_append`).
     target_drops: &'static [&'static str],
+    /// The largest message the target's service takes (its profile's `max_message_bytes`).
+    target_limit: Option<decide::ServiceLimit>,
 }
 
 impl Sessions {
@@ -280,12 +282,17 @@ impl App {
         let source = sessions
             .pop()
             .ok_or_else(|| AppError::internal("no source session"))?;
+        let target_profile = crate::providers::profile(project.target.kind);
         Ok(Sessions {
             source: Source::new(source),
             target: Target::new(target),
-            target_drops: crate::providers::profile(project.target.kind)
-                .flags_after_append
-                .value,
+            target_drops: target_profile.flags_after_append.value,
+            target_limit: target_profile
+                .max_message_bytes
+                .map(|r| decide::ServiceLimit {
+                    max_bytes: r.value,
+                    service: target_profile.name,
+                }),
         })
     }
 
