@@ -11,7 +11,8 @@ use crate::model::Endpoint;
 use crate::ports::LoginInfo;
 use crate::secret::Credential;
 
-/// RFC 6154 special-use roles.
+/// RFC 6154 special-use roles, and Gmail's `\Important` (a view of the mail Gmail marks
+/// important, listed with its own attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpecialUse {
@@ -22,6 +23,7 @@ pub enum SpecialUse {
     Junk,
     Sent,
     Trash,
+    Important,
 }
 
 /// A folder as the server lists it, name decoded to UTF-8.

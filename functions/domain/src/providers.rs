@@ -2,6 +2,7 @@
 //! place. Every rule carries where it comes from, and the console shows them that way, so a
 //! rule that turns out wrong is found and changed here and nowhere else.
 
+use crate::mailbox::SpecialUse;
 use contract::{ConnectorKind, ProviderView, RuleView, Security};
 
 /// A value of a profile and where it comes from.
@@ -61,10 +62,10 @@ pub struct Profile {
     /// Top-level names the service keeps for itself: a source folder of that name gets
     /// another (they exist even where IMAP does not list them).
     pub reserved_folders: Rule<&'static [&'static str]>,
-    /// Folders that are views of mail held elsewhere, by the mailbox attribute the service
-    /// lists them with (names are translated, attributes are not): not copied as folders of
-    /// their own. `\Important` is Gmail's own attribute, not one of RFC 6154's roles.
-    pub virtual_folders: Rule<&'static [&'static str]>,
+    /// Folders that are views of mail held elsewhere, by the role the service lists them with
+    /// (names are translated, roles are not): not copied as folders of their own. `\Important`
+    /// is Gmail's own attribute, not one of RFC 6154's roles.
+    pub virtual_folders: Rule<&'static [SpecialUse]>,
     /// Flags the service drops on APPEND: set again with STORE after the append.
     pub flags_after_append: Rule<&'static [&'static str]>,
     pub identity: Rule<Identity>,
@@ -234,8 +235,8 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
         source: "Gmail keeps the [Gmail] folder for its system labels",
     },
     virtual_folders: Rule {
-        value: &["\\All", "\\Flagged", "\\Important"],
-        source: "Gmail's All Mail, Starred and Important are views of labels (RFC 6154 and Gmail's \\Important): Starred and Important become flags, All Mail is copied only for mail without another label",
+        value: &[SpecialUse::Flagged, SpecialUse::Important],
+        source: "Gmail's Starred and Important are views of labels (RFC 6154 \\Flagged, Gmail's \\Important): their mail is in All Mail with its \\Flagged flag, so they are not copied again. All Mail itself is copied whole until label-aware copying lands: skipping it would lose archived mail",
     },
     flags_after_append: Rule {
         value: &[],
@@ -307,11 +308,17 @@ impl Profile {
         }
         let r = &self.virtual_folders;
         if !r.value.is_empty() {
-            add(
-                "virtual folders (by attribute)",
-                r.value.join(" "),
-                r.source,
-            );
+            let roles: Vec<&str> = r
+                .value
+                .iter()
+                .map(|u| match u {
+                    SpecialUse::Flagged => "\\Flagged (Starred)",
+                    SpecialUse::Important => "\\Important",
+                    SpecialUse::All => "\\All",
+                    _ => "(another role)",
+                })
+                .collect();
+            add("views, not copied (by role)", roles.join(", "), r.source);
         }
         let r = &self.flags_after_append;
         if !r.value.is_empty() {

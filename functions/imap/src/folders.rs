@@ -26,6 +26,8 @@ pub fn special_use_of(attribute: &str) -> Option<SpecialUse> {
         "junk" => SpecialUse::Junk,
         "sent" => SpecialUse::Sent,
         "trash" => SpecialUse::Trash,
+        // Gmail's own (X-GM-EXT-1), not RFC 6154.
+        "important" => SpecialUse::Important,
         _ => return None,
     })
 }
@@ -40,6 +42,7 @@ pub fn special_use_attribute(role: SpecialUse) -> &'static str {
         SpecialUse::Junk => "\\Junk",
         SpecialUse::Sent => "\\Sent",
         SpecialUse::Trash => "\\Trash",
+        SpecialUse::Important => "\\Important",
     }
 }
 
@@ -510,11 +513,14 @@ mod tests {
         assert_eq!(special_use_of("\\junk"), Some(SpecialUse::Junk));
         assert_eq!(special_use_of("\\HasChildren"), None);
         assert_eq!(special_use_of("Sent"), None);
+        // Gmail's own, listed beside RFC 6154's roles.
+        assert_eq!(special_use_of("\\Important"), Some(SpecialUse::Important));
         for role in [
             SpecialUse::All,
             SpecialUse::Sent,
             SpecialUse::Trash,
             SpecialUse::Junk,
+            SpecialUse::Important,
         ] {
             assert_eq!(special_use_of(special_use_attribute(role)), Some(role));
         }

@@ -82,16 +82,21 @@ impl App {
             .values()
             .map(|f| (f.source_name.clone(), f.target_name.clone()))
             .collect();
-        let reserved = crate::providers::profile(project.target.kind)
-            .reserved_folders
-            .value;
+        let rules = ServiceRules {
+            reserved: crate::providers::profile(project.target.kind)
+                .reserved_folders
+                .value,
+            views: crate::providers::profile(project.source.kind)
+                .virtual_folders
+                .value,
+        };
         let planned = plan_folders(
             &project.copy,
             &source_folders,
             &namespaces,
             &target_folders,
             &prior,
-            reserved,
+            rules,
         );
         if !existing.values().any(|f| f.pass == user.pass) {
             // A new pass counts afresh: each folder's first copy job adds what it will copy.
@@ -198,20 +203,32 @@ pub(crate) struct PlannedFolder {
     pub renamed_from: Option<String>,
 }
 
+/// What the two services' profiles say about folders.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServiceRules {
+    /// Top-level names the target's service keeps for itself.
+    pub reserved: &'static [&'static str],
+    /// Roles of the source's folders that only show mail held in other folders (Gmail's
+    /// Starred and Important).
+    pub views: &'static [SpecialUse],
+}
+
 /// The folders a pass copies: the selectable source folders the project includes and does not
-/// exclude, each with its target name (a name the target's service keeps for itself, one of
-/// `reserved`, gets another: [`avoid_reserved`]).
+/// exclude, and that are not a view of mail held elsewhere (`rules.views`), each with its
+/// target name (a name the target's service keeps for itself gets another:
+/// [`avoid_reserved`]).
 pub(crate) fn plan_folders(
     options: &CopyOptions,
     source_folders: &[FolderInfo],
     namespaces: &Namespaces,
     target_folders: &[FolderInfo],
     prior: &HashMap<String, String>,
-    reserved: &[&str],
+    rules: ServiceRules,
 ) -> Vec<PlannedFolder> {
     let chosen: Vec<&FolderInfo> = source_folders
         .iter()
         .filter(|f| f.selectable)
+        .filter(|f| !f.special_use.is_some_and(|u| rules.views.contains(&u)))
         .filter(|f| {
             let included = options.include.is_empty()
                 || options.include.iter().any(|p| glob_match(p, &f.name));
@@ -230,7 +247,7 @@ pub(crate) fn plan_folders(
             }
         })
         .collect();
-    avoid_reserved(&mut placed, reserved, &namespaces.target);
+    avoid_reserved(&mut placed, rules.reserved, &namespaces.target);
     keep_apart(&mut placed, prior, target_folders);
     let mut per_target: HashMap<String, usize> = HashMap::new();
     for p in &placed {
@@ -288,7 +305,7 @@ mod tests {
             &Namespaces::default(),
             &target,
             &HashMap::new(),
-            &[],
+            ServiceRules::default(),
         );
         let summary: Vec<(&str, &str, bool)> = planned
             .iter()
@@ -302,5 +319,36 @@ mod tests {
                 ("Sent Messages", "Sent Items", true),
             ]
         );
+    }
+
+    #[test]
+    fn a_sources_views_of_mail_held_elsewhere_are_not_copied_again() {
+        let source = vec![
+            folder("INBOX", '/', None),
+            folder("[Gmail]/All Mail", '/', Some(SpecialUse::All)),
+            folder("[Gmail]/Starred", '/', Some(SpecialUse::Flagged)),
+            folder("[Gmail]/Important", '/', Some(SpecialUse::Important)),
+            folder("Work", '/', None),
+        ];
+        let names = |rules| -> Vec<String> {
+            plan_folders(
+                &CopyOptions::default(),
+                &source,
+                &Namespaces::default(),
+                &[],
+                &HashMap::new(),
+                rules,
+            )
+            .into_iter()
+            .map(|p| p.source)
+            .collect()
+        };
+        assert_eq!(names(ServiceRules::default()).len(), 5);
+        let gmail = ServiceRules {
+            views: crate::providers::GOOGLE_WORKSPACE.virtual_folders.value,
+            ..ServiceRules::default()
+        };
+        // All Mail stays: it is the only home of archived mail.
+        assert_eq!(names(gmail), ["INBOX", "[Gmail]/All Mail", "Work"]);
     }
 }
