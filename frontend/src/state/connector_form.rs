@@ -486,6 +486,47 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_side_needs_only_its_client_and_keeps_secret_and_tenant_optional() {
+        let mut c = ConnectorForm::default();
+        c.set_kind(ConnectorKind::Microsoft365, &profiles());
+        c.auth = AuthMode::UserSignIn;
+        let wrong: Vec<ConnectorField> = c.errors().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(wrong, vec![ConnectorField::ClientId]);
+        c.client_id = " 3c9a1f0e-5d4b-4e7a-9b1c-2f6e8d0a7b31 ".into();
+        assert!(c.errors().is_empty(), "{:?}", c.errors());
+        assert_eq!(
+            c.to_input().unwrap().auth,
+            AuthInput::UserSignIn {
+                client_id: "3c9a1f0e-5d4b-4e7a-9b1c-2f6e8d0a7b31".into(),
+                client_secret: None,
+                tenant_id: None,
+            }
+        );
+        c.tenant_id = "contoso.onmicrosoft.com".into();
+        c.admin_password = "s3cret".into();
+        let input = c.to_input().unwrap();
+        assert!(matches!(
+            input.auth,
+            AuthInput::UserSignIn { tenant_id: Some(ref t), client_secret: Some(_), .. } if t == "contoso.onmicrosoft.com"
+        ));
+        // Read back from the server, the form is the same and differs from nothing.
+        let view = ConnectorView {
+            kind: ConnectorKind::Microsoft365,
+            host: c.host.clone(),
+            port: 993,
+            security: Security::Tls,
+            auth: AuthView::UserSignIn {
+                client_id: "3c9a1f0e-5d4b-4e7a-9b1c-2f6e8d0a7b31".into(),
+                tenant_id: Some("contoso.onmicrosoft.com".into()),
+                has_secret: true,
+            },
+        };
+        let back = ConnectorForm::from_view(&view);
+        assert_eq!(back.auth, AuthMode::UserSignIn);
+        assert!(!c.differs_from(&view));
+    }
+
+    #[test]
     fn a_stored_service_account_key_is_kept_when_none_is_typed() {
         let view = ConnectorView {
             kind: ConnectorKind::GoogleWorkspace,
