@@ -22,6 +22,8 @@ const ANN_TARGET_PW: &str = "a password mailferry never learns";
 
 const APP: &str = "6f1c1a43-0b8e-4a8e-9d43-3a1f8c7e2b10";
 const APP_SECRET: &str = "app-secret-for-the-tests";
+/// An app registration that proves itself with a certificate instead of a secret.
+const CERT_APP: &str = "0b7e4c2d-9a61-4f3e-8d25-6c1f0a9e3b74";
 const SERVICE_ACCOUNT: &str = "mover@migration.iam.gserviceaccount.com";
 
 fn authority() -> Authority {
@@ -32,6 +34,7 @@ fn authority_with(options: AuthorityOptions) -> Authority {
     Authority::start(
         options
             .app(APP, APP_SECRET)
+            .app_with_certificate(CERT_APP)
             .service_account(SERVICE_ACCOUNT),
     )
     .expect("the OAuth authority starts")
@@ -64,10 +67,14 @@ fn app_token_target(authority: &Authority) -> Dovecot {
 }
 
 fn microsoft_target(target: &Dovecot, secret: &str) -> Value {
+    microsoft_target_as(target, APP, secret)
+}
+
+fn microsoft_target_as(target: &Dovecot, app: &str, secret: &str) -> Value {
     json!({
         "kind": "microsoft365", "host": "127.0.0.1", "port": target.port(), "security": "plaintext",
-        "auth": {"mode": "microsoft_app", "tenant_id": "contoso.example", "client_id": APP,
-                 "client_secret": secret, "login_pattern": format!("{{email}}*{APP}")}
+        "auth": {"mode": "microsoft_app", "tenant_id": "contoso.example", "client_id": app,
+                 "client_secret": secret, "login_pattern": format!("{{email}}*{app}")}
     })
 }
 
@@ -126,6 +133,49 @@ async fn a_microsoft_365_target_is_written_with_an_app_token_and_no_password() {
             .any(|l| l.contains("Login: user=<ann@new.example>") && l.contains("method=XOAUTH2")),
         "no XOAUTH2 login for Ann in the target's log"
     );
+}
+
+/// An app registration with a certificate instead of a secret: the connection test and the
+/// copy get tokens with a signed client assertion, and nothing of the key is shown back.
+#[tokio::test]
+async fn a_microsoft_365_app_proves_itself_with_a_certificate() {
+    let authority = authority();
+    let source = source_server();
+    seed(&source, "ann@old.example", &test_corpus(18, None));
+    let target = app_token_target(&authority);
+    let app = app_for(&authority).await;
+    app.login().await.unwrap();
+    let pem = authority.app_certificate(CERT_APP).unwrap();
+    let r = app
+        .post(
+            "/api/admin/connectors/test",
+            json!({"connector": microsoft_target_as(&target, CERT_APP, &pem), "email": "ann@new.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["ok"], true, "{:?}\n{}", r.body, authority.log());
+    // The certificate without its key is refused before anything is asked.
+    let cert_only = pem.split("-----BEGIN PRIVATE KEY-----").next().unwrap();
+    let r = app
+        .post(
+            "/api/admin/connectors/test",
+            json!({"connector": microsoft_target_as(&target, CERT_APP, cert_only), "email": "ann@new.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let project = json!({
+        "name": "Certificate app",
+        "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext", "auth": {"mode": "per_user"}},
+        "target": microsoft_target_as(&target, CERT_APP, &pem),
+        "invite_to": "none"
+    });
+    let (p, done) = copy_ann(&app, project, Some(SOURCE_PW)).await;
+    assert_eq!(done["user"]["last_error"], Value::Null, "{done}");
+    assert_arrived_as(&source, &target, "ann@new.example", ANN_TARGET_PW).await;
+    let view = app.get(&format!("/api/admin/projects/{p}")).await.unwrap();
+    assert!(!view.body.to_string().contains("PRIVATE KEY"));
+    assert!(authority.tokens_issued(CERT_APP) >= 1);
 }
 
 /// Access tokens that end every second: each job signs in with a token that is still good

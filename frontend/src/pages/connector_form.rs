@@ -239,7 +239,7 @@ pub(super) fn connector(state: &Handle, side: Side) -> Html {
                 </div>
                 <PasswordField
                     id={Field::AdminPassword(side).id()}
-                    label="Client secret"
+                    label="Client secret, or certificate and private key (PEM)"
                     hint={AttrValue::from(password_hint.clone())}
                     autocomplete="new-password"
                     required={!c.has_stored_password}

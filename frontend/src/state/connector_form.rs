@@ -320,6 +320,14 @@ impl ConnectorForm {
                         self.auth.secret_label().to_lowercase()
                     ))
                 }
+            } else if self.auth == AuthMode::MicrosoftApp && typed.contains("BEGIN CERTIFICATE") {
+                if typed.len() > 16 * 1024 {
+                    Err("The certificate is larger than 16 KB".into())
+                } else if !typed.contains("PRIVATE KEY-----") {
+                    Err("Paste the certificate together with its private key (PEM)".into())
+                } else {
+                    Ok(())
+                }
             } else if self.auth == AuthMode::GoogleServiceAccount {
                 if typed.len() > 16 * 1024 {
                     Err("The key file is larger than 16 KB".into())

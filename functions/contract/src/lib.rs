@@ -61,8 +61,10 @@ pub enum AuthInput {
     PerUser,
     /// Microsoft 365 admin access: an app registration of the tenant with the
     /// `IMAP.AccessAsApp` permission and access to the mailboxes. mailferry asks the tenant for
-    /// an app token (client credentials) and signs in to each mailbox with XOAUTH2. Leaving
-    /// `client_secret` out on an edit keeps the stored one.
+    /// an app token (client credentials) and signs in to each mailbox with XOAUTH2.
+    /// `client_secret` is the app's client secret, or its certificate and the certificate's
+    /// private key as PEM (RSA or P-256, PKCS#8), pasted together. Leaving it out on an edit
+    /// keeps the stored one.
     MicrosoftApp {
         tenant_id: String,
         client_id: String,

@@ -130,7 +130,7 @@ pub const MICROSOFT_365: Profile = Profile {
     setup_steps: &[
         "In Microsoft Entra admin center, App registrations: register an app (single tenant). Note its Application (client) ID and the Directory (tenant) ID.",
         "API permissions: add Office 365 Exchange Online > Application permissions > IMAP.AccessAsApp, then Grant admin consent.",
-        "Certificates & secrets: create a client secret and paste its value here.",
+        "Certificates & secrets: create a client secret and paste its value here, or upload a certificate and paste the certificate with its private key (PEM) here.",
         "In Exchange Online PowerShell: New-ServicePrincipal -AppId <client id> -ObjectId <object id of the app's enterprise application>.",
         "For each mailbox (or a mail-enabled group of them): Add-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess.",
         "Or let each user sign in on the invite page: register a web app with the redirect URI <mailferry's address>/api/sign-in/callback and the delegated permissions IMAP.AccessAsUser.All, offline_access, openid and email; paste its client ID, tenant and a client secret here.",

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+mod certificate;
 mod service_account;
 mod sign_in;
 
@@ -85,15 +86,35 @@ impl OAuthClient {
         let url = TokenUrl::new(token_url.to_owned())
             .map_err(|_| TokenError::Refused(format!("'{token_url}' is not a token URL")))?;
         let client = BasicClient::new(ClientId::new(client_id.to_owned()))
-            .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
-            // Microsoft documents the secret in the request body.
+            // Microsoft documents the client's credentials in the request body.
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(url);
-        let response = client
-            .exchange_client_credentials()
-            .add_scope(Scope::new(scope.to_owned()))
-            .request_async(&self.http)
-            .await;
+        let response = match certificate::parse(client_secret.expose()) {
+            // A certificate: a signed assertion instead of a secret.
+            Some(cert) => {
+                let assertion = certificate::client_assertion(
+                    &cert?,
+                    client_id,
+                    token_url,
+                    OffsetDateTime::now_utc(),
+                )?;
+                client
+                    .exchange_client_credentials()
+                    .add_scope(Scope::new(scope.to_owned()))
+                    .add_extra_param("client_assertion_type", certificate::ASSERTION_TYPE)
+                    .add_extra_param("client_assertion", assertion)
+                    .request_async(&self.http)
+                    .await
+            }
+            None => {
+                client
+                    .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
+                    .exchange_client_credentials()
+                    .add_scope(Scope::new(scope.to_owned()))
+                    .request_async(&self.http)
+                    .await
+            }
+        };
         match response {
             Ok(r) => Ok((
                 Secret::new(r.access_token().secret().clone()),

@@ -15,7 +15,7 @@
 // validation (`<key_dir>/default/RS256/<kid>`).
 //
 // Usage: node authority.mjs CONFIG.json — prints one JSON line {"issuer": ...} when it listens.
-// CONFIG: { key_dir, access_token_ttl, apps: [{client_id, client_secret}],
+// CONFIG: { key_dir, access_token_ttl, apps: [{client_id, client_secret | certificate_file}],
 //           service_accounts: [{client_id, key_file}], sign_in_clients: [client_id] }
 // Each service account gets a key pair made here; its key file (as Google gives one: type,
 // client_email, private_key, private_key_id, token_uri) is written to `key_file`.
@@ -65,14 +65,30 @@ function serviceAccountJwk(sa) {
   return { ...pair.publicKey.export({ format: 'jwk' }), kid: keyId, alg: 'RS256', use: 'sig' };
 }
 
+// An app that proves itself with a certificate (a signed client assertion, RFC 7523 section
+// 2.2): its public key, read from the certificate the testbed made, verifies the assertions.
+function certificateAuth(file) {
+  const pem = fs.readFileSync(file, 'utf8');
+  const cert = pem.slice(pem.indexOf('-----BEGIN CERTIFICATE-----'), pem.indexOf('-----END CERTIFICATE-----') + 25);
+  const jwk = crypto.createPublicKey(cert).export({ format: 'jwk' });
+  const alg = jwk.kty === 'EC' ? 'ES256' : 'RS256';
+  return {
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: alg,
+    jwks: { keys: [{ ...jwk, alg, use: 'sig' }] },
+  };
+}
+
 const clients = [
   ...config.apps.map((app) => ({
     client_id: app.client_id,
-    client_secret: app.client_secret,
+    ...(app.certificate_file ? certificateAuth(app.certificate_file) : {
+      client_secret: app.client_secret,
+      token_endpoint_auth_method: 'client_secret_post',
+    }),
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_post',
     scope: MICROSOFT_SCOPE,
   })),
   ...(config.sign_in_clients ?? []).map((clientId) => ({

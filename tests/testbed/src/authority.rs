@@ -23,6 +23,7 @@ const SCRIPT: &str = include_str!("../oidc/authority.mjs");
 pub struct AuthorityOptions {
     access_token_ttl: Duration,
     apps: Vec<(String, String)>,
+    certificate_apps: Vec<String>,
     service_accounts: Vec<String>,
     sign_in_clients: Vec<String>,
 }
@@ -32,6 +33,7 @@ impl Default for AuthorityOptions {
         AuthorityOptions {
             access_token_ttl: Duration::from_secs(3600),
             apps: Vec::new(),
+            certificate_apps: Vec::new(),
             service_accounts: Vec::new(),
             sign_in_clients: Vec::new(),
         }
@@ -46,6 +48,13 @@ impl AuthorityOptions {
     /// How long access tokens live (whole seconds).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
         self.access_token_ttl = ttl;
+        self
+    }
+
+    /// An app registration that authenticates with a certificate (a signed client assertion);
+    /// [`Authority::app_certificate`] gives its certificate and private key as PEM.
+    pub fn app_with_certificate(mut self, client_id: impl Into<String>) -> Self {
+        self.certificate_apps.push(client_id.into());
         self
     }
 
@@ -121,12 +130,20 @@ impl Authority {
         std::fs::create_dir_all(&key_dir)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let mut apps: Vec<serde_json::Value> = options
+            .apps
+            .iter()
+            .map(|(id, secret)| serde_json::json!({"client_id": id, "client_secret": secret}))
+            .collect();
+        for id in &options.certificate_apps {
+            let file = dir.path().join(format!("{id}.pem"));
+            std::fs::write(&file, app_certificate_pem(id)?)?;
+            apps.push(serde_json::json!({"client_id": id, "certificate_file": file}));
+        }
         let config = serde_json::json!({
             "key_dir": key_dir,
             "access_token_ttl": options.access_token_ttl.as_secs().max(1),
-            "apps": options.apps.iter().map(|(id, secret)| serde_json::json!({
-                "client_id": id, "client_secret": secret,
-            })).collect::<Vec<_>>(),
+            "apps": apps,
             "service_accounts": options.service_accounts.iter().map(|email| serde_json::json!({
                 "client_id": email,
                 "key_file": dir.path().join(format!("{email}.json")),
@@ -201,6 +218,13 @@ impl Authority {
         self.dir.path().join("keys")
     }
 
+    /// The certificate and private key (PEM) of an app made with
+    /// [`AuthorityOptions::app_with_certificate`], as an admin pastes them.
+    pub fn app_certificate(&self, client_id: &str) -> Result<String> {
+        std::fs::read_to_string(self.dir.path().join(format!("{client_id}.pem")))
+            .with_context(|| format!("no certificate app {client_id}"))
+    }
+
     /// The key file of a service account, as Google hands one out.
     pub fn service_account_key(&self, client_email: &str) -> Result<String> {
         std::fs::read_to_string(self.dir.path().join(format!("{client_email}.json")))
@@ -220,6 +244,17 @@ impl Authority {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("authority.log")).unwrap_or_default()
     }
+}
+
+/// A self-signed certificate for an app and its P-256 key, PEM, one after the other.
+fn app_certificate_pem(client_id: &str) -> Result<String> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("app {client_id}"));
+    let cert = params.self_signed(&key)?;
+    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
 }
 
 impl Drop for Authority {

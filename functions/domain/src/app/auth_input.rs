@@ -104,6 +104,13 @@ pub(crate) fn check_auth(
             let client_id = check_guid(&field("client_id"), client_id)?;
             if let Some(secret) = client_secret {
                 check_secret(&field("client_secret"), secret)?;
+                // A certificate instead of a secret: it signs with its private key.
+                if secret.contains("BEGIN CERTIFICATE") && !secret.contains("PRIVATE KEY-----") {
+                    return Err(AppError::validation_field(
+                        &field("client_secret"),
+                        "paste the certificate together with its private key (PEM, BEGIN PRIVATE KEY)",
+                    ));
+                }
             }
             CheckedAuth::MicrosoftApp {
                 tenant_id,
