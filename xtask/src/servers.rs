@@ -100,20 +100,24 @@ fn unpack(server: &Unpacked, root: &Path) -> Result<()> {
 const AUTHORITY_DIR: &str = "authority-oidc-provider-9.13.3-jose-6.2.19";
 
 /// The folder whose `node_modules` holds the authority's packages; with `install`, runs
-/// `npm install` there when they are missing (about 40 small packages, a few seconds).
+/// `npm ci` there (the versions of `tests/testbed/oidc/package-lock.json`) when they are
+/// missing (about 40 small packages, a few seconds).
 pub fn ensure_authority(ctx: &Ctx, install: bool) -> Result<PathBuf> {
     let root = ctx.tools().join(AUTHORITY_DIR);
     let witness = root.join("node_modules/oidc-provider/package.json");
     if install && !witness.is_file() {
         let npm = proc::which("npm").context("npm is not installed (the OAuth tests need it)")?;
         std::fs::create_dir_all(&root)?;
-        std::fs::copy(
-            ctx.root.join("tests/testbed/oidc/package.json"),
-            root.join("package.json"),
-        )?;
+        // The lock file pins every transitive package: `npm ci` installs exactly those.
+        for file in ["package.json", "package-lock.json"] {
+            std::fs::copy(
+                ctx.root.join("tests/testbed/oidc").join(file),
+                root.join(file),
+            )?;
+        }
         let (ok, took) = timed(|| {
             proc::run_ok(Command::new(npm).current_dir(&root).args([
-                "install",
+                "ci",
                 "--no-audit",
                 "--no-fund",
                 "--loglevel=error",
@@ -121,7 +125,7 @@ pub fn ensure_authority(ctx: &Ctx, install: bool) -> Result<PathBuf> {
         });
         if !ok? || !witness.is_file() {
             bail!(
-                "npm install of the OAuth authority's packages failed in {}",
+                "npm ci of the OAuth authority's packages failed in {}",
                 root.display()
             );
         }
