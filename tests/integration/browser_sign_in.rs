@@ -136,6 +136,12 @@ async fn scenario(
     b.wait_text_for("h1", "Your mail has been copied", Duration::from_secs(120))
         .await
         .context("the copy did not complete")?;
+    // A Microsoft 365 mailbox opens in the browser; no IMAP settings to copy by hand.
+    b.wait_text(
+        "main",
+        "Open your new mailbox at https://outlook.office.com/mail/",
+    )
+    .await?;
     b.screenshot("copied").await?;
     // The provider's pages load a web font and a favicon the loopback test cannot serve.
     let provider = [authority.issuer(), "fonts.googleapis.com"];

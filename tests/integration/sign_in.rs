@@ -345,6 +345,16 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
             .any(|l| l.contains("Login: user=<ann@new.example>") && l.contains("method=XOAUTH2")),
         "no XOAUTH2 login for Ann in the target's log"
     );
+    // The page sends Ann to Outlook on the web, not to IMAP settings.
+    let status = app
+        .get(&format!("/api/migrate/{token}/status"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.body["new_account"]["web_sign_in"], "https://outlook.office.com/mail/",
+        "{}",
+        status.body
+    );
     // Nothing of the sign-in reaches the admin.
     let detail = app
         .get(&format!("/api/admin/projects/{p}/users/{u}"))

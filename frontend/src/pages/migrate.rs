@@ -419,7 +419,14 @@ fn status_view(state: &MigrateState, status: &MigrationStatus) -> Html {
                     <p>
                         { copied_sentence(status) }
                     </p>
-                    if let Some(account) = &status.new_account {
+                    if let Some(web) = status.new_account.as_ref().and_then(|a| a.web_sign_in.clone()) {
+                        <p>
+                            { "Open your new mailbox at " }
+                            <a href={web.clone()} rel="noopener noreferrer">{ web.clone() }</a>
+                            { format!(" and sign in as {}.", status.target_email) }
+                        </p>
+                        <p class="muted small">{ "Mail apps on your computer and phone sign in with the same account: add it as a Microsoft or Google account, no server settings needed." }</p>
+                    } else if let Some(account) = &status.new_account {
                         <p>{ "If your mail app asks for settings, use these:" }</p>
                         <dl class="settings">
                             <div><dt>{ "Email address" }</dt><dd>{ &account.email }</dd></div>

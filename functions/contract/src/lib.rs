@@ -770,6 +770,11 @@ pub struct AccountSettings {
     pub imap_host: String,
     pub imap_port: u16,
     pub security: Security,
+    /// Where the new mailbox opens in a browser when its service has one (Microsoft 365,
+    /// Gmail): its users sign in there, and their mail apps sign in with the account, not with
+    /// server settings.
+    #[serde(default)]
+    pub web_sign_in: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

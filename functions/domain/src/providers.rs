@@ -43,6 +43,8 @@ pub struct Profile {
     pub name: &'static str,
     /// The IMAP service the form starts with; `None` for a server the admin names.
     pub host: Option<Rule<&'static str>>,
+    /// Where users open the service's mailbox in a browser.
+    pub webmail: Option<Rule<&'static str>>,
     pub port: u16,
     pub security: Security,
     /// The admin-access modes this kind accepts (`contract::AuthInput`'s `mode` names).
@@ -79,6 +81,7 @@ pub const IMAP: Profile = Profile {
     kind: ConnectorKind::Imap,
     name: "IMAP server",
     host: None,
+    webmail: None,
     port: 993,
     security: Security::Tls,
     auth_modes: &["per_user", "admin"],
@@ -123,6 +126,10 @@ pub const MICROSOFT_365: Profile = Profile {
     host: Some(Rule {
         value: "outlook.office365.com",
         source: "Microsoft: POP, IMAP and SMTP settings for Outlook.com and Microsoft 365 (IMAP: outlook.office365.com, 993, SSL/TLS)",
+    }),
+    webmail: Some(Rule {
+        value: "https://outlook.office.com/mail/",
+        source: "Outlook on the web, where Microsoft 365 users sign in",
     }),
     port: 993,
     security: Security::Tls,
@@ -197,6 +204,10 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
     host: Some(Rule {
         value: "imap.gmail.com",
         source: "Google: IMAP server imap.gmail.com, port 993, SSL",
+    }),
+    webmail: Some(Rule {
+        value: "https://mail.google.com/",
+        source: "Gmail on the web, where Google Workspace users sign in",
     }),
     port: 993,
     security: Security::Tls,
@@ -288,6 +299,9 @@ impl Profile {
                 format!("{}:{}", host.value, self.port),
                 host.source,
             );
+        }
+        if let Some(r) = &self.webmail {
+            add("webmail", r.value.into(), r.source);
         }
         if let Some(r) = &self.max_message_bytes {
             add("largest message", megabytes(r.value), r.source);

@@ -388,6 +388,9 @@ impl App {
                 imap_host: project.target.host.clone(),
                 imap_port: project.target.port,
                 security: project.target.security,
+                web_sign_in: crate::providers::profile(project.target.kind)
+                    .webmail
+                    .map(|w| w.value.to_owned()),
             }),
         }
     }
