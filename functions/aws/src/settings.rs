@@ -28,6 +28,11 @@ pub struct Settings {
     /// jobs may reach loopback, link-local and metadata addresses (the function's own
     /// sandbox, its runtime API, 169.254.169.254). Private networks are reachable either way.
     pub allow_private_targets: bool,
+    /// `MICROSOFT_TOKEN_URL`, `MICROSOFT_AUTHORIZE_URL`, `GOOGLE_TOKEN_URL`,
+    /// `GOOGLE_AUTHORIZE_URL` (optional, default the providers' own): the OAuth authorities of
+    /// Microsoft 365 and Google Workspace sides, for a national cloud; `{tenant}` stands for
+    /// the project's tenant.
+    pub authorities: domain::app::Authorities,
 }
 
 /// The default of `MAX_RECEIVES`, matching the template's redrive policy.
@@ -44,7 +49,7 @@ pub enum SettingsError {
 
 impl Settings {
     /// The variable names, for documentation and the template.
-    pub const VARIABLES: [&'static str; 9] = [
+    pub const VARIABLES: [&'static str; 13] = [
         "TABLE_NAME",
         "QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",
@@ -54,6 +59,10 @@ impl Settings {
         "PUBLIC_URL",
         "MAX_RECEIVES",
         "ALLOW_PRIVATE_TARGETS",
+        "MICROSOFT_TOKEN_URL",
+        "MICROSOFT_AUTHORIZE_URL",
+        "GOOGLE_TOKEN_URL",
+        "GOOGLE_AUTHORIZE_URL",
     ];
 
     /// Reads the process environment. Fails on the first missing or invalid variable.
@@ -104,6 +113,24 @@ impl Settings {
                 });
             }
         };
+        let mut authorities = domain::app::Authorities::default();
+        for (name, setting) in [
+            ("MICROSOFT_TOKEN_URL", &mut authorities.microsoft_token_url),
+            (
+                "MICROSOFT_AUTHORIZE_URL",
+                &mut authorities.microsoft_authorize_url,
+            ),
+            ("GOOGLE_TOKEN_URL", &mut authorities.google_token_url),
+            (
+                "GOOGLE_AUTHORIZE_URL",
+                &mut authorities.google_authorize_url,
+            ),
+        ] {
+            if let Some(url) = optional(name) {
+                check_url(name, &url)?;
+                *setting = url;
+            }
+        }
         Ok(Settings {
             table_name: required("TABLE_NAME")?,
             queue_url,
@@ -114,6 +141,7 @@ impl Settings {
             public_url,
             max_receives,
             allow_private_targets,
+            authorities,
         })
     }
 }
@@ -172,6 +200,7 @@ impl Settings {
     pub fn app_config(&self) -> domain::AppConfig {
         domain::AppConfig {
             public_url: self.public_url.clone(),
+            authorities: self.authorities.clone(),
             ..domain::AppConfig::default()
         }
     }
@@ -219,6 +248,35 @@ mod tests {
         assert_eq!(s.dead_letter_queue_url, None);
         assert_eq!(s.ses_configuration_set, None);
         assert_eq!(s.max_receives, DEFAULT_MAX_RECEIVES);
+        assert_eq!(s.authorities, domain::app::Authorities::default());
+    }
+
+    #[test]
+    fn a_national_cloud_names_its_own_authority() {
+        let mut vars = full();
+        vars.insert(
+            "MICROSOFT_TOKEN_URL",
+            "https://login.microsoftonline.us/{tenant}/oauth2/v2.0/token",
+        );
+        let s = settings(&vars).unwrap();
+        let (token, authorize) = s
+            .app_config()
+            .authorities
+            .of(contract::ConnectorKind::Microsoft365, "contoso.us")
+            .unwrap();
+        assert_eq!(
+            token,
+            "https://login.microsoftonline.us/contoso.us/oauth2/v2.0/token"
+        );
+        assert!(authorize.starts_with("https://login.microsoftonline.com/contoso.us/"));
+        vars.insert("GOOGLE_TOKEN_URL", "oauth2.googleapis.com/token");
+        assert!(matches!(
+            settings(&vars),
+            Err(SettingsError::Invalid {
+                name: "GOOGLE_TOKEN_URL",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct AppConfig {
 /// Where the OAuth authorities' endpoints are: the provider profiles' (Microsoft's, Google's)
 /// unless the operator names others (a national cloud, or a local authority in tests).
 /// `{tenant}` is replaced by the project's tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorities {
     pub microsoft_token_url: String,
     pub microsoft_authorize_url: String,
