@@ -172,6 +172,22 @@ async fn invalid_project_settings_name_the_field() {
     let r = api.call("POST", "/api/admin/projects", Some(p)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["details"]["field"], "target.auth.password");
+    // Users who sign in do it on the invite page: a project that sends no invites cannot.
+    let mut p = project_json();
+    p["target"] = json!({"kind": "microsoft365", "host": "outlook.office365.com", "port": 993,
+        "security": "tls", "auth": {"mode": "user_sign_in",
+        "client_id": "3c9a1f0e-5d4b-4e7a-9b1c-2f6e8d0a7b31"}});
+    p["invite_to"] = json!("none");
+    let r = api
+        .call("POST", "/api/admin/projects", Some(p.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["details"]["field"], "invite_to");
+    p["invite_to"] = json!("source");
+    let r = api.call("POST", "/api/admin/projects", Some(p)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["target"]["auth"]["mode"], "user_sign_in");
+    assert_eq!(r.body["target"]["auth"]["has_secret"], false);
 }
 
 #[tokio::test]

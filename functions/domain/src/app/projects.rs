@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use contract::limits::PASSWORD_MAX_BYTES;
-use contract::{ConnectorInput, ProjectInput, ProjectView};
+use contract::{ConnectorInput, InviteTo, ProjectInput, ProjectView};
 
 use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
@@ -232,6 +232,15 @@ impl App {
         // Validate both sides before sealing anything, so a bad target does not cost a KMS call.
         let source = check_connector("source", &input.source)?;
         let target = check_connector("target", &input.target)?;
+        let signs_in = [&input.source, &input.target]
+            .iter()
+            .any(|c| matches!(c.auth, contract::AuthInput::UserSignIn { .. }));
+        if signs_in && input.invite_to == InviteTo::None {
+            return Err(AppError::validation_field(
+                "invite_to",
+                "users sign in with their account on the invite page: choose where the invite goes",
+            ));
+        }
         let source = self
             .seal_connector(id, Side::Source, source, existing.map(|p| &p.source))
             .await?;
