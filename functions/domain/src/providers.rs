@@ -247,7 +247,7 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
     },
     virtual_folders: Rule {
         value: &[SpecialUse::Flagged, SpecialUse::Important],
-        source: "Gmail's Starred and Important are views of labels (RFC 6154 \\Flagged, Gmail's \\Important): their mail is in All Mail with its \\Flagged flag, so they are not copied again. All Mail itself is copied whole until label-aware copying lands: skipping it would lose archived mail",
+        source: "Gmail's Starred and Important are views of labels (RFC 6154 \\Flagged, Gmail's \\Important): their mail is in All Mail with its \\Flagged flag, so they are not copied again. All Mail (\\All) is copied for the mail no other copied label holds (matched by Message-ID, size and date; a message without a Message-ID is kept in both)",
     },
     flags_after_append: Rule {
         value: &[],

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use contract::{BulkAction, UserState};
+use domain::mailbox::SpecialUse;
 use time::OffsetDateTime;
 
 use support::*;
@@ -142,4 +143,73 @@ async fn a_folder_named_like_one_of_exchanges_own_arrives_under_another_name() {
     let notes = states.iter().find(|f| f.source_name == "Notes").unwrap();
     assert_eq!(notes.target_name, "Notes_2");
     assert!(notes.skipped.is_empty(), "{:?}", notes.skipped);
+}
+
+/// Gmail shows one message in every label it has, and All Mail shows every message: from a
+/// Gmail source a labelled message arrives once, in its label's folder; All Mail brings only
+/// the archived mail without another label (and a message without a Message-ID, which cannot
+/// be told apart for sure, in both); Starred is not copied again.
+#[tokio::test]
+async fn from_gmail_a_labelled_message_arrives_once_and_all_mail_brings_the_rest() {
+    let tokens = Arc::new(ModelTokens::default());
+    let w = World::with_gmail_source(tokens).await;
+    w.source.behaviour_mut(|b| {
+        b.app_tokens.insert("t1".into());
+    });
+    w.source
+        .create_folder(USER, "[Gmail]/All Mail", Some(SpecialUse::All));
+    w.source
+        .create_folder(USER, "[Gmail]/Starred", Some(SpecialUse::Flagged));
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let deliver = |folder: &str, bytes: Vec<u8>| {
+        w.source.deliver(USER, folder, bytes, &["\\Seen"], date);
+    };
+    // Labelled: INBOX and Archive, each message also in All Mail; one also starred.
+    for i in 0..6 {
+        let label = if i < 4 { "INBOX" } else { "Archive" };
+        deliver(label, body(i, true, 400));
+        deliver("[Gmail]/All Mail", body(i, true, 400));
+    }
+    deliver("[Gmail]/Starred", body(0, true, 400));
+    // Archived: in All Mail only.
+    for i in 6..9 {
+        deliver("[Gmail]/All Mail", body(i, true, 400));
+    }
+    // Without a Message-ID: cannot be matched for sure, so it stays in both.
+    deliver("INBOX", body(20, false, 400));
+    deliver("[Gmail]/All Mail", body(20, false, 400));
+
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    let states = w.app.deps().store.list_folders(w.user.id).await.unwrap();
+    assert!(
+        states.iter().all(|f| f.source_name != "[Gmail]/Starred"),
+        "Starred is a view"
+    );
+    let all_mail = states
+        .iter()
+        .find(|f| f.source_name == "[Gmail]/All Mail")
+        .unwrap();
+    assert_eq!(
+        all_mail.source_messages, 4,
+        "3 archived + 1 without Message-ID"
+    );
+    let count = |name: &str| w.target.messages(USER, name).len();
+    assert_eq!(count("INBOX"), 5);
+    assert_eq!(count("Archive"), 2);
+    assert_eq!(count(&all_mail.target_name), 4);
+    assert!(all_mail.skipped.is_empty());
+
+    // A delta: a new labelled message and a new archived one, each arriving once.
+    deliver("Archive", body(30, true, 400));
+    deliver("[Gmail]/All Mail", body(30, true, 400));
+    deliver("[Gmail]/All Mail", body(31, true, 400));
+    w.act(BulkAction::Delta).await;
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(count("Archive"), 3);
+    assert_eq!(count(&all_mail.target_name), 5);
+    assert_eq!(count("INBOX"), 5);
 }

@@ -194,6 +194,8 @@ struct TheTarget {
     server: Server,
     connector: ConnectorInput,
     tokens: Arc<dyn Tokens>,
+    /// How the project reaches the source (its server is the world's own).
+    source: ConnectorInput,
 }
 
 impl TheTarget {
@@ -203,9 +205,13 @@ impl TheTarget {
             server,
             connector: imap_side("target.test"),
             tokens: Arc::new(NoTokens),
+            source: imap_side(SOURCE_HOST),
         }
     }
 }
+
+/// A service account's key file as Google gives it (the model tokens never read the key).
+const MODEL_SERVICE_ACCOUNT_KEY: &str = r#"{"type":"service_account","client_email":"mover@example.iam.gserviceaccount.com","private_key_id":"k1","private_key":"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"}"#;
 
 /// An IMAP server's side of the project, signed in to with the admin password.
 fn imap_side(host: &str) -> ConnectorInput {
@@ -319,6 +325,27 @@ impl World {
                 },
             },
             tokens,
+            source: imap_side(SOURCE_HOST),
+        })
+        .await
+    }
+
+    /// A world on a hand-moved clock whose source is Gmail (Google Workspace, read with a
+    /// service account's tokens from `tokens`; the source server must take them).
+    pub async fn with_gmail_source(tokens: Arc<ModelTokens>) -> World {
+        World::on_manual_clock(TheTarget {
+            server: Server::new(),
+            connector: imap_side("target.test"),
+            tokens,
+            source: ConnectorInput {
+                kind: contract::ConnectorKind::GoogleWorkspace,
+                host: SOURCE_HOST.into(),
+                port: 993,
+                security: Security::Tls,
+                auth: AuthInput::GoogleServiceAccount {
+                    key_json: Some(MODEL_SERVICE_ACCOUNT_KEY.into()),
+                },
+            },
         })
         .await
     }
@@ -364,6 +391,7 @@ impl World {
             server: target,
             connector: target_side,
             tokens,
+            source: source_side,
         } = the_target;
         let source = Server::new();
         source.add_user(USER, PASSWORD);
@@ -400,7 +428,7 @@ impl World {
             .create_project(
                 &ProjectInput {
                     name: "property".into(),
-                    source: imap_side(SOURCE_HOST),
+                    source: source_side,
                     target: target_side,
                     invite_to: InviteTo::None,
                     admin_email: None,

@@ -55,6 +55,17 @@ pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<Skip
     })
 }
 
+/// What tells one Gmail message apart in every label it shows in: its Message-ID, size and
+/// INTERNALDATE (the same in each label). `None` without a Message-ID: such a message is never
+/// taken for another, so All Mail keeps it (a copy too many rather than one too few).
+pub(crate) fn label_key(m: &MessageMeta) -> Option<(String, u64, i64)> {
+    Some((
+        m.message_id.clone()?,
+        m.size,
+        m.internaldate.unix_timestamp(),
+    ))
+}
+
 /// The largest message a target service takes, by its profile, and the service's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ServiceLimit {

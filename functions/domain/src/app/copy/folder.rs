@@ -10,9 +10,10 @@ use std::time::Instant;
 use contract::{SkipCause, SkippedItem};
 
 use crate::error::AppError;
-use crate::mailbox::{MailboxError, MessageMeta};
+use crate::mailbox::{MailboxError, MessageMeta, SpecialUse};
 use crate::model::*;
 
+use super::decide;
 use super::naming::safe_folder_name;
 use super::{App, Sessions, Stop, mailbox_err};
 
@@ -48,6 +49,13 @@ impl App {
         s: &mut Sessions,
         deadline: Instant,
     ) -> Result<Result<(), Stop>, AppError> {
+        // Gmail's All Mail adds only the mail no other copied folder holds (read before All
+        // Mail is selected: each read selects its folder).
+        let labelled = if s.source_labels && folder.special_use == Some(SpecialUse::All) {
+            Some(self.labelled_elsewhere(s, user, folder).await?)
+        } else {
+            None
+        };
         let status = match s.source.examine(&folder.source_name).await {
             Ok(st) => st,
             Err(MailboxError::FolderNotFound(_)) => {
@@ -85,6 +93,9 @@ impl App {
                 .map_err(mailbox_err)?
         };
         metas.sort_by_key(|m| m.uid);
+        if let Some(labelled) = &labelled {
+            metas.retain(|m| !decide::label_key(m).is_some_and(|k| labelled.contains(&k)));
+        }
         if planning {
             match self.plan_folder(s, user, folder, &metas).await? {
                 Ok(true) => {}
@@ -142,6 +153,38 @@ impl App {
         }
         self.finish_folder(s, folder, status.highest_modseq).await
     }
+    /// The messages of the other folders of this pass, by [`decide::label_key`]: on Gmail they
+    /// are the same messages All Mail shows (one message, several labels), copied with their
+    /// labels' folders. A message skipped there is reported there.
+    async fn labelled_elsewhere(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        all_mail: &FolderState,
+    ) -> Result<HashSet<(String, u64, i64)>, AppError> {
+        let mut keys = HashSet::new();
+        for f in self.deps.store.list_folders(user.id).await? {
+            if f.source_name == all_mail.source_name || f.pass != user.pass {
+                continue;
+            }
+            let status = match s.source.examine(&f.source_name).await {
+                Ok(status) => status,
+                Err(MailboxError::FolderNotFound(_)) => continue,
+                Err(e) => return Err(mailbox_err(e)),
+            };
+            if status.messages == 0 {
+                continue;
+            }
+            let metas = s
+                .source
+                .fetch_meta(1, u32::MAX)
+                .await
+                .map_err(mailbox_err)?;
+            keys.extend(metas.iter().filter_map(decide::label_key));
+        }
+        Ok(keys)
+    }
+
     /// Records the source folder's UIDVALIDITY; when it changed, the source renumbered the
     /// folder (a restore, an index rebuild): everything is compared with the target again, so
     /// nothing is copied twice or missed, and the copy map is rebuilt by identity (its old

@@ -94,6 +94,8 @@ struct Sessions {
     target_drops: &'static [&'static str],
     /// The largest message the target's service takes (its profile's `max_message_bytes`).
     target_limit: Option<decide::ServiceLimit>,
+    /// The source is Gmail: one message shows in every label it has, and All Mail shows all.
+    source_labels: bool,
 }
 
 impl Sessions {
@@ -283,7 +285,9 @@ impl App {
             .pop()
             .ok_or_else(|| AppError::internal("no source session"))?;
         let target_profile = crate::providers::profile(project.target.kind);
+        let source_labels = project.source.kind == contract::ConnectorKind::GoogleWorkspace;
         Ok(Sessions {
+            source_labels,
             source: Source::new(source),
             target: Target::new(target),
             target_drops: target_profile.flags_after_append.value,
@@ -467,9 +471,12 @@ impl App {
             } else {
                 (f.copied_messages, f.skipped_total())
             };
+            // Gmail's All Mail counts what it adds (its planned figure), not what it shows.
+            let all_mail =
+                s.source_labels && f.special_use == Some(crate::mailbox::SpecialUse::All);
             let messages = match s.source.examine(&f.source_name).await {
-                Ok(status) => u64::from(status.messages),
-                Err(_) => f.source_messages,
+                Ok(status) if !all_mail => u64::from(status.messages),
+                _ => f.source_messages,
             };
             left += messages.saturating_sub(copied + skipped);
         }
