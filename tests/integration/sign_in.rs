@@ -240,6 +240,19 @@ async fn ann_starts_and_completes(
     done
 }
 
+/// Withdraws an account's sign-ins at the provider, as the user would.
+async fn revoke(authority: &Authority, account: &str) {
+    let revoked: Value = reqwest::Client::new()
+        .post(authority.revoke_url(account))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(revoked["revoked"].as_u64() >= Some(1), "{revoked}");
+}
+
 pub(crate) async fn invite(app: &TestApp, token: &str) -> Value {
     app.get(&format!("/api/migrate/{token}"))
         .await
@@ -337,6 +350,28 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("Sign-in not completed"));
 
+    // Ann withdraws the app's access before pressing Start: Start finds it and asks for a
+    // new sign-in, with nothing queued.
+    revoke(&authority, "ann@new.example").await;
+    let r = app
+        .post(
+            &format!("/api/migrate/{token}/credentials"),
+            json!({"source_password": SOURCE_PW}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer works: sign in again"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(invite(&app, &token).await["state"], "email_sent");
+    ann_signs_in(&app, &authority, &token).await;
+
     // Start with the old password: the copy runs with Ann's own tokens.
     ann_starts_and_completes(&app, (&p, &u), &token, &source, &target).await;
     let log = std::fs::read_to_string(target.log_path()).unwrap_or_default();
@@ -384,15 +419,7 @@ async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
     ann_starts_and_completes(&app, (&p, &u), &token, &source, &target).await;
 
     // Ann withdraws the app's access; new mail arrives; the admin starts a delta.
-    let revoked: Value = reqwest::Client::new()
-        .post(authority.revoke_url("ann@new.example"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(revoked["revoked"], 1, "{revoked}");
+    revoke(&authority, "ann@new.example").await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let more: Vec<_> = test_corpus(901, None).into_iter().take(4).collect();
     seed(&source, "ann@old.example", &more);

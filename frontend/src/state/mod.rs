@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod project;
 pub mod project_form;
 pub mod projects;
+pub mod sign_in_result;
 pub mod user_detail;
 
 /// Implements `yew::Reducible` by cloning the state and calling its pure `apply`.

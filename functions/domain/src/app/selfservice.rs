@@ -130,20 +130,8 @@ impl App {
             "target_password",
             &input.target_password,
         )?;
-        // Sides where the user signs in: the sign-in must have happened.
-        let mut creds = self
-            .credentials(&project, user.id)
-            .await?
-            .unwrap_or_default();
-        for side in [Side::Source, Side::Target] {
-            let connector = side.of(&project);
-            if connector.is_sign_in() && side.sign_in_of(&mut creds).is_none() {
-                return Err(AppError::validation_field(
-                    &format!("{}_sign_in", side.as_str()),
-                    format!("sign in for {} first", side.email(&user)),
-                ));
-            }
-        }
+        // Sides where the user signs in: the sign-in must have happened, and still work.
+        let mut creds = self.signed_in_credentials(&project, &user).await?;
         if src_pw.is_none() && tgt_pw.is_none() {
             // Nothing to test: every side the user brings is signed in.
             return self
@@ -244,6 +232,42 @@ impl App {
         let sides = super::users::sides_named(src_pw.is_some(), tgt_pw.is_some());
         self.schedule_from_link(&project, &user, &actor, &format!("{sides} password"))
             .await
+    }
+
+    /// The user's stored credentials, once every side where the user signs in has a sign-in
+    /// that still renews (one revoked since, or by a replayed code, is found now, not
+    /// mid-copy).
+    async fn signed_in_credentials(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<UserCredentials, AppError> {
+        let mut creds = self
+            .credentials(project, user.id)
+            .await?
+            .unwrap_or_default();
+        for side in [Side::Source, Side::Target] {
+            if !side.of(project).is_sign_in() {
+                continue;
+            }
+            let field = format!("{}_sign_in", side.as_str());
+            if side.sign_in_of(&mut creds).is_none() {
+                return Err(AppError::validation_field(
+                    &field,
+                    format!("sign in for {} first", side.email(user)),
+                ));
+            }
+            if !self.sign_in_still_works(project, user, side).await? {
+                return Err(AppError::validation_field(
+                    &field,
+                    format!(
+                        "the sign-in for {} no longer works: sign in again",
+                        side.email(user)
+                    ),
+                ));
+            }
+        }
+        Ok(creds)
     }
 
     /// Queues the user's copy once the link brought every credential; `what` names them for

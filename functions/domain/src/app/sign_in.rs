@@ -311,15 +311,30 @@ impl App {
             }
             Err(e) => return Ok(SignInOutcome::Failed(e.to_string())),
         };
-        if tokens.identity.nonce.as_deref() != Some(state.nonce.as_str()) {
+        let actor = Actor::user(user.source_email.as_str(), client);
+        self.accept_sign_in(&project, &user, side, &state.nonce, tokens, &actor)
+            .await
+    }
+
+    /// Checks what the provider said against the request and the invite, and stores the
+    /// sign-in only when it is the invited account's.
+    async fn accept_sign_in(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        side: Side,
+        nonce: &str,
+        tokens: crate::oauth::SignInTokens,
+        actor: &Actor,
+    ) -> Result<SignInOutcome, AppError> {
+        if tokens.identity.nonce.as_deref() != Some(nonce) {
             return Ok(SignInOutcome::Failed(
                 "the provider's answer does not belong to this sign-in".into(),
             ));
         }
-        let expected = side.email(&user);
-        let actor = Actor::user(user.source_email.as_str(), client);
+        let expected = side.email(user);
         let subject = user.source_email.to_string();
-        let provider = provider_name(side.of(&project).kind);
+        let provider = provider_name(side.of(project).kind);
         let Some(address) = tokens.identity.address().map(str::to_owned) else {
             return Ok(SignInOutcome::Failed(format!(
                 "{provider} did not say which account signed in"
@@ -331,7 +346,7 @@ impl App {
             );
             self.audit(
                 Some(project.id),
-                &actor,
+                actor,
                 AuditAction::CredentialsTested,
                 Some(&subject),
                 &detail,
@@ -347,16 +362,16 @@ impl App {
             )));
         };
         let mut creds = self
-            .credentials(&project, user.id)
+            .credentials(project, user.id)
             .await?
             .unwrap_or_default();
         *side.sign_in_of(&mut creds) = Some(SignedIn {
             refresh_token: refresh_token.expose().to_owned(),
             account: address.clone(),
         });
-        self.store_credentials(&project, &user, &creds).await?;
+        self.store_credentials(project, user, &creds).await?;
         self.log_event(
-            &user,
+            user,
             format!(
                 "signed in with {provider} as {address} for the {} side",
                 side.as_str()
@@ -365,7 +380,7 @@ impl App {
         .await;
         self.audit(
             Some(project.id),
-            &actor,
+            actor,
             AuditAction::CredentialsSubmitted,
             Some(&subject),
             &format!(
