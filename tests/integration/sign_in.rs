@@ -224,13 +224,7 @@ async fn ann_starts_and_completes(
     target: &Dovecot,
 ) -> Value {
     let (p, u) = ids;
-    let r = app
-        .post(
-            &format!("/api/migrate/{token}/credentials"),
-            json!({"source_password": SOURCE_PW}),
-        )
-        .await
-        .unwrap();
+    let r = press_start(app, token).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let done = wait_for_state(app, p, u, "completed", Duration::from_secs(120))
         .await
@@ -238,6 +232,24 @@ async fn ann_starts_and_completes(
     assert_eq!(done["user"]["last_error"], Value::Null, "{done}");
     assert_arrived_as(source, target, "ann@new.example", ANN_TARGET_PW).await;
     done
+}
+
+/// Ann presses Start on her link, typing her old password.
+async fn press_start(app: &TestApp, token: &str) -> integration_tests::Reply {
+    app.post(
+        &format!("/api/migrate/{token}/credentials"),
+        json!({"source_password": SOURCE_PW}),
+    )
+    .await
+    .unwrap()
+}
+
+/// Ann presses Start with her old password and is refused, saying `why`.
+async fn start_refused(app: &TestApp, token: &str, why: &str) {
+    let r = press_start(app, token).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{message}");
 }
 
 /// Withdraws an account's sign-ins at the provider, as the user would.
@@ -312,20 +324,7 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
     assert_eq!(view["attempts_left"], attempts, "no attempt spent");
 
     // Start before signing in is refused and says why.
-    let r = app
-        .post(
-            &format!("/api/migrate/{token}/credentials"),
-            json!({"source_password": SOURCE_PW}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("sign in for ann@new.example first")
-    );
+    start_refused(&app, &token, "sign in for ann@new.example first").await;
 
     // Ann signs in; the same code sent again is refused as used and changes nothing.
     let back = ann_signs_in(&app, &authority, &token).await;
@@ -353,22 +352,7 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
     // Ann withdraws the app's access before pressing Start: Start finds it and asks for a
     // new sign-in, with nothing queued.
     revoke(&authority, "ann@new.example").await;
-    let r = app
-        .post(
-            &format!("/api/migrate/{token}/credentials"),
-            json!({"source_password": SOURCE_PW}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("no longer works: sign in again"),
-        "{:?}",
-        r.body
-    );
+    start_refused(&app, &token, "no longer works: sign in again").await;
     assert_eq!(invite(&app, &token).await["state"], "email_sent");
     ann_signs_in(&app, &authority, &token).await;
 

@@ -296,12 +296,12 @@ pub fn status_message(state: UserState) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use contract::{ApiErrorBody, Progress};
     use time::OffsetDateTime;
 
-    fn invite(state: UserState, attempts_left: u32) -> InviteView {
+    pub(crate) fn invite(state: UserState, attempts_left: u32) -> InviteView {
         InviteView {
             project_name: "Acme move".into(),
             display_name: "Ada".into(),

@@ -102,24 +102,8 @@ fn decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::migrate::tests::invite;
     use contract::UserState;
-    use time::OffsetDateTime;
-
-    fn invite() -> InviteView {
-        InviteView {
-            project_name: "Acme move".into(),
-            display_name: "Ada".into(),
-            source_email: "ada@old.example".into(),
-            target_email: "ada@new.example".into(),
-            asks_source_password: true,
-            asks_target_password: false,
-            source_sign_in: None,
-            target_sign_in: None,
-            state: UserState::EmailSent,
-            attempts_left: 5,
-            expires_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
 
     #[test]
     fn a_sign_in_result_is_read_from_the_query_and_says_what_to_do() {
@@ -138,7 +122,7 @@ mod tests {
                 signed_in_as: "eve+x@new.example".into()
             }
         );
-        let text = wrong.message(&invite());
+        let text = wrong.message(&invite(UserState::EmailSent, 5));
         assert!(text.contains("eve+x@new.example") && text.contains("ada@old.example"));
         assert!(text.contains("Nothing was saved"));
         let failed = SignInResult::from_query("?sign_in=failed&why=a%20b%26c%zz").unwrap();
