@@ -145,14 +145,6 @@ fn route(invite_source: &str, invite_target: &str) -> Html {
 }
 
 fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &AttrValue) -> Html {
-    let on_source = {
-        let d = state.dispatcher();
-        Callback::from(move |v| d.dispatch(MigrateAction::EditSource(v)))
-    };
-    let on_target = {
-        let d = state.dispatcher();
-        Callback::from(move |v| d.dispatch(MigrateAction::EditTarget(v)))
-    };
     let onsubmit = {
         let state = state.clone();
         let token = token.clone();
@@ -229,32 +221,7 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
                 if let Some(err) = &state.error {
                     { alert(AlertKind::Error, err.clone()) }
                 }
-                if let Some(offer) = &invite.source_sign_in {
-                    { sign_in_button(state, token, "source", &invite.source_email, offer) }
-                }
-                if let Some(offer) = &invite.target_sign_in {
-                    { sign_in_button(state, token, "target", &invite.target_email, offer) }
-                }
-                if invite.asks_source_password {
-                    <PasswordField
-                        id="source-password"
-                        label={format!("Password of {}", invite.source_email)}
-                        hint={AttrValue::from("The password you use for your current mailbox today")}
-                        value={state.source_password.clone()}
-                        oninput={on_source}
-                        disabled={state.submitting}
-                    />
-                }
-                if invite.asks_target_password {
-                    <PasswordField
-                        id="target-password"
-                        label={format!("Password of {}", invite.target_email)}
-                        hint={AttrValue::from("The password of your new mailbox")}
-                        value={state.target_password.clone()}
-                        oninput={on_target}
-                        disabled={state.submitting}
-                    />
-                }
+                { credential_fields(state, invite, token) }
                 <p class="muted small">
                     { "Your password is used only to copy your mail. It is stored encrypted and deleted when the move is finished. Nobody, including your administrator, can read it." }
                 </p>
@@ -273,6 +240,53 @@ fn form(state: &UseReducerHandle<MigrateState>, invite: &InviteView, token: &Att
                     }
                 </p>
             </form>
+        </>
+    }
+}
+
+/// What the user gives on the form: a sign-in per side that signs in, a password per side
+/// that takes one.
+fn credential_fields(
+    state: &UseReducerHandle<MigrateState>,
+    invite: &InviteView,
+    token: &AttrValue,
+) -> Html {
+    let on_source = {
+        let d = state.dispatcher();
+        Callback::from(move |v| d.dispatch(MigrateAction::EditSource(v)))
+    };
+    let on_target = {
+        let d = state.dispatcher();
+        Callback::from(move |v| d.dispatch(MigrateAction::EditTarget(v)))
+    };
+    html! {
+        <>
+            if let Some(offer) = &invite.source_sign_in {
+                { sign_in_button(state, token, "source", &invite.source_email, offer) }
+            }
+            if let Some(offer) = &invite.target_sign_in {
+                { sign_in_button(state, token, "target", &invite.target_email, offer) }
+            }
+            if invite.asks_source_password {
+                <PasswordField
+                    id="source-password"
+                    label={format!("Password of {}", invite.source_email)}
+                    hint={AttrValue::from("The password you use for your current mailbox today")}
+                    value={state.source_password.clone()}
+                    oninput={on_source}
+                    disabled={state.submitting}
+                />
+            }
+            if invite.asks_target_password {
+                <PasswordField
+                    id="target-password"
+                    label={format!("Password of {}", invite.target_email)}
+                    hint={AttrValue::from("The password of your new mailbox")}
+                    value={state.target_password.clone()}
+                    oninput={on_target}
+                    disabled={state.submitting}
+                />
+            }
         </>
     }
 }

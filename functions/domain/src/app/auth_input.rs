@@ -129,38 +129,41 @@ pub(crate) fn check_auth(
                 client_email: None,
                 key: None,
             },
-            Some(raw) => {
-                let f = field("key_json");
-                check_secret(&f, raw)?;
-                let key: ServiceAccountKey = serde_json::from_str(raw).map_err(|_| {
-                    AppError::validation_field(
-                        &f,
-                        "this is not a service account key file (JSON with client_email and private_key)",
-                    )
-                })?;
-                if key.kind != "service_account" {
-                    return Err(AppError::validation_field(
-                        &f,
-                        format!(
-                            "the key file is of type '{}', not service_account",
-                            key.kind
-                        ),
-                    ));
-                }
-                let email = EmailAddress::parse(&key.client_email)
-                    .map_err(|m| AppError::validation_field(&f, m))?;
-                if !key.private_key.contains("-----BEGIN PRIVATE KEY-----") {
-                    return Err(AppError::validation_field(
-                        &f,
-                        "the key file has no private key (PEM, BEGIN PRIVATE KEY)",
-                    ));
-                }
-                CheckedAuth::GoogleServiceAccount {
-                    client_email: Some(email.to_string()),
-                    key: Some(Secret::new(raw.clone())),
-                }
-            }
+            Some(raw) => check_service_account_key(&field("key_json"), raw)?,
         },
+    })
+}
+
+/// A Google service account's key file: JSON of type `service_account` with its address and a
+/// PKCS#8 private key.
+fn check_service_account_key(f: &str, raw: &str) -> Result<CheckedAuth, AppError> {
+    check_secret(f, raw)?;
+    let key: ServiceAccountKey = serde_json::from_str(raw).map_err(|_| {
+        AppError::validation_field(
+            f,
+            "this is not a service account key file (JSON with client_email and private_key)",
+        )
+    })?;
+    if key.kind != "service_account" {
+        return Err(AppError::validation_field(
+            f,
+            format!(
+                "the key file is of type '{}', not service_account",
+                key.kind
+            ),
+        ));
+    }
+    let email =
+        EmailAddress::parse(&key.client_email).map_err(|m| AppError::validation_field(f, m))?;
+    if !key.private_key.contains("-----BEGIN PRIVATE KEY-----") {
+        return Err(AppError::validation_field(
+            f,
+            "the key file has no private key (PEM, BEGIN PRIVATE KEY)",
+        ));
+    }
+    Ok(CheckedAuth::GoogleServiceAccount {
+        client_email: Some(email.to_string()),
+        key: Some(Secret::new(raw)),
     })
 }
 
