@@ -16,7 +16,7 @@ use crate::browser::{Browser, require_frontend_dist};
 use crate::copy::{SOURCE_PW, seed, source_server};
 use crate::sign_in::{
     OnProvider, app_for_sign_in, back_at_mailferry, browser, project_with_sign_in,
-    sign_in_authority, sign_in_target, through_the_provider,
+    sign_in_authority, through_the_provider,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +25,7 @@ async fn a_user_signs_in_on_the_providers_pages_and_the_copy_runs() {
     let authority = sign_in_authority(Duration::from_secs(3600));
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(17, None));
-    let target = sign_in_target(&authority);
+    let target = crate::oauth::token_target(&authority);
     let app = app_for_sign_in(&authority).await;
     let (_, _) = project_with_sign_in(&app, &source, &target).await;
     let token = app.invite_token_for("ann@old.example").await.unwrap();

@@ -112,6 +112,17 @@ pub async fn start_ann(
     project: serde_json::Value,
     source_password: Option<&str>,
 ) -> (String, String) {
+    start_ann_into(app, project, source_password, "scheduled").await
+}
+
+/// [`start_ann`], checking that Start moved Ann to `state` (`email_sent` when she still has
+/// to give her credentials on the invite page).
+pub async fn start_ann_into(
+    app: &integration_tests::TestApp,
+    project: serde_json::Value,
+    source_password: Option<&str>,
+    state: &str,
+) -> (String, String) {
     app.login().await.unwrap();
     let p = app.create_project(project).await.unwrap();
     let mut user = json!({"source_email": "ann@old.example", "target_email": "ann@new.example"});
@@ -131,7 +142,7 @@ pub async fn start_ann(
         )
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "scheduled", "{:?}", r.body);
+    assert_eq!(r.body["state"], state, "{:?}", r.body);
     (p, u)
 }
 

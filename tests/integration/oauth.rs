@@ -18,7 +18,7 @@ use crate::copy::{
 };
 
 /// Ann's own password on the Microsoft 365 stand-in: only the test reads with it.
-const ANN_TARGET_PW: &str = "a password mailferry never learns";
+pub(crate) const ANN_TARGET_PW: &str = "a password mailferry never learns";
 
 const APP: &str = "6f1c1a43-0b8e-4a8e-9d43-3a1f8c7e2b10";
 const APP_SECRET: &str = "app-secret-for-the-tests";
@@ -51,8 +51,9 @@ async fn app_for(authority: &Authority) -> TestApp {
     .unwrap()
 }
 
-/// A Dovecot that takes the authority's app tokens as Exchange Online does, with its Sent Items.
-fn app_token_target(authority: &Authority) -> Dovecot {
+/// A Dovecot that takes the authority's tokens as Exchange Online does (an app's as a master
+/// user, a user's as that user), with its Sent Items.
+pub(crate) fn token_target(authority: &Authority) -> Dovecot {
     Dovecot::start(
         DovecotOptions::default()
             .user("ann@new.example", ANN_TARGET_PW)
@@ -93,7 +94,7 @@ async fn a_microsoft_365_target_is_written_with_an_app_token_and_no_password() {
     let authority = authority();
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(12, None));
-    let target = app_token_target(&authority);
+    let target = token_target(&authority);
     let app = app_for(&authority).await;
     app.login().await.unwrap();
 
@@ -142,7 +143,7 @@ async fn a_microsoft_365_app_proves_itself_with_a_certificate() {
     let authority = authority();
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(18, None));
-    let target = app_token_target(&authority);
+    let target = token_target(&authority);
     let app = app_for(&authority).await;
     app.login().await.unwrap();
     let pem = authority.app_certificate(CERT_APP).unwrap();
@@ -187,7 +188,7 @@ async fn app_tokens_that_end_are_renewed_and_nothing_is_lost() {
         authority_with(AuthorityOptions::new().access_token_ttl(Duration::from_secs(1)));
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(14, None));
-    let target = app_token_target(&authority);
+    let target = token_target(&authority);
     let app = app_for(&authority).await;
     let project = json!({
         "name": "Short tokens",

@@ -13,11 +13,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testbed::{Authority, AuthorityOptions, Dovecot};
 
-use crate::copy::{SOURCE_PW, assert_arrived_as, seed, source_server};
+use crate::copy::{SOURCE_PW, assert_arrived_as, seed, source_server, start_ann_into};
+use crate::oauth::{ANN_TARGET_PW, token_target};
 
 /// mailferry's app registration for users' sign-ins (a public client).
 pub const SIGN_IN_CLIENT: &str = "3c9a1f0e-5d4b-4e7a-9b1c-2f6e8d0a7b31";
-const ANN_TARGET_PW: &str = "ann's own password, never given to mailferry";
 
 pub fn sign_in_authority(ttl: Duration) -> Authority {
     Authority::start(
@@ -46,52 +46,16 @@ pub async fn project_with_sign_in(
     source: &Dovecot,
     target: &Dovecot,
 ) -> (String, String) {
-    app.login().await.unwrap();
-    let p = app
-        .create_project(json!({
-            "name": "Sign-in move",
-            "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext",
-                       "auth": {"mode": "per_user"}},
-            "target": {"kind": "microsoft365", "host": "127.0.0.1", "port": target.port(),
-                       "security": "plaintext",
-                       "auth": {"mode": "user_sign_in", "client_id": SIGN_IN_CLIENT}},
-            "invite_to": "source"
-        }))
-        .await
-        .unwrap();
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users"),
-            json!({"source_email": "ann@old.example", "target_email": "ann@new.example"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let u = r.body["id"].as_str().unwrap().to_owned();
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users/{u}/actions/start"),
-            json!(null),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.body["state"], "email_sent", "{:?}", r.body);
-    (p, u)
-}
-
-/// A Dovecot that takes the authority's user tokens (XOAUTH2, `sub` = the mailbox).
-pub fn sign_in_target(authority: &Authority) -> Dovecot {
-    Dovecot::start(
-        testbed::DovecotOptions::default()
-            .user("ann@new.example", ANN_TARGET_PW)
-            .oauth2_authority(authority)
-            .special_folders(vec![testbed::SpecialFolder {
-                name: "Sent Items".into(),
-                special_use: "\\Sent".into(),
-                auto_create: true,
-            }]),
-    )
-    .expect("target dovecot")
+    let project = json!({
+        "name": "Sign-in move",
+        "source": {"host": "127.0.0.1", "port": source.port(), "security": "plaintext",
+                   "auth": {"mode": "per_user"}},
+        "target": {"kind": "microsoft365", "host": "127.0.0.1", "port": target.port(),
+                   "security": "plaintext",
+                   "auth": {"mode": "user_sign_in", "client_id": SIGN_IN_CLIENT}},
+        "invite_to": "source"
+    });
+    start_ann_into(app, project, None, "email_sent").await
 }
 
 /// A browser without JavaScript: keeps the provider's cookies and follows nothing by itself.
@@ -280,7 +244,7 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
     let authority = sign_in_authority(Duration::from_secs(3600));
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(15, None));
-    let target = sign_in_target(&authority);
+    let target = token_target(&authority);
     let app = app_for_sign_in(&authority).await;
     let (p, u) = project_with_sign_in(&app, &source, &target).await;
     let token = app.invite_token_for("ann@old.example").await.unwrap();
@@ -395,7 +359,7 @@ async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
     let authority = sign_in_authority(Duration::from_secs(2));
     let source = source_server();
     seed(&source, "ann@old.example", &test_corpus(16, None));
-    let target = sign_in_target(&authority);
+    let target = token_target(&authority);
     let app = app_for_sign_in(&authority).await;
     let (p, u) = project_with_sign_in(&app, &source, &target).await;
     let token = app.invite_token_for("ann@old.example").await.unwrap();

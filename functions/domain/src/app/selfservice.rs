@@ -50,6 +50,27 @@ impl App {
         matches!(user.state, UserState::New | UserState::EmailSent)
     }
 
+    /// Refuses a link whose user started already, or that expired or locked: what the page
+    /// sends (credentials, a sign-in) would change nothing.
+    pub(super) fn check_link_usable(
+        &self,
+        invite: &Invite,
+        user: &MailUser,
+    ) -> Result<(), AppError> {
+        if !Self::awaiting_credentials(user) {
+            return Err(AppError::Conflict(
+                "this migration has already started; you can close this page".into(),
+            ));
+        }
+        if invite.expires_at <= self.deps.clock.now() {
+            return Err(AppError::InviteExpired);
+        }
+        if invite.is_locked() {
+            return Err(AppError::InviteLocked);
+        }
+        Ok(())
+    }
+
     pub async fn invite_view(&self, token: &str) -> Result<InviteView, AppError> {
         let (invite, user, project) = self.invite_for(token).await?;
         if Self::awaiting_credentials(&user) {
@@ -95,17 +116,7 @@ impl App {
         Self::require_open(&project)?;
         let actor = Actor::user(user.source_email.as_str(), client);
         let subject = user.source_email.to_string();
-        if !Self::awaiting_credentials(&user) {
-            return Err(AppError::Conflict(
-                "this migration has already started; you can close this page".into(),
-            ));
-        }
-        if invite.expires_at <= self.deps.clock.now() {
-            return Err(AppError::InviteExpired);
-        }
-        if invite.is_locked() {
-            return Err(AppError::InviteLocked);
-        }
+        self.check_link_usable(&invite, &user)?;
         let pick = |needed: bool,
                     field: &str,
                     value: &Option<String>|

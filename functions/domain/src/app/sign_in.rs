@@ -223,22 +223,6 @@ impl App {
         Ok(SignInRedirect { authorize_url })
     }
 
-    /// Where a link that is no longer waiting for credentials stops a sign-in.
-    fn check_link_usable(&self, invite: &Invite, user: &MailUser) -> Result<(), AppError> {
-        if !Self::awaiting_credentials(user) {
-            return Err(AppError::Conflict(
-                "this migration has already started; you can close this page".into(),
-            ));
-        }
-        if invite.expires_at <= self.deps.clock.now() {
-            return Err(AppError::InviteExpired);
-        }
-        if invite.is_locked() {
-            return Err(AppError::InviteLocked);
-        }
-        Ok(())
-    }
-
     /// Ends a sign-in where the provider sent the browser back: checks the state, exchanges the
     /// code, checks the account and stores its refresh token. Returns the credential page's
     /// address saying how it ended; an error only when the state cannot be read at all.

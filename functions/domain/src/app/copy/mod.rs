@@ -474,9 +474,13 @@ impl App {
             // Gmail's All Mail counts what it adds (its planned figure), not what it shows.
             let all_mail =
                 s.source_labels && f.special_use == Some(crate::mailbox::SpecialUse::All);
-            let messages = match s.source.examine(&f.source_name).await {
-                Ok(status) if !all_mail => u64::from(status.messages),
-                _ => f.source_messages,
+            let messages = if all_mail {
+                f.source_messages
+            } else {
+                match s.source.examine(&f.source_name).await {
+                    Ok(status) => u64::from(status.messages),
+                    Err(_) => f.source_messages,
+                }
             };
             left += messages.saturating_sub(copied + skipped);
         }
