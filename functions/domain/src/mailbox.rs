@@ -75,6 +75,9 @@ pub struct MessageMeta {
     pub modseq: Option<u64>,
     /// The Message-ID header value including angle brackets, when the message has one.
     pub message_id: Option<String>,
+    /// Gmail's X-GM-MSGID (X-GM-EXT-1): the one id a message has in every label it shows in.
+    /// `None` on any other server.
+    pub gmail_id: Option<u64>,
 }
 
 /// A message with its bytes, exactly as the source stores them.
@@ -332,6 +335,15 @@ pub trait MailSession: Send {
         folder: &str,
         items: Vec<AppendItem>,
     ) -> Result<Vec<AppendOutcome>, MailboxError>;
+    /// Copies these messages of the open folder into `folder` (`UID COPY`); per message, its
+    /// UID and the copy's UID when the server reports it (COPYUID), in the order given. A UID
+    /// the server says it did not copy (gone meanwhile) is left out. On Gmail a copy is the
+    /// same message with one more label: nothing is uploaded again.
+    async fn copy_to(
+        &mut self,
+        uids: &[u32],
+        folder: &str,
+    ) -> Result<Vec<(u32, Option<u32>)>, MailboxError>;
     /// Metadata of the messages in the open folder whose Message-ID is `message_id`.
     async fn find_by_message_id(
         &mut self,
@@ -446,6 +458,14 @@ impl Target {
         items: Vec<AppendItem>,
     ) -> Result<Vec<AppendOutcome>, MailboxError> {
         self.0.append(folder, items).await
+    }
+    /// Copies messages of the open folder (a target folder) into another target folder.
+    pub async fn copy_to(
+        &mut self,
+        uids: &[u32],
+        folder: &str,
+    ) -> Result<Vec<(u32, Option<u32>)>, MailboxError> {
+        self.0.copy_to(uids, folder).await
     }
     pub async fn find_by_message_id(
         &mut self,

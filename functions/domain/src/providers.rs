@@ -70,6 +70,11 @@ pub struct Profile {
     pub virtual_folders: Rule<&'static [SpecialUse]>,
     /// Flags the service drops on APPEND: set again with STORE after the append.
     pub flags_after_append: Rule<&'static [&'static str]>,
+    /// Folders are labels: one message shows in every label it has, and All Mail (`\All`)
+    /// shows every message. From such a source All Mail brings only what no other copied
+    /// folder holds; to such a target a message it already has gets the folder's label (a
+    /// COPY) instead of being uploaded again.
+    pub labels: Rule<bool>,
     pub identity: Rule<Identity>,
     pub authority: Option<Rule<Authority>>,
 }
@@ -111,6 +116,10 @@ pub const IMAP: Profile = Profile {
     flags_after_append: Rule {
         value: &[],
         source: "IMAP servers keep the flags given to APPEND (RFC 3501 section 6.3.11)",
+    },
+    labels: Rule {
+        value: false,
+        source: "an IMAP folder holds messages of its own (RFC 3501)",
     },
     identity: Rule {
         value: Identity::BytesThenHeaders,
@@ -181,6 +190,10 @@ pub const MICROSOFT_365: Profile = Profile {
         value: &["\\Flagged"],
         source: "Exchange Online drops \\Flagged given to APPEND; a STORE after the append sets it",
     },
+    labels: Rule {
+        value: false,
+        source: "Exchange Online folders hold messages of their own (categories are keywords, not folders)",
+    },
     identity: Rule {
         value: Identity::HeadersFirst,
         source: "Exchange converts messages to its own format and back: the bytes read back differ",
@@ -247,11 +260,15 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
     },
     virtual_folders: Rule {
         value: &[SpecialUse::Flagged, SpecialUse::Important],
-        source: "Gmail's Starred and Important are views of labels (RFC 6154 \\Flagged, Gmail's \\Important): their mail is in All Mail with its \\Flagged flag, so they are not copied again. All Mail (\\All) is copied for the mail no other copied label holds (matched by Message-ID, size and date; a message without a Message-ID is kept in both)",
+        source: "Gmail's Starred and Important are views of labels (RFC 6154 \\Flagged, Gmail's \\Important): their mail is in All Mail with its \\Flagged flag, so they are not copied again. All Mail (\\All) is copied for the mail no other copied label holds (matched by X-GM-MSGID; without X-GM-EXT-1 by Message-ID, size and date, and a message without a Message-ID is kept in both)",
     },
     flags_after_append: Rule {
         value: &[],
         source: "Gmail keeps the flags given to APPEND",
+    },
+    labels: Rule {
+        value: true,
+        source: "Gmail IMAP extensions: labels are folders, a message has one X-GM-MSGID in every label and in All Mail, and COPY applies a label",
     },
     identity: Rule {
         value: Identity::BytesThenHeaders,
@@ -337,6 +354,14 @@ impl Profile {
         let r = &self.flags_after_append;
         if !r.value.is_empty() {
             add("flags set after APPEND", r.value.join(" "), r.source);
+        }
+        let r = &self.labels;
+        if r.value {
+            add(
+                "folders are labels",
+                "one message in every label; All Mail holds all; a label is applied, not uploaded again".into(),
+                r.source,
+            );
         }
         let r = &self.identity;
         let identity = match r.value {

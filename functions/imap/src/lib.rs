@@ -19,6 +19,7 @@
 //! - writing, for a target: [`Session::create_folder`] (with parents),
 //!   [`Session::subscribe`], [`Session::append`] (MULTIAPPEND and LITERAL+ when offered, one
 //!   result per message), [`Session::select`], [`Session::set_flags`],
+//!   [`Session::copy_uids`] (within the target: a Gmail label applied),
 //!   [`Session::delete_uids`].
 //!
 //! The domain's source and target ports wrap a session and expose one group each, so a
@@ -33,9 +34,11 @@
 
 mod append;
 mod capabilities;
+mod copy;
 mod deflate;
 mod error;
 mod folders;
+mod gmail;
 mod mailboxes;
 mod messages;
 pub mod mutf7;

@@ -68,6 +68,12 @@ impl Session {
         }
         metas.sort_by_key(|m| m.uid);
         metas.dedup_by_key(|m| m.uid);
+        if self.capabilities().has("X-GM-EXT-1") && !metas.is_empty() {
+            let ids = self.gmail_ids(uids).await?;
+            for m in &mut metas {
+                m.gmail_id = ids.get(&m.uid).copied();
+            }
+        }
         Ok(metas)
     }
 
@@ -631,6 +637,7 @@ fn parse_fetch(
             internaldate,
             modseq,
             message_id: header.as_deref().and_then(message_id),
+            gmail_id: None,
         }),
         _ => None,
     };
@@ -782,6 +789,7 @@ mod tests {
             internaldate: OffsetDateTime::UNIX_EPOCH,
             modseq: None,
             message_id: None,
+            gmail_id: None,
         };
         let slice = |origin: u32| {
             let from = (origin as usize).min(actual.len());
@@ -833,6 +841,7 @@ mod tests {
             internaldate: OffsetDateTime::UNIX_EPOCH,
             modseq: None,
             message_id: None,
+            gmail_id: None,
         };
         let mut a = Assembly::new(meta, vec![0; part]);
         assert!(a.bytes.capacity() <= MAX_RESERVE);

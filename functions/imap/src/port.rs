@@ -240,6 +240,17 @@ impl MailSession for ImapMailSession {
             .map_err(to_mailbox_error)
     }
 
+    async fn copy_to(
+        &mut self,
+        uids: &[u32],
+        folder: &str,
+    ) -> Result<Vec<(u32, Option<u32>)>, MailboxError> {
+        self.session
+            .copy_uids(uids, folder)
+            .await
+            .map_err(to_mailbox_error)
+    }
+
     async fn find_by_message_id(
         &mut self,
         message_id: &str,

@@ -80,6 +80,9 @@ pub struct Session {
     pub(crate) qresync_enabled: bool,
     /// The hierarchy delimiter of the personal namespace, once asked.
     pub(crate) delimiter: Option<Option<char>>,
+    /// While set, untagged responses imap-codec cannot parse are kept here instead of
+    /// breaking the session (Gmail's X-GM-MSGID, which no parser knows; see `gmail.rs`).
+    pub(crate) unparsed: Option<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -202,6 +205,7 @@ impl Session {
             condstore_enabled: false,
             qresync_enabled: false,
             delimiter: None,
+            unparsed: None,
         }
     }
 
@@ -831,11 +835,25 @@ impl Session {
     /// The next event from the server; the server may not stay silent for longer than the
     /// session's timeout.
     pub(crate) async fn next_event(&mut self, during: &'static str) -> Result<Event, ImapError> {
-        self.ensure_usable()?;
-        let result = self.transport.next(&mut self.client, self.timeout).await;
-        match result {
-            Ok(event) => Ok(event),
-            Err(e) => Err(self.drive_failure(e, during)),
+        loop {
+            self.ensure_usable()?;
+            let result = self.transport.next(&mut self.client, self.timeout).await;
+            match result {
+                Ok(event) => return Ok(event),
+                // A whole untagged response imap-codec cannot parse, while the caller asked
+                // for those: kept for the caller. imap-next has skipped it, so the next
+                // response starts cleanly.
+                Err(DriveError::State(ClientError::MalformedMessage { discarded_bytes }))
+                    if self.unparsed.is_some()
+                        && discarded_bytes.declassify().starts_with(b"* ") =>
+                {
+                    let line = discarded_bytes.declassify().to_vec();
+                    if let Some(kept) = self.unparsed.as_mut() {
+                        kept.push(line);
+                    }
+                }
+                Err(e) => return Err(self.drive_failure(e, during)),
+            }
         }
     }
 

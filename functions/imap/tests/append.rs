@@ -1,7 +1,8 @@
 //! Writing to a target against real Dovecot: MULTIAPPEND with LITERAL+ and, on a server
 //! announcing neither, single APPENDs with synchronizing literals; APPENDUIDs; flags and
 //! INTERNALDATE preserved; a message over the size limit refused on its own; finding an
-//! appended message by Message-ID; deleting exactly the given UIDs.
+//! appended message by Message-ID; deleting exactly the given UIDs; copying into another folder
+//! with the copies' UIDs.
 
 mod support;
 
@@ -292,6 +293,35 @@ async fn delete_uids_removes_exactly_those() {
     assert_eq!(target.uid_search_all().await.unwrap(), [1, 3, 6]);
     assert_eq!(dovecot.message_count(USER, "INBOX").unwrap(), 3);
     assert!(target.selected().is_some_and(|s| !s.read_only));
+}
+
+#[tokio::test]
+async fn copy_uids_reports_each_copy_and_leaves_out_what_is_gone() {
+    // Arrange
+    let dovecot = start(DovecotOptions::new());
+    let mut target = session(&dovecot).await;
+    target.create_folder("Labelled").await.unwrap();
+    target.append("INBOX", &items()).await.unwrap();
+    target.select("INBOX").await.unwrap();
+
+    // Act: 2 and 3 exist, 9 never did.
+    let copies = target.copy_uids(&[3, 9, 2], "Labelled").await.unwrap();
+
+    // Assert: in the order given, each with the UID COPYUID gave it (copied in UID order).
+    assert_eq!(copies, [(3, Some(2)), (2, Some(1))]);
+    let originals = target.fetch_meta(&UidSet::from_uids([2, 3])).await.unwrap();
+    target.select("Labelled").await.unwrap();
+    let copied = target.fetch_meta(&UidSet::all()).await.unwrap();
+    assert_eq!(copied.len(), 2);
+    for (copy, original) in [(2, 3), (1, 2)] {
+        let copy = copied.iter().find(|m| m.uid == copy).unwrap();
+        let original = originals.iter().find(|m| m.uid == original).unwrap();
+        assert_eq!(
+            (copy.size, copy.internaldate, &copy.message_id),
+            (original.size, original.internaldate, &original.message_id)
+        );
+    }
+    assert_eq!(dovecot.message_count(USER, "INBOX").unwrap(), 3);
 }
 
 #[tokio::test]

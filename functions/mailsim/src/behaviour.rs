@@ -70,6 +70,11 @@ pub struct Behaviour {
     /// themselves come from a real authority in the tests that name one; here a test decides
     /// which are valid, to model expiry and revocation.
     pub app_tokens: HashSet<String>,
+    /// Gmail's labels (X-GM-EXT-1): a message is one message in every label it shows in, with
+    /// one X-GM-MSGID; every message also shows in All Mail (the `\All` folder, when there is
+    /// one); a COPY adds a label to the same message, storing nothing new (into a folder that
+    /// already shows it, nothing at all). Off, no message has an X-GM-MSGID.
+    pub gmail_labels: bool,
 }
 
 impl Default for Behaviour {
@@ -95,6 +100,7 @@ impl Default for Behaviour {
             munge_8bit_headers: false,
             drop_flags_on_append: Vec::new(),
             app_tokens: HashSet::new(),
+            gmail_labels: false,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct StoredMessage {
     pub bytes: Vec<u8>,
     pub flags: Vec<String>,
     pub internaldate: OffsetDateTime,
+    /// X-GM-MSGID, with Gmail's labels on.
+    pub gmail_id: Option<u64>,
 }
 
 impl StoredMessage {
@@ -137,7 +139,36 @@ impl Server {
         internaldate: OffsetDateTime,
     ) -> u32 {
         let flags: Vec<String> = flags.iter().map(|f| f.as_ref().to_owned()).collect();
-        ok(self.lock().folder_mut(user, folder)).store(bytes.into(), &flags, internaldate)
+        ok(self
+            .lock()
+            .store_new(user, folder, bytes.into(), &flags, internaldate))
+    }
+
+    /// Delivers one message under several labels (the first is where it arrives, the others
+    /// are applied to it), as Gmail shows it with `gmail_labels` on: one X-GM-MSGID in every
+    /// label and in All Mail. Returns its UID in each label.
+    pub fn deliver_labelled(
+        &self,
+        user: &str,
+        labels: &[&str],
+        bytes: impl Into<Vec<u8>>,
+        flags: &[impl AsRef<str>],
+        internaldate: OffsetDateTime,
+    ) -> Vec<u32> {
+        let (first, rest) = labels.split_first().expect("at least one label");
+        let uid = self.deliver(user, first, bytes, flags, internaldate);
+        let mut st = self.lock();
+        let mut uids = vec![uid];
+        for label in rest {
+            let copies = ok(st.copy(user, first, &[uid], label));
+            uids.extend(copies.into_iter().filter_map(|(_, copy)| copy));
+        }
+        uids
+    }
+
+    /// Bytes APPENDed and stored so far, for every user (what a client uploaded).
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.lock().uploaded_bytes
     }
 
     /// Removes a message (a user deleting it); false when there was no such UID.
@@ -171,6 +202,7 @@ impl Server {
                 bytes: m.bytes.clone(),
                 flags: m.flags.clone(),
                 internaldate: m.internaldate,
+                gmail_id: m.gmail_id,
             })
             .collect()
     }

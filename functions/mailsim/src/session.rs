@@ -253,9 +253,8 @@ fn append_one(
                 .any(|d| d.eq_ignore_ascii_case(f))
         })
         .collect();
-    let uid = st
-        .folder_mut(login, folder)?
-        .store(bytes, &flags, item.internaldate);
+    st.uploaded_bytes += bytes.len() as u64;
+    let uid = st.store_new(login, folder, bytes, &flags, item.internaldate)?;
     count_accepted(st);
     Ok(AppendOutcome::Appended {
         uid: uidplus.then_some(uid),
@@ -411,6 +410,24 @@ impl MailSession for SimSession {
         self.server
             .call(self.id, |st| append_items(st, login, folder, items))
             .await
+    }
+
+    async fn copy_to(
+        &mut self,
+        uids: &[u32],
+        folder: &str,
+    ) -> Result<Vec<(u32, Option<u32>)>, MailboxError> {
+        let (login, open) = (&self.login, &self.open);
+        self.run(|st| {
+            let from = opened(open)?.name.clone();
+            let uidplus = st.behaviour.uidplus;
+            let copies = st.copy(login, &from, uids, folder)?;
+            Ok(copies
+                .into_iter()
+                .map(|(uid, copy)| (uid, copy.filter(|_| uidplus)))
+                .collect())
+        })
+        .await
     }
 
     async fn find_by_message_id(

@@ -23,6 +23,8 @@ pub(crate) struct Message {
     pub modseq: u64,
     /// Parsed once at store time; the bytes never change afterwards.
     pub message_id: Option<String>,
+    /// X-GM-MSGID, on a server with Gmail's labels.
+    pub gmail_id: Option<u64>,
 }
 
 /// One folder: its IMAP identity (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) and messages by UID.
@@ -57,18 +59,32 @@ impl Folder {
 
     /// Stores a message under the next UID and returns that UID.
     pub fn store(&mut self, bytes: Vec<u8>, flags: &[String], internaldate: OffsetDateTime) -> u32 {
-        let uid = self.uidnext;
-        self.uidnext += 1;
-        let modseq = self.bump();
         let message = Message {
             message_id: message_id(&bytes),
             bytes,
             flags: clean_flags(flags),
             internaldate: imap_date(internaldate),
-            modseq,
+            modseq: 0,
+            gmail_id: None,
         };
+        self.put(message)
+    }
+
+    /// Stores this message (a copy, a label) under the next UID and returns that UID.
+    pub fn put(&mut self, mut message: Message) -> u32 {
+        let uid = self.uidnext;
+        self.uidnext += 1;
+        message.modseq = self.bump();
         self.messages.insert(uid, message);
         uid
+    }
+
+    /// The UID under which this folder shows the Gmail message `gmail_id`.
+    pub fn find_gmail_id(&self, gmail_id: u64) -> Option<u32> {
+        self.messages
+            .iter()
+            .find(|(_, m)| m.gmail_id == Some(gmail_id))
+            .map(|(&uid, _)| uid)
     }
 
     /// Replaces a message's flags; false when there is no such UID. Setting the flags it
@@ -141,6 +157,7 @@ pub(crate) fn meta(uid: u32, m: &Message, condstore: bool) -> MessageMeta {
         internaldate: m.internaldate,
         modseq: condstore.then_some(m.modseq),
         message_id: m.message_id.clone(),
+        gmail_id: m.gmail_id,
     }
 }
 
@@ -200,6 +217,10 @@ pub(crate) struct State {
     /// Open sessions: id → login. A session not in here was dropped by the server.
     pub sessions: BTreeMap<u64, String>,
     pub next_session: u64,
+    /// The last X-GM-MSGID given out.
+    pub last_gmail_id: u64,
+    /// Bytes of every message APPENDed and stored (not counting duplicates dropped or COPYs).
+    pub uploaded_bytes: u64,
 }
 
 pub(crate) fn connection_reset() -> MailboxError {
@@ -220,6 +241,8 @@ impl State {
             commands: 0,
             sessions: BTreeMap::new(),
             next_session: 1,
+            last_gmail_id: 1_278_455_344_230_334_000,
+            uploaded_bytes: 0,
         }
     }
 
@@ -261,6 +284,77 @@ impl State {
         let v = self.next_uidvalidity;
         self.next_uidvalidity += 1;
         v
+    }
+
+    /// Stores a new message in `folder` and returns its UID; with Gmail's labels it gets a new
+    /// X-GM-MSGID and shows in All Mail too.
+    pub fn store_new(
+        &mut self,
+        login: &str,
+        folder: &str,
+        bytes: Vec<u8>,
+        flags: &[String],
+        internaldate: OffsetDateTime,
+    ) -> Result<u32, MailboxError> {
+        let uid = self
+            .folder_mut(login, folder)?
+            .store(bytes, flags, internaldate);
+        if self.behaviour.gmail_labels {
+            self.last_gmail_id += 1;
+            let id = self.last_gmail_id;
+            let f = self.folder_mut(login, folder)?;
+            let message = f.messages.get_mut(&uid).map(|m| {
+                m.gmail_id = Some(id);
+                m.clone()
+            });
+            if let (Some(message), Some(all)) = (message, self.all_mail(login)?)
+                && self.canonical(folder) != all
+            {
+                self.folder_mut(login, &all)?.put(message);
+            }
+        }
+        Ok(uid)
+    }
+
+    /// The name of the user's All Mail (`\All`) folder, if any.
+    pub fn all_mail(&self, login: &str) -> Result<Option<String>, MailboxError> {
+        Ok(self
+            .user(login)?
+            .folders
+            .iter()
+            .find(|(_, f)| f.special_use == Some(SpecialUse::All))
+            .map(|(name, _)| name.clone()))
+    }
+
+    /// UID COPY of `uids` from `from` into `to`: per UID the folder holds, the copy's UID
+    /// (a UID it does not hold is left out, as COPYUID leaves it out). With Gmail's labels a copy is a label on the same message, and a
+    /// folder that already shows it gets nothing new.
+    pub fn copy(
+        &mut self,
+        login: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, Option<u32>)>, MailboxError> {
+        self.folder(login, to)?;
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let Some(message) = self.folder(login, from)?.messages.get(&uid).cloned() else {
+                continue;
+            };
+            let existing = match message.gmail_id {
+                Some(id) if self.behaviour.gmail_labels => {
+                    self.folder(login, to)?.find_gmail_id(id)
+                }
+                _ => None,
+            };
+            let copy = match existing {
+                Some(copy) => copy,
+                None => self.folder_mut(login, to)?.put(message),
+            };
+            out.push((uid, Some(copy)));
+        }
+        Ok(out)
     }
 
     /// INBOX is case-insensitive (RFC 3501 5.1), as the first component of a path too.

@@ -227,6 +227,18 @@ fn imap_side(host: &str) -> ConnectorInput {
     }
 }
 
+fn gmail_side(host: &str) -> ConnectorInput {
+    ConnectorInput {
+        kind: contract::ConnectorKind::GoogleWorkspace,
+        host: host.into(),
+        port: 993,
+        security: Security::Tls,
+        auth: AuthInput::GoogleServiceAccount {
+            key_json: Some(MODEL_SERVICE_ACCOUNT_KEY.into()),
+        },
+    }
+}
+
 /// The token port as an authority answers it, for the engine's decisions: tokens `t1`, `t2`, …,
 /// the same one until it is forgotten, then the next. (The real adapter is tested against a
 /// real authority in the integration tests.)
@@ -337,14 +349,27 @@ impl World {
             server: Server::new(),
             connector: imap_side("target.test"),
             tokens,
-            source: ConnectorInput {
-                kind: contract::ConnectorKind::GoogleWorkspace,
-                host: SOURCE_HOST.into(),
-                port: 993,
-                security: Security::Tls,
-                auth: AuthInput::GoogleServiceAccount {
-                    key_json: Some(MODEL_SERVICE_ACCOUNT_KEY.into()),
-                },
+            source: gmail_side(SOURCE_HOST),
+        })
+        .await
+    }
+
+    /// A world on a hand-moved clock whose target is Gmail (this server, written with a
+    /// service account's tokens from `tokens`, which it must take), and whose source is Gmail
+    /// too when `gmail_source` says so (the same tokens).
+    pub async fn with_gmail_target(
+        target: Server,
+        tokens: Arc<ModelTokens>,
+        gmail_source: bool,
+    ) -> World {
+        World::on_manual_clock(TheTarget {
+            server: target,
+            connector: gmail_side("gmail.test"),
+            tokens,
+            source: if gmail_source {
+                gmail_side(SOURCE_HOST)
+            } else {
+                imap_side(SOURCE_HOST)
             },
         })
         .await

@@ -227,18 +227,24 @@ impl App {
         let target_name = folder.target_name.clone();
         let (policy, checked) = (attempt.options.verify_content, folder.content_checked);
         let io = async {
-            let fetched = self.fetch_chunk(s, wanted, policy, checked).await?;
-            let outcomes = s
-                .target
-                .append(&target_name, fetched.items)
-                .await
-                .map_err(mailbox_err)?;
-            Ok((
-                fetched.metas,
-                fetched.fingerprints,
-                fetched.unreadable,
-                outcomes,
-            ))
+            // On a target whose folders are labels, what it holds already gets a label.
+            let labelled = self
+                .label_instead_of_upload(s, &target_name, wanted)
+                .await?;
+            let (mut metas, mut outcomes) = (labelled.metas, labelled.outcomes);
+            let fetched = self
+                .fetch_chunk(s, &labelled.upload, policy, checked)
+                .await?;
+            if !fetched.items.is_empty() {
+                outcomes.extend(
+                    s.target
+                        .append(&target_name, fetched.items)
+                        .await
+                        .map_err(mailbox_err)?,
+                );
+            }
+            metas.extend(fetched.metas);
+            Ok((metas, fetched.fingerprints, fetched.unreadable, outcomes))
         };
         let (fetched, fingerprints, unreadable, outcomes) = match self
             .while_leased(folder, Some(attempt.deadline), io)

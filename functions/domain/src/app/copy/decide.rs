@@ -55,15 +55,36 @@ pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<Skip
     })
 }
 
-/// What tells one Gmail message apart in every label it shows in: its Message-ID, size and
-/// INTERNALDATE (the same in each label). `None` without a Message-ID: such a message is never
-/// taken for another, so All Mail keeps it (a copy too many rather than one too few).
-pub(crate) fn label_key(m: &MessageMeta) -> Option<(String, u64, i64)> {
-    Some((
+/// What tells one Gmail message apart in every label it shows in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum LabelKey {
+    /// Gmail's own X-GM-MSGID: exact, with or without a Message-ID.
+    Gmail(u64),
+    /// Without X-GM-EXT-1: Message-ID, size and INTERNALDATE (the same in each label).
+    Header(String, u64, i64),
+}
+
+/// The message's [`LabelKey`]. `None` without X-GM-MSGID and without a Message-ID: such a
+/// message is never taken for another, so All Mail keeps it (a copy too many rather than one
+/// too few).
+pub(crate) fn label_key(m: &MessageMeta) -> Option<LabelKey> {
+    if let Some(id) = m.gmail_id {
+        return Some(LabelKey::Gmail(id));
+    }
+    Some(LabelKey::Header(
         m.message_id.clone()?,
         m.size,
         m.internaldate.unix_timestamp(),
     ))
+}
+
+/// Whether `found` (a target message) is the copy of `m` that a target keeping bytes stores:
+/// the same Message-ID, size and INTERNALDATE.
+pub(crate) fn same_message(m: &MessageMeta, found: &MessageMeta) -> bool {
+    m.message_id.is_some()
+        && found.message_id == m.message_id
+        && found.size == m.size
+        && found.internaldate == m.internaldate
 }
 
 /// The largest message a target service takes, by its profile, and the service's name.
@@ -303,7 +324,64 @@ mod tests {
             internaldate: time::OffsetDateTime::UNIX_EPOCH,
             modseq: None,
             message_id: None,
+            gmail_id: None,
         }
+    }
+
+    #[test]
+    fn a_gmail_message_is_known_by_its_own_id_in_every_label_else_by_its_header() {
+        let with_id = MessageMeta {
+            message_id: Some("<a@x>".into()),
+            ..meta(1, 10)
+        };
+        assert_eq!(
+            label_key(&with_id),
+            Some(LabelKey::Header("<a@x>".into(), 10, 0))
+        );
+        // X-GM-MSGID wins, and names a message without Message-ID too.
+        let gmail = MessageMeta {
+            gmail_id: Some(77),
+            ..with_id.clone()
+        };
+        assert_eq!(label_key(&gmail), Some(LabelKey::Gmail(77)));
+        let bare = MessageMeta {
+            gmail_id: Some(78),
+            ..meta(2, 10)
+        };
+        assert_eq!(label_key(&bare), Some(LabelKey::Gmail(78)));
+        assert_eq!(label_key(&meta(3, 10)), None);
+    }
+
+    #[test]
+    fn a_copy_found_by_message_id_is_the_same_message_only_with_its_size_and_date() {
+        let m = MessageMeta {
+            message_id: Some("<a@x>".into()),
+            ..meta(1, 10)
+        };
+        assert!(same_message(
+            &m,
+            &MessageMeta {
+                uid: 9,
+                ..m.clone()
+            }
+        ));
+        assert!(!same_message(
+            &m,
+            &MessageMeta {
+                size: 11,
+                ..m.clone()
+            }
+        ));
+        let later = m.internaldate + time::Duration::seconds(1);
+        assert!(!same_message(
+            &m,
+            &MessageMeta {
+                internaldate: later,
+                ..m.clone()
+            }
+        ));
+        // Without a Message-ID nothing is taken for the same message.
+        assert!(!same_message(&meta(1, 10), &meta(2, 10)));
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl App {
         s: &mut Sessions,
         user: &MailUser,
         all_mail: &FolderState,
-    ) -> Result<HashSet<(String, u64, i64)>, AppError> {
+    ) -> Result<HashSet<decide::LabelKey>, AppError> {
         let mut keys = HashSet::new();
         for f in self.deps.store.list_folders(user.id).await? {
             if f.source_name == all_mail.source_name || f.pass != user.pass {

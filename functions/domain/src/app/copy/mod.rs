@@ -29,6 +29,7 @@ mod details;
 mod folder;
 pub(crate) mod identity;
 mod job;
+mod labels;
 mod lease;
 mod naming;
 mod plan;
@@ -94,8 +95,14 @@ struct Sessions {
     target_drops: &'static [&'static str],
     /// The largest message the target's service takes (its profile's `max_message_bytes`).
     target_limit: Option<decide::ServiceLimit>,
-    /// The source is Gmail: one message shows in every label it has, and All Mail shows all.
+    /// The source's folders are labels (Gmail): one message shows in every label it has, and
+    /// All Mail shows all.
     source_labels: bool,
+    /// The target's folders are labels (Gmail): a message it holds already gets a folder's
+    /// label instead of a second upload.
+    target_labels: bool,
+    /// The target's All Mail, once looked up (`labels.rs`).
+    target_all_mail: Option<Option<String>>,
 }
 
 impl Sessions {
@@ -285,9 +292,11 @@ impl App {
             .pop()
             .ok_or_else(|| AppError::internal("no source session"))?;
         let target_profile = crate::providers::profile(project.target.kind);
-        let source_labels = project.source.kind == contract::ConnectorKind::GoogleWorkspace;
+        let source_profile = crate::providers::profile(project.source.kind);
         Ok(Sessions {
-            source_labels,
+            source_labels: source_profile.labels.value,
+            target_labels: target_profile.labels.value,
+            target_all_mail: None,
             source: Source::new(source),
             target: Target::new(target),
             target_drops: target_profile.flags_after_append.value,
