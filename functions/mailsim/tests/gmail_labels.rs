@@ -100,11 +100,9 @@ async fn from_gmail_each_message_arrives_once_per_label_known_by_its_gmail_id() 
     assert!(all_mail.skipped.is_empty());
 }
 
-/// To Gmail: a message the source keeps in two folders is uploaded once and labelled twice,
-/// first pass and delta alike; a message without a Message-ID, which cannot be found for
-/// sure, is uploaded for each folder (a copy too many rather than one too few).
-#[tokio::test]
-async fn to_gmail_a_message_in_two_folders_is_uploaded_once_and_labelled_twice() {
+/// A Gmail target with All Mail, and a source keeping messages 0 and 1 (and one without a
+/// Message-ID) in both INBOX and Archive.
+async fn to_gmail_world() -> World {
     let target = mailsim::Server::new();
     target.behaviour_mut(|b| {
         b.app_tokens.insert("t1".into());
@@ -113,23 +111,24 @@ async fn to_gmail_a_message_in_two_folders_is_uploaded_once_and_labelled_twice()
     let w = World::with_gmail_target(target, Arc::new(ModelTokens::default()), false).await;
     w.target
         .create_folder(USER, ALL_MAIL, Some(SpecialUse::All));
-    let deliver = |folder: &str, index: usize, with_id: bool| {
-        w.source
-            .deliver(USER, folder, body(index, with_id, 400), &["\\Seen"], date());
-    };
     for i in 0..6 {
-        deliver("INBOX", i, true);
+        deliver(&w, "INBOX", i, true);
     }
     for i in [0, 1, 6] {
-        deliver("Archive", i, true);
+        deliver(&w, "Archive", i, true);
     }
-    deliver("INBOX", 20, false);
-    deliver("Archive", 20, false);
+    deliver(&w, "INBOX", 20, false);
+    deliver(&w, "Archive", 20, false);
+    w
+}
 
-    w.act(BulkAction::Start).await;
-    w.drain(&mut VecDeque::new()).await;
+fn deliver(w: &World, folder: &str, index: usize, with_id: bool) {
+    w.source
+        .deliver(USER, folder, body(index, with_id, 400), &["\\Seen"], date());
+}
 
-    assert_eq!(w.user().await.state, UserState::Completed);
+/// What the Gmail target holds after the first pass, however it got there.
+fn assert_labelled_once(w: &World) {
     assert_eq!(subjects(&w.target, "INBOX"), named(&[0, 1, 2, 3, 4, 5, 20]));
     assert_eq!(subjects(&w.target, "Archive"), named(&[0, 1, 6, 20]));
     assert_eq!(
@@ -137,6 +136,19 @@ async fn to_gmail_a_message_in_two_folders_is_uploaded_once_and_labelled_twice()
         named(&[0, 1, 2, 3, 4, 5, 6, 20, 20]),
         "one message per Message-ID; the one without is there twice"
     );
+}
+
+/// To Gmail: a message the source keeps in two folders is uploaded once and labelled twice,
+/// first pass and delta alike; a message without a Message-ID, which cannot be found for
+/// sure, is uploaded for each folder (a copy too many rather than one too few).
+#[tokio::test]
+async fn to_gmail_a_message_in_two_folders_is_uploaded_once_and_labelled_twice() {
+    let w = to_gmail_world().await;
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_labelled_once(&w);
     let size = |i: usize, with_id: bool| body(i, with_id, 400).len() as u64;
     let once: u64 = (0..7).map(|i| size(i, true)).sum();
     assert_eq!(w.target.uploaded_bytes(), once + 2 * size(20, false));
@@ -153,11 +165,29 @@ async fn to_gmail_a_message_in_two_folders_is_uploaded_once_and_labelled_twice()
 
     // A delta: a message filed into Archive that INBOX brought before is labelled, not sent.
     let before = w.target.uploaded_bytes();
-    deliver("Archive", 3, true);
+    deliver(&w, "Archive", 3, true);
     w.act(BulkAction::Delta).await;
     w.drain(&mut VecDeque::new()).await;
     assert_eq!(w.user().await.state, UserState::Completed);
     assert_eq!(subjects(&w.target, "Archive"), named(&[0, 1, 3, 6, 20]));
     assert_eq!(w.target.uploaded_bytes(), before);
     assert_eq!(w.target.messages(USER, ALL_MAIL).len(), 9);
+}
+
+/// A worker that dies anywhere on the Gmail side (before a COPY, after it and before the
+/// checkpoint, mid-upload) leaves nothing twice and nothing missing: the next attempt finds
+/// the labels and uploads already made like any copy of the chunk.
+#[tokio::test]
+async fn to_gmail_a_crash_at_any_step_loses_and_duplicates_nothing() {
+    for crash_at in (1..80).step_by(2) {
+        let w = to_gmail_world().await;
+        w.act(BulkAction::Start).await;
+        w.drain(&mut VecDeque::from([crash_at, crash_at])).await;
+        assert_eq!(
+            w.user().await.state,
+            UserState::Completed,
+            "crash at {crash_at}"
+        );
+        assert_labelled_once(&w);
+    }
 }
