@@ -315,3 +315,32 @@ async fn a_refused_token_or_mailbox_is_named_and_no_secret_is_shown() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.body["details"]["field"], "connector.auth.mode");
 }
+
+/// Jobs that start together and all find their grant's token due ask the authority once:
+/// the others wait for that token (with rotating refresh tokens a second renewal would spend
+/// a token the first already spent).
+#[tokio::test]
+async fn parallel_calls_for_one_grant_renew_its_token_once() {
+    use domain::oauth::{AppGrant, Tokens};
+    let authority = authority();
+    let client = std::sync::Arc::new(oauth::OAuthClient::new().expect("token client"));
+    let grant = AppGrant::ClientCredentials {
+        token_url: authority.token_url(),
+        client_id: APP.into(),
+        client_secret: domain::Secret::new(APP_SECRET),
+        scope: "https://outlook.office365.com/.default".into(),
+    };
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, grant) = (client.clone(), grant.clone());
+            tokio::spawn(async move { client.app_token(&grant).await })
+        })
+        .collect();
+    let mut tokens = std::collections::BTreeSet::new();
+    for call in calls {
+        let token = call.await.unwrap().expect("a token");
+        tokens.insert(token.token.expose().to_owned());
+    }
+    assert_eq!(tokens.len(), 1, "every call got the same token");
+    assert_eq!(authority.tokens_issued(APP), 1, "{}", authority.log());
+}

@@ -28,6 +28,17 @@ pub fn sign_in_authority(ttl: Duration) -> Authority {
     .expect("the OAuth authority starts")
 }
 
+/// An authority whose refresh tokens are spent on use, each renewal giving a new one.
+fn rotating_authority(ttl: Duration) -> Authority {
+    Authority::start(
+        AuthorityOptions::new()
+            .sign_in_client(SIGN_IN_CLIENT)
+            .access_token_ttl(ttl)
+            .rotate_refresh_tokens(),
+    )
+    .expect("the OAuth authority starts")
+}
+
 /// The local server with Microsoft's endpoints at the local authority.
 pub async fn app_for_sign_in(authority: &Authority) -> TestApp {
     let (token, authorize) = (authority.token_url(), authority.authorize_url());
@@ -350,28 +361,40 @@ async fn a_user_signs_in_instead_of_a_password_and_refusals_store_nothing() {
     );
 }
 
-/// A sign-in the user withdraws while the move goes on: the next token renewal is refused,
-/// the user is told a sign-in is needed again (a new link), and after signing in again the
-/// delta resumes and completes with nothing lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
-    // Tokens that end within seconds, so the next job renews with the refresh token.
-    let authority = sign_in_authority(Duration::from_secs(2));
+/// A move whose target Ann signs in to, started and completed: the servers, the app, the
+/// project and user ids, and Ann's link.
+struct SignedInMove {
+    source: Dovecot,
+    target: Dovecot,
+    app: TestApp,
+    ids: (String, String),
+}
+
+async fn ann_moved_with_sign_in(authority: &Authority, corpus: u64) -> SignedInMove {
     let source = source_server();
-    seed(&source, "ann@old.example", &test_corpus(16, None));
-    let target = token_target(&authority);
-    let app = app_for_sign_in(&authority).await;
+    seed(&source, "ann@old.example", &test_corpus(corpus, None));
+    let target = token_target(authority);
+    let app = app_for_sign_in(authority).await;
     let (p, u) = project_with_sign_in(&app, &source, &target).await;
     let token = app.invite_token_for("ann@old.example").await.unwrap();
-    ann_signs_in(&app, &authority, &token).await;
+    ann_signs_in(&app, authority, &token).await;
     ann_starts_and_completes(&app, (&p, &u), &token, &source, &target).await;
+    SignedInMove {
+        source,
+        target,
+        app,
+        ids: (p, u),
+    }
+}
 
-    // Ann withdraws the app's access; new mail arrives; the admin starts a delta.
-    revoke(&authority, "ann@new.example").await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let more: Vec<_> = test_corpus(901, None).into_iter().take(4).collect();
-    seed(&source, "ann@old.example", &more);
-    let r = app
+/// New mail arrives at the source (`count` messages of corpus `corpus`) and the admin starts
+/// a delta.
+async fn new_mail_and_delta(m: &SignedInMove, corpus: u64, count: usize) {
+    let more: Vec<_> = test_corpus(corpus, None).into_iter().take(count).collect();
+    seed(&m.source, "ann@old.example", &more);
+    let (p, u) = &m.ids;
+    let r = m
+        .app
         .post(
             &format!("/api/admin/projects/{p}/users/{u}/actions/delta"),
             json!(null),
@@ -379,7 +402,23 @@ async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let asked = wait_for_state(&app, &p, &u, "email_sent", Duration::from_secs(60))
+}
+
+/// A sign-in the user withdraws while the move goes on: the next token renewal is refused,
+/// the user is told a sign-in is needed again (a new link), and after signing in again the
+/// delta resumes and completes with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
+    // Tokens that end within seconds, so the next job renews with the refresh token.
+    let authority = sign_in_authority(Duration::from_secs(2));
+    let m = ann_moved_with_sign_in(&authority, 16).await;
+    let (app, (p, u)) = (&m.app, (&m.ids.0, &m.ids.1));
+
+    // Ann withdraws the app's access; new mail arrives; the admin starts a delta.
+    revoke(&authority, "ann@new.example").await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    new_mail_and_delta(&m, 901, 4).await;
+    let asked = wait_for_state(app, p, u, "email_sent", Duration::from_secs(60))
         .await
         .unwrap();
     let why = asked["user"]["last_error"]
@@ -391,8 +430,38 @@ async fn a_revoked_sign_in_asks_for_a_new_one_and_the_move_resumes() {
 
     // A new link; Ann signs in again and presses Start: the move resumes.
     let token = app.invite_token_for("ann@old.example").await.unwrap();
-    let view = invite(&app, &token).await;
+    let view = invite(app, &token).await;
     assert_eq!(view["target_sign_in"]["signed_in_as"], Value::Null);
-    ann_signs_in(&app, &authority, &token).await;
-    ann_starts_and_completes(&app, (&p, &u), &token, &source, &target).await;
+    ann_signs_in(app, &authority, &token).await;
+    ann_starts_and_completes(app, (p, u), &token, &m.source, &m.target).await;
+}
+
+/// An authority that rotates refresh tokens (as Microsoft's does) spends each one on use and
+/// revokes the sign-in when a spent one comes again: every renewal's new refresh token is
+/// kept (sealed, in place of the old), so renewals across passes and parallel jobs go on
+/// working and the move completes, first pass and deltas, without asking Ann again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_refresh_tokens_are_kept_and_the_move_goes_on() {
+    let authority = rotating_authority(Duration::from_secs(2));
+    let m = ann_moved_with_sign_in(&authority, 18).await;
+    let (p, u) = (&m.ids.0, &m.ids.1);
+
+    // Two deltas, each after the access tokens ended: renewed with the kept refresh tokens.
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        new_mail_and_delta(&m, 700 + round * 10, 3).await;
+        let done = wait_for_state(&m.app, p, u, "completed", Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|e| fail(&e, &authority));
+        assert_eq!(done["user"]["last_error"], Value::Null, "{done}");
+        assert_arrived_as(&m.source, &m.target, "ann@new.example", ANN_TARGET_PW).await;
+    }
+    let renewed = authority.refresh_grants(SIGN_IN_CLIENT);
+    println!("refresh-token renewals at the rotating authority: {renewed}");
+    assert!(renewed >= 3, "renewed {renewed} times\n{}", authority.log());
+    assert!(
+        !authority.log().contains("refresh token already used"),
+        "no spent refresh token was used again\n{}",
+        authority.log()
+    );
 }

@@ -123,6 +123,10 @@ impl AppGrant {
 pub struct AccessToken {
     pub token: Secret,
     pub expires_at: OffsetDateTime,
+    /// A new refresh token the authority answered a renewal with (it rotates them, as
+    /// Microsoft's does): the one used may stop working, so the caller keeps this one in its
+    /// place. Only the call that renewed gets it; a kept token carries none.
+    pub refresh_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,11 +10,16 @@
 //!
 //! Tokens are kept in memory and renewed before they end (five minutes before, or at half
 //! their life when they live shorter), so a copy never starts a command with a token about to
-//! run out. No token, secret or assertion is ever logged or put into an error: what an error
-//! carries is the authority's error code and its description, cut short.
+//! run out. One grant is renewed by one call at a time: the others wait for its token. That
+//! matters where refresh tokens rotate (Microsoft): each renewal spends the refresh token it
+//! used and answers with a new one, which the caller keeps (and which is kept here too, so a
+//! job that already read the new one finds the same access token), and an authority that
+//! checks for reuse revokes the whole sign-in when a spent one comes again. No token, secret
+//! or assertion is ever logged or put into an error: what an error carries is the authority's
+//! error code and its description, cut short.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,6 +54,8 @@ struct Kept {
 pub struct OAuthClient {
     http: reqwest::Client,
     kept: Mutex<HashMap<[u8; 32], Kept>>,
+    /// One lock per grant, held while its token is renewed.
+    renewing: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for OAuthClient {
@@ -69,11 +76,28 @@ impl OAuthClient {
         Ok(OAuthClient {
             http,
             kept: Mutex::new(HashMap::new()),
+            renewing: Mutex::new(HashMap::new()),
         })
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Kept>> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kept token of a grant while it is not due for renewal.
+    fn kept_token(&self, key: &[u8; 32], now: OffsetDateTime) -> Option<AccessToken> {
+        self.kept()
+            .get(key)
+            .filter(|kept| kept.renew_at > now)
+            .map(|kept| kept.token.clone())
+    }
+
+    /// The lock that lets one call at a time renew the grant under `key`.
+    fn renewal_lock(&self, key: [u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.renewing.lock().unwrap_or_else(|p| p.into_inner());
+        // Locks nobody holds or waits for go, so the map stays as small as the work in hand.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(key).or_default().clone()
     }
 
     async fn client_credentials(
@@ -191,6 +215,24 @@ fn cache_key(grant: &AppGrant) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The same grant with another refresh token (a rotated one).
+fn with_refresh_token(grant: &AppGrant, refresh_token: &Secret) -> AppGrant {
+    match grant {
+        AppGrant::Refresh {
+            token_url,
+            client,
+            scope,
+            ..
+        } => AppGrant::Refresh {
+            token_url: token_url.clone(),
+            client: client.clone(),
+            refresh_token: refresh_token.clone(),
+            scope: scope.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
 /// When a token issued `now` for `lifetime` is renewed.
 fn renew_at(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
     let early = RENEW_BEFORE.min(lifetime / 2);
@@ -210,12 +252,17 @@ pub(crate) struct TokenAnswer {
 impl Tokens for OAuthClient {
     async fn app_token(&self, grant: &AppGrant) -> Result<AccessToken, TokenError> {
         let key = cache_key(grant);
-        let now = OffsetDateTime::now_utc();
-        if let Some(kept) = self.kept().get(&key)
-            && kept.renew_at > now
-        {
-            return Ok(kept.token.clone());
+        if let Some(token) = self.kept_token(&key, OffsetDateTime::now_utc()) {
+            return Ok(token);
         }
+        let lock = self.renewal_lock(key);
+        let _renewing = lock.lock().await;
+        // Another call may have renewed it while this one waited.
+        let now = OffsetDateTime::now_utc();
+        if let Some(token) = self.kept_token(&key, now) {
+            return Ok(token);
+        }
+        let mut rotated = None;
         let (token, lifetime) = match grant {
             AppGrant::ClientCredentials {
                 token_url,
@@ -239,26 +286,48 @@ impl Tokens for OAuthClient {
                 client,
                 refresh_token,
                 scope,
-            } => sign_in::refresh(&self.http, token_url, client, refresh_token, scope).await?,
+            } => {
+                let (token, lifetime, new_refresh) =
+                    sign_in::refresh(&self.http, token_url, client, refresh_token, scope).await?;
+                rotated = new_refresh;
+                (token, lifetime)
+            }
         };
         let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME);
         let token = AccessToken {
             token,
             expires_at: now + lifetime,
+            refresh_token: None,
         };
         tracing::info!(
             grant = %grant.describe(),
             lifetime_s = lifetime.as_secs(),
+            rotated = rotated.is_some(),
             "access token issued"
         );
-        self.kept().insert(
-            key,
-            Kept {
-                token: token.clone(),
-                renew_at: renew_at(now, lifetime),
-            },
-        );
-        Ok(token)
+        let kept = Kept {
+            token: token.clone(),
+            renew_at: renew_at(now, lifetime),
+        };
+        let mut keys = vec![key];
+        if let (Some(new_refresh), AppGrant::Refresh { .. }) = (&rotated, grant) {
+            keys.push(cache_key(&with_refresh_token(grant, new_refresh)));
+        }
+        let mut all = self.kept();
+        for key in keys {
+            all.insert(
+                key,
+                Kept {
+                    token: kept.token.clone(),
+                    renew_at: kept.renew_at,
+                },
+            );
+        }
+        drop(all);
+        Ok(AccessToken {
+            refresh_token: rotated,
+            ..token
+        })
     }
 
     async fn forget(&self, grant: &AppGrant) {
@@ -282,6 +351,7 @@ impl Tokens for OAuthClient {
             access: AccessToken {
                 token: Secret::new(answer.access_token().secret().clone()),
                 expires_at: now + lifetime.unwrap_or(DEFAULT_LIFETIME),
+                refresh_token: None,
             },
             refresh_token,
             identity,

@@ -110,14 +110,15 @@ pub(crate) async fn exchange_code(
     Ok((answer, lifetime))
 }
 
-/// A new access token from a refresh token.
+/// A new access token from a refresh token, and the new refresh token when the authority
+/// rotated it.
 pub(crate) async fn refresh(
     http: &reqwest::Client,
     url: &str,
     client: &SignInClient,
     refresh_token: &Secret,
     scope: &str,
-) -> Result<(Secret, Option<Duration>), TokenError> {
+) -> Result<(Secret, Option<Duration>, Option<Secret>), TokenError> {
     let oauth = client_of(client).set_token_uri(token_url(url)?);
     let token = RefreshToken::new(refresh_token.expose().to_owned());
     let answer = oauth
@@ -126,9 +127,15 @@ pub(crate) async fn refresh(
         .request_async(http)
         .await
         .map_err(|err| token_error(url, err))?;
+    let rotated = answer
+        .refresh_token()
+        .map(|t| t.secret())
+        .filter(|t| t.as_str() != refresh_token.expose())
+        .map(|t| Secret::new(t.clone()));
     Ok((
         Secret::new(answer.access_token().secret().clone()),
         answer.expires_in(),
+        rotated,
     ))
 }
 

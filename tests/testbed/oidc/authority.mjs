@@ -8,7 +8,8 @@
 //   - a user's sign-in: authorization code with PKCE for a native (loopback, any port) public
 //     client, on oidc-provider's own login and consent pages (devInteractions: any login name,
 //     any password; the account's `sub`, `email` and `preferred_username` are that name),
-//     refresh tokens (offline_access, not rotated), ID tokens with the email claim, and JWT
+//     refresh tokens (offline_access; rotated on every use when the config says so, a used one
+//     then revoking the whole grant if it comes again), ID tokens with the email claim, and JWT
 //     access tokens for the IMAP resource whose `sub` is the account.
 // Access tokens are RS256 JWTs with `typ: JWT` (Dovecot 2.3 refuses `at+jwt`), signed with a key
 // generated here; its public half is written where Dovecot's oauth2 passdb reads keys for local
@@ -16,7 +17,8 @@
 //
 // Usage: node authority.mjs CONFIG.json — prints one JSON line {"issuer": ...} when it listens.
 // CONFIG: { key_dir, access_token_ttl, apps: [{client_id, client_secret | certificate_file}],
-//           service_accounts: [{client_id, key_file}], sign_in_clients: [client_id] }
+//           service_accounts: [{client_id, key_file}], sign_in_clients: [client_id],
+//           rotate_refresh_tokens }
 // Each service account gets a key pair made here; its key file (as Google gives one: type,
 // client_email, private_key, private_key_id, token_uri) is written to `key_file`.
 import * as crypto from 'node:crypto';
@@ -123,7 +125,7 @@ const provider = new Provider(issuer, {
     accountId: id,
     async claims() { return { sub: id, email: id, email_verified: true, preferred_username: id }; },
   }),
-  rotateRefreshToken: false,
+  rotateRefreshToken: config.rotate_refresh_tokens === true,
   features: {
     devInteractions: { enabled: true },
     clientCredentials: { enabled: true },

@@ -26,6 +26,7 @@ pub struct AuthorityOptions {
     certificate_apps: Vec<String>,
     service_accounts: Vec<String>,
     sign_in_clients: Vec<String>,
+    rotate_refresh_tokens: bool,
 }
 
 impl Default for AuthorityOptions {
@@ -36,6 +37,7 @@ impl Default for AuthorityOptions {
             certificate_apps: Vec::new(),
             service_accounts: Vec::new(),
             sign_in_clients: Vec::new(),
+            rotate_refresh_tokens: false,
         }
     }
 }
@@ -62,6 +64,14 @@ impl AuthorityOptions {
     /// redirecting to `http://127.0.0.1:<any port>/api/sign-in/callback`.
     pub fn sign_in_client(mut self, client_id: impl Into<String>) -> Self {
         self.sign_in_clients.push(client_id.into());
+        self
+    }
+
+    /// Refresh tokens rotated on every use, as Microsoft's identity platform does: each renewal
+    /// answers with a new refresh token, and the used one is spent (oidc-provider revokes the
+    /// whole sign-in when a spent one comes again).
+    pub fn rotate_refresh_tokens(mut self) -> Self {
+        self.rotate_refresh_tokens = true;
         self
     }
 
@@ -149,6 +159,7 @@ impl Authority {
                 "key_file": dir.path().join(format!("{email}.json")),
             })).collect::<Vec<_>>(),
             "sign_in_clients": options.sign_in_clients,
+            "rotate_refresh_tokens": options.rotate_refresh_tokens,
         });
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config.to_string())?;
@@ -237,6 +248,19 @@ impl Authority {
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["event"] == "token_issued" && v["client_id"] == client_id)
+            .count()
+    }
+
+    /// How many times a client renewed an access token with a refresh token.
+    pub fn refresh_grants(&self, client_id: &str) -> usize {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["event"] == "token_issued"
+                    && v["client_id"] == client_id
+                    && v["grant_type"] == "refresh_token"
+            })
             .count()
     }
 

@@ -278,7 +278,12 @@ impl App {
                 ));
             }
         }
-        Ok(creds)
+        // Read again: a check that renewed may have kept a rotated refresh token, which the
+        // credentials stored after this must carry.
+        Ok(self
+            .credentials(project, user.id)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Queues the user's copy once the link brought every credential; `what` names them for

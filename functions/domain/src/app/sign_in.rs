@@ -394,7 +394,13 @@ impl App {
         let grant = self.refresh_grant(project, side, &signed_in).await?;
         self.deps.tokens.forget(&grant).await;
         match self.deps.tokens.app_token(&grant).await {
-            Ok(_) => Ok(true),
+            Ok(token) => {
+                if let Some(rotated) = token.refresh_token {
+                    self.keep_rotated_refresh_token(project, user, side, rotated)
+                        .await?;
+                }
+                Ok(true)
+            }
             Err(TokenError::Refused(m)) => {
                 tracing::info!(user = %user.id, side = side.as_str(), reason = %m, "a stored sign-in was refused: deleted");
                 *side.sign_in_of(&mut creds) = None;
@@ -433,10 +439,11 @@ impl App {
     pub(crate) async fn signed_in_credential(
         &self,
         project: &Project,
+        user: &MailUser,
         side: Side,
-        email: &EmailAddress,
         signed_in: Option<&SignedIn>,
     ) -> Result<(String, Credential), AppError> {
+        let email = side.email(user);
         let provider = provider_name(side.of(project).kind);
         let needed = |why: String| AppError::SignInNeeded {
             side: side.as_str(),
@@ -450,13 +457,41 @@ impl App {
         };
         let grant = self.refresh_grant(project, side, signed_in).await?;
         match self.deps.tokens.app_token(&grant).await {
-            Ok(token) => Ok((email.to_string(), Credential::Bearer(token.token))),
+            Ok(token) => {
+                if let Some(rotated) = token.refresh_token {
+                    self.keep_rotated_refresh_token(project, user, side, rotated)
+                        .await?;
+                }
+                Ok((email.to_string(), Credential::Bearer(token.token)))
+            }
             Err(TokenError::Refused(m)) => Err(needed(format!("no longer works ({m})"))),
             Err(TokenError::Unavailable(m)) => Err(AppError::Upstream(format!(
                 "{} server: the authority could not be reached: {m}",
                 side.as_str()
             ))),
         }
+    }
+
+    /// Keeps the refresh token an authority rotated to in place of the one it spent (sealed
+    /// with the user's other credentials). A sign-in deleted meanwhile (purged, or found
+    /// revoked) stays deleted.
+    async fn keep_rotated_refresh_token(
+        &self,
+        project: &Project,
+        user: &MailUser,
+        side: Side,
+        rotated: Secret,
+    ) -> Result<(), AppError> {
+        let Some(mut creds) = self.credentials(project, user.id).await? else {
+            return Ok(());
+        };
+        let Some(signed_in) = side.sign_in_of(&mut creds).as_mut() else {
+            return Ok(());
+        };
+        signed_in.refresh_token = rotated.expose().to_owned();
+        self.store_credentials(project, user, &creds).await?;
+        tracing::info!(user = %user.id, side = side.as_str(), "a rotated refresh token was kept");
+        Ok(())
     }
 
     /// A copy found a side's sign-in revoked or expired: the refresh token is deleted, the user

@@ -261,6 +261,7 @@ impl Tokens for ModelTokens {
         Ok(AccessToken {
             token: Secret::new(format!("t{n}")),
             expires_at: OffsetDateTime::now_utc() + Duration::from_secs(3600),
+            refresh_token: None,
         })
     }
 

@@ -190,10 +190,10 @@ impl App {
             Side::Target => &creds.target_password,
         };
         let signed_in = match side {
-            Side::Source => &creds.source_sign_in,
-            Side::Target => &creds.target_sign_in,
+            Side::Source => creds.source_sign_in.clone(),
+            Side::Target => creds.target_sign_in.clone(),
         };
-        let credential_for = async || match &connector.auth {
+        let credential_for = async |signed_in: Option<&SignedIn>| match &connector.auth {
             ConnectorAuth::PerUser => Ok((
                 login_for(connector, email),
                 Credential::Password(Secret::new(password.clone().ok_or_else(|| {
@@ -201,7 +201,7 @@ impl App {
                 })?)),
             )),
             ConnectorAuth::UserSignIn { .. } => {
-                self.signed_in_credential(project, side, email, signed_in.as_ref())
+                self.signed_in_credential(project, user, side, signed_in)
                     .await
             }
             _ => {
@@ -209,7 +209,7 @@ impl App {
                     .await
             }
         };
-        let (login, credential) = credential_for().await?;
+        let (login, credential) = credential_for(signed_in.as_ref()).await?;
         let endpoint = connector.endpoint();
         let mut opened = self
             .deps
@@ -223,17 +223,24 @@ impl App {
                 side = side.as_str(),
                 "the server refused a kept token: asking for a new one"
             );
-            match (&connector.auth, signed_in) {
-                (ConnectorAuth::UserSignIn { .. }, Some(signed_in)) => {
+            let mut signed_in = signed_in;
+            if matches!(connector.auth, ConnectorAuth::UserSignIn { .. }) {
+                // Read again: another job may have renewed meanwhile, and an authority that
+                // rotates refresh tokens has then spent the one this job started with.
+                let mut fresh = self
+                    .credentials(project, user.id)
+                    .await?
+                    .unwrap_or_default();
+                signed_in = side.sign_in_of(&mut fresh).take();
+                if let Some(signed_in) = &signed_in {
                     let grant = self.refresh_grant(project, side, signed_in).await?;
                     self.deps.tokens.forget(&grant).await;
                 }
-                _ => {
-                    self.forget_app_token(project.id, side, connector, email.as_str())
-                        .await?
-                }
+            } else {
+                self.forget_app_token(project.id, side, connector, email.as_str())
+                    .await?;
             }
-            let (login, credential) = credential_for().await?;
+            let (login, credential) = credential_for(signed_in.as_ref()).await?;
             opened = self
                 .deps
                 .mailboxes
