@@ -42,9 +42,11 @@ fn rotating_authority(ttl: Duration) -> Authority {
 /// The local server with Microsoft's endpoints at the local authority.
 pub async fn app_for_sign_in(authority: &Authority) -> TestApp {
     let (token, authorize) = (authority.token_url(), authority.authorize_url());
+    let jwks = authority.jwks_url();
     spawn_app_with(None, |args| {
         args.microsoft_token_url = Some(token);
         args.microsoft_authorize_url = Some(authorize);
+        args.microsoft_jwks_url = Some(jwks);
     })
     .await
     .unwrap()

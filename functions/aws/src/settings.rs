@@ -28,10 +28,10 @@ pub struct Settings {
     /// jobs may reach loopback, link-local and metadata addresses (the function's own
     /// sandbox, its runtime API, 169.254.169.254). Private networks are reachable either way.
     pub allow_private_targets: bool,
-    /// `MICROSOFT_TOKEN_URL`, `MICROSOFT_AUTHORIZE_URL`, `GOOGLE_TOKEN_URL`,
-    /// `GOOGLE_AUTHORIZE_URL` (optional, default the providers' own): the OAuth authorities of
-    /// Microsoft 365 and Google Workspace sides, for a national cloud; `{tenant}` stands for
-    /// the project's tenant.
+    /// `MICROSOFT_TOKEN_URL`, `MICROSOFT_AUTHORIZE_URL`, `MICROSOFT_JWKS_URL`,
+    /// `GOOGLE_TOKEN_URL`, `GOOGLE_AUTHORIZE_URL`, `GOOGLE_JWKS_URL` (optional, default the
+    /// providers' own): the OAuth authorities of Microsoft 365 and Google Workspace sides, for
+    /// a national cloud; `{tenant}` stands for the project's tenant.
     pub authorities: domain::app::Authorities,
 }
 
@@ -49,7 +49,7 @@ pub enum SettingsError {
 
 impl Settings {
     /// The variable names, for documentation and the template.
-    pub const VARIABLES: [&'static str; 13] = [
+    pub const VARIABLES: [&'static str; 15] = [
         "TABLE_NAME",
         "QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",
@@ -61,8 +61,10 @@ impl Settings {
         "ALLOW_PRIVATE_TARGETS",
         "MICROSOFT_TOKEN_URL",
         "MICROSOFT_AUTHORIZE_URL",
+        "MICROSOFT_JWKS_URL",
         "GOOGLE_TOKEN_URL",
         "GOOGLE_AUTHORIZE_URL",
+        "GOOGLE_JWKS_URL",
     ];
 
     /// Reads the process environment. Fails on the first missing or invalid variable.
@@ -120,11 +122,13 @@ impl Settings {
                 "MICROSOFT_AUTHORIZE_URL",
                 &mut authorities.microsoft_authorize_url,
             ),
+            ("MICROSOFT_JWKS_URL", &mut authorities.microsoft_jwks_url),
             ("GOOGLE_TOKEN_URL", &mut authorities.google_token_url),
             (
                 "GOOGLE_AUTHORIZE_URL",
                 &mut authorities.google_authorize_url,
             ),
+            ("GOOGLE_JWKS_URL", &mut authorities.google_jwks_url),
         ] {
             if let Some(url) = optional(name) {
                 check_url(name, &url)?;
@@ -258,17 +262,28 @@ mod tests {
             "MICROSOFT_TOKEN_URL",
             "https://login.microsoftonline.us/{tenant}/oauth2/v2.0/token",
         );
+        vars.insert(
+            "MICROSOFT_JWKS_URL",
+            "https://login.microsoftonline.us/{tenant}/discovery/v2.0/keys",
+        );
         let s = settings(&vars).unwrap();
-        let (token, authorize) = s
+        let urls = s
             .app_config()
             .authorities
             .of(contract::ConnectorKind::Microsoft365, "contoso.us")
             .unwrap();
         assert_eq!(
-            token,
+            urls.token,
             "https://login.microsoftonline.us/contoso.us/oauth2/v2.0/token"
         );
-        assert!(authorize.starts_with("https://login.microsoftonline.com/contoso.us/"));
+        assert_eq!(
+            urls.jwks,
+            "https://login.microsoftonline.us/contoso.us/discovery/v2.0/keys"
+        );
+        assert!(
+            urls.authorize
+                .starts_with("https://login.microsoftonline.com/contoso.us/")
+        );
         vars.insert("GOOGLE_TOKEN_URL", "oauth2.googleapis.com/token");
         assert!(matches!(
             settings(&vars),

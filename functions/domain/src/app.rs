@@ -69,52 +69,67 @@ pub struct AppConfig {
 pub struct Authorities {
     pub microsoft_token_url: String,
     pub microsoft_authorize_url: String,
+    pub microsoft_jwks_url: String,
     pub google_token_url: String,
     pub google_authorize_url: String,
+    pub google_jwks_url: String,
+}
+
+/// One authority's endpoints for a project's tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityUrls {
+    pub token: String,
+    pub authorize: String,
+    /// The keys its ID tokens are signed with.
+    pub jwks: String,
 }
 
 impl Authorities {
-    /// The token and authorization endpoints of a kind's authority, with the tenant filled in.
-    pub fn of(&self, kind: contract::ConnectorKind, tenant: &str) -> Option<(String, String)> {
-        let (token, authorize) = match kind {
-            contract::ConnectorKind::Microsoft365 => {
-                (&self.microsoft_token_url, &self.microsoft_authorize_url)
-            }
-            contract::ConnectorKind::GoogleWorkspace => {
-                (&self.google_token_url, &self.google_authorize_url)
-            }
+    /// The endpoints of a kind's authority, with the tenant filled in.
+    pub fn of(&self, kind: contract::ConnectorKind, tenant: &str) -> Option<AuthorityUrls> {
+        let (token, authorize, jwks) = match kind {
+            contract::ConnectorKind::Microsoft365 => (
+                &self.microsoft_token_url,
+                &self.microsoft_authorize_url,
+                &self.microsoft_jwks_url,
+            ),
+            contract::ConnectorKind::GoogleWorkspace => (
+                &self.google_token_url,
+                &self.google_authorize_url,
+                &self.google_jwks_url,
+            ),
             contract::ConnectorKind::Imap => return None,
         };
-        Some((
-            token.replace("{tenant}", tenant),
-            authorize.replace("{tenant}", tenant),
-        ))
+        Some(AuthorityUrls {
+            token: token.replace("{tenant}", tenant),
+            authorize: authorize.replace("{tenant}", tenant),
+            jwks: jwks.replace("{tenant}", tenant),
+        })
     }
 }
 
 impl Default for Authorities {
     fn default() -> Self {
-        let url = |p: &crate::providers::Profile, authorize: bool| {
-            p.authority
-                .map(|a| {
-                    if authorize {
-                        a.value.authorize_url
-                    } else {
-                        a.value.token_url
-                    }
-                    .to_owned()
-                })
-                .unwrap_or_default()
+        let urls = |p: &crate::providers::Profile| {
+            p.authority.map_or_else(Default::default, |a| {
+                (
+                    a.value.token_url.to_owned(),
+                    a.value.authorize_url.to_owned(),
+                    a.value.jwks_url.to_owned(),
+                )
+            })
         };
-        let (ms, google) = (
-            &crate::providers::MICROSOFT_365,
-            &crate::providers::GOOGLE_WORKSPACE,
-        );
+        let (microsoft_token_url, microsoft_authorize_url, microsoft_jwks_url) =
+            urls(&crate::providers::MICROSOFT_365);
+        let (google_token_url, google_authorize_url, google_jwks_url) =
+            urls(&crate::providers::GOOGLE_WORKSPACE);
         Authorities {
-            microsoft_token_url: url(ms, false),
-            microsoft_authorize_url: url(ms, true),
-            google_token_url: url(google, false),
-            google_authorize_url: url(google, true),
+            microsoft_token_url,
+            microsoft_authorize_url,
+            microsoft_jwks_url,
+            google_token_url,
+            google_authorize_url,
+            google_jwks_url,
         }
     }
 }

@@ -75,6 +75,13 @@ pub struct ServeArgs {
     /// Authorization endpoint of users' Google sign-ins. Default: Google's.
     #[arg(long, env = "MAILFERRY_GOOGLE_AUTHORIZE_URL")]
     pub google_authorize_url: Option<String>,
+    /// The keys Microsoft signs users' ID tokens with (JWKS; `{tenant}` as above). Default:
+    /// Microsoft's.
+    #[arg(long, env = "MAILFERRY_MICROSOFT_JWKS_URL")]
+    pub microsoft_jwks_url: Option<String>,
+    /// The keys Google signs users' ID tokens with (JWKS). Default: Google's.
+    #[arg(long, env = "MAILFERRY_GOOGLE_JWKS_URL")]
+    pub google_jwks_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -97,6 +104,8 @@ impl ServeArgs {
             google_token_url: None,
             microsoft_authorize_url: None,
             google_authorize_url: None,
+            microsoft_jwks_url: None,
+            google_jwks_url: None,
         }
     }
 }
@@ -242,6 +251,8 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
             &mut a.microsoft_authorize_url,
         ),
         (&args.google_authorize_url, &mut a.google_authorize_url),
+        (&args.microsoft_jwks_url, &mut a.microsoft_jwks_url),
+        (&args.google_jwks_url, &mut a.google_jwks_url),
     ] {
         if let Some(url) = arg {
             *setting = url.clone();

@@ -6,7 +6,9 @@
 //! - Google's service-account grant (RFC 7523 JWT bearer): an RS256 assertion signed with
 //!   `jsonwebtoken` naming the mailbox as `sub`, posted as a form;
 //! - a user's sign-in (authorization code with PKCE) and the renewal of their access tokens
-//!   with the refresh token, through the `oauth2` crate (`sign_in.rs`).
+//!   with the refresh token, through the `oauth2` crate (`sign_in.rs`); the sign-in's ID token
+//!   is believed only once its signature checks out with the authority's published keys
+//!   (`id_token.rs`).
 //!
 //! Tokens are kept in memory and renewed before they end (five minutes before, or at half
 //! their life when they live shorter), so a copy never starts a command with a token about to
@@ -34,6 +36,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 mod certificate;
+mod id_token;
 mod service_account;
 mod sign_in;
 
@@ -56,6 +59,8 @@ pub struct OAuthClient {
     kept: Mutex<HashMap<[u8; 32], Kept>>,
     /// One lock per grant, held while its token is renewed.
     renewing: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// The authorities' signing keys, for users' ID tokens.
+    keys: id_token::KeySets,
 }
 
 impl std::fmt::Debug for OAuthClient {
@@ -77,6 +82,7 @@ impl OAuthClient {
             http,
             kept: Mutex::new(HashMap::new()),
             renewing: Mutex::new(HashMap::new()),
+            keys: id_token::KeySets::default(),
         })
     }
 
@@ -341,7 +347,21 @@ impl Tokens for OAuthClient {
     async fn exchange_code(&self, exchange: &CodeExchange) -> Result<SignInTokens, TokenError> {
         let now = OffsetDateTime::now_utc();
         let (answer, lifetime) = sign_in::exchange_code(&self.http, exchange).await?;
-        let (refresh_token, identity) = sign_in::parts(&answer);
+        let (refresh_token, id_token) = sign_in::parts(&answer);
+        // No ID token: nobody is known to have signed in, which the use case refuses.
+        let identity = match id_token {
+            Some(jwt) => {
+                self.keys
+                    .verify(
+                        &self.http,
+                        &exchange.jwks_url,
+                        &jwt,
+                        &exchange.client.client_id,
+                    )
+                    .await?
+            }
+            None => domain::oauth::SignedInIdentity::default(),
+        };
         tracing::info!(
             client_id = %exchange.client.client_id,
             refresh = refresh_token.is_some(),

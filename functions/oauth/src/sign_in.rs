@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::Secret;
 use domain::oauth::{AuthorizeRequest, CodeExchange, SignInClient, SignedInIdentity, TokenError};
 use oauth2::basic::{
@@ -139,23 +137,18 @@ pub(crate) async fn refresh(
     ))
 }
 
-/// What a sign-in's answer gives besides the access token: the refresh token and the
-/// identity.
-pub(crate) fn parts(answer: &Answer) -> (Option<Secret>, SignedInIdentity) {
+/// What a sign-in's answer gives besides the access token: the refresh token and the ID
+/// token, still to be checked (`id_token.rs`).
+pub(crate) fn parts(answer: &Answer) -> (Option<Secret>, Option<String>) {
     let refresh = answer
         .refresh_token()
         .map(|t| Secret::new(t.secret().clone()));
-    let identity = answer
-        .extra_fields()
-        .id_token
-        .as_deref()
-        .and_then(id_token_claims)
-        .unwrap_or_default();
-    (refresh, identity)
+    (refresh, answer.extra_fields().id_token.clone())
 }
 
-/// The claims of an ID token (a JWT's middle part); `None` when it is not one.
-pub(crate) fn id_token_claims(jwt: &str) -> Option<SignedInIdentity> {
+/// What mailferry reads of a checked ID token's claims; `None` when they are not an object
+/// of the expected shape.
+pub(crate) fn identity_of(claims: &serde_json::Value) -> Option<SignedInIdentity> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Audience {
@@ -169,9 +162,7 @@ pub(crate) fn id_token_claims(jwt: &str) -> Option<SignedInIdentity> {
         nonce: Option<String>,
         aud: Option<Audience>,
     }
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    let claims = Claims::deserialize(claims).ok()?;
     Some(SignedInIdentity {
         email: claims.email,
         preferred_username: claims.preferred_username,
@@ -257,24 +248,18 @@ mod tests {
 
     #[test]
     fn id_token_claims_are_read_with_one_or_many_audiences() {
-        let jwt = |claims: &str| {
-            format!(
-                "eyJhbGciOiJSUzI1NiJ9.{}.sig",
-                URL_SAFE_NO_PAD.encode(claims)
-            )
-        };
-        let one = id_token_claims(&jwt(
-            r#"{"email":"Ann@new.example","nonce":"n","aud":"app-1"}"#,
+        let one = identity_of(&serde_json::json!(
+            {"email":"Ann@new.example","nonce":"n","aud":"app-1"}
         ))
         .unwrap();
         assert_eq!(one.address(), Some("Ann@new.example"));
         assert_eq!(one.audience, ["app-1"]);
-        let many = id_token_claims(&jwt(
-            r#"{"preferred_username":"ann@x.example","aud":["a","b"]}"#,
+        let many = identity_of(&serde_json::json!(
+            {"preferred_username":"ann@x.example","aud":["a","b"]}
         ))
         .unwrap();
         assert_eq!(many.address(), Some("ann@x.example"));
         assert_eq!(many.audience.len(), 2);
-        assert!(id_token_claims("not a jwt").is_none());
+        assert!(identity_of(&serde_json::json!("not claims")).is_none());
     }
 }

@@ -217,6 +217,11 @@ impl Authority {
         format!("{}/auth", self.issuer)
     }
 
+    /// Where the authority publishes the keys it signs ID tokens with (oidc-provider's JWKS).
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.issuer())
+    }
+
     /// Where a test withdraws an account's sign-ins (POST, `?account=`): its grants and
     /// refresh tokens end, as when a user revokes the app's access.
     pub fn revoke_url(&self, account: &str) -> String {

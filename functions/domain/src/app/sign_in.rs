@@ -151,7 +151,7 @@ impl App {
         &self,
         project: &Project,
         side: Side,
-    ) -> Result<(SignInClient, String, String), AppError> {
+    ) -> Result<(SignInClient, crate::app::AuthorityUrls), AppError> {
         let connector = side.of(project);
         let ConnectorAuth::UserSignIn {
             client_id,
@@ -165,7 +165,7 @@ impl App {
             ));
         };
         let tenant = tenant_id.as_deref().unwrap_or("organizations");
-        let (token_url, authorize_url) = self
+        let urls = self
             .config
             .authorities
             .of(connector.kind, tenant)
@@ -175,7 +175,7 @@ impl App {
             client_secret: self.open_client_secret(project.id, side, connector).await?,
             redirect_uri: format!("{}{CALLBACK_PATH}", self.config.public_url),
         };
-        Ok((client, token_url, authorize_url))
+        Ok((client, urls))
     }
 
     /// Starts a sign-in for one side of an invite: the provider's page to send the browser to.
@@ -184,7 +184,7 @@ impl App {
         Self::require_open(&project)?;
         self.check_link_usable(&invite, &user)?;
         let side = Side::parse(side).ok_or(AppError::NotFound("side"))?;
-        let (client, _, authorize_url) = self.sign_in_client(&project, side).await?;
+        let (client, urls) = self.sign_in_client(&project, side).await?;
         let connector = side.of(&project);
         let state = SignInState {
             invite: token.to_owned(),
@@ -206,7 +206,7 @@ impl App {
             _ => vec![],
         };
         let request = AuthorizeRequest {
-            authorize_url,
+            authorize_url: urls.authorize,
             client,
             scope,
             state: URL_SAFE_NO_PAD.encode(&sealed.0),
@@ -278,9 +278,10 @@ impl App {
             (None, Some(_)) => {}
         }
         let side = state.side;
-        let (sign_in_client, token_url, _) = self.sign_in_client(&project, side).await?;
+        let (sign_in_client, urls) = self.sign_in_client(&project, side).await?;
         let exchange = CodeExchange {
-            token_url,
+            token_url: urls.token,
+            jwks_url: urls.jwks,
             client: sign_in_client,
             code: Secret::new(code.unwrap_or_default()),
             verifier: Secret::new(state.verifier.clone()),
@@ -420,13 +421,13 @@ impl App {
         side: Side,
         signed_in: &SignedIn,
     ) -> Result<AppGrant, AppError> {
-        let (client, token_url, _) = self.sign_in_client(project, side).await?;
+        let (client, urls) = self.sign_in_client(project, side).await?;
         let scope = providers::profile(side.of(project).kind)
             .authority
             .map(|a| a.value.user_scope.to_owned())
             .unwrap_or_default();
         Ok(AppGrant::Refresh {
-            token_url,
+            token_url: urls.token,
             client,
             refresh_token: Secret::new(signed_in.refresh_token.clone()),
             scope,
