@@ -426,3 +426,31 @@ async fn a_dripping_server_cannot_hold_a_job_past_its_budget() {
     assert_eq!(w.user().await.state, UserState::Completed);
     assert_eq!(bag(&w.source), bag(&w.target));
 }
+
+/// Identical messages without a Message-ID, copied to a target without UIDPLUS (so the copy
+/// map has no entry for them): a flag changed at the source on one of them reaches one of their
+/// copies in the delta, and the others keep theirs (the proptest's shrunk case).
+#[tokio::test]
+async fn a_flag_change_on_one_of_identical_messages_without_message_id_reaches_a_copy() {
+    let w = World::new(1, false).await;
+    w.target.behaviour_mut(|b| b.uidplus = false);
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let uids: Vec<u32> = (0..4)
+        .map(|_| {
+            w.source
+                .deliver(USER, "INBOX", body(0, false, 0), &["$Old"], date)
+        })
+        .collect();
+    w.source
+        .deliver(USER, "INBOX", body(1, false, 0), mailsim::NO_FLAGS, date);
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(flags_bag(&w.source), flags_bag(&w.target));
+
+    w.source.set_flags(USER, "INBOX", uids[2], &["\\Seen"]);
+    w.act(BulkAction::Delta).await;
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(flags_bag(&w.source), flags_bag(&w.target));
+}

@@ -2,13 +2,18 @@
 //! pass, and (when the project asks for it) removal of the copies of messages deleted at the
 //! source since they were copied.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::AppError;
 use crate::mailbox::MessageMeta;
 use crate::model::*;
 
+use super::identity::{self, Content};
+use super::recovery::candidate;
 use super::{App, Sessions, Stop, mailbox_err};
+
+/// The flags of a group of identical source messages, and their copies' UIDs and flags.
+type FlagGroup = (Vec<Vec<String>>, Vec<(u32, Vec<String>)>);
 
 impl App {
     /// Makes the flags of the target messages with `m`'s Message-ID and INTERNALDATE equal, as
@@ -133,6 +138,7 @@ impl App {
             } else {
                 Default::default()
             };
+        let mut without_id = Vec::new();
         for m in changed {
             let copy = match map.get(&m.uid) {
                 Some(&t) => s
@@ -145,8 +151,9 @@ impl App {
                 None => {
                     // No map entry (no UIDPLUS, or an older copy): fix the flags of the whole
                     // group of identical messages at once, as multisets.
-                    if let Some(id) = &m.message_id {
-                        self.sync_group_flags(s, &m, id).await?;
+                    match &m.message_id {
+                        Some(id) => self.sync_group_flags(s, &m, id).await?,
+                        None => without_id.push(m),
                     }
                     continue;
                 }
@@ -161,6 +168,97 @@ impl App {
                     .set_flags(t.uid, &m.flags)
                     .await
                     .map_err(mailbox_err)?;
+            }
+        }
+        if !without_id.is_empty() {
+            self.sync_flags_without_id(s, folder, &without_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Flag changes of messages without Message-ID and without a map entry: their copies are
+    /// found the way recovery finds them (by their bytes, or on a rewriting target by Date,
+    /// From, To, Subject and INTERNALDATE), among the messages of both folders with the same
+    /// INTERNALDATE, and each group of identical source messages gives its flags to its copies
+    /// as a multiset (which copy belongs to which of two identical messages is unknowable).
+    async fn sync_flags_without_id(
+        &self,
+        s: &mut Sessions,
+        folder: &FolderState,
+        changed: &[MessageMeta],
+    ) -> Result<(), AppError> {
+        let dates: HashSet<i64> = changed
+            .iter()
+            .map(|m| m.internaldate.unix_timestamp())
+            .collect();
+        let alike = |m: &MessageMeta| {
+            m.message_id.is_none() && dates.contains(&m.internaldate.unix_timestamp())
+        };
+        let source: Vec<MessageMeta> = s
+            .source
+            .fetch_meta(1, folder.last_uid.max(1))
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .filter(alike)
+            .collect();
+        let target: Vec<MessageMeta> = s
+            .target
+            .fetch_meta(1, u32::MAX)
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .filter(alike)
+            .collect();
+        let source_uids: Vec<u32> = source.iter().map(|m| m.uid).collect();
+        let target_uids: Vec<u32> = target.iter().map(|m| m.uid).collect();
+        let (source_content, target_content) =
+            super::recovery::digests(s, &source_uids, &target_uids).await?;
+        let candidates = |metas: &[MessageMeta], content: &HashMap<u32, Content>| {
+            metas
+                .iter()
+                .map(|m| candidate(m, content.get(&m.uid).copied()))
+                .collect::<Vec<_>>()
+        };
+        let pairs = identity::match_copies(
+            &candidates(&source, &source_content),
+            &candidates(&target, &target_content),
+        );
+        // Groups of identical source messages (same bytes and date) with their copies.
+        let flags_of = |metas: &[MessageMeta], uid: u32| {
+            metas
+                .iter()
+                .find(|m| m.uid == uid)
+                .map(|m| m.flags.clone())
+                .unwrap_or_default()
+        };
+        let mut groups: HashMap<([u8; 32], i64), FlagGroup> = HashMap::new();
+        for (source_uid, target_uid) in pairs {
+            let (Some(content), Some(m)) = (
+                source_content.get(&source_uid),
+                source.iter().find(|m| m.uid == source_uid),
+            ) else {
+                continue;
+            };
+            let group = groups
+                .entry((content.bytes, m.internaldate.unix_timestamp()))
+                .or_default();
+            group.0.push(m.flags.clone());
+            group.1.push((target_uid, flags_of(&target, target_uid)));
+        }
+        let wanted: HashSet<u32> = changed.iter().map(|m| m.uid).collect();
+        for (key, (desired, targets)) in groups {
+            let touched = source.iter().any(|m| {
+                wanted.contains(&m.uid)
+                    && source_content
+                        .get(&m.uid)
+                        .is_some_and(|c| (c.bytes, m.internaldate.unix_timestamp()) == key)
+            });
+            if !touched {
+                continue;
+            }
+            for (uid, flags) in super::decide::flag_fixes(&desired, &targets) {
+                s.target.set_flags(uid, &flags).await.map_err(mailbox_err)?;
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use crate::mailbox::MessageMeta;
 use super::identity::{self, Candidate, Content};
 use super::{App, Sessions, mailbox_err};
 
-fn candidate(m: &MessageMeta, content: Option<Content>) -> Candidate {
+pub(super) fn candidate(m: &MessageMeta, content: Option<Content>) -> Candidate {
     Candidate {
         uid: m.uid,
         message_id: m.message_id.clone(),
@@ -55,24 +55,12 @@ impl App {
             .filter(|m| m.message_id.is_none())
             .map(|m| m.uid)
             .collect();
-        let mut source_content: HashMap<u32, Content> = HashMap::new();
-        let mut target_content: HashMap<u32, Content> = HashMap::new();
-        if !source_without_id.is_empty() && !target_without_id.is_empty() {
-            s.target
-                .fetch_bodies(&target_without_id, &mut |m| {
-                    target_content.insert(m.meta.uid, Content::of(&m.body));
-                    Ok(())
-                })
-                .await
-                .map_err(mailbox_err)?;
-            s.source
-                .fetch_bodies(&source_without_id, &mut |m| {
-                    source_content.insert(m.meta.uid, Content::of(&m.body));
-                    Ok(())
-                })
-                .await
-                .map_err(mailbox_err)?;
-        }
+        let (source_content, target_content) =
+            if !source_without_id.is_empty() && !target_without_id.is_empty() {
+                digests(s, &source_without_id, &target_without_id).await?
+            } else {
+                Default::default()
+            };
         let source: Vec<Candidate> = range
             .iter()
             .map(|m| candidate(m, source_content.get(&m.uid).copied()))
@@ -83,4 +71,30 @@ impl App {
             .collect();
         Ok(identity::match_copies(&source, &target))
     }
+}
+
+/// The digests of these source and target messages' bytes (only the digests are kept, so
+/// memory stays bounded by one message).
+pub(super) async fn digests(
+    s: &mut Sessions,
+    source_uids: &[u32],
+    target_uids: &[u32],
+) -> Result<(HashMap<u32, Content>, HashMap<u32, Content>), AppError> {
+    let mut source_content = HashMap::new();
+    let mut target_content = HashMap::new();
+    s.target
+        .fetch_bodies(target_uids, &mut |m| {
+            target_content.insert(m.meta.uid, Content::of(&m.body));
+            Ok(())
+        })
+        .await
+        .map_err(mailbox_err)?;
+    s.source
+        .fetch_bodies(source_uids, &mut |m| {
+            source_content.insert(m.meta.uid, Content::of(&m.body));
+            Ok(())
+        })
+        .await
+        .map_err(mailbox_err)?;
+    Ok((source_content, target_content))
 }
