@@ -31,14 +31,14 @@ use time::OffsetDateTime;
 
 type Item = HashMap<String, AttributeValue>;
 
-const PK: &str = "pk";
-const SK: &str = "sk";
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
 const GSI1: &str = "gsi1";
 const GSI1PK: &str = "gsi1pk";
 const GSI1SK: &str = "gsi1sk";
 const META: &str = "META";
 /// The TTL attribute (epoch seconds).
-const EXPIRES: &str = "expires";
+pub(crate) const EXPIRES: &str = "expires";
 /// How long an expired invite is kept, so its link can still say "expired".
 const INVITE_KEEP_AFTER_EXPIRY: time::Duration = time::Duration::days(30);
 /// How often a transaction is retried when DynamoDB cancels it for a conflict with another
@@ -50,8 +50,8 @@ const BATCH_WRITE_MAX: usize = 25;
 /// The [`Store`] on one DynamoDB table. Cheap to clone (the SDK client is shared).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoStore {
@@ -572,26 +572,26 @@ impl Condition {
     }
 }
 
-fn is_condition_failure<R>(e: &SdkError<PutItemError, R>) -> bool {
+pub(crate) fn is_condition_failure<R>(e: &SdkError<PutItemError, R>) -> bool {
     matches!(
         e.as_service_error(),
         Some(PutItemError::ConditionalCheckFailedException(_))
     )
 }
 
-fn backend(e: impl std::error::Error + 'static) -> StoreError {
+pub(crate) fn backend(e: impl std::error::Error + 'static) -> StoreError {
     StoreError::Backend(format!("dynamodb: {}", DisplayErrorContext(&e)))
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: u64) -> AttributeValue {
+pub(crate) fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn key(pk: String, sk: impl Into<String>) -> Item {
+pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 

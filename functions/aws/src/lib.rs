@@ -31,6 +31,7 @@
 //! | setting | `SETTING#<key>` | `META` | `doc` (the value as a JSON string) |
 //! | event | `EVENT#<user>` | time (ns, 20 digits) `#` append time `#` random | `doc` |
 //! | folder checkpoint | `FOLDER#<user>` | `F#<source folder name>` | `doc`, `version` |
+//! | limiter slot | `LIMIT#<key>` | `SLOT#<index, 5 digits>` | `holder`, `until` (epoch s), `expires` |
 //!
 //! Why this shape:
 //! - Reads by key (`get_*`, `find_user_by_source` through the uniqueness item) are strongly
@@ -54,6 +55,7 @@
 
 mod dynamo;
 mod kms;
+mod limiter;
 #[cfg(feature = "testing")]
 pub mod moto;
 #[cfg(feature = "testing")]
@@ -184,8 +186,10 @@ impl Adapters {
         M: MailServers,
         T: domain::oauth::Tokens,
     {
+        let store = Arc::new(self.store);
         Deps {
-            store: Arc::new(self.store),
+            limiter: store.clone(),
+            store,
             queue: Arc::new(self.queue),
             mailer: Arc::new(self.mailer),
             vault: Arc::new(self.vault),

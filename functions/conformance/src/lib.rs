@@ -1,5 +1,6 @@
 //! The conformance suites of mailferry's ports, written once and run unchanged against every
-//! adapter: [`store_suite`] against the SQLite store and the DynamoDB store, [`queue_suite`]
+//! adapter: [`store_suite`] against the SQLite store and the DynamoDB store (with the
+//! limiter's slots every store keeps), [`queue_suite`]
 //! against the SQLite queue and SQS. An adapter is done when its suite passes; a behaviour the
 //! domain relies on belongs here, not in one adapter's own tests.
 //!
@@ -14,6 +15,7 @@
 //! they know the ports from `domain` and nothing else.
 
 mod audit;
+mod limiter;
 mod queue;
 mod runner;
 mod store;

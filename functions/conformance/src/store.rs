@@ -27,6 +27,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::audit_trail;
+use crate::limiter::{
+    ended_slots_pass_on, racing_holders_never_exceed_the_cap, slots_up_to_the_cap,
+};
 use crate::runner::Report;
 
 type Check = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
@@ -60,6 +63,9 @@ fn checks() -> Vec<(&'static str, Check)> {
         "folders: insert, duplicate, version-checked update, list" => folders_roundtrip,
         "folder details: skipped items and copy-map pages, paged, per folder, deleted with the user" => folder_details,
         "audit: append only, per project, newest first, paged by id" => audit_trail,
+        "limiter: slots up to the cap, release, in use, keys apart" => slots_up_to_the_cap,
+        "limiter: an ended slot passes on; its old holder can neither renew nor release it" => ended_slots_pass_on,
+        "limiter: racing holders never exceed the cap" => racing_holders_never_exceed_the_cap,
     ]
 }
 

@@ -11,7 +11,7 @@ use crate::error::{AppError, StoreError};
 use crate::mailbox::MailServers;
 use crate::model::{MailUser, UserEvent};
 use crate::oauth::Tokens;
-use crate::ports::{Clock, Mailer, Queue, Store, Vault};
+use crate::ports::{Clock, Limiter, Mailer, Queue, Store, Vault};
 use crate::state::Transition;
 
 mod app_access;
@@ -47,6 +47,8 @@ pub struct Deps {
     pub mailboxes: Arc<dyn MailServers>,
     /// OAuth access tokens for Microsoft 365 and Google Workspace.
     pub tokens: Arc<dyn Tokens>,
+    /// Connection slots per mail server and mailbox, shared by every worker.
+    pub limiter: Arc<dyn Limiter>,
 }
 
 /// Settings of the use cases.

@@ -16,8 +16,11 @@ use crate::model::*;
 /// before); the adapter stores the entity with `version = expected_version + 1` and returns
 /// [`StoreError::Conflict`] when the stored version differs. Callers pass the entity with the
 /// new version already set.
+///
+/// Every store also keeps the [`Limiter`]'s slots (in the same file or table), so a deployment
+/// has one place of shared state.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Limiter + Send + Sync + 'static {
     // Projects.
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
     async fn update_project(
@@ -251,4 +254,76 @@ impl Clock for ManualClock {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginInfo {
     pub capabilities: Vec<String>,
+}
+
+/// A slot of a limited resource, held by one job: `key` names the resource (a mail server, a
+/// mailbox), `index` which of its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub key: String,
+    pub index: u32,
+    pub holder: String,
+}
+
+/// Counted slots of shared resources (connections to a mail server, to a mailbox): each slot
+/// is a lease that one holder has until a time, so a worker that dies frees its slots when
+/// their time runs out. Every change is a conditional write on one slot, so however many
+/// workers race, no more than `cap` hold slots `0..cap` of a key at once.
+#[async_trait]
+pub trait Limiter: Send + Sync + 'static {
+    /// Takes a free slot among `0..cap` of `key` for `holder` until `until`: one nobody holds,
+    /// or whose holder's time ended by `now`. `None` when all `cap` are held.
+    async fn acquire(
+        &self,
+        key: &str,
+        cap: u32,
+        holder: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Slot>, StoreError>;
+    /// Extends a slot its holder still has; false when it was lost (its time ended and
+    /// another holder took it).
+    async fn renew(&self, slot: &Slot, until: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Frees a slot; nothing happens when another holder has it by now.
+    async fn release(&self, slot: &Slot) -> Result<(), StoreError>;
+    /// How many slots of `key` are held at `now`.
+    async fn in_use(&self, key: &str, now: OffsetDateTime) -> Result<u32, StoreError>;
+}
+
+/// The order a holder tries a key's slots in: from a place its name picks, so racing holders
+/// spread over the slots instead of all writing slot 0 first.
+pub fn slot_order(holder: &str, cap: u32) -> impl Iterator<Item = u32> {
+    let start = holder
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let cap = cap.max(1);
+    (0..cap).map(move |i| (start.wrapping_add(i)) % cap)
+}
+
+#[cfg(test)]
+mod slot_order_tests {
+    use super::slot_order;
+
+    #[test]
+    fn a_holder_tries_every_slot_once_from_a_place_its_name_picks() {
+        for cap in [1, 2, 5, 12] {
+            for holder in ["a", "job-1", "job-2", "4f1c…"] {
+                let mut order: Vec<u32> = slot_order(holder, cap).collect();
+                order.sort_unstable();
+                assert_eq!(order, (0..cap).collect::<Vec<_>>());
+            }
+        }
+        let firsts: std::collections::BTreeSet<u32> = (0..40)
+            .filter_map(|i| slot_order(&format!("job-{i}"), 12).next())
+            .collect();
+        assert!(
+            firsts.len() > 6,
+            "holders start at different slots: {firsts:?}"
+        );
+        assert_eq!(
+            slot_order("x", 0).count(),
+            1,
+            "a cap of 0 still names one slot"
+        );
+    }
 }

@@ -114,6 +114,17 @@ const SCHEMA: Schema = Schema {
             PRIMARY KEY (project_id, id)
         ) WITHOUT ROWID;
         "#,
+        // 4: the limiter's slots (`limiter.rs`): a row per slot taken, `until` in epoch
+        // seconds; a row whose time ended is a free slot.
+        r#"
+        CREATE TABLE limiter_slots (
+            key TEXT NOT NULL,
+            slot INTEGER NOT NULL,
+            holder TEXT NOT NULL,
+            until INTEGER NOT NULL,
+            PRIMARY KEY (key, slot)
+        ) WITHOUT ROWID;
+        "#,
     ],
 };
 
@@ -218,7 +229,7 @@ impl SqliteStore {
         .await
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -232,7 +243,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -276,7 +287,7 @@ fn audit_trail(project: Option<ProjectId>) -> String {
     project.map(|p| p.to_string()).unwrap_or_default()
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 

@@ -276,6 +276,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
     }
     let mailboxes = Arc::new(imap::ImapMailboxes::new(tls).with_compression(args.compress));
     let deps = Deps {
+        limiter: store.clone(),
         store: store.clone(),
         queue: queue.clone(),
         mailer: Arc::new(OutboxMailer::new(

@@ -230,6 +230,7 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         .unwrap_or_else(|| format!("http://{addr}"));
 
     let deps = Deps {
+        limiter: store.clone(),
         store,
         queue: queue.clone(),
         mailer,

@@ -43,8 +43,10 @@ impl Routers {
             .expect("a runtime");
         let dir = tempfile::tempdir().expect("a temporary folder");
         let app = runtime.block_on(async {
+            let store = Arc::new(embedded::SqliteStore::open_in_memory().expect("store"));
             let deps = Deps {
-                store: Arc::new(embedded::SqliteStore::open_in_memory().expect("store")),
+                limiter: store.clone(),
+                store,
                 queue: Arc::new(embedded::SqliteQueue::open_in_memory(5).expect("queue")),
                 mailer: Arc::new(
                     embedded::OutboxMailer::new(dir.path().join("outbox"), "fuzz@localhost")

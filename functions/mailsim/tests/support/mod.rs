@@ -431,6 +431,7 @@ impl World {
         });
         let queue = Arc::new(ListQueue::default());
         let deps = Deps {
+            limiter: store.clone(),
             store,
             queue: queue.clone(),
             mailer: Arc::new(Quiet),

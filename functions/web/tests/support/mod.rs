@@ -33,8 +33,10 @@ impl TestApi {
     pub async fn new() -> TestApi {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let store = Arc::new(embedded::SqliteStore::open_in_memory().unwrap());
         let deps = Deps {
-            store: Arc::new(embedded::SqliteStore::open_in_memory().unwrap()),
+            limiter: store.clone(),
+            store,
             queue: Arc::new(embedded::SqliteQueue::open_in_memory(5).unwrap()),
             mailer: Arc::new(
                 embedded::OutboxMailer::new(dir.path().join("outbox"), "mailferry@localhost")

@@ -1,0 +1,147 @@
+//! The [`Limiter`] on the store's DynamoDB table: an item per slot taken (`LIMIT#<key>` /
+//! `SLOT#<index>`), taken with a PutItem whose condition is "nobody has it, or its time has
+//! ended", so two holders never have one slot however many workers race. An item whose time
+//! ended is a free slot; DynamoDB's TTL removes it a day later.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::error::StoreError;
+use domain::ports::{Limiter, Slot, slot_order};
+use time::OffsetDateTime;
+
+use crate::dynamo::{DynamoStore, EXPIRES, PK, backend, is_condition_failure, key, n, s};
+
+const HOLDER: &str = "holder";
+const UNTIL: &str = "until";
+
+fn slot_pk(key: &str) -> String {
+    format!("LIMIT#{key}")
+}
+
+fn slot_sk(index: u32) -> String {
+    format!("SLOT#{index:05}")
+}
+
+fn epoch(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp()).unwrap_or(0)
+}
+
+impl DynamoStore {
+    /// Writes the slot for `holder` until `until` if `condition` holds; false when it does not.
+    async fn put_slot(
+        &self,
+        slot: &Slot,
+        until: OffsetDateTime,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(slot_pk(&slot.key), slot_sk(slot.index));
+        item.insert(HOLDER.into(), s(slot.holder.clone()));
+        item.insert(UNTIL.into(), n(epoch(until)));
+        item.insert(EXPIRES.into(), n(epoch(until) + 86_400));
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        for &(alias, name) in names {
+            put = put.expression_attribute_names(alias, name);
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Limiter for DynamoStore {
+    async fn acquire(
+        &self,
+        key: &str,
+        cap: u32,
+        holder: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Slot>, StoreError> {
+        for index in slot_order(holder, cap) {
+            let slot = Slot {
+                key: key.to_owned(),
+                index,
+                holder: holder.to_owned(),
+            };
+            let free = "attribute_not_exists(#pk) OR #until <= :now";
+            let names = [("#pk", PK), ("#until", UNTIL)];
+            let values = vec![(":now", n(epoch(now)))];
+            if self.put_slot(&slot, until, free, &names, values).await? {
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn renew(&self, slot: &Slot, until: OffsetDateTime) -> Result<bool, StoreError> {
+        let mine = "attribute_exists(#pk) AND #holder = :me";
+        let names = [("#pk", PK), ("#holder", HOLDER)];
+        let values = vec![(":me", s(slot.holder.clone()))];
+        self.put_slot(slot, until, mine, &names, values).await
+    }
+
+    async fn release(&self, slot: &Slot) -> Result<(), StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(slot_pk(&slot.key), slot_sk(slot.index))))
+            .condition_expression("#holder = :me")
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_values(":me", s(slot.holder.clone()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // Another holder has it by now: it stays theirs.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn in_use(&self, key: &str, now: OffsetDateTime) -> Result<u32, StoreError> {
+        let mut count = 0u32;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .filter_expression("#until > :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#until", UNTIL)
+                .expression_attribute_values(":pk", s(slot_pk(key)))
+                .expression_attribute_values(":now", n(epoch(now)))
+                .set_exclusive_start_key(start)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .map_err(backend)?;
+            count += u32::try_from(page.count()).unwrap_or(0);
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Store checks of the limiter's slots (`domain::ports::Limiter`, which every store keeps):
+//! never more holders than the cap however many race, a slot whose time ended goes to the next
+//! holder, its old holder can neither renew nor release it, and keys do not share slots.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use domain::ports::Store;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+fn at(seconds: i64) -> OffsetDateTime {
+    datetime!(2026-12-07 12:00:00 UTC) + Duration::seconds(seconds)
+}
+
+pub(crate) async fn slots_up_to_the_cap(s: Arc<dyn Store>) {
+    let key = "host:imap.example:993";
+    let (now, until) = (at(0), at(120));
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let slot = s
+            .acquire(key, 3, &format!("job-{i}"), until, now)
+            .await
+            .expect("acquire")
+            .expect("a free slot");
+        held.push(slot);
+    }
+    let indexes: BTreeSet<u32> = held.iter().map(|s| s.index).collect();
+    assert_eq!(indexes, BTreeSet::from([0, 1, 2]), "three distinct slots");
+    assert_eq!(s.in_use(key, now).await.expect("in_use"), 3);
+    assert!(
+        s.acquire(key, 3, "job-9", until, now)
+            .await
+            .expect("acquire")
+            .is_none(),
+        "the fourth holder waits"
+    );
+    s.release(&held[1]).await.expect("release");
+    assert_eq!(s.in_use(key, now).await.expect("in_use"), 2);
+    let next = s
+        .acquire(key, 3, "job-9", until, now)
+        .await
+        .expect("acquire")
+        .expect("the released slot");
+    assert_eq!(next.index, held[1].index);
+    // Another key has slots of its own.
+    assert!(
+        s.acquire("mailbox:ann@example.org", 1, "job-9", until, now)
+            .await
+            .expect("acquire")
+            .is_some()
+    );
+    assert_eq!(s.in_use("host:other:993", now).await.expect("in_use"), 0);
+}
+
+pub(crate) async fn ended_slots_pass_on(s: Arc<dyn Store>) {
+    let key = "mailbox:bob@example.org";
+    let first = s
+        .acquire(key, 1, "dead-worker", at(60), at(0))
+        .await
+        .expect("acquire")
+        .expect("free");
+    assert!(
+        s.renew(&first, at(90)).await.expect("renew"),
+        "its holder renews"
+    );
+    assert!(
+        s.acquire(key, 1, "next", at(150), at(60))
+            .await
+            .expect("acquire")
+            .is_none(),
+        "held until its renewed time"
+    );
+    // The holder died: at 90 its time ended and the slot is taken by the next holder.
+    assert_eq!(s.in_use(key, at(91)).await.expect("in_use"), 0);
+    let second = s
+        .acquire(key, 1, "next", at(200), at(91))
+        .await
+        .expect("acquire")
+        .expect("the ended slot");
+    assert!(
+        !s.renew(&first, at(300)).await.expect("renew"),
+        "the old holder lost it"
+    );
+    s.release(&first).await.expect("release of a lost slot");
+    assert_eq!(
+        s.in_use(key, at(100)).await.expect("in_use"),
+        1,
+        "the old holder's release leaves the new holder's slot"
+    );
+    assert!(s.renew(&second, at(260)).await.expect("renew"));
+}
+
+pub(crate) async fn racing_holders_never_exceed_the_cap(s: Arc<dyn Store>) {
+    let key = "host:busy.example:993";
+    let (now, until) = (at(0), at(600));
+    let racers: Vec<_> = (0..24)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.acquire(key, 5, &format!("racer-{i}"), until, now).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for racer in racers {
+        if let Some(slot) = racer.await.expect("task").expect("acquire") {
+            won.push(slot);
+        }
+    }
+    assert_eq!(won.len(), 5, "exactly the cap won: {won:?}");
+    let indexes: BTreeSet<u32> = won.iter().map(|s| s.index).collect();
+    assert_eq!(indexes.len(), 5, "each winner has a slot of its own");
+    assert!(indexes.iter().all(|&i| i < 5));
+    assert_eq!(s.in_use(key, now).await.expect("in_use"), 5);
+}
