@@ -231,6 +231,22 @@ pub struct CopyOptions {
     pub deleted_at_source: DeletedAtSource,
     /// Which copies are read back and compared with their source message.
     pub verify_content: ContentCheck,
+    /// How many connections the copy may hold at once; unset takes the provider profile's.
+    pub limits: ConnectionLimits,
+}
+
+/// Connections the copy may hold at once to each mail server (over all users of every project
+/// copying from or to it) and to each mailbox. Unset: the provider profile's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// To the source server (1 to 1000).
+    pub source_server: Option<u32>,
+    /// To the target server (1 to 1000).
+    pub target_server: Option<u32>,
+    /// To one mailbox, on either side (1 to 100).
+    pub per_mailbox: Option<u32>,
 }
 
 /// How long stored passwords are kept (they are always deleted when a user is marked verified

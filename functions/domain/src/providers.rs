@@ -55,6 +55,9 @@ pub struct Profile {
     pub max_message_bytes: Option<Rule<u64>>,
     /// Simultaneous IMAP connections per mailbox.
     pub connections_per_mailbox: Rule<u32>,
+    /// Simultaneous IMAP connections to the whole server, over all its mailboxes; `None` for
+    /// a service that limits mailboxes and apps, not servers.
+    pub connections_per_host: Option<Rule<u32>>,
     /// IMAP bytes a mailbox may download per day.
     pub daily_download_bytes: Option<Rule<u64>>,
     /// IMAP bytes a mailbox may upload per day.
@@ -99,6 +102,10 @@ pub const IMAP: Profile = Profile {
         value: 4,
         source: "mailferry's default for a server it knows nothing about: Dovecot's mail_max_userip_connections defaults to 10 per user and IP, and old servers are shared by everyone still working on them",
     },
+    connections_per_host: Some(Rule {
+        value: 16,
+        source: "mailferry's default for a server it knows nothing about: an on-premises server is shared by everyone still working on it, and a migration must not take it over",
+    }),
     daily_download_bytes: None,
     daily_upload_bytes: None,
     throttle_texts: Rule {
@@ -159,6 +166,7 @@ pub const MICROSOFT_365: Profile = Profile {
         value: 8,
         source: "Microsoft publishes no IMAP number; Exchange Online throttles concurrent connections per mailbox and per app, so mailferry stays well below",
     },
+    connections_per_host: None,
     daily_download_bytes: None,
     daily_upload_bytes: None,
     throttle_texts: Rule {
@@ -239,6 +247,7 @@ pub const GOOGLE_WORKSPACE: Profile = Profile {
         value: 15,
         source: "Gmail: at most 15 simultaneous IMAP connections per account",
     },
+    connections_per_host: None,
     daily_download_bytes: Some(Rule {
         value: 2_500 * MB,
         source: "Google Workspace bandwidth limits: 2,500 MB per day downloaded over IMAP",
@@ -325,6 +334,9 @@ impl Profile {
         }
         let r = &self.connections_per_mailbox;
         add("connections per mailbox", r.value.to_string(), r.source);
+        if let Some(r) = &self.connections_per_host {
+            add("connections per server", r.value.to_string(), r.source);
+        }
         if let Some(r) = &self.daily_download_bytes {
             add("download per day", megabytes(r.value), r.source);
         }

@@ -253,6 +253,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             "all" => ContentCheck::All,
             _ => ContentCheck::Sample,
         },
+        limits: Default::default(),
     };
 
     // Adapters: the checkpoint file, an in-memory queue (every run plans again from the

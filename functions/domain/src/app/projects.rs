@@ -205,6 +205,19 @@ fn check_copy_options(input: &CopyOptions) -> Result<CopyOptions, AppError> {
             "must be later than copy.since",
         ));
     }
+    let limits = &input.limits;
+    for (field, value, max) in [
+        ("source_server", limits.source_server, 1000),
+        ("target_server", limits.target_server, 1000),
+        ("per_mailbox", limits.per_mailbox, 100),
+    ] {
+        if value.is_some_and(|v| v == 0 || v > max) {
+            return Err(AppError::validation_field(
+                &format!("copy.limits.{field}"),
+                format!("must be from 1 to {max} connections"),
+            ));
+        }
+    }
     Ok(out)
 }
 

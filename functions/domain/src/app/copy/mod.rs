@@ -35,6 +35,7 @@ mod naming;
 mod plan;
 mod readback;
 mod recovery;
+mod slots;
 
 use std::time::{Duration, Instant};
 
@@ -124,18 +125,39 @@ impl App {
         // at most the configured reserve.
         let reserve = self.config.copy.budget_reserve.min(budget / 4);
         let deadline = Instant::now() + budget - reserve;
-        let result = match job {
-            Job::Plan { .. } => self.plan(user).await,
-            Job::Copy {
-                folder, attempt, ..
-            } => {
-                // Chunks stop at the deadline; any other command still running half a reserve
-                // later is cut off, leaving the rest of the reserve to hand over.
-                let hard_stop = deadline + reserve / 2;
-                self.copy_folder(user, folder, *attempt, deadline, hard_stop)
-                    .await
+        // The connections this job opens count against the servers' and mailboxes' caps.
+        let project = self.project(user.project_id).await?;
+        let holder = crate::token::generate();
+        let slots = match self
+            .take_slots(&slots::needs(&project, user), &holder)
+            .await?
+        {
+            Ok(slots) => slots,
+            Err(full) => return self.wait_for(user, job, &full).await,
+        };
+        if user
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("waiting: "))
+        {
+            self.set_last_error_to(user.id, None).await?;
+        }
+        let work = async {
+            match job {
+                Job::Plan { .. } => self.plan(user).await,
+                Job::Copy {
+                    folder, attempt, ..
+                } => {
+                    // Chunks stop at the deadline; any other command still running half a
+                    // reserve later is cut off, leaving the rest of the reserve to hand over.
+                    let hard_stop = deadline + reserve / 2;
+                    self.copy_folder(user, folder, *attempt, deadline, hard_stop)
+                        .await
+                }
             }
         };
+        let result = self.holding(&slots, work).await;
+        self.give_back(&slots).await;
         match result {
             Err(e @ AppError::LoginRejected(_)) => {
                 // Retrying cannot help until someone fixes the password: fail the user visibly.
@@ -375,11 +397,21 @@ impl App {
     }
 
     pub(super) async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
+        self.set_last_error_to(id, Some(message)).await
+    }
+
+    /// Sets or clears what the user shows as its last error (best effort: a conflicting
+    /// write wins).
+    pub(super) async fn set_last_error_to(
+        &self,
+        id: UserId,
+        message: Option<String>,
+    ) -> Result<(), AppError> {
         let Some(current) = self.deps.store.get_user(id).await? else {
             return Ok(());
         };
         let mut next = current.clone();
-        next.last_error = Some(message);
+        next.last_error = message;
         next.version = current.version + 1;
         next.updated_at = self.deps.clock.now();
         let _ = self.deps.store.update_user(&next, current.version).await;
