@@ -9,6 +9,7 @@ mod copy;
 mod crash;
 mod infra;
 mod interop;
+mod limits;
 mod oauth;
 mod security;
 mod selfservice;

@@ -2,7 +2,8 @@
 //! server (when a cap applies to it) and one for each side's mailbox, taken before any login
 //! and given back after logout, renewed while the job runs, and ending on their own when a
 //! worker dies. A job that finds a slot taken goes back to the queue as a new message with a
-//! short delay, so waiting never counts toward the dead-letter limit and never spins.
+//! delay of a few seconds, so waiting never counts toward the dead-letter limit and never
+//! spins.
 
 use std::time::Duration;
 
@@ -73,7 +74,7 @@ pub(crate) fn wait_for_slot(job: &Job) -> Duration {
         Job::Copy { folder, .. } => folder.bytes().map(u128::from).sum(),
         Job::Plan { .. } => 0,
     });
-    Duration::from_secs(5 + (spread % 11) as u64)
+    Duration::from_secs(2 + (spread % 5) as u64)
 }
 
 /// The text a waiting user shows.
@@ -193,8 +194,8 @@ mod tests {
                 wait_for_slot(&job).as_secs()
             })
             .collect();
-        assert!(delays.iter().all(|d| (5..=15).contains(d)), "{delays:?}");
-        assert!(delays.len() > 5, "spread: {delays:?}");
+        assert!(delays.iter().all(|d| (2..=6).contains(d)), "{delays:?}");
+        assert!(delays.len() > 3, "spread: {delays:?}");
     }
 
     #[test]
