@@ -55,6 +55,10 @@ pub struct CopyArgs {
     /// Skip messages larger than this many bytes.
     #[arg(long)]
     pub max_size: Option<u64>,
+    /// Connections to each mailbox at once (default: 4, the generic IMAP server's; Dovecot
+    /// takes 10 per user and address unless told otherwise).
+    #[arg(long)]
+    pub connections_per_mailbox: Option<u32>,
     /// Only messages received on or after this date (YYYY-MM-DD, UTC).
     #[arg(long)]
     pub since: Option<String>,
@@ -253,7 +257,10 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             "all" => ContentCheck::All,
             _ => ContentCheck::Sample,
         },
-        limits: Default::default(),
+        limits: contract::ConnectionLimits {
+            per_mailbox: args.connections_per_mailbox,
+            ..Default::default()
+        },
     };
 
     // Adapters: the checkpoint file, an in-memory queue (every run plans again from the

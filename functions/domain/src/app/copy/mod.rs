@@ -80,6 +80,28 @@ fn mailbox_err(e: MailboxError) -> AppError {
     }
 }
 
+/// Whether a refusal says the account has too many connections open (Dovecot's "Maximum
+/// number of connections from user+IP exceeded", Gmail's "Too many simultaneous
+/// connections"): one closes as soon as another job ends, so waiting a minute is too long.
+pub(crate) fn is_connection_limit(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("maximum number of connections")
+        || lower.contains("too many simultaneous connections")
+        || lower.contains("too many connections")
+}
+
+/// How long a folder waits after the server refused or throttled it: a few seconds when it
+/// has too many connections open ([`is_connection_limit`]; the caps of the project or the
+/// provider profile are then above the server's, which the admin is told), otherwise
+/// [`throttle_delay`].
+pub(crate) fn refusal_delay(message: &str, hint: Option<Duration>) -> Duration {
+    if is_connection_limit(message) && hint.is_none() {
+        Duration::from_secs(5)
+    } else {
+        throttle_delay(hint)
+    }
+}
+
 /// How long a folder waits after the server throttled it: the server's hint when it gave one,
 /// a minute otherwise, at least 5 s and at most 15 minutes (the longest SQS delivery delay).
 pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
@@ -376,13 +398,18 @@ impl App {
         message: &str,
         retry_after: Option<Duration>,
     ) -> Result<JobOutcome, AppError> {
-        let delay = throttle_delay(retry_after);
+        let delay = refusal_delay(message, retry_after);
         let _ = self
             .set_last_error(
                 user.id,
                 format!(
-                    "{source_name}: {message}; continuing in {} s",
-                    delay.as_secs()
+                    "{source_name}: {message}; continuing in {} s{}",
+                    delay.as_secs(),
+                    if is_connection_limit(message) {
+                        " (the server takes fewer connections per mailbox than the project's limit: lower it in the project's connection limits)"
+                    } else {
+                        ""
+                    }
                 ),
             )
             .await;
@@ -599,6 +626,25 @@ impl App {
 #[cfg(test)]
 mod throttle_tests {
     use super::*;
+
+    #[test]
+    fn too_many_connections_waits_seconds_not_a_minute() {
+        let dovecot = "the server rejected the login: [LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)";
+        assert!(is_connection_limit(dovecot));
+        assert!(is_connection_limit(
+            "[ALERT] Too many simultaneous connections. (Failure)"
+        ));
+        assert_eq!(refusal_delay(dovecot, None), Duration::from_secs(5));
+        assert_eq!(
+            refusal_delay("[THROTTLED] slow down", None),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refusal_delay(dovecot, Some(Duration::from_secs(30))),
+            Duration::from_secs(30),
+            "a server's own hint wins"
+        );
+    }
 
     #[test]
     fn a_throttled_folder_waits_as_asked_within_bounds() {
