@@ -298,7 +298,10 @@ impl DynamoStore {
         self.query_all(query).await
     }
 
-    async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut pages = query.into_paginator().items().send();
         let mut items = Vec::new();
         while let Some(item) = pages.next().await {

@@ -9,7 +9,7 @@ use domain::error::StoreError;
 use domain::ports::{Limiter, Slot, slot_order};
 use time::OffsetDateTime;
 
-use crate::dynamo::{DynamoStore, EXPIRES, PK, backend, is_condition_failure, key, n, s};
+use crate::dynamo::{DynamoStore, EXPIRES, PK, SK, backend, is_condition_failure, key, n, s};
 
 const HOLDER: &str = "holder";
 const UNTIL: &str = "until";
@@ -143,5 +143,29 @@ impl Limiter for DynamoStore {
                 return Ok(count);
             }
         }
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(slot_pk(key)));
+        for item in self.query_all(query).await? {
+            let Some(sk) = item.get(SK).and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(crate::dynamo::key(slot_pk(key), sk.clone())))
+                .send()
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
     }
 }

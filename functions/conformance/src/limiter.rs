@@ -1,6 +1,7 @@
 //! Store checks of the limiter's slots (`domain::ports::Limiter`, which every store keeps):
 //! never more holders than the cap however many race, a slot whose time ended goes to the next
-//! holder, its old holder can neither renew nor release it, and keys do not share slots.
+//! holder, its old holder can neither renew nor release it, clearing a key frees all its
+//! slots, and keys do not share slots.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -89,6 +90,10 @@ pub(crate) async fn ended_slots_pass_on(s: Arc<dyn Store>) {
         "the old holder's release leaves the new holder's slot"
     );
     assert!(s.renew(&second, at(260)).await.expect("renew"));
+    // Whoever knows every holder is gone frees them all at once.
+    s.clear(key).await.expect("clear");
+    assert_eq!(s.in_use(key, at(100)).await.expect("in_use"), 0);
+    assert!(!s.renew(&second, at(300)).await.expect("renew"));
 }
 
 pub(crate) async fn racing_holders_never_exceed_the_cap(s: Arc<dyn Store>) {

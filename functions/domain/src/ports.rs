@@ -288,6 +288,9 @@ pub trait Limiter: Send + Sync + 'static {
     async fn release(&self, slot: &Slot) -> Result<(), StoreError>;
     /// How many slots of `key` are held at `now`.
     async fn in_use(&self, key: &str, now: OffsetDateTime) -> Result<u32, StoreError>;
+    /// Frees every slot of `key`, for a caller that knows all their holders are gone (the
+    /// copy command, holding its state file's lock, after a killed run).
+    async fn clear(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// The order a holder tries a key's slots in: from a place its name picks, so racing holders

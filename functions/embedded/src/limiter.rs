@@ -88,4 +88,16 @@ impl Limiter for SqliteStore {
         })
         .await
     }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM limiter_slots WHERE key = ?1")
+                .map_err(backend)?
+                .execute(params![key])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -358,9 +358,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             user.target_email
         );
     }
-    // This run holds the state file's lock, so no other run is alive: leases of folders are
-    // what a killed run left, and its folders are taken at once rather than when they expire.
+    // This run holds the state file's lock, so no other run is alive: leases of folders and
+    // connection slots are what a killed run left, and are taken at once rather than when they
+    // expire.
     release_leases(app.deps().store.as_ref(), user.id).await?;
+    app.free_connection_slots(&user).await?;
     let mut retry_skipped = false;
     if args.retry_skipped
         && matches!(

@@ -126,6 +126,17 @@ impl App {
         Ok(Ok(held))
     }
 
+    /// Frees every connection slot of `user`'s servers and mailboxes, for a caller that knows
+    /// no other worker is alive (the copy command holding its state file's lock, after a killed
+    /// run): the next job need not wait for the dead run's slots to end.
+    pub async fn free_connection_slots(&self, user: &MailUser) -> Result<(), AppError> {
+        let project = self.project(user.project_id).await?;
+        for need in needs(&project, user) {
+            self.deps.limiter.clear(&need.key).await?;
+        }
+        Ok(())
+    }
+
     /// Gives slots back; one that cannot be given back ends on its own.
     pub(crate) async fn give_back(&self, slots: &[Slot]) {
         for slot in slots {
