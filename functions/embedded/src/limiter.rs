@@ -9,6 +9,16 @@ use time::OffsetDateTime;
 
 use crate::store::{SqliteStore, backend};
 
+impl SqliteStore {
+    /// Frees every connection slot, for the one process that owns this file (`mailferry
+    /// serve` holding its data folder's lock): whatever is held was held by a dead
+    /// predecessor. Returns how many were freed.
+    pub async fn release_all_slots(&self) -> Result<usize, StoreError> {
+        self.write(|c| c.execute("DELETE FROM limiter_slots", []).map_err(backend))
+            .await
+    }
+}
+
 #[async_trait]
 impl Limiter for SqliteStore {
     async fn acquire(
@@ -99,5 +109,35 @@ impl Limiter for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_owner_of_the_file_frees_every_slot_a_dead_predecessor_held() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let until = now + time::Duration::minutes(2);
+        for (key, holder) in [("server:a:993", "dead-1"), ("mailbox:a:993:x", "dead-2")] {
+            assert!(
+                store
+                    .acquire(key, 1, holder, until, now)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert_eq!(store.release_all_slots().await.unwrap(), 2);
+        assert_eq!(store.in_use("server:a:993", now).await.unwrap(), 0);
+        assert!(
+            store
+                .acquire("server:a:993", 1, "new", until, now)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -192,6 +192,16 @@ pub async fn start(args: ServeArgs, admin_password: Option<Secret>) -> anyhow::R
         SqliteQueue::open(data.join("queue.db"), args.max_receives.max(1))
             .context("opening the queue")?,
     );
+    let freed = store
+        .release_all_slots()
+        .await
+        .context("freeing the connection slots")?;
+    if freed > 0 {
+        tracing::info!(
+            slots = freed,
+            "freed the connection slots the previous run held"
+        );
+    }
     let taken_back = queue.release_held().await.context("reading the queue")?;
     if taken_back > 0 {
         tracing::info!(
