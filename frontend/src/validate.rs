@@ -200,6 +200,20 @@ pub fn size_limit_mb(raw: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// A connection limit: empty for the provider's default, else a whole number from 1 to `max`.
+pub fn connection_limit(raw: &str, max: u32) -> Result<Option<u32>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "Enter a whole number from 1 to {max}, or nothing for the provider's default"
+        )),
+    }
+}
+
 /// Days stored passwords are kept without activity: 1 to 365.
 pub fn idle_days(raw: &str) -> Result<u32, String> {
     match raw.trim().parse::<u32>() {

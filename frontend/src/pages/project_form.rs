@@ -250,6 +250,12 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     }}
                 />
             </details>
+            <details class="card" open={!s.source_server_limit.is_empty() || !s.target_server_limit.is_empty() || !s.mailbox_limit.is_empty()}>
+                <summary><h2 class="inline">{ "Connections" }</h2><span class="muted small">{ " — the provider's limits unless you say otherwise" }</span></summary>
+                { limit_field(state, Field::SourceServerLimit, "At most this many connections to the source server", "Over all users of every project copying from it. Empty: 16 for an IMAP server, no limit for Microsoft 365 and Google") }
+                { limit_field(state, Field::TargetServerLimit, "At most this many connections to the target server", "Over all users of every project copying to it") }
+                { limit_field(state, Field::MailboxLimit, "At most this many connections to one mailbox", "On either side. Empty: 4 for an IMAP server, 8 for Microsoft 365, 15 for Gmail; lower it when a server refuses logins for too many connections") }
+            </details>
             <section class="card" aria-labelledby="pf-retention-heading">
                 <h2 id="pf-retention-heading">{ "Stored passwords" }</h2>
                 <TextField
@@ -274,5 +280,31 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                 <Link<Route> to={cancel} classes="button">{ "Cancel" }</Link<Route>>
             </div>
         </form>
+    }
+}
+
+/// A connection-limit input (a whole number, or empty for the provider's default).
+fn limit_field(
+    state: &UseReducerHandle<ProjectFormState>,
+    field: Field,
+    label: &'static str,
+    hint: &'static str,
+) -> Html {
+    let s = &**state;
+    html! {
+        <TextField
+            id={field.id()}
+            label={label}
+            hint={hint}
+            inputmode="numeric"
+            value={match field {
+                Field::SourceServerLimit => s.source_server_limit.clone(),
+                Field::TargetServerLimit => s.target_server_limit.clone(),
+                _ => s.mailbox_limit.clone(),
+            }}
+            oninput={edit(state, field)}
+            onblur={blur(state, field)}
+            error={s.field_error(field)}
+        />
     }
 }

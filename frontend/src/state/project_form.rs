@@ -3,8 +3,8 @@
 //! field (`details.field` of a 422) is shown next to that field until it is edited again.
 
 use contract::{
-    ConnectionTestInput, ConnectionTestResult, ContentCheck, CopyOptions, DeletedAtSource,
-    FolderMapping, InviteTo, ProjectInput, ProjectView, ProviderView, Retention,
+    ConnectionLimits, ConnectionTestInput, ConnectionTestResult, ContentCheck, CopyOptions,
+    DeletedAtSource, FolderMapping, InviteTo, ProjectInput, ProjectView, ProviderView, Retention,
 };
 use uuid::Uuid;
 
@@ -67,8 +67,18 @@ pub enum Field {
     Exclude,
     FolderMap,
     MaxSize,
+    SourceServerLimit,
+    TargetServerLimit,
+    MailboxLimit,
     IdleDays,
 }
+
+/// The connection-limit fields and their largest values (the server's bounds).
+const LIMITS: [(Field, u32); 3] = [
+    (Field::SourceServerLimit, 1000),
+    (Field::TargetServerLimit, 1000),
+    (Field::MailboxLimit, 100),
+];
 
 impl Field {
     pub fn key(self) -> String {
@@ -94,6 +104,9 @@ impl Field {
             Field::Exclude => "copy.exclude".into(),
             Field::FolderMap => "copy.folder_map".into(),
             Field::MaxSize => "copy.max_message_bytes".into(),
+            Field::SourceServerLimit => "copy.limits.source_server".into(),
+            Field::TargetServerLimit => "copy.limits.target_server".into(),
+            Field::MailboxLimit => "copy.limits.per_mailbox".into(),
             Field::IdleDays => "retention.idle_days".into(),
         }
     }
@@ -112,6 +125,9 @@ impl Field {
             Field::Exclude,
             Field::FolderMap,
             Field::MaxSize,
+            Field::SourceServerLimit,
+            Field::TargetServerLimit,
+            Field::MailboxLimit,
             Field::IdleDays,
         ];
         let per_side = |s| {
@@ -199,6 +215,10 @@ pub struct ProjectFormState {
     pub exclude: String,
     pub folder_map: String,
     pub max_size_mb: String,
+    /// Connection limits as typed; empty takes the provider's default.
+    pub source_server_limit: String,
+    pub target_server_limit: String,
+    pub mailbox_limit: String,
     /// Days a user's stored passwords are kept without activity.
     pub idle_days: String,
     /// Copy options the form does not show (date limits), kept as loaded.
@@ -252,6 +272,9 @@ impl Default for ProjectFormState {
             exclude: String::new(),
             folder_map: String::new(),
             max_size_mb: String::new(),
+            source_server_limit: String::new(),
+            target_server_limit: String::new(),
+            mailbox_limit: String::new(),
             idle_days: Retention::default().idle_days.to_string(),
             kept_copy: CopyOptions::default(),
             original: None,
@@ -328,10 +351,30 @@ impl ProjectFormState {
         if let Err(e) = validate::size_limit_mb(&self.max_size_mb) {
             out.push((Field::MaxSize, e));
         }
+        for (field, max) in LIMITS {
+            if let Err(e) = validate::connection_limit(self.text(field).unwrap_or_default(), max) {
+                out.push((field, e));
+            }
+        }
         if let Err(e) = validate::idle_days(&self.idle_days) {
             out.push((Field::IdleDays, e));
         }
         out
+    }
+
+    /// The connection limits as typed (valid ones; see [`Self::errors`]).
+    fn limits(&self) -> ConnectionLimits {
+        let value = |field: Field| {
+            let &(_, max) = LIMITS.iter().find(|(f, _)| *f == field)?;
+            validate::connection_limit(self.text(field).unwrap_or_default(), max)
+                .ok()
+                .flatten()
+        };
+        ConnectionLimits {
+            source_server: value(Field::SourceServerLimit),
+            target_server: value(Field::TargetServerLimit),
+            per_mailbox: value(Field::MailboxLimit),
+        }
     }
 
     /// The message to show under a field: its own check once it was touched (or Save was
@@ -367,6 +410,9 @@ impl ProjectFormState {
             Field::Exclude => &self.exclude,
             Field::FolderMap => &self.folder_map,
             Field::MaxSize => &self.max_size_mb,
+            Field::SourceServerLimit => &self.source_server_limit,
+            Field::TargetServerLimit => &self.target_server_limit,
+            Field::MailboxLimit => &self.mailbox_limit,
             Field::IdleDays => &self.idle_days,
             Field::InviteTo
             | Field::NotifyUser
@@ -408,6 +454,7 @@ impl ProjectFormState {
                     DeletedAtSource::Keep
                 },
                 verify_content: self.verify_content,
+                limits: self.limits(),
                 ..self.kept_copy.clone()
             },
             retention: Retention {
@@ -491,6 +538,10 @@ impl ProjectFormState {
             .max_message_bytes
             .map(|b| b.div_ceil(1_000_000).to_string())
             .unwrap_or_default();
+        let text = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+        self.source_server_limit = text(p.copy.limits.source_server);
+        self.target_server_limit = text(p.copy.limits.target_server);
+        self.mailbox_limit = text(p.copy.limits.per_mailbox);
         self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
         self.original = Some(p.clone());
@@ -567,6 +618,9 @@ impl ProjectFormState {
             Field::Exclude => self.exclude = value,
             Field::FolderMap => self.folder_map = value,
             Field::MaxSize => self.max_size_mb = value,
+            Field::SourceServerLimit => self.source_server_limit = value,
+            Field::TargetServerLimit => self.target_server_limit = value,
+            Field::MailboxLimit => self.mailbox_limit = value,
             Field::IdleDays => self.idle_days = value,
         }
     }
@@ -768,6 +822,43 @@ mod tests {
         let saving = state.apply(ProjectFormAction::Submit);
         assert!(saving.saving);
         assert_eq!(saving.error, None);
+    }
+
+    #[test]
+    fn connection_limits_are_optional_whole_numbers_within_the_servers_bounds() {
+        let state = valid();
+        assert_eq!(
+            state.to_input().expect("valid").copy.limits,
+            ConnectionLimits::default(),
+            "empty: the provider's defaults"
+        );
+        let state = state
+            .apply(ProjectFormAction::Edit(
+                Field::SourceServerLimit,
+                "12".into(),
+            ))
+            .apply(ProjectFormAction::Edit(Field::MailboxLimit, " 2 ".into()));
+        let limits = state.to_input().expect("valid").copy.limits;
+        assert_eq!(limits.source_server, Some(12));
+        assert_eq!(limits.target_server, None);
+        assert_eq!(limits.per_mailbox, Some(2));
+        for bad in ["0", "101", "two", "-1"] {
+            let wrong = state
+                .clone()
+                .apply(ProjectFormAction::Edit(Field::MailboxLimit, bad.into()));
+            assert!(wrong.field_error(Field::MailboxLimit).is_some(), "{bad}");
+            assert!(wrong.to_input().is_none(), "{bad}");
+        }
+        assert_eq!(
+            Field::from_server_key("copy.limits.per_mailbox"),
+            Some(Field::MailboxLimit)
+        );
+        // A loaded project shows its limits.
+        let mut loaded_view = view();
+        loaded_view.copy.limits.target_server = Some(5);
+        let loaded = ProjectFormState::default().apply(ProjectFormAction::Loaded(loaded_view));
+        assert_eq!(loaded.target_server_limit, "5");
+        assert_eq!(loaded.mailbox_limit, "");
     }
 
     #[test]
