@@ -126,6 +126,9 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
                 <span>{ endpoint(&project.target) }</span>
             </p>
             <p class="muted small">{ invites(&project) }</p>
+            if !project.connections.is_empty() {
+                <p class="muted small" id="connections-now">{ connections_now(&project) }</p>
+            }
             if let Some(at) = project.closed_at {
                 { alert(AlertKind::Info, format!("This project was closed on {}: its passwords are deleted and nothing new starts until it is reopened.", format::datetime(at))) }
             }
@@ -149,6 +152,17 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             <Lifecycle project={project.clone()} on_changed={refresh} />
         </Shell>
     }
+}
+
+/// "Connections now: the source server x 3 of 16 · …": how much of each capped server the
+/// copy holds (over every project using it).
+fn connections_now(p: &ProjectView) -> String {
+    let parts: Vec<String> = p
+        .connections
+        .iter()
+        .map(|c| format!("{} {} of {}", c.what, c.in_use, c.cap))
+        .collect();
+    format!("Connections now: {}", parts.join(" · "))
 }
 
 /// Which sides take per-user passwords, for the add-user form.

@@ -472,6 +472,7 @@ mod tests {
             users_by_state: [(UserState::New, 30), (UserState::Working, 2)]
                 .into_iter()
                 .collect(),
+            connections: vec![],
         }
     }
 

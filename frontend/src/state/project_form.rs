@@ -777,6 +777,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             version: 4,
             users_by_state: Default::default(),
+            connections: vec![],
         }
     }
 

@@ -311,6 +311,21 @@ pub struct ProjectView {
     pub version: u64,
     /// Number of users in each state (absent states are zero).
     pub users_by_state: BTreeMap<UserState, u64>,
+    /// Connections open now to the project's servers that have a cap (over every project
+    /// using the server).
+    #[serde(default)]
+    pub connections: Vec<ConnectionUse>,
+}
+
+/// How many connections to one server are open now, of how many allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionUse {
+    /// "the source server imap.example.org"
+    pub what: String,
+    pub in_use: u32,
+    pub cap: u32,
 }
 
 /// Which side to test with `POST /api/admin/projects/{id}/test` or the connector test endpoint.

@@ -666,3 +666,52 @@ async fn a_user_deleted_by_its_action_answers_the_documented_204() {
     assert!(responses["204"].is_object(), "{responses}");
     assert!(responses["200"].is_object(), "{responses}");
 }
+
+/// The project shows how many connections its capped servers have open now (over every
+/// project using them), and the limits it was given.
+#[tokio::test]
+async fn the_project_shows_its_servers_connections_in_use_and_its_limits() {
+    let mut api = TestApi::new().await;
+    api.sign_in().await;
+    let mut body = project_json();
+    body["copy"] = json!({"limits": {"target_server": 5}});
+    let r = api.call("POST", "/api/admin/projects", Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // Two jobs hold slots of the target server (key as the engine names it).
+    let now = api.app.deps().clock.now();
+    for holder in ["job-1", "job-2"] {
+        let slot = api
+            .app
+            .deps()
+            .limiter
+            .acquire(
+                "server:imap.new.example:993",
+                5,
+                holder,
+                now + Duration::from_secs(60),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(slot.is_some());
+    }
+    let r = api
+        .call("GET", &format!("/api/admin/projects/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["connections"],
+        json!([
+            {"what": "the source server 127.0.0.1", "in_use": 0, "cap": 16},
+            {"what": "the target server imap.new.example", "in_use": 2, "cap": 5},
+        ])
+    );
+    assert_eq!(r.body["copy"]["limits"]["target_server"], 5);
+    // Out of bounds: the field is named and nothing changes.
+    let mut bad = project_json();
+    bad["copy"] = json!({"limits": {"per_mailbox": 0}});
+    let r = api.call("POST", "/api/admin/projects", Some(bad)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["details"]["field"], "copy.limits.per_mailbox");
+}

@@ -357,6 +357,7 @@ impl App {
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect::<BTreeMap<_, _>>(),
+            connections: self.server_connections(project).await,
         })
     }
 

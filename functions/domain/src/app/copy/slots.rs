@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use contract::ConnectionUse;
 use contract::jobs::Job;
 
 use crate::app::Side;
@@ -43,18 +44,7 @@ pub(crate) fn needs(project: &Project, user: &MailUser) -> Vec<Need> {
         let connector = side.of(project);
         let profile = providers::profile(connector.kind);
         let host = connector.host.to_ascii_lowercase();
-        let server_cap = match side {
-            Side::Source => limits.source_server,
-            Side::Target => limits.target_server,
-        }
-        .or(profile.connections_per_host.map(|r| r.value));
-        if let Some(cap) = server_cap {
-            out.push(Need {
-                key: format!("server:{host}:{}", connector.port),
-                cap,
-                what: format!("the {} server {host}", side.as_str()),
-            });
-        }
+        out.extend(server_need(project, side));
         let mailbox = side.email(user).as_str().to_ascii_lowercase();
         out.push(Need {
             key: format!("mailbox:{host}:{}:{mailbox}", connector.port),
@@ -65,6 +55,25 @@ pub(crate) fn needs(project: &Project, user: &MailUser) -> Vec<Need> {
         });
     }
     out
+}
+
+/// The slot of a side's server, when the project or the provider profile caps it.
+pub(crate) fn server_need(project: &Project, side: Side) -> Option<Need> {
+    let connector = side.of(project);
+    let limits = &project.copy.limits;
+    let cap = match side {
+        Side::Source => limits.source_server,
+        Side::Target => limits.target_server,
+    }
+    .or(providers::profile(connector.kind)
+        .connections_per_host
+        .map(|r| r.value))?;
+    let host = connector.host.to_ascii_lowercase();
+    Some(Need {
+        key: format!("server:{host}:{}", connector.port),
+        cap,
+        what: format!("the {} server {host}", side.as_str()),
+    })
 }
 
 /// How long a job waits for a slot: a few seconds, spread by the job so that waiting jobs do
@@ -135,6 +144,28 @@ impl App {
             self.deps.limiter.clear(&need.key).await?;
         }
         Ok(())
+    }
+
+    /// Connections open now to the project's capped servers.
+    pub(crate) async fn server_connections(&self, project: &Project) -> Vec<ConnectionUse> {
+        let now = self.deps.clock.now();
+        let mut out = Vec::new();
+        for need in [Side::Source, Side::Target]
+            .into_iter()
+            .filter_map(|side| server_need(project, side))
+        {
+            match self.deps.limiter.in_use(&need.key, now).await {
+                Ok(in_use) => out.push(ConnectionUse {
+                    what: need.what,
+                    in_use,
+                    cap: need.cap,
+                }),
+                Err(e) => {
+                    tracing::warn!(key = %need.key, error = %e, "connections in use could not be read")
+                }
+            }
+        }
+        out
     }
 
     /// Gives slots back; one that cannot be given back ends on its own.
