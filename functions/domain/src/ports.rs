@@ -300,7 +300,8 @@ pub fn slot_order(holder: &str, cap: u32) -> impl Iterator<Item = u32> {
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     let cap = cap.max(1);
-    (0..cap).map(move |i| (start.wrapping_add(i)) % cap)
+    let start = start % cap;
+    (0..cap).map(move |i| (start + i) % cap)
 }
 
 #[cfg(test)]

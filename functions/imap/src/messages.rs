@@ -69,7 +69,13 @@ impl Session {
         metas.sort_by_key(|m| m.uid);
         metas.dedup_by_key(|m| m.uid);
         if self.capabilities().has("X-GM-EXT-1") && !metas.is_empty() {
-            let ids = self.gmail_ids(uids).await?;
+            // A server that announces the extension but refuses its FETCH item leaves the
+            // messages to be matched by their headers, as on any other server.
+            let ids = match self.gmail_ids(uids).await {
+                Ok(ids) => ids,
+                Err(ImapError::No { .. } | ImapError::Bad { .. }) => HashMap::new(),
+                Err(e) => return Err(e),
+            };
             for m in &mut metas {
                 m.gmail_id = ids.get(&m.uid).copied();
             }

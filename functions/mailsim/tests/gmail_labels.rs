@@ -100,9 +100,8 @@ async fn from_gmail_each_message_arrives_once_per_label_known_by_its_gmail_id() 
     assert!(all_mail.skipped.is_empty());
 }
 
-/// A Gmail target with All Mail, and a source keeping messages 0 and 1 (and one without a
-/// Message-ID) in both INBOX and Archive.
-async fn to_gmail_world() -> World {
+/// A Gmail target (labels on, All Mail) fed by an IMAP source.
+async fn gmail_target_world() -> World {
     let target = mailsim::Server::new();
     target.behaviour_mut(|b| {
         b.app_tokens.insert("t1".into());
@@ -111,6 +110,13 @@ async fn to_gmail_world() -> World {
     let w = World::with_gmail_target(target, Arc::new(ModelTokens::default()), false).await;
     w.target
         .create_folder(USER, ALL_MAIL, Some(SpecialUse::All));
+    w
+}
+
+/// A Gmail target with All Mail, and a source keeping messages 0 and 1 (and one without a
+/// Message-ID) in both INBOX and Archive.
+async fn to_gmail_world() -> World {
+    let w = gmail_target_world().await;
     for i in 0..6 {
         deliver(&w, "INBOX", i, true);
     }
@@ -190,4 +196,33 @@ async fn to_gmail_a_crash_at_any_step_loses_and_duplicates_nothing() {
         );
         assert_labelled_once(&w);
     }
+}
+
+/// On Gmail, Trash and Spam exclude every other label: a COPY into Trash would take the
+/// message out of INBOX. A message the source keeps in INBOX and in Trash is therefore
+/// uploaded into Trash, never labelled there, and stays in INBOX.
+#[tokio::test]
+async fn to_gmail_trash_gets_an_upload_never_a_label() {
+    let w = gmail_target_world().await;
+    w.target
+        .create_folder(USER, "[Gmail]/Trash", Some(SpecialUse::Trash));
+    w.source
+        .create_folder(USER, "Trash", Some(SpecialUse::Trash));
+    for i in 0..3 {
+        deliver(&w, "INBOX", i, true);
+    }
+    deliver(&w, "Trash", 1, true);
+
+    w.act(BulkAction::Start).await;
+    w.drain(&mut VecDeque::new()).await;
+
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(subjects(&w.target, "INBOX"), named(&[0, 1, 2]));
+    assert_eq!(subjects(&w.target, "[Gmail]/Trash"), named(&[1]));
+    let size = body(1, true, 400).len() as u64;
+    assert_eq!(
+        w.target.uploaded_bytes(),
+        4 * size,
+        "the Trash copy was uploaded, not labelled"
+    );
 }

@@ -229,7 +229,7 @@ impl App {
         let io = async {
             // On a target whose folders are labels, what it holds already gets a label.
             let labelled = self
-                .label_instead_of_upload(s, &target_name, wanted)
+                .label_instead_of_upload(s, &target_name, wanted, mark.target_uidnext)
                 .await?;
             let (mut metas, mut outcomes) = (labelled.metas, labelled.outcomes);
             let fetched = self

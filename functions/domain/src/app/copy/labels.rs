@@ -17,6 +17,15 @@ use crate::mailbox::{AppendOutcome, MessageMeta, SpecialUse};
 use super::decide;
 use super::{App, Sessions, mailbox_err};
 
+/// The target's All Mail, and the folders a label must never be applied to: on Gmail, Trash
+/// and Spam exclude every other label, so a COPY there would take the message out of the
+/// folders it was copied to before.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LabelFolders {
+    all_mail: Option<String>,
+    exclusive: Vec<String>,
+}
+
 /// What labels gave a chunk: the messages now in the folder with their outcomes (as APPEND
 /// would report them), and the messages still to upload, in the order given.
 pub(super) struct Labelled<'m> {
@@ -28,11 +37,15 @@ pub(super) struct Labelled<'m> {
 impl App {
     /// Applies `target_name`'s label to the messages of `wanted` the target already holds, and
     /// leaves the rest to upload. A target without labels, or without All Mail, uploads all.
+    /// `uidnext` is the target folder's next UID before the chunk: a COPY answered with an
+    /// older UID landed on a message the folder already showed (an identical message copied
+    /// before), which is no copy of this one, so it is uploaded instead.
     pub(super) async fn label_instead_of_upload<'m>(
         &self,
         s: &mut Sessions,
         target_name: &str,
         wanted: &[&'m MessageMeta],
+        uidnext: u32,
     ) -> Result<Labelled<'m>, AppError> {
         let mut labelled = Labelled {
             metas: Vec::new(),
@@ -42,20 +55,31 @@ impl App {
         if !s.target_labels || wanted.iter().all(|m| m.message_id.is_none()) {
             return Ok(labelled);
         }
-        let all_mail = match &s.target_all_mail {
+        let folders = match &s.target_all_mail {
             Some(known) => known.clone(),
             None => {
-                let folders = s.target.list_folders().await.map_err(mailbox_err)?;
-                let found = folders
-                    .into_iter()
-                    .find(|f| f.special_use == Some(SpecialUse::All))
-                    .map(|f| f.name);
+                let listed = s.target.list_folders().await.map_err(mailbox_err)?;
+                let role = |uses: &[SpecialUse]| {
+                    listed
+                        .iter()
+                        .filter(|f| f.special_use.is_some_and(|u| uses.contains(&u)))
+                        .map(|f| f.name.clone())
+                        .collect::<Vec<_>>()
+                };
+                let found = LabelFolders {
+                    all_mail: role(&[SpecialUse::All]).into_iter().next(),
+                    exclusive: role(&[SpecialUse::Trash, SpecialUse::Junk]),
+                };
                 s.target_all_mail = Some(found.clone());
                 found
             }
         };
-        // Into All Mail itself (archived mail) there is no label to apply.
-        let Some(all_mail) = all_mail.filter(|name| name != target_name) else {
+        // Into All Mail itself (archived mail) there is no label to apply; Trash and Spam
+        // would take the message out of its other folders.
+        let excluded = |name: &String| {
+            name == target_name || folders.exclusive.iter().any(|e| e == target_name)
+        };
+        let Some(all_mail) = folders.all_mail.clone().filter(|n| !excluded(n)) else {
             return Ok(labelled);
         };
         s.target.select(&all_mail).await.map_err(mailbox_err)?;
@@ -92,6 +116,8 @@ impl App {
                 .collect();
             for (m, uid) in found {
                 match copies.get(&uid) {
+                    // A message the folder showed before this chunk: not this one's copy.
+                    Some(&Some(copy)) if copy < uidnext => upload.push(m),
                     Some(&copy) => {
                         labelled.metas.push(m.clone());
                         labelled

@@ -124,8 +124,8 @@ struct Sessions {
     /// The target's folders are labels (Gmail): a message it holds already gets a folder's
     /// label instead of a second upload.
     target_labels: bool,
-    /// The target's All Mail, once looked up (`labels.rs`).
-    target_all_mail: Option<Option<String>>,
+    /// The target's label folders, once looked up (`labels.rs`).
+    target_all_mail: Option<labels::LabelFolders>,
 }
 
 impl Sessions {
@@ -162,7 +162,7 @@ impl App {
             .as_deref()
             .is_some_and(|e| e.starts_with("waiting: "))
         {
-            self.set_last_error_to(user.id, None).await?;
+            self.clear_waiting(user.id).await;
         }
         let work = async {
             match job {
@@ -424,25 +424,34 @@ impl App {
     }
 
     pub(super) async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
-        self.set_last_error_to(id, Some(message)).await
-    }
-
-    /// Sets or clears what the user shows as its last error (best effort: a conflicting
-    /// write wins).
-    pub(super) async fn set_last_error_to(
-        &self,
-        id: UserId,
-        message: Option<String>,
-    ) -> Result<(), AppError> {
         let Some(current) = self.deps.store.get_user(id).await? else {
             return Ok(());
         };
         let mut next = current.clone();
-        next.last_error = message;
+        next.last_error = Some(message);
         next.version = current.version + 1;
         next.updated_at = self.deps.clock.now();
         let _ = self.deps.store.update_user(&next, current.version).await;
         Ok(())
+    }
+    /// Clears a "waiting: …" the user shows (and nothing else: another job's error stays),
+    /// best effort.
+    async fn clear_waiting(&self, id: UserId) {
+        let Ok(Some(current)) = self.deps.store.get_user(id).await else {
+            return;
+        };
+        if !current
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("waiting: "))
+        {
+            return;
+        }
+        let mut next = current.clone();
+        next.last_error = None;
+        next.version = current.version + 1;
+        next.updated_at = self.deps.clock.now();
+        let _ = self.deps.store.update_user(&next, current.version).await;
     }
 }
 

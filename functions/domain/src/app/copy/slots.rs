@@ -54,6 +54,12 @@ pub(crate) fn needs(project: &Project, user: &MailUser) -> Vec<Need> {
             what: format!("the {} mailbox {mailbox}", side.as_str()),
         });
     }
+    // A job copying within one server (or one mailbox) needs two slots of its key: a cap
+    // below that could never be met, and the job would wait for ever.
+    for i in 0..out.len() {
+        let n = out.iter().filter(|o| o.key == out[i].key).count() as u32;
+        out[i].cap = out[i].cap.max(n);
+    }
     out
 }
 
@@ -222,6 +228,65 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_within_one_server_can_always_take_both_of_its_slots() {
+        let side = || Connector {
+            kind: contract::ConnectorKind::Imap,
+            host: "IMAP.example.org".into(),
+            port: 993,
+            security: contract::Security::Tls,
+            auth: ConnectorAuth::PerUser,
+        };
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let mut project = Project {
+            id: ProjectId::new(),
+            name: "within".into(),
+            source: side(),
+            target: side(),
+            invite_to: contract::InviteTo::None,
+            admin_email: None,
+            notify_user: false,
+            copy: Default::default(),
+            retention: Default::default(),
+            closed_at: None,
+            created_at: now,
+            version: 1,
+        };
+        project.copy.limits.source_server = Some(1);
+        project.copy.limits.target_server = Some(1);
+        let address = |a: &str| EmailAddress::parse(a).unwrap();
+        let user = MailUser {
+            id: UserId::new(),
+            project_id: project.id,
+            source_email: address("ann@example.org"),
+            target_email: address("ann.new@example.org"),
+            display_name: String::new(),
+            state: contract::UserState::Scheduled,
+            pass: 1,
+            progress: Default::default(),
+            last_error: None,
+            has_credentials: true,
+            invite_sent_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let needs = needs(&project, &user);
+        let server: Vec<&Need> = needs
+            .iter()
+            .filter(|n| n.key.starts_with("server:"))
+            .collect();
+        assert_eq!(server.len(), 2, "{needs:?}");
+        assert!(server.iter().all(|n| n.cap == 2), "{needs:?}");
+        assert_eq!(server[0].key, "server:imap.example.org:993");
+        // Different mailboxes: each keeps the profile's cap of 4.
+        let mailboxes: Vec<&Need> = needs
+            .iter()
+            .filter(|n| n.key.starts_with("mailbox:"))
+            .collect();
+        assert!(mailboxes.iter().all(|n| n.cap == 4), "{needs:?}");
+    }
 
     #[test]
     fn waiting_jobs_come_back_within_seconds_spread_apart() {
