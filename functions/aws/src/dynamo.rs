@@ -284,7 +284,7 @@ impl DynamoStore {
         Ok(docs)
     }
 
-    async fn partition_keys(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn partition_keys(&self, pk: String) -> Result<Vec<Item>, StoreError> {
         let query = self
             .client
             .query()
@@ -311,7 +311,7 @@ impl DynamoStore {
     }
 
     /// Deletes items by key with BatchWriteItem, retrying what DynamoDB leaves unprocessed.
-    async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+    pub(crate) async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), StoreError> {
         let requests = keys
             .into_iter()
             .map(|k| {

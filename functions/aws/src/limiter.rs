@@ -9,7 +9,7 @@ use domain::error::StoreError;
 use domain::ports::{Limiter, Slot, slot_order};
 use time::OffsetDateTime;
 
-use crate::dynamo::{DynamoStore, EXPIRES, PK, SK, backend, is_condition_failure, key, n, s};
+use crate::dynamo::{DynamoStore, EXPIRES, PK, backend, is_condition_failure, key, n, s};
 
 const HOLDER: &str = "holder";
 const UNTIL: &str = "until";
@@ -118,54 +118,24 @@ impl Limiter for DynamoStore {
     }
 
     async fn in_use(&self, key: &str, now: OffsetDateTime) -> Result<u32, StoreError> {
-        let mut count = 0u32;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("#pk = :pk")
-                .filter_expression("#until > :now")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#until", UNTIL)
-                .expression_attribute_values(":pk", s(slot_pk(key)))
-                .expression_attribute_values(":now", n(epoch(now)))
-                .set_exclusive_start_key(start)
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .send()
-                .await
-                .map_err(backend)?;
-            count += u32::try_from(page.count()).unwrap_or(0);
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(count);
-            }
-        }
-    }
-
-    async fn clear(&self, key: &str) -> Result<(), StoreError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("#pk = :pk")
+            .filter_expression("#until > :now")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(slot_pk(key)));
-        for item in self.query_all(query).await? {
-            let Some(sk) = item.get(SK).and_then(|v| v.as_s().ok()) else {
-                continue;
-            };
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(crate::dynamo::key(slot_pk(key), sk.clone())))
-                .send()
-                .await
-                .map_err(backend)?;
-        }
-        Ok(())
+            .expression_attribute_names("#until", UNTIL)
+            .expression_attribute_values(":pk", s(slot_pk(key)))
+            .expression_attribute_values(":now", n(epoch(now)))
+            .projection_expression("#pk");
+        let held = self.query_all(query).await?.len();
+        Ok(u32::try_from(held).unwrap_or(u32::MAX))
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let keys = self.partition_keys(slot_pk(key)).await?;
+        self.delete_keys(keys).await
     }
 }

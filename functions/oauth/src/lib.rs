@@ -48,6 +48,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A kept token and when to ask for a new one.
+#[derive(Clone)]
 struct Kept {
     token: AccessToken,
     renew_at: OffsetDateTime,
@@ -315,20 +316,18 @@ impl Tokens for OAuthClient {
             token: token.clone(),
             renew_at: renew_at(now, lifetime),
         };
-        let mut keys = vec![key];
-        if let (Some(new_refresh), AppGrant::Refresh { .. }) = (&rotated, grant) {
-            keys.push(cache_key(&with_refresh_token(grant, new_refresh)));
-        }
+        // Kept under the rotated refresh token too: a job that already read it finds this one.
+        let rotated_key = match (&rotated, grant) {
+            (Some(new_refresh), AppGrant::Refresh { .. }) => {
+                Some(cache_key(&with_refresh_token(grant, new_refresh)))
+            }
+            _ => None,
+        };
         let mut all = self.kept();
-        for key in keys {
-            all.insert(
-                key,
-                Kept {
-                    token: kept.token.clone(),
-                    renew_at: kept.renew_at,
-                },
-            );
+        if let Some(rotated_key) = rotated_key {
+            all.insert(rotated_key, kept.clone());
         }
+        all.insert(key, kept);
         drop(all);
         Ok(AccessToken {
             refresh_token: rotated,

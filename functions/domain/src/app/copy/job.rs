@@ -14,6 +14,7 @@ use super::{App, JobOutcome, Stop};
 impl App {
     pub(super) async fn copy_folder(
         &self,
+        project: &Project,
         user: &MailUser,
         source_name: &str,
         attempt: u32,
@@ -24,14 +25,13 @@ impl App {
             Ok(folder) => folder,
             Err(outcome) => return Ok(outcome),
         };
-        let project = self.project(user.project_id).await?;
-        let mut s = match self.open_sessions(&project, user).await {
+        let mut s = match self.open_sessions(project, user).await {
             Ok(s) => s,
             Err(e) => return self.end_job(user, &mut folder, attempt, Err(e)).await,
         };
         // Every command of the attempt ends by `hard_stop`, however slowly a server drips: what
         // was stored is found again through the checkpoint and its in-flight mark.
-        let copy = self.copy_with(&project, user, &mut folder, &mut s, deadline);
+        let copy = self.copy_with(project, user, &mut folder, &mut s, deadline);
         let mut result = match tokio::time::timeout_at(hard_stop.into(), copy).await {
             Ok(result) => result,
             Err(_) => Ok(Err(Stop::OutOfTime)),

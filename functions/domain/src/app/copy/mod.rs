@@ -166,14 +166,14 @@ impl App {
         }
         let work = async {
             match job {
-                Job::Plan { .. } => self.plan(user).await,
+                Job::Plan { .. } => self.plan(&project, user).await,
                 Job::Copy {
                     folder, attempt, ..
                 } => {
                     // Chunks stop at the deadline; any other command still running half a
                     // reserve later is cut off, leaving the rest of the reserve to hand over.
                     let hard_stop = deadline + reserve / 2;
-                    self.copy_folder(user, folder, *attempt, deadline, hard_stop)
+                    self.copy_folder(&project, user, folder, *attempt, deadline, hard_stop)
                         .await
                 }
             }
@@ -424,31 +424,30 @@ impl App {
     }
 
     pub(super) async fn set_last_error(&self, id: UserId, message: String) -> Result<(), AppError> {
-        let Some(current) = self.deps.store.get_user(id).await? else {
-            return Ok(());
-        };
-        let mut next = current.clone();
-        next.last_error = Some(message);
-        next.version = current.version + 1;
-        next.updated_at = self.deps.clock.now();
-        let _ = self.deps.store.update_user(&next, current.version).await;
+        if let Some(current) = self.deps.store.get_user(id).await? {
+            self.put_last_error(&current, Some(message)).await;
+        }
         Ok(())
     }
+
     /// Clears a "waiting: …" the user shows (and nothing else: another job's error stays),
     /// best effort.
     async fn clear_waiting(&self, id: UserId) {
-        let Ok(Some(current)) = self.deps.store.get_user(id).await else {
-            return;
-        };
-        if !current
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("waiting: "))
+        if let Ok(Some(current)) = self.deps.store.get_user(id).await
+            && current
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("waiting: "))
         {
-            return;
+            self.put_last_error(&current, None).await;
         }
+    }
+
+    /// Writes what the user shows as its last error over `current` (best effort: a write that
+    /// came first wins).
+    async fn put_last_error(&self, current: &MailUser, message: Option<String>) {
         let mut next = current.clone();
-        next.last_error = None;
+        next.last_error = message;
         next.version = current.version + 1;
         next.updated_at = self.deps.clock.now();
         let _ = self.deps.store.update_user(&next, current.version).await;

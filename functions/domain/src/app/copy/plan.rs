@@ -42,15 +42,18 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
 impl App {
     /// Lists and maps the folders, creates them on the target, records a checkpoint per folder
     /// and queues one copy job per folder.
-    pub(super) async fn plan(&self, user: &MailUser) -> Result<JobOutcome, AppError> {
-        let project = self.project(user.project_id).await?;
+    pub(super) async fn plan(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<JobOutcome, AppError> {
         let user = if user.state == UserState::Scheduled {
             self.transition(user, Transition::StartWork, |_| {}).await?
         } else {
             user.clone()
         };
-        let mut s = self.open_sessions(&project, &user).await?;
-        let outcome = self.plan_with(&project, &user, &mut s).await;
+        let mut s = self.open_sessions(project, &user).await?;
+        let outcome = self.plan_with(project, &user, &mut s).await;
         s.close().await;
         outcome
     }
