@@ -2,6 +2,10 @@
 //! `SLOT#<index>`), taken with a PutItem whose condition is "nobody has it, or its time has
 //! ended", so two holders never have one slot however many workers race. An item whose time
 //! ended is a free slot; DynamoDB's TTL removes it a day later.
+//!
+//! A line is a partition `LINE#<key>` with an item per place, its rank the sort key, so the
+//! places before a rank are one Query counted on the server. Usage is an item per key and hour
+//! (`USAGE#<key>` / `H#<epoch hour>`) whose number grows by UpdateItem's atomic ADD.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,10 +13,11 @@ use domain::error::StoreError;
 use domain::ports::{Limiter, Slot, slot_order};
 use time::OffsetDateTime;
 
-use crate::dynamo::{DynamoStore, EXPIRES, PK, backend, is_condition_failure, key, n, s};
+use crate::dynamo::{DynamoStore, EXPIRES, PK, SK, backend, is_condition_failure, key, n, s};
 
 const HOLDER: &str = "holder";
 const UNTIL: &str = "until";
+const AMOUNT: &str = "amount";
 
 fn slot_pk(key: &str) -> String {
     format!("LIMIT#{key}")
@@ -20,6 +25,18 @@ fn slot_pk(key: &str) -> String {
 
 fn slot_sk(index: u32) -> String {
     format!("SLOT#{index:05}")
+}
+
+fn line_pk(key: &str) -> String {
+    format!("LINE#{key}")
+}
+
+fn usage_pk(key: &str) -> String {
+    format!("USAGE#{key}")
+}
+
+fn usage_sk(hour: OffsetDateTime) -> String {
+    format!("H#{:012}", epoch(hour))
 }
 
 fn epoch(t: OffsetDateTime) -> u64 {
@@ -137,5 +154,126 @@ impl Limiter for DynamoStore {
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         let keys = self.partition_keys(slot_pk(key)).await?;
         self.delete_keys(keys).await
+    }
+
+    async fn join_line(
+        &self,
+        key: &str,
+        rank: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut item = crate::dynamo::key(line_pk(key), rank);
+        item.insert(UNTIL.into(), n(epoch(until)));
+        item.insert(EXPIRES.into(), n(epoch(until) + 86_400));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn ahead_in_line(
+        &self,
+        key: &str,
+        rank: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u32, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk < :rank")
+            .filter_expression("#until > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#until", UNTIL)
+            .expression_attribute_values(":pk", s(line_pk(key)))
+            .expression_attribute_values(":rank", s(rank))
+            .expression_attribute_values(":now", n(epoch(now)))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
+        let mut ahead = 0u32;
+        while ahead < limit
+            && let Some(page) = pages.next().await
+        {
+            let page = page.map_err(backend)?;
+            ahead = ahead.saturating_add(u32::try_from(page.count()).unwrap_or(0));
+        }
+        Ok(ahead.min(limit))
+    }
+
+    async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(crate::dynamo::key(line_pk(key), rank)))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn add_usage(
+        &self,
+        key: &str,
+        hour: OffsetDateTime,
+        amount: u64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(crate::dynamo::key(usage_pk(key), usage_sk(hour))))
+            .update_expression("ADD #amount :amount SET #expires = :expires")
+            .expression_attribute_names("#amount", AMOUNT)
+            .expression_attribute_names("#expires", EXPIRES)
+            .expression_attribute_values(":amount", n(amount))
+            // Two days after its hour it counts toward no budget.
+            .expression_attribute_values(":expires", n(epoch(hour) + 2 * 86_400))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, u64)>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk >= :since")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(usage_pk(key)))
+            .expression_attribute_values(":since", s(usage_sk(since)));
+        self.query_all(query)
+            .await?
+            .iter()
+            .map(|item| {
+                let hour = item
+                    .get(SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| sk.strip_prefix("H#"))
+                    .and_then(|h| h.parse::<i64>().ok())
+                    .and_then(|h| OffsetDateTime::from_unix_timestamp(h).ok())
+                    .ok_or_else(|| StoreError::Backend("a usage item without its hour".into()))?;
+                let amount = item
+                    .get(AMOUNT)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Ok((hour, amount))
+            })
+            .collect()
     }
 }

@@ -1,7 +1,8 @@
 //! Store checks of the limiter's slots (`domain::ports::Limiter`, which every store keeps):
 //! never more holders than the cap however many race, a slot whose time ended goes to the next
 //! holder, its old holder can neither renew nor release it, clearing a key frees all its
-//! slots, and keys do not share slots.
+//! slots, and keys do not share slots; a line counts the kept places ranked before a rank,
+//! and usage adds up per key and hour however many add at once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -116,4 +117,56 @@ pub(crate) async fn racing_holders_never_exceed_the_cap(s: Arc<dyn Store>) {
     assert_eq!(indexes.len(), 5, "each winner has a slot of its own");
     assert!(indexes.iter().all(|&i| i < 5));
     assert_eq!(s.in_use(key, now).await.expect("in_use"), 5);
+}
+
+pub(crate) async fn a_line_counts_the_places_before_a_rank(s: Arc<dyn Store>) {
+    let key = "server:imap.example:993";
+    for rank in ["0-b", "0-a", "5-c", "5-d"] {
+        s.join_line(key, rank, at(60)).await.expect("join");
+    }
+    s.join_line("server:other:993", "0-0", at(60))
+        .await
+        .expect("join");
+    let ahead = |rank: &'static str, now: i64, limit: u32| {
+        let s = s.clone();
+        async move {
+            s.ahead_in_line(key, rank, at(now), limit)
+                .await
+                .expect("ahead")
+        }
+    };
+    assert_eq!(ahead("0-a", 0, 100).await, 0, "first in line");
+    assert_eq!(ahead("5-c", 0, 100).await, 2);
+    assert_eq!(ahead("9", 0, 100).await, 4, "another key's line is apart");
+    assert_eq!(ahead("9", 0, 3).await, 3, "counting stops at the limit");
+    // Joining again moves the end of a place, not the place.
+    s.join_line(key, "0-a", at(300)).await.expect("join again");
+    assert_eq!(ahead("9", 0, 100).await, 4);
+    // Places not kept by now are not counted.
+    assert_eq!(ahead("9", 60, 100).await, 1, "only 0-a was kept past 60");
+    s.leave_line(key, "0-a").await.expect("leave");
+    s.leave_line(key, "0-never").await.expect("leave a place not held");
+    assert_eq!(ahead("9", 0, 100).await, 3);
+}
+
+pub(crate) async fn usage_adds_up_per_key_and_hour(s: Arc<dyn Store>) {
+    let key = "down:imap.gmail.com:993:ann@example.org";
+    let (h0, h1) = (at(0), at(3600));
+    s.add_usage(key, h0, 1_000).await.expect("add");
+    s.add_usage(key, h1, 5).await.expect("add");
+    s.add_usage("down:other", h1, 77).await.expect("add");
+    let adders: Vec<_> = (0..10)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.add_usage(key, h1, 3).await })
+        })
+        .collect();
+    for adder in adders {
+        adder.await.expect("task").expect("add");
+    }
+    let mut all = s.usage(key, h0).await.expect("usage");
+    all.sort();
+    assert_eq!(all, vec![(h0, 1_000), (h1, 35)], "racing adds all count");
+    assert_eq!(s.usage(key, at(1)).await.expect("usage"), vec![(h1, 35)]);
+    assert!(s.usage("down:nobody", h0).await.expect("usage").is_empty());
 }

@@ -28,7 +28,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::audit_trail;
 use crate::limiter::{
-    ended_slots_pass_on, racing_holders_never_exceed_the_cap, slots_up_to_the_cap,
+    a_line_counts_the_places_before_a_rank, ended_slots_pass_on,
+    racing_holders_never_exceed_the_cap, slots_up_to_the_cap, usage_adds_up_per_key_and_hour,
 };
 use crate::runner::Report;
 
@@ -66,6 +67,8 @@ fn checks() -> Vec<(&'static str, Check)> {
         "limiter: slots up to the cap, release, in use, keys apart" => slots_up_to_the_cap,
         "limiter: an ended slot passes on; its old holder can neither renew nor release it" => ended_slots_pass_on,
         "limiter: racing holders never exceed the cap" => racing_holders_never_exceed_the_cap,
+        "limiter: a line counts the places before a rank, kept places only" => a_line_counts_the_places_before_a_rank,
+        "limiter: usage adds up per key and hour, racing adds included" => usage_adds_up_per_key_and_hour,
     ]
 }
 

@@ -18,6 +18,7 @@ pub mod model;
 pub mod oauth;
 pub mod ports;
 pub mod providers;
+pub mod schedule;
 pub mod secret;
 pub mod state;
 pub mod token;

@@ -269,6 +269,10 @@ pub struct Slot {
 /// is a lease that one holder has until a time, so a worker that dies frees its slots when
 /// their time runs out. Every change is a conditional write on one slot, so however many
 /// workers race, no more than `cap` hold slots `0..cap` of a key at once.
+///
+/// Beside the slots: a line per key of places ranked by a sortable string, kept until a time
+/// (who waits for a slot, `crate::schedule`), and usage counted per key and hour (the bytes
+/// of a daily budget).
 #[async_trait]
 pub trait Limiter: Send + Sync + 'static {
     /// Takes a free slot among `0..cap` of `key` for `holder` until `until`: one nobody holds,
@@ -291,6 +295,39 @@ pub trait Limiter: Send + Sync + 'static {
     /// Frees every slot of `key`, for a caller that knows all their holders are gone (the
     /// copy command, holding its state file's lock, after a killed run).
     async fn clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Puts the place `rank` in the line of `key` until `until`, or moves its end there.
+    async fn join_line(
+        &self,
+        key: &str,
+        rank: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// How many places of `key`'s line, kept at `now`, rank before `rank`; counting stops at
+    /// `limit` (the answer is then `limit`).
+    async fn ahead_in_line(
+        &self,
+        key: &str,
+        rank: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u32, StoreError>;
+    /// Takes the place `rank` out of the line of `key` (nothing happens when it is not there).
+    async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError>;
+
+    /// Adds `amount` to what `key` used in the hour starting at `hour`, in one atomic step.
+    async fn add_usage(
+        &self,
+        key: &str,
+        hour: OffsetDateTime,
+        amount: u64,
+    ) -> Result<(), StoreError>;
+    /// What `key` used per hour, for the hours from `since` on.
+    async fn usage(
+        &self,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, u64)>, StoreError>;
 }
 
 /// The order a holder tries a key's slots in: from a place its name picks, so racing holders

@@ -1,5 +1,6 @@
 //! The [`Limiter`] on SQLite: a row per held slot in `limiter_slots`, taken with an upsert
-//! that only overwrites a row whose time has ended, so two holders never have one slot.
+//! that only overwrites a row whose time has ended, so two holders never have one slot; a row
+//! per place in line in `limiter_lines`, and a row per key and hour in `limiter_usage`.
 
 use async_trait::async_trait;
 use domain::error::StoreError;
@@ -107,6 +108,119 @@ impl Limiter for SqliteStore {
                 .execute(params![key])
                 .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn join_line(
+        &self,
+        key: &str,
+        rank: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (key, rank, until) = (key.to_owned(), rank.to_owned(), until.unix_timestamp());
+        // A place that ended a day before this one is long given up.
+        let stale = until - 86_400;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO limiter_lines (key, rank, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, rank) DO UPDATE SET until = excluded.until",
+            )
+            .map_err(backend)?
+            .execute(params![key, rank, until])
+            .map_err(backend)?;
+            // Places their users stopped keeping go with a later join.
+            c.prepare_cached("DELETE FROM limiter_lines WHERE key = ?1 AND until < ?2")
+                .map_err(backend)?
+                .execute(params![key, stale])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ahead_in_line(
+        &self,
+        key: &str,
+        rank: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u32, StoreError> {
+        let (key, rank, now) = (key.to_owned(), rank.to_owned(), now.unix_timestamp());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM limiter_lines
+                 WHERE key = ?1 AND rank < ?2 AND until > ?3 LIMIT ?4)",
+            )
+            .map_err(backend)?
+            .query_row(params![key, rank, now, limit], |r| r.get::<_, u32>(0))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError> {
+        let (key, rank) = (key.to_owned(), rank.to_owned());
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM limiter_lines WHERE key = ?1 AND rank = ?2")
+                .map_err(backend)?
+                .execute(params![key, rank])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_usage(
+        &self,
+        key: &str,
+        hour: OffsetDateTime,
+        amount: u64,
+    ) -> Result<(), StoreError> {
+        let (key, hour) = (key.to_owned(), hour.unix_timestamp());
+        let amount = i64::try_from(amount).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO limiter_usage (key, hour, amount) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, hour) DO UPDATE SET amount = amount + excluded.amount",
+            )
+            .map_err(backend)?
+            .execute(params![key, hour, amount])
+            .map_err(backend)?;
+            // Hours two days old count toward no budget any more.
+            c.prepare_cached("DELETE FROM limiter_usage WHERE key = ?1 AND hour < ?2")
+                .map_err(backend)?
+                .execute(params![key, hour - 2 * 86_400])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage(
+        &self,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, u64)>, StoreError> {
+        let (key, since) = (key.to_owned(), since.unix_timestamp());
+        self.read(move |c| {
+            let mut query = c
+                .prepare_cached(
+                    "SELECT hour, amount FROM limiter_usage WHERE key = ?1 AND hour >= ?2 ORDER BY hour",
+                )
+                .map_err(backend)?;
+            let rows = query
+                .query_map(params![key, since], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (hour, amount) = row.map_err(backend)?;
+                let hour = OffsetDateTime::from_unix_timestamp(hour)
+                    .map_err(|e| StoreError::Backend(format!("a usage hour out of range: {e}")))?;
+                Ok((hour, u64::try_from(amount).unwrap_or(0)))
+            })
+            .collect()
         })
         .await
     }

@@ -125,6 +125,22 @@ const SCHEMA: Schema = Schema {
             PRIMARY KEY (key, slot)
         ) WITHOUT ROWID;
         "#,
+        // 5: the limiter's lines (a place per waiting user, kept until `until`) and usage per
+        // key and hour (`hour` in epoch seconds), the bytes of daily budgets.
+        r#"
+        CREATE TABLE limiter_lines (
+            key TEXT NOT NULL,
+            rank TEXT NOT NULL,
+            until INTEGER NOT NULL,
+            PRIMARY KEY (key, rank)
+        ) WITHOUT ROWID;
+        CREATE TABLE limiter_usage (
+            key TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            amount INTEGER NOT NULL,
+            PRIMARY KEY (key, hour)
+        ) WITHOUT ROWID;
+        "#,
     ],
 };
 
