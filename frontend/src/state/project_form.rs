@@ -374,6 +374,7 @@ impl ProjectFormState {
             source_server: value(Field::SourceServerLimit),
             target_server: value(Field::TargetServerLimit),
             per_mailbox: value(Field::MailboxLimit),
+            ..Default::default()
         }
     }
 

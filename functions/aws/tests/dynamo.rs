@@ -59,6 +59,8 @@ fn user(project: ProjectId, source: &str, name: &str) -> MailUser {
         pass: 1,
         progress: Progress::default(),
         last_error: None,
+        priority: 0,
+        waiting_since: None,
         has_credentials: false,
         invite_sent_at: None,
         created_at: now,

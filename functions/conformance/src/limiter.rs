@@ -145,7 +145,9 @@ pub(crate) async fn a_line_counts_the_places_before_a_rank(s: Arc<dyn Store>) {
     // Places not kept by now are not counted.
     assert_eq!(ahead("9", 60, 100).await, 1, "only 0-a was kept past 60");
     s.leave_line(key, "0-a").await.expect("leave");
-    s.leave_line(key, "0-never").await.expect("leave a place not held");
+    s.leave_line(key, "0-never")
+        .await
+        .expect("leave a place not held");
     assert_eq!(ahead("9", 0, 100).await, 3);
 }
 

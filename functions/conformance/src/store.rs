@@ -158,6 +158,8 @@ fn user(project: ProjectId, source: &str, target: &str, name: &str, state: UserS
             eta_seconds: Some(90),
         },
         last_error: None,
+        priority: 0,
+        waiting_since: None,
         has_credentials: false,
         invite_sent_at: Some(at(5)),
         created_at: at(1),

@@ -247,6 +247,12 @@ pub struct ConnectionLimits {
     pub target_server: Option<u32>,
     /// To one mailbox, on either side (1 to 100).
     pub per_mailbox: Option<u32>,
+    /// Megabytes one source mailbox may download per rolling day (1 to 10,000,000); none
+    /// takes the source provider's budget (Google Workspace: 2,500), if it has one.
+    pub daily_download_mb: Option<u64>,
+    /// Megabytes one target mailbox may upload per rolling day (1 to 10,000,000); none takes
+    /// the target provider's budget (Google Workspace: 500), if it has one.
+    pub daily_upload_mb: Option<u64>,
 }
 
 /// How long stored passwords are kept (they are always deleted when a user is marked verified

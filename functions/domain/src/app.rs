@@ -32,6 +32,7 @@ pub use watchdog::Watch;
 pub use worker::JobOutcome;
 
 pub use audit_log::{AUDIT_CSV_MAX, AUDIT_PAGE_MAX};
+pub use copy::{is_connection_limit, refusal_delay, throttle_delay};
 pub use projects::Side;
 pub use retention::SWEEP_EVERY;
 

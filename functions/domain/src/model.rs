@@ -331,6 +331,14 @@ pub struct MailUser {
     pub pass: u32,
     pub progress: Progress,
     pub last_error: Option<String>,
+    /// 0 to `schedule::PRIORITY_MAX`: a user of higher priority goes first where users wait
+    /// for a server's connections.
+    #[serde(default)]
+    pub priority: u8,
+    /// Since when the user waits in line for a server's connections (`schedule`); `None`
+    /// while its jobs get their slots.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub waiting_since: Option<OffsetDateTime>,
     /// Per-user passwords are stored (sealed) for the sides that need them.
     pub has_credentials: bool,
     #[serde(with = "time::serde::rfc3339::option")]

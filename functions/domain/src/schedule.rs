@@ -13,10 +13,19 @@
 //! - **Daily budgets over a rolling day.** Bytes a mailbox downloads or uploads are counted per
 //!   hour (`ports::Limiter::add_usage`); a budget is spent when the last 24 hours reach it, and
 //!   it renews as old hours leave the window: the mailbox pauses until then, visibly.
+//! - **Refused or throttled**: how long a folder waits is [`refusal_delay`] (the copy engine's,
+//!   re-exported here with the other rules).
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+use crate::app::Side;
+pub use crate::app::{is_connection_limit, refusal_delay, throttle_delay};
+use crate::error::StoreError;
+use crate::model::{MailUser, Project};
+use crate::ports::{Limiter, Slot};
+use crate::providers;
 
 /// The highest priority an admin can give a user; 0 is the default.
 pub const PRIORITY_MAX: u8 = 9;
@@ -104,6 +113,267 @@ pub fn budget(usage: &[(OffsetDateTime, u64)], cap: u64, now: OffsetDateTime) ->
     }
 }
 
+/// A slot a job needs: the limiter's key, its cap, and how the user is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub key: String,
+    pub cap: u32,
+    pub what: String,
+    /// Whether waiting users take places in the key's line (a server's slots, which many
+    /// users share; a mailbox's slots are its own user's).
+    pub lined: bool,
+}
+
+/// A need whose cap is reached (or whose free slots are owed to users ranked first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Full {
+    pub what: String,
+    pub in_use: u32,
+    pub cap: u32,
+}
+
+/// The slots a copy job of `user` needs: each side's mailbox, then each side's server when
+/// the project or the provider profile caps it. The keys name the server (host and port) and
+/// the mailbox, not the project, so every project copying from one server shares its cap. A
+/// user's own mailbox comes first: a job its own user's other jobs hold back never takes a
+/// place in a server's line.
+pub fn needs(project: &Project, user: &MailUser) -> Vec<Need> {
+    let limits = &project.copy.limits;
+    let mut out = Vec::with_capacity(4);
+    for side in [Side::Source, Side::Target] {
+        let connector = side.of(project);
+        let profile = providers::profile(connector.kind);
+        let mailbox = side.email(user).as_str().to_ascii_lowercase();
+        out.push(Need {
+            key: format!(
+                "mailbox:{}:{}:{mailbox}",
+                connector.host.to_ascii_lowercase(),
+                connector.port
+            ),
+            cap: limits
+                .per_mailbox
+                .unwrap_or(profile.connections_per_mailbox.value),
+            what: format!("the {} mailbox {mailbox}", side.as_str()),
+            lined: false,
+        });
+    }
+    out.extend(
+        [Side::Source, Side::Target]
+            .map(|side| server_need(project, side))
+            .into_iter()
+            .flatten(),
+    );
+    // A job copying within one server (or one mailbox) needs two slots of its key: a cap
+    // below that could never be met, and the job would wait for ever.
+    for i in 0..out.len() {
+        let n = out.iter().filter(|o| o.key == out[i].key).count() as u32;
+        out[i].cap = out[i].cap.max(n);
+    }
+    out
+}
+
+/// The slot of a side's server, when the project or the provider profile caps it.
+pub fn server_need(project: &Project, side: Side) -> Option<Need> {
+    let connector = side.of(project);
+    let limits = &project.copy.limits;
+    let cap = match side {
+        Side::Source => limits.source_server,
+        Side::Target => limits.target_server,
+    }
+    .or(providers::profile(connector.kind)
+        .connections_per_host
+        .map(|r| r.value))?;
+    let host = connector.host.to_ascii_lowercase();
+    Some(Need {
+        key: format!("server:{host}:{}", connector.port),
+        cap,
+        what: format!("the {} server {host}:{}", side.as_str(), connector.port),
+        lined: true,
+    })
+}
+
+/// The text a user waiting for a slot shows.
+pub fn waiting_text(full: &Full) -> String {
+    format!(
+        "waiting: {} is at its limit ({} of {} connections)",
+        full.what, full.in_use, full.cap
+    )
+}
+
+/// Where a job stands in the lines of the servers it needs.
+#[derive(Debug, Clone)]
+pub struct Place<'a> {
+    /// The user's rank (`line_rank`).
+    pub rank: &'a str,
+    /// Whether the user holds places already (it began waiting before).
+    pub in_line: bool,
+    /// Until when a place joined now is kept (`place_kept`).
+    pub kept_until: OffsetDateTime,
+}
+
+/// Takes a slot for every need, or none: the first need found full, with the slots taken so
+/// far given back. A lined need is tried only while its free slots outnumber the places ranked
+/// before `place`; a full one puts the user in its line. Slots are held by `holder` until
+/// `until`.
+pub async fn take_slots(
+    limiter: &dyn Limiter,
+    needs: &[Need],
+    holder: &str,
+    place: &Place<'_>,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<Result<Vec<Slot>, Full>, StoreError> {
+    let mut held = Vec::with_capacity(needs.len());
+    for need in needs {
+        let taken = match admitted(limiter, need, place, now).await {
+            Ok(true) => {
+                limiter
+                    .acquire(&need.key, need.cap, holder, until, now)
+                    .await
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match taken {
+            Ok(Some(slot)) => held.push(slot),
+            Ok(None) => {
+                give_back(limiter, &held).await;
+                let in_use = limiter.in_use(&need.key, now).await.unwrap_or(need.cap);
+                if need.lined {
+                    limiter
+                        .join_line(&need.key, place.rank, place.kept_until)
+                        .await?;
+                }
+                return Ok(Err(Full {
+                    what: need.what.clone(),
+                    in_use,
+                    cap: need.cap,
+                }));
+            }
+            Err(e) => {
+                give_back(limiter, &held).await;
+                return Err(e);
+            }
+        }
+    }
+    if place.in_line {
+        for need in needs.iter().filter(|n| n.lined) {
+            // A place left behind ends on its own.
+            let _ = limiter.leave_line(&need.key, place.rank).await;
+        }
+    }
+    Ok(Ok(held))
+}
+
+/// Whether a need may be tried: always for an unlined one; for a lined one, only while its
+/// free slots outnumber the places before the user's.
+async fn admitted(
+    limiter: &dyn Limiter,
+    need: &Need,
+    place: &Place<'_>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    if !need.lined {
+        return Ok(true);
+    }
+    let in_use = limiter.in_use(&need.key, now).await?;
+    let free = need.cap.saturating_sub(in_use);
+    if free == 0 {
+        return Ok(false);
+    }
+    let ahead = limiter
+        .ahead_in_line(&need.key, place.rank, now, free)
+        .await?;
+    Ok(may_take(need.cap, in_use, ahead))
+}
+
+/// Gives slots back; one that cannot be given back ends on its own.
+pub async fn give_back(limiter: &dyn Limiter, slots: &[Slot]) {
+    for slot in slots {
+        if let Err(e) = limiter.release(slot).await {
+            tracing::warn!(key = %slot.key, error = %e, "a connection slot was not given back; it ends on its own");
+        }
+    }
+}
+
+/// A daily budget a job spends from: the usage key (the mailbox and the direction), its cap in
+/// bytes per rolling day, and how the user is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyBudget {
+    pub key: String,
+    pub cap: u64,
+    pub what: String,
+    pub side: Side,
+}
+
+/// The daily budgets a job of `user` spends from: the source mailbox's download, the target
+/// mailbox's upload, where the project or the provider profile sets one.
+pub fn daily_budgets(project: &Project, user: &MailUser) -> Vec<DailyBudget> {
+    const MB: u64 = 1_000_000;
+    let limits = &project.copy.limits;
+    let mut out = Vec::with_capacity(2);
+    for side in [Side::Source, Side::Target] {
+        let connector = side.of(project);
+        let profile = providers::profile(connector.kind);
+        let (own, default, direction) = match side {
+            Side::Source => (
+                limits.daily_download_mb,
+                profile.daily_download_bytes,
+                "download",
+            ),
+            Side::Target => (limits.daily_upload_mb, profile.daily_upload_bytes, "upload"),
+        };
+        let Some(cap) = own
+            .map(|mb| mb.saturating_mul(MB))
+            .or(default.map(|r| r.value))
+        else {
+            continue;
+        };
+        let mailbox = side.email(user).as_str().to_ascii_lowercase();
+        out.push(DailyBudget {
+            key: format!(
+                "{direction}:{}:{}:{mailbox}",
+                connector.host.to_ascii_lowercase(),
+                connector.port
+            ),
+            cap,
+            what: format!(
+                "the daily {direction} budget of the {} mailbox {mailbox} ({} MB)",
+                side.as_str(),
+                cap / MB
+            ),
+            side,
+        });
+    }
+    out
+}
+
+/// The text a user whose budget is spent shows.
+pub fn budget_text(budget: &DailyBudget, resumes_at: OffsetDateTime) -> String {
+    format!(
+        "waiting: {} is spent; it resumes at {:02}:{:02} UTC on {}",
+        budget.what,
+        resumes_at.hour(),
+        resumes_at.minute(),
+        resumes_at.date()
+    )
+}
+
+/// The first of `budgets` spent at `now`, with when it renews.
+pub async fn spent_budget<'a>(
+    limiter: &dyn Limiter,
+    budgets: &'a [DailyBudget],
+    now: OffsetDateTime,
+) -> Result<Option<(&'a DailyBudget, OffsetDateTime)>, StoreError> {
+    for b in budgets {
+        let usage = limiter.usage(&b.key, day_start(now)).await?;
+        if let Budget::Spent { resumes_at } = budget(&usage, b.cap, now) {
+            return Ok(Some((b, resumes_at)));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +404,10 @@ mod tests {
     fn a_job_takes_a_slot_only_while_free_slots_outnumber_the_places_before_it() {
         assert!(may_take(4, 0, 0));
         assert!(may_take(4, 2, 1));
-        assert!(!may_take(4, 2, 2), "two free slots, both owed to earlier users");
+        assert!(
+            !may_take(4, 2, 2),
+            "two free slots, both owed to earlier users"
+        );
         assert!(!may_take(4, 4, 0), "full");
         assert!(!may_take(4, 5, 0), "over the cap (a stalled worker's slot)");
         assert!(!may_take(0, 0, 0));
@@ -144,8 +417,14 @@ mod tests {
     fn waiting_jobs_come_back_less_often_the_longer_they_wait() {
         assert_eq!(wait_delay(Duration::ZERO, 0), Duration::from_secs(2));
         assert_eq!(wait_delay(Duration::ZERO, 4), Duration::from_secs(6));
-        assert_eq!(wait_delay(Duration::from_secs(300), 0), Duration::from_secs(30));
-        assert_eq!(wait_delay(Duration::from_secs(86_400), 3), Duration::from_secs(60));
+        assert_eq!(
+            wait_delay(Duration::from_secs(300), 0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            wait_delay(Duration::from_secs(86_400), 3),
+            Duration::from_secs(60)
+        );
         for waited in [0, 10, 100, 1000, 100_000] {
             let d = wait_delay(Duration::from_secs(waited), waited);
             assert!(place_kept(d) > d + Duration::from_secs(60));
@@ -186,5 +465,18 @@ mod tests {
             }
         );
         assert_eq!(budget(&[], 10, now), Budget::Open { left: 10 });
+    }
+
+    #[test]
+    fn the_waiting_text_names_what_is_full_and_by_how_much() {
+        let full = Full {
+            what: "the source server imap.example.org:993".into(),
+            in_use: 12,
+            cap: 12,
+        };
+        assert_eq!(
+            waiting_text(&full),
+            "waiting: the source server imap.example.org:993 is at its limit (12 of 12 connections)"
+        );
     }
 }

@@ -56,6 +56,8 @@ fn user(project: ProjectId, source: &str, display_name: &str) -> MailUser {
         pass: 1,
         progress: Progress::default(),
         last_error: None,
+        priority: 0,
+        waiting_since: None,
         has_credentials: false,
         invite_sent_at: Some(now),
         created_at: now,

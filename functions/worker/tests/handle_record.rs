@@ -98,6 +98,8 @@ fn user(project: ProjectId, state: UserState) -> MailUser {
         pass: 1,
         progress: Progress::default(),
         last_error: None,
+        priority: 0,
+        waiting_since: None,
         has_credentials: true,
         invite_sent_at: None,
         created_at: now,

@@ -63,6 +63,9 @@ impl Side {
     }
 }
 
+/// The largest daily budget a project can set, in MB (10 TB).
+const DAILY_MB_MAX: u64 = 10_000_000;
+
 pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), AppError> {
     if pw.is_empty() {
         return Err(AppError::validation_field(field, "the password is empty"));
@@ -215,6 +218,17 @@ fn check_copy_options(input: &CopyOptions) -> Result<CopyOptions, AppError> {
             return Err(AppError::validation_field(
                 &format!("copy.limits.{field}"),
                 format!("must be from 1 to {max} connections"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("daily_download_mb", limits.daily_download_mb),
+        ("daily_upload_mb", limits.daily_upload_mb),
+    ] {
+        if value.is_some_and(|v| v == 0 || v > DAILY_MB_MAX) {
+            return Err(AppError::validation_field(
+                &format!("copy.limits.{field}"),
+                "must be from 1 to 10,000,000 MB a day",
             ));
         }
     }

@@ -247,6 +247,8 @@ mod tests {
             pass: 1,
             progress: Default::default(),
             last_error: None,
+            priority: 0,
+            waiting_since: None,
             has_credentials,
             invite_sent_at: None,
             created_at: updated_at,

@@ -95,6 +95,8 @@ impl App {
             pass: 1,
             progress: Default::default(),
             last_error: None,
+            priority: 0,
+            waiting_since: None,
             has_credentials: false,
             invite_sent_at: None,
             created_at: now,

@@ -151,6 +151,8 @@ mod tests {
             pass: 1,
             progress: Default::default(),
             last_error: None,
+            priority: 0,
+            waiting_since: None,
             has_credentials: false,
             invite_sent_at: None,
             created_at: at(0),

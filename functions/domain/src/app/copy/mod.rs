@@ -83,7 +83,7 @@ fn mailbox_err(e: MailboxError) -> AppError {
 /// Whether a refusal says the account has too many connections open (Dovecot's "Maximum
 /// number of connections from user+IP exceeded", Gmail's "Too many simultaneous
 /// connections"): one closes as soon as another job ends, so waiting a minute is too long.
-pub(crate) fn is_connection_limit(message: &str) -> bool {
+pub fn is_connection_limit(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     lower.contains("maximum number of connections")
         || lower.contains("too many simultaneous connections")
@@ -94,7 +94,7 @@ pub(crate) fn is_connection_limit(message: &str) -> bool {
 /// has too many connections open ([`is_connection_limit`]; the caps of the project or the
 /// provider profile are then above the server's, which the admin is told), otherwise
 /// [`throttle_delay`].
-pub(crate) fn refusal_delay(message: &str, hint: Option<Duration>) -> Duration {
+pub fn refusal_delay(message: &str, hint: Option<Duration>) -> Duration {
     if is_connection_limit(message) && hint.is_none() {
         Duration::from_secs(5)
     } else {
@@ -104,7 +104,7 @@ pub(crate) fn refusal_delay(message: &str, hint: Option<Duration>) -> Duration {
 
 /// How long a folder waits after the server throttled it: the server's hint when it gave one,
 /// a minute otherwise, at least 5 s and at most 15 minutes (the longest SQS delivery delay).
-pub(crate) fn throttle_delay(hint: Option<Duration>) -> Duration {
+pub fn throttle_delay(hint: Option<Duration>) -> Duration {
     hint.unwrap_or(Duration::from_secs(60))
         .clamp(Duration::from_secs(5), Duration::from_secs(900))
 }
@@ -150,17 +150,17 @@ impl App {
         // The connections this job opens count against the servers' and mailboxes' caps.
         let project = self.project(user.project_id).await?;
         let holder = crate::token::generate();
-        let slots = match self
-            .take_slots(&slots::needs(&project, user), &holder)
-            .await?
-        {
+        let now = self.deps.clock.now();
+        let needs = crate::schedule::needs(&project, user);
+        let slots = match self.take_slots(&needs, &holder, user, job, now).await? {
             Ok(slots) => slots,
-            Err(full) => return self.wait_for(user, job, &full).await,
+            Err(full) => return self.wait_for(user, job, &full, now).await,
         };
-        if user
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("waiting: "))
+        if user.waiting_since.is_some()
+            || user
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("waiting: "))
         {
             self.clear_waiting(user.id).await;
         }
@@ -430,16 +430,25 @@ impl App {
         Ok(())
     }
 
-    /// Clears a "waiting: …" the user shows (and nothing else: another job's error stays),
-    /// best effort.
+    /// Clears a "waiting: …" the user shows (and nothing else: another job's error stays) and
+    /// its start of waiting, best effort.
     async fn clear_waiting(&self, id: UserId) {
-        if let Ok(Some(current)) = self.deps.store.get_user(id).await
-            && current
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("waiting: "))
-        {
-            self.put_last_error(&current, None).await;
+        let Ok(Some(current)) = self.deps.store.get_user(id).await else {
+            return;
+        };
+        let waiting_text = current
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("waiting: "));
+        if waiting_text || current.waiting_since.is_some() {
+            let mut next = current.clone();
+            if waiting_text {
+                next.last_error = None;
+            }
+            next.waiting_since = None;
+            next.version = current.version + 1;
+            next.updated_at = self.deps.clock.now();
+            let _ = self.deps.store.update_user(&next, current.version).await;
         }
     }
 

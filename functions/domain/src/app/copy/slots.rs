@@ -14,131 +14,49 @@ use crate::app::Side;
 use crate::error::AppError;
 use crate::model::*;
 use crate::ports::Slot;
-use crate::providers;
+use crate::schedule::{self, Full, Need, Place};
 
 use super::{App, JobOutcome};
 
-/// A slot a job needs: the limiter's key, its cap, and how the user is told about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Need {
-    pub key: String,
-    pub cap: u32,
-    pub what: String,
-}
-
-/// A need whose cap is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Full {
-    pub what: String,
-    pub in_use: u32,
-    pub cap: u32,
-}
-
-/// The slots a copy job of `user` needs: each side's server when the project or the provider
-/// profile caps it, and each side's mailbox. The keys name the server (host and port) and the
-/// mailbox, not the project, so every project copying from one server shares its cap.
-pub(crate) fn needs(project: &Project, user: &MailUser) -> Vec<Need> {
-    let limits = &project.copy.limits;
-    let mut out = Vec::with_capacity(4);
-    for side in [Side::Source, Side::Target] {
-        let connector = side.of(project);
-        let profile = providers::profile(connector.kind);
-        let host = connector.host.to_ascii_lowercase();
-        out.extend(server_need(project, side));
-        let mailbox = side.email(user).as_str().to_ascii_lowercase();
-        out.push(Need {
-            key: format!("mailbox:{host}:{}:{mailbox}", connector.port),
-            cap: limits
-                .per_mailbox
-                .unwrap_or(profile.connections_per_mailbox.value),
-            what: format!("the {} mailbox {mailbox}", side.as_str()),
-        });
-    }
-    // A job copying within one server (or one mailbox) needs two slots of its key: a cap
-    // below that could never be met, and the job would wait for ever.
-    for i in 0..out.len() {
-        let n = out.iter().filter(|o| o.key == out[i].key).count() as u32;
-        out[i].cap = out[i].cap.max(n);
-    }
-    out
-}
-
-/// The slot of a side's server, when the project or the provider profile caps it.
-pub(crate) fn server_need(project: &Project, side: Side) -> Option<Need> {
-    let connector = side.of(project);
-    let limits = &project.copy.limits;
-    let cap = match side {
-        Side::Source => limits.source_server,
-        Side::Target => limits.target_server,
-    }
-    .or(providers::profile(connector.kind)
-        .connections_per_host
-        .map(|r| r.value))?;
-    let host = connector.host.to_ascii_lowercase();
-    Some(Need {
-        key: format!("server:{host}:{}", connector.port),
-        cap,
-        what: format!("the {} server {host}", side.as_str()),
-    })
-}
-
-/// How long a job waits for a slot: a few seconds, spread by the job so that waiting jobs do
-/// not all come back at once.
-pub(crate) fn wait_for_slot(job: &Job) -> Duration {
+/// A number that spreads the waiting jobs of one user (and of many users) apart.
+fn spread(job: &Job) -> u64 {
     let spread = job.user_id().as_u128().wrapping_add(match job {
         Job::Copy { folder, .. } => folder.bytes().map(u128::from).sum(),
         Job::Plan { .. } => 0,
     });
-    Duration::from_secs(2 + (spread % 5) as u64)
+    (spread % 1_000_003) as u64
 }
 
-/// The text a waiting user shows.
-pub(crate) fn waiting_text(full: &Full) -> String {
-    format!(
-        "waiting: {} is at its limit ({} of {} connections)",
-        full.what, full.in_use, full.cap
-    )
+/// How long a job that found no slot waits: a few seconds at first, longer the longer its user
+/// has waited (`schedule::wait_delay`).
+pub(crate) fn wait_for_slot(job: &Job, user: &MailUser, now: time::OffsetDateTime) -> Duration {
+    let waited = user
+        .waiting_since
+        .map(|since| Duration::try_from(now - since).unwrap_or_default())
+        .unwrap_or_default();
+    schedule::wait_delay(waited, spread(job))
 }
 
 impl App {
-    /// A slot for every need, or none: the first need found full, with the others given back.
+    /// A slot for every need, or none (`schedule::take_slots`): the first need found full,
+    /// the user then holding a place in its server's line.
     pub(crate) async fn take_slots(
         &self,
         needs: &[Need],
         holder: &str,
+        user: &MailUser,
+        job: &Job,
+        now: time::OffsetDateTime,
     ) -> Result<Result<Vec<Slot>, Full>, AppError> {
-        let now = self.deps.clock.now();
+        let since = user.waiting_since.unwrap_or(now);
+        let rank = schedule::line_rank(user.priority, since, &user.id.to_string());
+        let place = Place {
+            rank: &rank,
+            in_line: user.waiting_since.is_some(),
+            kept_until: now + schedule::place_kept(wait_for_slot(job, user, now)),
+        };
         let until = now + self.config.copy.lease_ttl;
-        let mut held = Vec::with_capacity(needs.len());
-        for need in needs {
-            match self
-                .deps
-                .limiter
-                .acquire(&need.key, need.cap, holder, until, now)
-                .await
-            {
-                Ok(Some(slot)) => held.push(slot),
-                Ok(None) => {
-                    self.give_back(&held).await;
-                    let in_use = self
-                        .deps
-                        .limiter
-                        .in_use(&need.key, now)
-                        .await
-                        .unwrap_or(need.cap);
-                    return Ok(Err(Full {
-                        what: need.what.clone(),
-                        in_use,
-                        cap: need.cap,
-                    }));
-                }
-                Err(e) => {
-                    self.give_back(&held).await;
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(Ok(held))
+        Ok(schedule::take_slots(&*self.deps.limiter, needs, holder, &place, now, until).await?)
     }
 
     /// Frees every connection slot of `user`'s servers and mailboxes, for a caller that knows
@@ -146,7 +64,7 @@ impl App {
     /// run): the next job need not wait for the dead run's slots to end.
     pub async fn free_connection_slots(&self, user: &MailUser) -> Result<(), AppError> {
         let project = self.project(user.project_id).await?;
-        for need in needs(&project, user) {
+        for need in schedule::needs(&project, user) {
             self.deps.limiter.clear(&need.key).await?;
         }
         Ok(())
@@ -158,7 +76,7 @@ impl App {
         let mut out = Vec::new();
         for need in [Side::Source, Side::Target]
             .into_iter()
-            .filter_map(|side| server_need(project, side))
+            .filter_map(|side| schedule::server_need(project, side))
         {
             match self.deps.limiter.in_use(&need.key, now).await {
                 Ok(in_use) => out.push(ConnectionUse {
@@ -176,11 +94,7 @@ impl App {
 
     /// Gives slots back; one that cannot be given back ends on its own.
     pub(crate) async fn give_back(&self, slots: &[Slot]) {
-        for slot in slots {
-            if let Err(e) = self.deps.limiter.release(slot).await {
-                tracing::warn!(key = %slot.key, error = %e, "a connection slot was not given back; it ends on its own");
-            }
-        }
+        schedule::give_back(&*self.deps.limiter, slots).await;
     }
 
     /// Runs `work` while renewing `slots` every third of their term.
@@ -209,18 +123,29 @@ impl App {
         }
     }
 
-    /// Puts the job back to wait for a slot, saying so on the user.
+    /// Puts the job back to wait for a slot, saying so on the user and keeping when it began
+    /// to wait (its rank in the servers' lines): `now` is the time `take_slots` ranked it by.
     pub(crate) async fn wait_for(
         &self,
         user: &MailUser,
         job: &Job,
         full: &Full,
+        now: time::OffsetDateTime,
     ) -> Result<JobOutcome, AppError> {
-        let text = waiting_text(full);
-        if user.last_error.as_deref() != Some(text.as_str()) {
-            self.set_last_error(user.id, text).await?;
+        let text = schedule::waiting_text(full);
+        if user.last_error.as_deref() != Some(text.as_str()) || user.waiting_since.is_none() {
+            let mut next = user.clone();
+            next.last_error = Some(text);
+            next.waiting_since = user.waiting_since.or(Some(now));
+            next.version = user.version + 1;
+            next.updated_at = now;
+            // Best effort: a write that came first wins, and the next wait writes again.
+            let _ = self.deps.store.update_user(&next, user.version).await;
         }
-        self.deps.queue.send(job, wait_for_slot(job)).await?;
+        self.deps
+            .queue
+            .send(job, wait_for_slot(job, user, now))
+            .await?;
         Ok(JobOutcome::Done)
     }
 }
@@ -266,13 +191,15 @@ mod tests {
             pass: 1,
             progress: Default::default(),
             last_error: None,
+            priority: 0,
+            waiting_since: None,
             has_credentials: true,
             invite_sent_at: None,
             created_at: now,
             updated_at: now,
             version: 1,
         };
-        let needs = needs(&project, &user);
+        let needs = schedule::needs(&project, &user);
         let server: Vec<&Need> = needs
             .iter()
             .filter(|n| n.key.starts_with("server:"))
@@ -289,7 +216,22 @@ mod tests {
     }
 
     #[test]
-    fn waiting_jobs_come_back_within_seconds_spread_apart() {
+    fn waiting_jobs_come_back_within_seconds_spread_apart_then_less_often() {
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let user = |since: Option<time::OffsetDateTime>| {
+            let mut u: MailUser = serde_json::from_value(serde_json::json!({
+                "id": uuid::Uuid::nil(), "project_id": uuid::Uuid::nil(),
+                "source_email": "a@example.org", "target_email": "a@example.org",
+                "display_name": "", "state": "scheduled", "pass": 1,
+                "progress": contract::Progress::default(), "last_error": null,
+                "has_credentials": true, "invite_sent_at": null,
+                "created_at": "2026-12-07T00:00:00Z", "updated_at": "2026-12-07T00:00:00Z",
+                "version": 1
+            }))
+            .unwrap();
+            u.waiting_since = since;
+            u
+        };
         let delays: std::collections::BTreeSet<u64> = (0..30)
             .map(|i| {
                 let job = Job::Copy {
@@ -298,23 +240,16 @@ mod tests {
                     folder: "INBOX".into(),
                     attempt: 0,
                 };
-                wait_for_slot(&job).as_secs()
+                wait_for_slot(&job, &user(None), now).as_secs()
             })
             .collect();
         assert!(delays.iter().all(|d| (2..=6).contains(d)), "{delays:?}");
         assert!(delays.len() > 3, "spread: {delays:?}");
-    }
-
-    #[test]
-    fn the_waiting_text_names_what_is_full_and_by_how_much() {
-        let full = Full {
-            what: "the source server imap.example.org".into(),
-            in_use: 12,
-            cap: 12,
+        let job = Job::Plan {
+            user_id: uuid::Uuid::nil(),
+            pass: 1,
         };
-        assert_eq!(
-            waiting_text(&full),
-            "waiting: the source server imap.example.org is at its limit (12 of 12 connections)"
-        );
+        let long = user(Some(now - time::Duration::hours(2)));
+        assert_eq!(wait_for_slot(&job, &long, now), Duration::from_secs(60));
     }
 }
