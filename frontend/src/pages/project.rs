@@ -154,13 +154,23 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
     }
 }
 
-/// "Connections now: the source server x 3 of 16 · …": how much of each capped server the
-/// copy holds (over every project using it).
+/// "Connections now: the source server x:993 16 of 16, 40 waiting (next of this project: a@…)
+/// · …": how much of each capped server the copy holds (over every project using it) and who
+/// waits for it.
 fn connections_now(p: &ProjectView) -> String {
     let parts: Vec<String> = p
         .connections
         .iter()
-        .map(|c| format!("{} {} of {}", c.what, c.in_use, c.cap))
+        .map(|c| {
+            let mut part = format!("{} {} of {}", c.what, c.in_use, c.cap);
+            if c.waiting > 0 {
+                part.push_str(&format!(", {} waiting", c.waiting));
+                if !c.next.is_empty() {
+                    part.push_str(&format!(" (next of this project: {})", c.next.join(", ")));
+                }
+            }
+            part
+        })
         .collect();
     format!("Connections now: {}", parts.join(" · "))
 }

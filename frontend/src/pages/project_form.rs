@@ -250,11 +250,13 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     }}
                 />
             </details>
-            <details class="card" open={!s.source_server_limit.is_empty() || !s.target_server_limit.is_empty() || !s.mailbox_limit.is_empty()}>
+            <details class="card" open={[&s.source_server_limit, &s.target_server_limit, &s.mailbox_limit, &s.daily_download_mb, &s.daily_upload_mb].iter().any(|v| !v.is_empty())}>
                 <summary><h2 class="inline">{ "Connections" }</h2><span class="muted small">{ " — the provider's limits unless you say otherwise" }</span></summary>
                 { limit_field(state, Field::SourceServerLimit, "At most this many connections to the source server", "Over all users of every project copying from it. Empty: 16 for an IMAP server, no limit for Microsoft 365 and Google") }
                 { limit_field(state, Field::TargetServerLimit, "At most this many connections to the target server", "Over all users of every project copying to it") }
                 { limit_field(state, Field::MailboxLimit, "At most this many connections to one mailbox", "On either side. Empty: 4 for an IMAP server, 8 for Microsoft 365, 15 for Gmail; lower it when a server refuses logins for too many connections") }
+                { limit_field(state, Field::DailyDownload, "At most this many MB downloaded per source mailbox a day", "Over any 24 hours; a mailbox that reaches it pauses until it renews. Empty: 2,500 for Google, none otherwise") }
+                { limit_field(state, Field::DailyUpload, "At most this many MB uploaded per target mailbox a day", "Empty: 500 for Google, none otherwise") }
             </details>
             <section class="card" aria-labelledby="pf-retention-heading">
                 <h2 id="pf-retention-heading">{ "Stored passwords" }</h2>
@@ -300,6 +302,8 @@ fn limit_field(
             value={match field {
                 Field::SourceServerLimit => s.source_server_limit.clone(),
                 Field::TargetServerLimit => s.target_server_limit.clone(),
+                Field::DailyDownload => s.daily_download_mb.clone(),
+                Field::DailyUpload => s.daily_upload_mb.clone(),
                 _ => s.mailbox_limit.clone(),
             }}
             oninput={edit(state, field)}

@@ -141,10 +141,21 @@ fn overview(state: &Handle, detail: &UserDetail, project: Uuid) -> Html {
                 { progress_view(&u.progress, u.state == UserState::Working, true) }
             </div>
             if let Some(err) = &u.last_error {
-                { alert(AlertKind::Error, format!("Last error: {err}")) }
+                if let Some(why) = err.strip_prefix("waiting: ") {
+                    // Waiting is the system being polite to a server, not a fault.
+                    { alert(AlertKind::Info, match u.waiting_since {
+                        Some(since) => format!("Waiting since {}: {why}", format::datetime(since)),
+                        None => format!("Waiting: {why}"),
+                    }) }
+                } else {
+                    { alert(AlertKind::Error, format!("Last error: {err}")) }
+                }
             }
             <p class="muted small">
                 { format!("Updated {}", format::datetime(u.updated_at)) }
+                if u.priority > 0 {
+                    { format!(" · priority {}", u.priority) }
+                }
                 if let Some(at) = u.invite_sent_at {
                     { format!(" · invite sent {}", format::datetime(at)) }
                 }

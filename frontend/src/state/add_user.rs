@@ -120,6 +120,7 @@ impl AddUserState {
             display_name: self.display_name.trim().to_owned(),
             source_password: optional(&self.source_password),
             target_password: optional(&self.target_password),
+            priority: 0,
         })
     }
 

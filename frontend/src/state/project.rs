@@ -427,6 +427,8 @@ pub(crate) mod tests_support {
             pass: 1,
             progress: Progress::default(),
             last_error: None,
+            priority: 0,
+            waiting_since: None,
             has_credentials: false,
             credentials_until: None,
             invite_sent_at: None,

@@ -70,14 +70,18 @@ pub enum Field {
     SourceServerLimit,
     TargetServerLimit,
     MailboxLimit,
+    DailyDownload,
+    DailyUpload,
     IdleDays,
 }
 
-/// The connection-limit fields and their largest values (the server's bounds).
-const LIMITS: [(Field, u32); 3] = [
+/// The limit fields and their largest values (the server's bounds).
+const LIMITS: [(Field, u32); 5] = [
     (Field::SourceServerLimit, 1000),
     (Field::TargetServerLimit, 1000),
     (Field::MailboxLimit, 100),
+    (Field::DailyDownload, 10_000_000),
+    (Field::DailyUpload, 10_000_000),
 ];
 
 impl Field {
@@ -107,6 +111,8 @@ impl Field {
             Field::SourceServerLimit => "copy.limits.source_server".into(),
             Field::TargetServerLimit => "copy.limits.target_server".into(),
             Field::MailboxLimit => "copy.limits.per_mailbox".into(),
+            Field::DailyDownload => "copy.limits.daily_download_mb".into(),
+            Field::DailyUpload => "copy.limits.daily_upload_mb".into(),
             Field::IdleDays => "retention.idle_days".into(),
         }
     }
@@ -128,6 +134,8 @@ impl Field {
             Field::SourceServerLimit,
             Field::TargetServerLimit,
             Field::MailboxLimit,
+            Field::DailyDownload,
+            Field::DailyUpload,
             Field::IdleDays,
         ];
         let per_side = |s| {
@@ -219,6 +227,9 @@ pub struct ProjectFormState {
     pub source_server_limit: String,
     pub target_server_limit: String,
     pub mailbox_limit: String,
+    /// Daily budgets in MB as typed; empty takes the provider's.
+    pub daily_download_mb: String,
+    pub daily_upload_mb: String,
     /// Days a user's stored passwords are kept without activity.
     pub idle_days: String,
     /// Copy options the form does not show (date limits), kept as loaded.
@@ -275,6 +286,8 @@ impl Default for ProjectFormState {
             source_server_limit: String::new(),
             target_server_limit: String::new(),
             mailbox_limit: String::new(),
+            daily_download_mb: String::new(),
+            daily_upload_mb: String::new(),
             idle_days: Retention::default().idle_days.to_string(),
             kept_copy: CopyOptions::default(),
             original: None,
@@ -374,7 +387,8 @@ impl ProjectFormState {
             source_server: value(Field::SourceServerLimit),
             target_server: value(Field::TargetServerLimit),
             per_mailbox: value(Field::MailboxLimit),
-            ..Default::default()
+            daily_download_mb: value(Field::DailyDownload).map(u64::from),
+            daily_upload_mb: value(Field::DailyUpload).map(u64::from),
         }
     }
 
@@ -414,6 +428,8 @@ impl ProjectFormState {
             Field::SourceServerLimit => &self.source_server_limit,
             Field::TargetServerLimit => &self.target_server_limit,
             Field::MailboxLimit => &self.mailbox_limit,
+            Field::DailyDownload => &self.daily_download_mb,
+            Field::DailyUpload => &self.daily_upload_mb,
             Field::IdleDays => &self.idle_days,
             Field::InviteTo
             | Field::NotifyUser
@@ -543,6 +559,9 @@ impl ProjectFormState {
         self.source_server_limit = text(p.copy.limits.source_server);
         self.target_server_limit = text(p.copy.limits.target_server);
         self.mailbox_limit = text(p.copy.limits.per_mailbox);
+        let mb = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+        self.daily_download_mb = mb(p.copy.limits.daily_download_mb);
+        self.daily_upload_mb = mb(p.copy.limits.daily_upload_mb);
         self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
         self.original = Some(p.clone());
@@ -622,6 +641,8 @@ impl ProjectFormState {
             Field::SourceServerLimit => self.source_server_limit = value,
             Field::TargetServerLimit => self.target_server_limit = value,
             Field::MailboxLimit => self.mailbox_limit = value,
+            Field::DailyDownload => self.daily_download_mb = value,
+            Field::DailyUpload => self.daily_upload_mb = value,
             Field::IdleDays => self.idle_days = value,
         }
     }

@@ -208,6 +208,40 @@ impl Limiter for DynamoStore {
         Ok(ahead.min(limit))
     }
 
+    async fn line(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk")
+            .filter_expression("#until > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#until", UNTIL)
+            .expression_attribute_values(":pk", s(line_pk(key)))
+            .expression_attribute_values(":now", n(epoch(now)))
+            .projection_expression("#sk")
+            .into_paginator()
+            .items()
+            .send();
+        let mut ranks = Vec::new();
+        while ranks.len() < limit as usize
+            && let Some(item) = pages.next().await
+        {
+            let item = item.map_err(backend)?;
+            if let Some(rank) = item.get(SK).and_then(|v| v.as_s().ok()) {
+                ranks.push(rank.clone());
+            }
+        }
+        Ok(ranks)
+    }
+
     async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()

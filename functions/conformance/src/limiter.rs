@@ -139,6 +139,11 @@ pub(crate) async fn a_line_counts_the_places_before_a_rank(s: Arc<dyn Store>) {
     assert_eq!(ahead("5-c", 0, 100).await, 2);
     assert_eq!(ahead("9", 0, 100).await, 4, "another key's line is apart");
     assert_eq!(ahead("9", 0, 3).await, 3, "counting stops at the limit");
+    assert_eq!(
+        s.line(key, at(0), 3).await.expect("line"),
+        ["0-a", "0-b", "5-c"],
+        "the first places in rank order"
+    );
     // Joining again moves the end of a place, not the place.
     s.join_line(key, "0-a", at(300)).await.expect("join again");
     assert_eq!(ahead("9", 0, 100).await, 4);

@@ -328,10 +328,17 @@ pub struct ProjectView {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionUse {
-    /// "the source server imap.example.org"
+    /// "the source server imap.example.org:993"
     pub what: String,
     pub in_use: u32,
     pub cap: u32,
+    /// Users (of every project using the server) waiting in line for its connections.
+    #[serde(default)]
+    pub waiting: u32,
+    /// This project's first users in that line, in the order they will be served (source
+    /// addresses; at most 5).
+    #[serde(default)]
+    pub next: Vec<String>,
 }
 
 /// Which side to test with `POST /api/admin/projects/{id}/test` or the connector test endpoint.
@@ -444,6 +451,10 @@ pub struct UserInput {
     pub source_password: Option<String>,
     #[serde(default)]
     pub target_password: Option<String>,
+    /// 0 (the default) to 9: where users wait for a server's connections, higher priority
+    /// goes first.
+    #[serde(default)]
+    pub priority: u8,
 }
 
 /// Copy progress of a user, summed over folders.
@@ -475,6 +486,13 @@ pub struct UserView {
     pub pass: u32,
     pub progress: Progress,
     pub last_error: Option<String>,
+    /// 0 to 9: where users wait for a server's connections, higher priority goes first.
+    #[serde(default)]
+    pub priority: u8,
+    /// Since when the user waits in line for a server's connections.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    pub waiting_since: Option<OffsetDateTime>,
     /// Whether passwords (or an admin account) are available for both sides.
     pub has_credentials: bool,
     /// Until when the user's own stored passwords are kept if nothing happens (they also go

@@ -19,6 +19,8 @@ pub struct CsvRow {
     pub display_name: String,
     pub source_password: Option<Secret>,
     pub target_password: Option<Secret>,
+    /// 0 to `schedule::PRIORITY_MAX`; empty keeps a user's priority (0 for a new one).
+    pub priority: Option<u8>,
 }
 
 /// Why a whole file was refused before looking at rows.
@@ -30,12 +32,13 @@ pub enum CsvFileError {
     Empty,
 }
 
-pub const COLUMNS: [&str; 5] = [
+pub const COLUMNS: [&str; 6] = [
     "source_email",
     "target_email",
     "display_name",
     "source_password",
     "target_password",
+    "priority",
 ];
 const REQUIRED: [&str; 2] = ["source_email", "target_email"];
 
@@ -200,6 +203,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
                 Some(Secret::new(raw))
             }
         };
+        let priority = match field("priority").trim() {
+            "" => None,
+            p => match p.parse::<u8>() {
+                Ok(p) if p <= crate::schedule::PRIORITY_MAX => Some(p),
+                _ => {
+                    problems.push(format!(
+                        "priority: '{p}' is not a whole number from 0 to {}",
+                        crate::schedule::PRIORITY_MAX
+                    ));
+                    None
+                }
+            },
+        };
         let source_password = password("source_password", &mut problems);
         let target_password = password("target_password", &mut problems);
         if let Some(src) = &source {
@@ -226,6 +242,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
                 display_name,
                 source_password,
                 target_password,
+                priority,
             });
         }
     }
@@ -250,6 +267,21 @@ mod tests {
             Err(Ok(e)) => e,
             other => panic!("expected line errors, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_priority_column_gives_users_their_priority_or_a_clear_error() {
+        let rows = parse(b"source_email,target_email,priority\na@old.example,a@new.example,9\nb@old.example,b@new.example,\n").unwrap();
+        assert_eq!(rows[0].priority, Some(9));
+        assert_eq!(rows[1].priority, None, "empty keeps the user's priority");
+        let e = errs(b"source_email,target_email,priority\na@old.example,a@new.example,10\nb@old.example,b@new.example,high\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].message
+                .contains("priority: '10' is not a whole number from 0 to 9"),
+            "{e:?}"
+        );
+        assert!(e[1].message.contains("'high'"), "{e:?}");
     }
 
     #[test]

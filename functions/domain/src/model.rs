@@ -363,6 +363,8 @@ impl MailUser {
             pass: self.pass,
             progress: self.progress.clone(),
             last_error: self.last_error.clone(),
+            priority: self.priority,
+            waiting_since: self.waiting_since,
             has_credentials: self.has_credentials,
             credentials_until: None,
             invite_sent_at: self.invite_sent_at,

@@ -312,6 +312,13 @@ pub trait Limiter: Send + Sync + 'static {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<u32, StoreError>;
+    /// The first `limit` places of `key`'s line kept at `now`, in rank order.
+    async fn line(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
     /// Takes the place `rank` out of the line of `key` (nothing happens when it is not there).
     async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError>;
 

@@ -159,6 +159,27 @@ impl Limiter for SqliteStore {
         .await
     }
 
+    async fn line(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let (key, now) = (key.to_owned(), now.unix_timestamp());
+        self.read(move |c| {
+            let mut query = c
+                .prepare_cached(
+                    "SELECT rank FROM limiter_lines WHERE key = ?1 AND until > ?2 ORDER BY rank LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let ranks = query
+                .query_map(params![key, now, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            ranks.map(|r| r.map_err(backend)).collect()
+        })
+        .await
+    }
+
     async fn leave_line(&self, key: &str, rank: &str) -> Result<(), StoreError> {
         let (key, rank) = (key.to_owned(), rank.to_owned());
         self.write(move |c| {

@@ -342,6 +342,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
                     display_name: String::new(),
                     source_password: None,
                     target_password: None,
+                    priority: 0,
                 },
                 &actor,
             )

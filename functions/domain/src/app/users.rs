@@ -205,6 +205,12 @@ impl App {
         let target = EmailAddress::parse(&input.target_email)
             .map_err(|m| AppError::validation_field("target_email", m))?;
         let display_name = check_display_name(&input.display_name)?;
+        if input.priority > crate::schedule::PRIORITY_MAX {
+            return Err(AppError::validation_field(
+                "priority",
+                format!("must be from 0 to {}", crate::schedule::PRIORITY_MAX),
+            ));
+        }
         let src_pw = input
             .source_password
             .as_deref()
@@ -216,6 +222,7 @@ impl App {
             .map(|p| check_password("target_password", p).map(|_| Secret::new(p)))
             .transpose()?;
         let mut user = self.new_user(project_id, source, target, display_name);
+        user.priority = input.priority;
         if src_pw.is_some() || tgt_pw.is_some() {
             // Passwords first: a user must never be visible with a half-stored secret.
             self.store_passwords(&project, user.id, src_pw.as_ref(), tgt_pw.as_ref())
@@ -325,6 +332,7 @@ impl App {
                 Some(u)
                     if u.target_email != row.target_email
                         || (!row.display_name.is_empty() && u.display_name != row.display_name)
+                        || row.priority.is_some_and(|p| p != u.priority)
                         || row.source_password.is_some()
                         || row.target_password.is_some() =>
                 {
@@ -386,6 +394,7 @@ impl App {
                     row.target_email,
                     row.display_name,
                 );
+                user.priority = row.priority.unwrap_or(0);
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(
                         project,
@@ -416,6 +425,9 @@ impl App {
                 next.target_email = row.target_email;
                 if !row.display_name.is_empty() {
                     next.display_name = row.display_name;
+                }
+                if let Some(priority) = row.priority {
+                    next.priority = priority;
                 }
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(

@@ -476,6 +476,7 @@ impl World {
                     display_name: String::new(),
                     source_password: None,
                     target_password: None,
+                    priority: 0,
                 },
                 &admin(),
             )

@@ -10,6 +10,7 @@ use contract::{ContentCheck, SkipCause, SkippedItem};
 use crate::error::AppError;
 use crate::mailbox::{AppendItem, MessageMeta};
 use crate::model::*;
+use crate::schedule;
 
 use super::content::{self, Fingerprint};
 use super::decide::{self, Settled};
@@ -32,6 +33,9 @@ struct ChunkDone {
     messages: u64,
     bytes: u64,
     skipped: u64,
+    /// Bytes read from the source and written to the target (what daily budgets count; the
+    /// messages already there moved nothing).
+    moved: u64,
 }
 
 /// What a chunk's fetch gave: the messages with their bytes ready to append, the fingerprints
@@ -78,8 +82,11 @@ impl App {
         );
         let mut window_start = Instant::now();
         let mut window_bytes = 0u64;
+        let budgets = schedule::daily_budgets(project, user);
         for (chunk, mark) in chunks {
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || self.budget_spent(&budgets).await? {
+                // A spent budget ends the job like its deadline: the continuation waits for
+                // the budget to renew before it takes any connection (`pause_for_budget`).
                 return Ok(Err(Stop::OutOfTime));
             }
             let attempt = Attempt {
@@ -92,6 +99,7 @@ impl App {
                 Ok(done) => done,
                 Err(stop) => return Ok(Err(stop)),
             };
+            self.spend_budgets(&budgets, done.moved).await?;
             window_bytes += done.bytes;
             let elapsed = window_start.elapsed().as_secs_f64().max(0.001);
             let throughput = window_bytes as f64 / elapsed;
@@ -157,6 +165,7 @@ impl App {
             messages: settled.appended.len() as u64 + sorted.present,
             bytes: settled.appended.iter().map(|a| a.1).sum::<u64>() + sorted.present_bytes,
             skipped: sorted.skipped.len() as u64,
+            moved: settled.appended.iter().map(|a| a.1).sum::<u64>(),
         };
         let stop = self
             .checkpoint(folder, |f| {

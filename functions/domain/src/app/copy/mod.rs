@@ -21,6 +21,7 @@
 //!
 //! The source is only ever EXAMINEd and read with BODY.PEEK: it is never modified.
 
+mod budgets;
 mod chunk;
 mod content;
 mod decide;
@@ -151,6 +152,15 @@ impl App {
         let project = self.project(user.project_id).await?;
         let holder = crate::token::generate();
         let now = self.deps.clock.now();
+        // A spent daily budget pauses a folder with bytes left before it takes any
+        // connection (planning and folders with nothing left move next to nothing).
+        let budgets = crate::schedule::daily_budgets(&project, user);
+        if !budgets.is_empty()
+            && self.has_bytes_left(user, job).await?
+            && let Some(paused) = self.pause_for_budget(user, job, &budgets, now).await?
+        {
+            return Ok(paused);
+        }
         let needs = crate::schedule::needs(&project, user);
         let slots = match self.take_slots(&needs, &holder, user, job, now).await? {
             Ok(slots) => slots,

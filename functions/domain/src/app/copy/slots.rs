@@ -70,7 +70,7 @@ impl App {
         Ok(())
     }
 
-    /// Connections open now to the project's capped servers.
+    /// Connections open now to the project's capped servers, and who waits for them.
     pub(crate) async fn server_connections(&self, project: &Project) -> Vec<ConnectionUse> {
         let now = self.deps.clock.now();
         let mut out = Vec::new();
@@ -78,18 +78,54 @@ impl App {
             .into_iter()
             .filter_map(|side| schedule::server_need(project, side))
         {
-            match self.deps.limiter.in_use(&need.key, now).await {
-                Ok(in_use) => out.push(ConnectionUse {
-                    what: need.what,
-                    in_use,
-                    cap: need.cap,
-                }),
+            match self.connection_use(project, need, now).await {
+                Ok(used) => out.push(used),
                 Err(e) => {
-                    tracing::warn!(key = %need.key, error = %e, "connections in use could not be read")
+                    tracing::warn!(error = %e, "connections in use could not be read")
                 }
             }
         }
         out
+    }
+
+    async fn connection_use(
+        &self,
+        project: &Project,
+        need: Need,
+        now: time::OffsetDateTime,
+    ) -> Result<ConnectionUse, AppError> {
+        const SHOWN: usize = 5;
+        let limiter = &self.deps.limiter;
+        let in_use = limiter.in_use(&need.key, now).await?;
+        let waiting = limiter
+            .ahead_in_line(&need.key, schedule::END_OF_LINE, now, 100_000)
+            .await?;
+        // The line's first places; the ones of this project are named.
+        let mut next = Vec::new();
+        for rank in limiter.line(&need.key, now, 50).await? {
+            let Some(id) = rank
+                .rsplit('#')
+                .next()
+                .and_then(|id| id.parse::<uuid::Uuid>().ok())
+            else {
+                continue;
+            };
+            if let Some(user) = self.deps.store.get_user(UserId(id)).await?
+                && user.project_id == project.id
+            {
+                next.push(user.source_email.as_str().to_owned());
+                if next.len() == SHOWN {
+                    break;
+                }
+            }
+        }
+        Ok(ConnectionUse {
+            what: need.what,
+            in_use,
+            cap: need.cap,
+            waiting,
+            next,
+        })
     }
 
     /// Gives slots back; one that cannot be given back ends on its own.
@@ -133,14 +169,31 @@ impl App {
         now: time::OffsetDateTime,
     ) -> Result<JobOutcome, AppError> {
         let text = schedule::waiting_text(full);
-        if user.last_error.as_deref() != Some(text.as_str()) || user.waiting_since.is_none() {
-            let mut next = user.clone();
-            next.last_error = Some(text);
-            next.waiting_since = user.waiting_since.or(Some(now));
-            next.version = user.version + 1;
+        // The place just joined is ranked by this start of waiting: keep it on the user, so
+        // the next attempt (of any of its jobs) finds the same place.
+        let since = user.waiting_since.unwrap_or(now);
+        let mut current = user.clone();
+        for _ in 0..3 {
+            if current.last_error.as_deref() == Some(text.as_str())
+                && current.waiting_since.is_some()
+            {
+                break;
+            }
+            let mut next = current.clone();
+            next.last_error = Some(text.clone());
+            next.waiting_since = current.waiting_since.or(Some(since));
+            next.version = current.version + 1;
             next.updated_at = now;
-            // Best effort: a write that came first wins, and the next wait writes again.
-            let _ = self.deps.store.update_user(&next, user.version).await;
+            match self.deps.store.update_user(&next, current.version).await {
+                Err(crate::error::StoreError::Conflict) => {
+                    let Some(fresh) = self.deps.store.get_user(user.id).await? else {
+                        break;
+                    };
+                    current = fresh;
+                }
+                // Best effort otherwise: the next wait writes again.
+                _ => break,
+            }
         }
         self.deps
             .queue

@@ -1,0 +1,112 @@
+//! Daily budgets (`schedule::daily_budgets`): a job spends the bytes it moves from its
+//! mailboxes' budgets after each chunk, ends when one is spent, and a job that finds one spent
+//! waits for it to renew without taking any connection, saying until when.
+
+use std::time::Duration;
+
+use contract::jobs::Job;
+use time::OffsetDateTime;
+
+use crate::error::AppError;
+use crate::model::MailUser;
+use crate::schedule::{self, DailyBudget};
+
+use super::{App, JobOutcome};
+
+/// How long a paused job stays away: until the budget renews, at most the 15 minutes SQS can
+/// delay a message (it then looks again, costing one short delivery), at least 5 s.
+pub(crate) fn pause_length(now: OffsetDateTime, resumes_at: OffsetDateTime) -> Duration {
+    Duration::try_from(resumes_at - now)
+        .unwrap_or_default()
+        .clamp(Duration::from_secs(5), Duration::from_secs(900))
+}
+
+impl App {
+    /// Whether one of `budgets` is spent now.
+    pub(super) async fn budget_spent(&self, budgets: &[DailyBudget]) -> Result<bool, AppError> {
+        if budgets.is_empty() {
+            return Ok(false);
+        }
+        let now = self.deps.clock.now();
+        Ok(schedule::spent_budget(&*self.deps.limiter, budgets, now)
+            .await?
+            .is_some())
+    }
+
+    /// Counts `bytes` moved against every budget of the job.
+    pub(super) async fn spend_budgets(
+        &self,
+        budgets: &[DailyBudget],
+        bytes: u64,
+    ) -> Result<(), AppError> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let hour = schedule::hour_of(self.deps.clock.now());
+        for b in budgets {
+            self.deps.limiter.add_usage(&b.key, hour, bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the job is a folder's copy with bytes left to move, as far as its checkpoint
+    /// knows (an unplanned folder may have).
+    pub(super) async fn has_bytes_left(
+        &self,
+        user: &MailUser,
+        job: &Job,
+    ) -> Result<bool, AppError> {
+        let Job::Copy { folder, .. } = job else {
+            return Ok(false);
+        };
+        Ok(match self.deps.store.get_folder(user.id, folder).await? {
+            Some(f) => f.copied_bytes < f.source_bytes,
+            None => true,
+        })
+    }
+
+    /// Puts the job back until the budget renews, saying so on the user; `None` when no budget
+    /// of the user is spent.
+    pub(super) async fn pause_for_budget(
+        &self,
+        user: &MailUser,
+        job: &Job,
+        budgets: &[DailyBudget],
+        now: OffsetDateTime,
+    ) -> Result<Option<JobOutcome>, AppError> {
+        let Some((budget, resumes_at)) =
+            schedule::spent_budget(&*self.deps.limiter, budgets, now).await?
+        else {
+            return Ok(None);
+        };
+        let text = schedule::budget_text(budget, resumes_at);
+        if user.last_error.as_deref() != Some(text.as_str()) {
+            self.set_last_error(user.id, text).await?;
+        }
+        self.deps
+            .queue
+            .send(job, pause_length(now, resumes_at))
+            .await?;
+        Ok(Some(JobOutcome::Done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_paused_job_comes_back_when_the_budget_renews_or_every_15_minutes() {
+        let now = datetime!(2026-12-07 14:20 UTC);
+        assert_eq!(
+            pause_length(now, datetime!(2026-12-07 14:25 UTC)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            pause_length(now, datetime!(2026-12-08 09:00 UTC)),
+            Duration::from_secs(900)
+        );
+        assert_eq!(pause_length(now, now), Duration::from_secs(5));
+    }
+}

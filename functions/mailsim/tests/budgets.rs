@@ -1,0 +1,108 @@
+//! Daily budgets on the in-memory mail server: a mailbox over its budget copies a budget's
+//! worth, pauses saying until when, takes no connection while paused, and goes on when old
+//! hours leave the rolling day — nothing lost or doubled across the pauses.
+
+mod support;
+
+use std::time::Duration;
+
+use contract::{BulkAction, CopyOptions, UserState};
+use domain::app::{CopySettings, JobOutcome};
+use time::OffsetDateTime;
+
+use support::*;
+
+const MESSAGE_BYTES: usize = 240_000;
+
+/// Runs queued jobs until the user completes or every job left is paused for its budget;
+/// true when it completed.
+async fn run_until_paused_or_done(w: &World) -> bool {
+    for _ in 0..500 {
+        let user = w.user().await;
+        if user.state == UserState::Completed {
+            return true;
+        }
+        let Some(job) = w.queue.pop() else {
+            return user.state == UserState::Completed;
+        };
+        let paused_before = paused(&user);
+        let ops = w.source.ops();
+        let outcome = w
+            .app
+            .handle_job(&job, Duration::from_secs(3600))
+            .await
+            .expect("job");
+        assert!(matches!(outcome, JobOutcome::Done), "{outcome:?}");
+        if paused_before && paused(&w.user().await) {
+            assert_eq!(
+                w.source.ops(),
+                ops,
+                "a paused job does nothing on the server"
+            );
+            // It came back to the queue: the day has to move on for it.
+            return false;
+        }
+    }
+    panic!("the engine did not settle");
+}
+
+fn paused(user: &domain::MailUser) -> bool {
+    user.last_error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("waiting: the daily download budget"))
+}
+
+#[tokio::test]
+async fn a_mailbox_over_its_daily_budget_copies_a_budget_a_day_and_loses_nothing() {
+    let mut options = CopyOptions::default();
+    // 1 MB a day: four of the ten 240 KB messages.
+    options.limits.daily_download_mb = Some(1);
+    let copy = CopySettings {
+        chunk_messages: 1,
+        ..CopySettings::default()
+    };
+    let w = World::with_options(copy, options).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..10 {
+        w.source.deliver(
+            USER,
+            "INBOX",
+            body(i, true, MESSAGE_BYTES),
+            &["\\Seen"],
+            date,
+        );
+    }
+    w.act(BulkAction::Start).await;
+    let clock = w.clock.clone().expect("a hand-moved clock");
+    let mut days = 0;
+    let mut copied_per_day = Vec::new();
+    loop {
+        let done = run_until_paused_or_done(&w).await;
+        let copied: usize = bag(&w.target).values().sum();
+        copied_per_day.push(copied);
+        if done {
+            break;
+        }
+        let user = w.user().await;
+        let text = user.last_error.clone().unwrap_or_default();
+        assert!(
+            text.contains("the daily download budget of the source mailbox")
+                && text.contains("(1 MB) is spent; it resumes at"),
+            "{text}"
+        );
+        assert_eq!(user.state, UserState::Working, "paused, not failed");
+        days += 1;
+        assert!(days < 5, "copied per day: {copied_per_day:?}");
+        clock.advance(Duration::from_secs(24 * 3600));
+        // The paused job comes back after its delay, and a new day's budget lets it on.
+    }
+    assert_eq!(
+        copied_per_day,
+        [5, 10],
+        "a day copies until its budget is spent (the fifth message passes the cap), then the rest"
+    );
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    assert_eq!(user.last_error, None);
+    assert_eq!(bag(&w.source), bag(&w.target), "nothing lost or doubled");
+}
