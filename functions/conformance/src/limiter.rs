@@ -177,3 +177,89 @@ pub(crate) async fn usage_adds_up_per_key_and_hour(s: Arc<dyn Store>) {
     assert_eq!(s.usage(key, at(1)).await.expect("usage"), vec![(h1, 35)]);
     assert!(s.usage("down:nobody", h0).await.expect("usage").is_empty());
 }
+
+/// `schedule::take_slots` over this store: a user waiting longer, or of higher priority, gets
+/// a freed slot before a newcomer; a refused job holds nothing.
+pub(crate) async fn lines_serve_users_in_rank_order(s: Arc<dyn Store>) {
+    use domain::schedule::{Need, Place, line_rank, take_slots};
+    let server = "server:imap.example:993";
+    let needs = |user: &str| {
+        vec![
+            Need {
+                key: format!("mailbox:imap.example:993:{user}"),
+                cap: 4,
+                what: format!("the source mailbox {user}"),
+                lined: false,
+            },
+            Need {
+                key: server.into(),
+                cap: 2,
+                what: "the source server imap.example:993".into(),
+                lined: true,
+            },
+        ]
+    };
+    // The user's place: ranked by when it began waiting (`since`), kept two minutes.
+    let attempt = |user: &'static str, priority: u8, since: i64, now: i64| {
+        let s = s.clone();
+        async move {
+            let rank = line_rank(priority, at(since), user);
+            let place = Place {
+                rank: &rank,
+                in_line: since < now,
+                kept_until: at(now + 120),
+            };
+            take_slots(
+                &*s,
+                &needs(user),
+                &format!("job-{user}-{now}"),
+                &place,
+                at(now),
+                at(now + 600),
+            )
+            .await
+            .expect("take_slots")
+        }
+    };
+    let mut hogs = Vec::new();
+    for i in 0..2 {
+        let slot = s
+            .acquire(server, 2, &format!("hog-{i}"), at(600), at(0))
+            .await
+            .expect("acquire")
+            .expect("a free slot");
+        hogs.push(slot);
+    }
+
+    let full = attempt("ann", 0, 0, 0)
+        .await
+        .expect_err("the server is full");
+    assert_eq!((full.in_use, full.cap), (2, 2));
+    assert_eq!(
+        s.in_use("mailbox:imap.example:993:ann", at(0))
+            .await
+            .expect("in_use"),
+        0,
+        "a refused job gives back the slots it took"
+    );
+    attempt("bob", 0, 5, 5).await.expect_err("still full");
+    s.release(&hogs[0]).await.expect("release");
+    attempt("bob", 0, 5, 6)
+        .await
+        .expect_err("the freed slot is owed to ann, who waited longer");
+    let ann = attempt("ann", 0, 0, 7).await.expect("ann's turn");
+    assert_eq!(ann.len(), 2, "a slot of each need");
+    assert_eq!(
+        s.line(server, at(7), 10).await.expect("line").len(),
+        1,
+        "ann left the line; bob is in it"
+    );
+    // A user of higher priority, waiting since later, still goes before bob.
+    attempt("vip", 5, 9, 9).await.expect_err("full again");
+    s.release(&hogs[1]).await.expect("release");
+    attempt("bob", 0, 5, 10)
+        .await
+        .expect_err("the freed slot is owed to the higher priority");
+    attempt("vip", 5, 9, 11).await.expect("priority first");
+    assert_eq!(s.in_use(server, at(11)).await.expect("in_use"), 2);
+}

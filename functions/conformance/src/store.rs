@@ -28,7 +28,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::audit_trail;
 use crate::limiter::{
-    a_line_counts_the_places_before_a_rank, ended_slots_pass_on,
+    a_line_counts_the_places_before_a_rank, ended_slots_pass_on, lines_serve_users_in_rank_order,
     racing_holders_never_exceed_the_cap, slots_up_to_the_cap, usage_adds_up_per_key_and_hour,
 };
 use crate::runner::Report;
@@ -69,6 +69,7 @@ fn checks() -> Vec<(&'static str, Check)> {
         "limiter: racing holders never exceed the cap" => racing_holders_never_exceed_the_cap,
         "limiter: a line counts the places before a rank, kept places only" => a_line_counts_the_places_before_a_rank,
         "limiter: usage adds up per key and hour, racing adds included" => usage_adds_up_per_key_and_hour,
+        "schedule on the limiter: lines serve users in rank order, refused jobs hold nothing" => lines_serve_users_in_rank_order,
     ]
 }
 
