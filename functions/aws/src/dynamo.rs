@@ -62,6 +62,11 @@ impl DynamoStore {
         }
     }
 
+    /// The DynamoDB client, for tests that look at the raw items.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The table this store uses.
     pub fn table(&self) -> &str {
         &self.table
@@ -393,17 +398,22 @@ impl DynamoStore {
         self.query_all(query).await
     }
 
-    /// The users of a project in source-address order, from the index.
-    fn users_of_project(&self, project: ProjectId) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#gpk = :gpk AND begins_with(#gsk, :src)")
-            .expression_attribute_names("#gpk", GSI1PK)
-            .expression_attribute_names("#gsk", GSI1SK)
-            .expression_attribute_values(":gpk", s(project_pk(project)))
-            .expression_attribute_values(":src", s("SRC#"))
+    /// A query per index partition of the project's users (`user_shard_keys`), each in
+    /// source-address order.
+    fn users_of_project(&self, project: ProjectId) -> Vec<QueryFluentBuilder> {
+        user_shard_keys(project)
+            .map(|gpk| {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI1)
+                    .key_condition_expression("#gpk = :gpk AND begins_with(#gsk, :src)")
+                    .expression_attribute_names("#gpk", GSI1PK)
+                    .expression_attribute_names("#gsk", GSI1SK)
+                    .expression_attribute_values(":gpk", s(gpk))
+                    .expression_attribute_values(":src", s("SRC#"))
+            })
+            .collect()
     }
 
     /// Puts the user over the stored one, moving its uniqueness item from the stored source
@@ -602,6 +612,33 @@ fn project_pk(id: ProjectId) -> String {
     format!("PROJECT#{id}")
 }
 
+/// How many index partitions a project's users are spread over: every progress write
+/// rewrites the user item and so its index entry, and at 1,000 jobs at once one partition
+/// (1,000 writes/s) would throttle them all. Sixteen give each a sixteenth.
+pub const USER_SHARDS: u128 = 16;
+
+/// The index partition of a user: fixed by its id (random bits), so it never moves.
+fn user_shard_key(u: &MailUser) -> String {
+    format!(
+        "{}#S{:02}",
+        project_pk(u.project_id),
+        u.id.0.as_u128() % USER_SHARDS
+    )
+}
+
+/// Every index partition of a project's users: the shards, and the one partition users
+/// written before sharding still sit in until their next write.
+fn user_shard_keys(project: ProjectId) -> impl Iterator<Item = String> {
+    (0..USER_SHARDS)
+        .map(move |shard| format!("{}#S{shard:02}", project_pk(project)))
+        .chain(std::iter::once(project_pk(project)))
+}
+
+/// The index sort key of an item (`SRC#<source address>`), for merging partitions.
+fn index_sort_key(item: &Option<Item>) -> Option<&str> {
+    item.as_ref()?.get(GSI1SK)?.as_s().ok().map(String::as_str)
+}
+
 fn user_pk(id: UserId) -> String {
     user_pk_raw(&id.to_string())
 }
@@ -734,7 +771,7 @@ fn user_item(u: &MailUser) -> Result<Item, StoreError> {
     // Lower-cased here (Unicode-aware), like the SQLite store, for the case-insensitive search.
     item.insert("name_lc".into(), s(u.display_name.to_lowercase()));
     item.insert("state".into(), s(u.state.as_str()));
-    item.insert(GSI1PK.into(), s(project_pk(u.project_id)));
+    item.insert(GSI1PK.into(), s(user_shard_key(u)));
     item.insert(GSI1SK.into(), s(format!("SRC#{}", u.source_email.as_str())));
     Ok(item)
 }
@@ -877,39 +914,56 @@ impl Store for DynamoStore {
         project: ProjectId,
         query: &UserQuery,
     ) -> Result<(Vec<MailUser>, u64), StoreError> {
-        let mut request = self.users_of_project(project);
-        let mut filters = Vec::new();
-        if let Some(state) = query.state {
-            filters.push("#st = :st");
-            request = request
-                .expression_attribute_names("#st", "state")
-                .expression_attribute_values(":st", s(state.as_str()));
-        }
-        // An empty search matches everything, as in the SQLite store.
-        if let Some(search) = query.search.as_deref().filter(|q| !q.is_empty()) {
-            filters.push("(contains(#src, :q) OR contains(#tgt, :q) OR contains(#nl, :q))");
-            request = request
-                .expression_attribute_names("#src", "src")
-                .expression_attribute_names("#tgt", "tgt")
-                .expression_attribute_names("#nl", "name_lc")
-                .expression_attribute_values(":q", s(search.to_lowercase()));
-        }
-        if !filters.is_empty() {
-            request = request.filter_expression(filters.join(" AND "));
-        }
+        let filtered = |mut request: QueryFluentBuilder| {
+            let mut filters = Vec::new();
+            if let Some(state) = query.state {
+                filters.push("#st = :st");
+                request = request
+                    .expression_attribute_names("#st", "state")
+                    .expression_attribute_values(":st", s(state.as_str()));
+            }
+            // An empty search matches everything, as in the SQLite store.
+            if let Some(search) = query.search.as_deref().filter(|q| !q.is_empty()) {
+                filters.push("(contains(#src, :q) OR contains(#tgt, :q) OR contains(#nl, :q))");
+                request = request
+                    .expression_attribute_names("#src", "src")
+                    .expression_attribute_names("#tgt", "tgt")
+                    .expression_attribute_names("#nl", "name_lc")
+                    .expression_attribute_values(":q", s(search.to_lowercase()));
+            }
+            if !filters.is_empty() {
+                request = request.filter_expression(filters.join(" AND "));
+            }
+            request.into_paginator().items().send()
+        };
         let end = if query.limit == 0 {
             u64::MAX
         } else {
             query.offset.saturating_add(query.limit)
         };
-        let mut pages = request.into_paginator().items().send();
+        // The partitions merged in source-address order: each is read once, page by page,
+        // and only the asked window's documents are kept.
+        let mut streams: Vec<_> = self
+            .users_of_project(project)
+            .into_iter()
+            .map(filtered)
+            .collect();
+        let mut heads = Vec::with_capacity(streams.len());
+        for stream in &mut streams {
+            heads.push(stream.next().await.transpose().map_err(backend)?);
+        }
         let (mut users, mut total) = (Vec::new(), 0u64);
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(backend)?;
-            if (query.offset..end).contains(&total) {
-                users.push(doc_of(&item)?);
+        while let Some(next) = (0..heads.len())
+            .filter(|&i| heads[i].is_some())
+            .min_by(|&a, &b| index_sort_key(&heads[a]).cmp(&index_sort_key(&heads[b])))
+        {
+            if let Some(item) = heads[next].take() {
+                if (query.offset..end).contains(&total) {
+                    users.push(doc_of(&item)?);
+                }
+                total += 1;
             }
-            total += 1;
+            heads[next] = streams[next].next().await.transpose().map_err(backend)?;
         }
         Ok((users, total))
     }
@@ -918,15 +972,16 @@ impl Store for DynamoStore {
         &self,
         project: ProjectId,
     ) -> Result<Vec<(UserState, u64)>, StoreError> {
-        let request = self
-            .users_of_project(project)
-            .expression_attribute_names("#st", "state")
-            .projection_expression("#st");
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for item in self.query_all(request).await? {
-            *counts
-                .entry(attr_s(&item, "state")?.to_owned())
-                .or_default() += 1;
+        for request in self.users_of_project(project) {
+            let request = request
+                .expression_attribute_names("#st", "state")
+                .projection_expression("#st");
+            for item in self.query_all(request).await? {
+                *counts
+                    .entry(attr_s(&item, "state")?.to_owned())
+                    .or_default() += 1;
+            }
         }
         counts
             .into_iter()

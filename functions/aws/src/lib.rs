@@ -22,7 +22,7 @@
 //! | item | `pk` | `sk` | other attributes |
 //! | --- | --- | --- | --- |
 //! | project | `PROJECT#<id>` | `META` | `doc`, `version`; `gsi1pk` = `PROJECTS`, `gsi1sk` = created (ns, 20 digits) `#<id>` |
-//! | user | `USER#<id>` | `META` | `doc`, `version`, `project`, `src`, `tgt`, `name_lc`, `state`; `gsi1pk` = `PROJECT#<project>`, `gsi1sk` = `SRC#<source address>` |
+//! | user | `USER#<id>` | `META` | `doc`, `version`, `project`, `src`, `tgt`, `name_lc`, `state`; `gsi1pk` = `PROJECT#<project>#S<shard>` (16 shards by user id), `gsi1sk` = `SRC#<source address>` |
 //! | unique source address | `UNIQUE#<project>#<source address>` | `UNIQUE` | `user` |
 //! | credentials | `CRED#<user>` | `META` | `sealed` (binary) |
 //! | invite | `INVITE#<token hash>` | `META` | `doc`, `version`, `user`, `expires` |
@@ -41,6 +41,11 @@
 //! - `gsi1` lists a project's users in source-address order (the order of `list_users`); the
 //!   state and search filters run server side on `state`, `src`, `tgt` and `name_lc` (the
 //!   display name lower-cased), the same fields the SQLite store matches.
+//! - A project's users are spread over 16 index partitions by user id: every progress update
+//!   rewrites the user item and so its index entry, and one partition takes about 1,000 writes
+//!   a second, which a project with 1,000 jobs at once would pass. A listing merges the 16
+//!   sorted partitions (and the unsharded one that items written before sharding keep until
+//!   their next write) as it reads them.
 //! - The pair (project, source address) is unique through the `UNIQUE#…` item, written in one
 //!   `TransactWriteItems` with the user (and moved with it when an update changes the address).
 //! - Every update is a `PutItem` conditional on `version` (a `StoreError::Conflict` when it

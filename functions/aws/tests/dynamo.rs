@@ -1,6 +1,7 @@
 //! What the DynamoDB store does beyond the shared suite: moving a user's uniqueness claim when
-//! its source address changes, reading listings that span several 1 MB query pages, and
-//! deleting users with more children than one batch write takes.
+//! its source address changes, reading listings that span several 1 MB query pages, deleting
+//! users with more children than one batch write takes, and listing users spread over the
+//! index's partitions.
 
 use aws::DynamoStore;
 use aws::moto::{MotoServer, unique_name};
@@ -61,6 +62,7 @@ fn user(project: ProjectId, source: &str, name: &str) -> MailUser {
         last_error: None,
         priority: 0,
         waiting_since: None,
+        line: None,
         has_credentials: false,
         invite_sent_at: None,
         created_at: now,
@@ -267,4 +269,118 @@ fn folder(user: UserId, name: &str) -> FolderState {
         uidvalidity: Some(1),
         ..FolderState::new(user, name, name, 1)
     }
+}
+
+#[tokio::test]
+async fn a_projects_users_spread_over_index_partitions_still_list_and_count_in_order() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    // Arrange: 80 users (spread by their random ids), one written the way the store wrote
+    // users before sharding (its index partition the project's own), and another project's.
+    let moto = MotoServer::start().expect("moto_server starts");
+    let s = store(&moto).await;
+    let p = project();
+    s.insert_project(&p).await.unwrap();
+    let other = project();
+    s.insert_project(&other).await.unwrap();
+    s.insert_user(&user(other.id, "zed@source.example", "Other project"))
+        .await
+        .unwrap();
+    let mut want = Vec::new();
+    for i in 0..80 {
+        let mut u = user(
+            p.id,
+            &format!("u{i:03}@source.example"),
+            &format!("User {i}"),
+        );
+        if i % 4 == 0 {
+            u.state = UserState::Working;
+        }
+        s.insert_user(&u).await.unwrap();
+        want.push(u);
+    }
+    let legacy = want[41].clone();
+    s.client()
+        .update_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S(format!("USER#{}", legacy.id)))
+        .key("sk", AttributeValue::S("META".into()))
+        .update_expression("SET gsi1pk = :old")
+        .expression_attribute_values(":old", AttributeValue::S(format!("PROJECT#{}", p.id)))
+        .send()
+        .await
+        .unwrap();
+
+    // Act
+    let scan = s
+        .client()
+        .scan()
+        .table_name(s.table())
+        .filter_expression("begins_with(pk, :user)")
+        .expression_attribute_values(":user", AttributeValue::S("USER#".into()))
+        .send()
+        .await
+        .unwrap();
+    let partitions: std::collections::BTreeSet<String> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("gsi1pk")?.as_s().ok().cloned())
+        .filter(|k| k.starts_with(&format!("PROJECT#{}", p.id)))
+        .collect();
+    let (every, total) = s.list_users(p.id, &all()).await.unwrap();
+    let (page, _) = s
+        .list_users(
+            p.id,
+            &UserQuery {
+                offset: 38,
+                limit: 5,
+                ..UserQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (working, working_total) = s
+        .list_users(
+            p.id,
+            &UserQuery {
+                state: Some(UserState::Working),
+                offset: 2,
+                limit: 3,
+                ..UserQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut counts = s.count_users_by_state(p.id).await.unwrap();
+    counts.sort_by_key(|(st, _)| st.as_str());
+
+    // Assert
+    assert!(
+        partitions.len() >= 12,
+        "80 users over most of the 16 shards and the old partition: {partitions:?}"
+    );
+    assert!(
+        partitions.contains(&format!("PROJECT#{}", p.id)),
+        "{partitions:?}"
+    );
+    assert_eq!(total, 80);
+    assert_eq!(
+        every, want,
+        "every user once, in source-address order, across partitions"
+    );
+    assert_eq!(
+        page,
+        want[38..43].to_vec(),
+        "a window across partitions, the old one included"
+    );
+    assert_eq!(working_total, 20);
+    let working_want: Vec<_> = want
+        .iter()
+        .filter(|u| u.state == UserState::Working)
+        .collect();
+    assert_eq!(
+        working.iter().collect::<Vec<_>>(),
+        working_want[2..5].to_vec(),
+        "filters apply in every partition"
+    );
+    assert_eq!(counts, [(UserState::New, 60), (UserState::Working, 20)]);
 }

@@ -161,6 +161,7 @@ fn user(project: ProjectId, source: &str, target: &str, name: &str, state: UserS
         last_error: None,
         priority: 0,
         waiting_since: None,
+        line: None,
         has_credentials: false,
         invite_sent_at: Some(at(5)),
         created_at: at(1),

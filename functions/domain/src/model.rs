@@ -339,6 +339,11 @@ pub struct MailUser {
     /// while its jobs get their slots.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub waiting_since: Option<OffsetDateTime>,
+    /// The user's rank in the servers' lines for this pass (`schedule::line_rank`): fixed at
+    /// its first asking for a connection, so users are served in the order they started (by
+    /// priority first), and a user being served keeps its rank for its next folders.
+    #[serde(default)]
+    pub line: Option<LinePlace>,
     /// Per-user passwords are stored (sealed) for the sides that need them.
     pub has_credentials: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -372,6 +377,14 @@ impl MailUser {
             version: self.version,
         }
     }
+}
+
+/// Since when a user asks for connections in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinePlace {
+    pub pass: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 /// The sealed per-user passwords, as the vault stores them.

@@ -1,15 +1,17 @@
 //! Who goes next and how long to wait: the plain rules the copy engine and the scale
 //! simulation (`cargo xtask bench scale`) both schedule by, with no I/O of their own.
 //!
-//! - **A line per capped server.** A user whose job finds a server at its cap takes a place in
-//!   that server's line (`ports::Limiter::join_line`), ranked by priority, then by when the user
-//!   began waiting. A job may take a slot only while the free slots outnumber the places ranked
-//!   before its own, so a newcomer never takes the slot a user waiting longer is owed, and a
-//!   user with fifty folder jobs holds one place, not fifty: no user starves while others hog
-//!   a host.
-//! - **Waiting costs little.** A waiting job comes back after a few seconds at first and less
-//!   often the longer it has waited (at most a minute), so thousands of waiting mailboxes do
-//!   not turn into a busy loop of queue deliveries.
+//! - **A line per capped server.** A user's rank is fixed when it first asks for a connection
+//!   in a pass: priority first, then who started first. A job whose server is at its cap puts
+//!   its user in that server's line (`ports::Limiter::join_line`), and a job may take a slot
+//!   only while the free slots outnumber the places ranked before its own. So a newcomer never
+//!   takes the slot a user waiting longer is owed, a user with fifty folder jobs holds one
+//!   place, not fifty, and a user being served keeps its rank for its next folders: users are
+//!   served in order, each until it is done, and no user starves.
+//! - **Waiting costs little.** A job near the front of its line comes back within seconds; one
+//!   further back comes back less often the longer it has waited (at most a minute), so
+//!   thousands of waiting mailboxes do not turn into a busy loop of queue deliveries, and a
+//!   freed slot waits seconds for the user it is owed.
 //! - **Daily budgets over a rolling day.** Bytes a mailbox downloads or uploads are counted per
 //!   hour (`ports::Limiter::add_usage`); a budget is spent when the last 24 hours reach it, and
 //!   it renews as old hours leave the window: the mailbox pauses until then, visibly.
@@ -50,11 +52,14 @@ pub fn may_take(cap: u32, in_use: u32, ahead: u32) -> bool {
     in_use < cap && ahead < cap - in_use
 }
 
-/// How long a job that found no slot stays away: 2 to 6 seconds at first (spread by `spread`
-/// so waiting jobs do not all come back at once), then a tenth of the time it has waited, at
-/// most a minute.
-pub fn wait_delay(waited: Duration, spread: u64) -> Duration {
+/// How long a job that found no slot stays away: 2 to 6 seconds when it is near the front
+/// of its line or has just begun to wait (spread by `spread` so waiting jobs do not all come
+/// back at once), else a tenth of the time it has waited, at most a minute.
+pub fn wait_delay(waited: Duration, spread: u64, near_front: bool) -> Duration {
     let base = Duration::from_secs(2 + spread % 5);
+    if near_front {
+        return base;
+    }
     (waited / 10).clamp(base, Duration::from_secs(60).max(base))
 }
 
@@ -130,6 +135,9 @@ pub struct Full {
     pub what: String,
     pub in_use: u32,
     pub cap: u32,
+    /// Whether the user is among the first `cap` of the need's line (or the need has no line):
+    /// a slot will soon be its, so it comes back soon.
+    pub near_front: bool,
 }
 
 /// The slots a copy job of `user` needs: each side's mailbox, then each side's server when
@@ -239,15 +247,21 @@ pub async fn take_slots(
             Ok(None) => {
                 give_back(limiter, &held).await;
                 let in_use = limiter.in_use(&need.key, now).await.unwrap_or(need.cap);
+                let mut near_front = true;
                 if need.lined {
                     limiter
                         .join_line(&need.key, place.rank, place.kept_until)
                         .await?;
+                    let ahead = limiter
+                        .ahead_in_line(&need.key, place.rank, now, need.cap)
+                        .await?;
+                    near_front = ahead < need.cap;
                 }
                 return Ok(Err(Full {
                     what: need.what.clone(),
                     in_use,
                     cap: need.cap,
+                    near_front,
                 }));
             }
             Err(e) => {
@@ -415,18 +429,23 @@ mod tests {
 
     #[test]
     fn waiting_jobs_come_back_less_often_the_longer_they_wait() {
-        assert_eq!(wait_delay(Duration::ZERO, 0), Duration::from_secs(2));
-        assert_eq!(wait_delay(Duration::ZERO, 4), Duration::from_secs(6));
+        assert_eq!(wait_delay(Duration::ZERO, 0, false), Duration::from_secs(2));
+        assert_eq!(wait_delay(Duration::ZERO, 4, false), Duration::from_secs(6));
         assert_eq!(
-            wait_delay(Duration::from_secs(300), 0),
+            wait_delay(Duration::from_secs(300), 0, false),
             Duration::from_secs(30)
         );
         assert_eq!(
-            wait_delay(Duration::from_secs(86_400), 3),
+            wait_delay(Duration::from_secs(86_400), 3, false),
             Duration::from_secs(60)
         );
+        assert_eq!(
+            wait_delay(Duration::from_secs(86_400), 3, true),
+            Duration::from_secs(5),
+            "near the front of the line, soon"
+        );
         for waited in [0, 10, 100, 1000, 100_000] {
-            let d = wait_delay(Duration::from_secs(waited), waited);
+            let d = wait_delay(Duration::from_secs(waited), waited, false);
             assert!(place_kept(d) > d + Duration::from_secs(60));
         }
     }
@@ -473,6 +492,7 @@ mod tests {
             what: "the source server imap.example.org:993".into(),
             in_use: 12,
             cap: 12,
+            near_front: false,
         };
         assert_eq!(
             waiting_text(&full),

@@ -58,6 +58,7 @@ fn user(project: ProjectId, source: &str, display_name: &str) -> MailUser {
         last_error: None,
         priority: 0,
         waiting_since: None,
+        line: None,
         has_credentials: false,
         invite_sent_at: Some(now),
         created_at: now,

@@ -100,6 +100,7 @@ fn user(project: ProjectId, state: UserState) -> MailUser {
         last_error: None,
         priority: 0,
         waiting_since: None,
+        line: None,
         has_credentials: true,
         invite_sent_at: None,
         created_at: now,

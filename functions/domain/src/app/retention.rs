@@ -249,6 +249,7 @@ mod tests {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            line: None,
             has_credentials,
             invite_sent_at: None,
             created_at: updated_at,

@@ -97,6 +97,7 @@ impl App {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            line: None,
             has_credentials: false,
             invite_sent_at: None,
             created_at: now,

@@ -153,6 +153,7 @@ mod tests {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            line: None,
             has_credentials: false,
             invite_sent_at: None,
             created_at: at(0),

@@ -162,18 +162,26 @@ impl App {
             return Ok(paused);
         }
         let needs = crate::schedule::needs(&project, user);
+        let user = &self.ranked(user, &needs, now).await?;
         let slots = match self.take_slots(&needs, &holder, user, job, now).await? {
             Ok(slots) => slots,
             Err(full) => return self.wait_for(user, job, &full, now).await,
         };
-        if user.waiting_since.is_some()
+        let cleared;
+        let user = if user.waiting_since.is_some()
             || user
                 .last_error
                 .as_deref()
                 .is_some_and(|e| e.starts_with("waiting: "))
         {
-            self.clear_waiting(user.id).await;
-        }
+            cleared = self
+                .clear_waiting(user.id)
+                .await
+                .unwrap_or_else(|| user.clone());
+            &cleared
+        } else {
+            user
+        };
         let work = async {
             match job {
                 Job::Plan { .. } => self.plan(&project, user).await,
@@ -441,10 +449,10 @@ impl App {
     }
 
     /// Clears a "waiting: …" the user shows (and nothing else: another job's error stays) and
-    /// its start of waiting, best effort.
-    async fn clear_waiting(&self, id: UserId) {
+    /// its start of waiting, best effort; the user as stored then, for the job's next writes.
+    async fn clear_waiting(&self, id: UserId) -> Option<MailUser> {
         let Ok(Some(current)) = self.deps.store.get_user(id).await else {
-            return;
+            return None;
         };
         let waiting_text = current
             .last_error
@@ -458,8 +466,18 @@ impl App {
             next.waiting_since = None;
             next.version = current.version + 1;
             next.updated_at = self.deps.clock.now();
-            let _ = self.deps.store.update_user(&next, current.version).await;
+            if self
+                .deps
+                .store
+                .update_user(&next, current.version)
+                .await
+                .is_ok()
+            {
+                return Some(next);
+            }
+            return self.deps.store.get_user(id).await.ok().flatten();
         }
+        Some(current)
     }
 
     /// Writes what the user shows as its last error over `current` (best effort: a write that

@@ -27,19 +27,24 @@ fn spread(job: &Job) -> u64 {
     (spread % 1_000_003) as u64
 }
 
-/// How long a job that found no slot waits: a few seconds at first, longer the longer its user
-/// has waited (`schedule::wait_delay`).
-pub(crate) fn wait_for_slot(job: &Job, user: &MailUser, now: time::OffsetDateTime) -> Duration {
+/// How long a job that found no slot waits: a few seconds near the front of its line, longer
+/// the longer its user has waited further back (`schedule::wait_delay`).
+pub(crate) fn wait_for_slot(
+    job: &Job,
+    user: &MailUser,
+    now: time::OffsetDateTime,
+    near_front: bool,
+) -> Duration {
     let waited = user
         .waiting_since
         .map(|since| Duration::try_from(now - since).unwrap_or_default())
         .unwrap_or_default();
-    schedule::wait_delay(waited, spread(job))
+    schedule::wait_delay(waited, spread(job), near_front)
 }
 
 impl App {
     /// A slot for every need, or none (`schedule::take_slots`): the first need found full,
-    /// the user then holding a place in its server's line.
+    /// the user then holding a place in its server's line. `user` is ranked (`ranked`).
     pub(crate) async fn take_slots(
         &self,
         needs: &[Need],
@@ -48,15 +53,58 @@ impl App {
         job: &Job,
         now: time::OffsetDateTime,
     ) -> Result<Result<Vec<Slot>, Full>, AppError> {
-        let since = user.waiting_since.unwrap_or(now);
+        let since = user
+            .line
+            .filter(|l| l.pass == user.pass)
+            .map_or(now, |l| l.since);
         let rank = schedule::line_rank(user.priority, since, &user.id.to_string());
         let place = Place {
             rank: &rank,
             in_line: user.waiting_since.is_some(),
-            kept_until: now + schedule::place_kept(wait_for_slot(job, user, now)),
+            // Kept past the longest wait of a job further back in the line.
+            kept_until: now + schedule::place_kept(wait_for_slot(job, user, now, false)),
         };
         let until = now + self.config.copy.lease_ttl;
         Ok(schedule::take_slots(&*self.deps.limiter, needs, holder, &place, now, until).await?)
+    }
+
+    /// The user with its rank in the servers' lines for this pass: when it first asked for a
+    /// connection in the pass, written on the user the first time (the stored user is returned,
+    /// so what the job writes next expects its version). Best effort: if that write keeps
+    /// losing races, the user ranks by `now` this once.
+    pub(crate) async fn ranked(
+        &self,
+        user: &MailUser,
+        needs: &[Need],
+        now: time::OffsetDateTime,
+    ) -> Result<MailUser, AppError> {
+        let mut current = user.clone();
+        if !needs.iter().any(|n| n.lined) {
+            return Ok(current);
+        }
+        for _ in 0..3 {
+            if current.line.is_some_and(|l| l.pass == current.pass) {
+                return Ok(current);
+            }
+            let mut next = current.clone();
+            next.line = Some(LinePlace {
+                pass: current.pass,
+                since: now,
+            });
+            next.version = current.version + 1;
+            next.updated_at = now;
+            match self.deps.store.update_user(&next, current.version).await {
+                Ok(()) => return Ok(next),
+                Err(crate::error::StoreError::Conflict) => {
+                    match self.deps.store.get_user(user.id).await? {
+                        Some(fresh) => current = fresh,
+                        None => break,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(current)
     }
 
     /// Frees every connection slot of `user`'s servers and mailboxes, for a caller that knows
@@ -159,8 +207,7 @@ impl App {
         }
     }
 
-    /// Puts the job back to wait for a slot, saying so on the user and keeping when it began
-    /// to wait (its rank in the servers' lines): `now` is the time `take_slots` ranked it by.
+    /// Puts the job back to wait for a slot, saying so on the user and since when it waits.
     pub(crate) async fn wait_for(
         &self,
         user: &MailUser,
@@ -169,35 +216,18 @@ impl App {
         now: time::OffsetDateTime,
     ) -> Result<JobOutcome, AppError> {
         let text = schedule::waiting_text(full);
-        // The place just joined is ranked by this start of waiting: keep it on the user, so
-        // the next attempt (of any of its jobs) finds the same place.
-        let since = user.waiting_since.unwrap_or(now);
-        let mut current = user.clone();
-        for _ in 0..3 {
-            if current.last_error.as_deref() == Some(text.as_str())
-                && current.waiting_since.is_some()
-            {
-                break;
-            }
-            let mut next = current.clone();
-            next.last_error = Some(text.clone());
-            next.waiting_since = current.waiting_since.or(Some(since));
-            next.version = current.version + 1;
+        if user.last_error.as_deref() != Some(text.as_str()) || user.waiting_since.is_none() {
+            let mut next = user.clone();
+            next.last_error = Some(text);
+            next.waiting_since = user.waiting_since.or(Some(now));
+            next.version = user.version + 1;
             next.updated_at = now;
-            match self.deps.store.update_user(&next, current.version).await {
-                Err(crate::error::StoreError::Conflict) => {
-                    let Some(fresh) = self.deps.store.get_user(user.id).await? else {
-                        break;
-                    };
-                    current = fresh;
-                }
-                // Best effort otherwise: the next wait writes again.
-                _ => break,
-            }
+            // Best effort: a write that came first wins, and the next wait writes again.
+            let _ = self.deps.store.update_user(&next, user.version).await;
         }
         self.deps
             .queue
-            .send(job, wait_for_slot(job, user, now))
+            .send(job, wait_for_slot(job, user, now, full.near_front))
             .await?;
         Ok(JobOutcome::Done)
     }
@@ -246,6 +276,7 @@ mod tests {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            line: None,
             has_credentials: true,
             invite_sent_at: None,
             created_at: now,
@@ -293,7 +324,7 @@ mod tests {
                     folder: "INBOX".into(),
                     attempt: 0,
                 };
-                wait_for_slot(&job, &user(None), now).as_secs()
+                wait_for_slot(&job, &user(None), now, false).as_secs()
             })
             .collect();
         assert!(delays.iter().all(|d| (2..=6).contains(d)), "{delays:?}");
@@ -303,6 +334,10 @@ mod tests {
             pass: 1,
         };
         let long = user(Some(now - time::Duration::hours(2)));
-        assert_eq!(wait_for_slot(&job, &long, now), Duration::from_secs(60));
+        assert_eq!(
+            wait_for_slot(&job, &long, now, false),
+            Duration::from_secs(60)
+        );
+        assert!(wait_for_slot(&job, &long, now, true) <= Duration::from_secs(6));
     }
 }
