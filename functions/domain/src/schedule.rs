@@ -373,6 +373,12 @@ pub fn budget_text(budget: &DailyBudget, resumes_at: OffsetDateTime) -> String {
     )
 }
 
+/// "14:05:30 UTC": when something happens again, for a user's status line.
+pub fn clock_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
+}
+
 /// The first of `budgets` spent at `now`, with when it renews.
 pub async fn spent_budget<'a>(
     limiter: &dyn Limiter,

@@ -1,6 +1,7 @@
 //! Daily budgets on the in-memory mail server: a mailbox over its budget copies a budget's
 //! worth, pauses saying until when, takes no connection while paused, and goes on when old
-//! hours leave the rolling day — nothing lost or doubled across the pauses.
+//! hours leave the rolling day — nothing lost or doubled across the pauses. And a throttled
+//! folder says when it retries.
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use contract::{BulkAction, CopyOptions, UserState};
 use domain::app::{CopySettings, JobOutcome};
+use domain::ports::Clock;
 use time::OffsetDateTime;
 
 use support::*;
@@ -105,4 +107,56 @@ async fn a_mailbox_over_its_daily_budget_copies_a_budget_a_day_and_loses_nothing
     assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
     assert_eq!(user.last_error, None);
     assert_eq!(bag(&w.source), bag(&w.target), "nothing lost or doubled");
+}
+
+/// The "throttled by the target, retrying at …": a throttled folder says when it goes
+/// on, by the server's own backoff, and goes on then with nothing lost.
+#[tokio::test]
+async fn a_throttled_folder_says_when_it_retries_and_then_completes() {
+    let w = World::new(5, false).await;
+    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    for i in 0..6 {
+        w.source
+            .deliver(USER, "INBOX", body(i, true, 500), &["\\Seen"], date);
+    }
+    w.target.behaviour_mut(|b| {
+        b.append_refusal = Some(mailsim::AppendRefusal::ThrottledWithWait(
+            Duration::from_secs(42),
+        ))
+    });
+    w.act(BulkAction::Start).await;
+    let clock = w.clock.clone().expect("a hand-moved clock");
+    let mut said = None;
+    for _ in 0..50 {
+        let Some(job) = w.queue.pop() else { break };
+        w.app
+            .handle_job(&job, Duration::from_secs(3600))
+            .await
+            .expect("job");
+        if let Some(e) = w
+            .user()
+            .await
+            .last_error
+            .filter(|e| e.contains("retrying at"))
+        {
+            said = Some((e, clock.now()));
+            w.queue.push(job);
+            break;
+        }
+    }
+    let (text, at) = said.expect("the user says it waits for the throttling");
+    let when = domain::schedule::clock_time(at + Duration::from_secs(42));
+    assert!(
+        text.starts_with("INBOX: the target server asked to slow down"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("retrying at {when} (42 s)")),
+        "{text}"
+    );
+    w.target.behaviour_mut(|b| b.append_refusal = None);
+    w.drain(&mut std::collections::VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    assert_eq!(bag(&w.source), bag(&w.target));
 }

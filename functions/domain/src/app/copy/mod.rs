@@ -421,7 +421,8 @@ impl App {
             .set_last_error(
                 user.id,
                 format!(
-                    "{source_name}: {message}; continuing in {} s{}",
+                    "{source_name}: {message}; retrying at {} ({} s){}",
+                    crate::schedule::clock_time(self.deps.clock.now() + delay),
                     delay.as_secs(),
                     if is_connection_limit(message) {
                         " (the server takes fewer connections per mailbox than the project's limit: lower it in the project's connection limits)"
