@@ -141,6 +141,18 @@ pub fn display_name(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A user's priority: empty for 0, else a whole number from 0 to 9.
+pub fn priority(raw: &str) -> Result<u8, String> {
+    match raw.trim() {
+        "" => Ok(0),
+        p => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 9)
+            .ok_or_else(|| "Enter a whole number from 0 to 9, or nothing for 0".into()),
+    }
+}
+
 /// Folder patterns, one per line: each 1–500 characters. Returns the trimmed, non-empty lines.
 pub fn folder_patterns(raw: &str) -> Result<Vec<String>, String> {
     let lines: Vec<String> = raw
@@ -225,6 +237,15 @@ pub fn idle_days(raw: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_priority_is_empty_or_zero_to_nine() {
+        assert_eq!(priority(""), Ok(0));
+        assert_eq!(priority(" 9 "), Ok(9));
+        assert!(priority("10").is_err());
+        assert!(priority("-1").is_err());
+        assert!(priority("high").is_err());
+    }
 
     #[test]
     fn idle_days_are_one_to_a_year() {

@@ -515,6 +515,10 @@ fn AddUserForm(props: &AddUserProps) -> Html {
                 <TextField id={UserField::DisplayName.id()} label="Name" autocomplete="off"
                     value={state.display_name.clone()} oninput={edit(UserField::DisplayName)}
                     error={state.field_error(UserField::DisplayName)} />
+                <TextField id={UserField::Priority.id()} label="Priority" inputmode="numeric" autocomplete="off"
+                    hint="0 to 9: where users wait for a server's connections, higher goes first"
+                    value={state.priority.clone()} oninput={edit(UserField::Priority)}
+                    error={state.field_error(UserField::Priority)} />
                 if src_pw || tgt_pw {
                     <p class="hint">{ "Leave the passwords empty to invite the user to enter them." }</p>
                 }

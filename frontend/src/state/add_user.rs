@@ -15,6 +15,7 @@ pub enum UserField {
     DisplayName,
     SourcePassword,
     TargetPassword,
+    Priority,
 }
 
 impl UserField {
@@ -26,6 +27,7 @@ impl UserField {
             UserField::DisplayName => "display_name",
             UserField::SourcePassword => "source_password",
             UserField::TargetPassword => "target_password",
+            UserField::Priority => "priority",
         }
     }
 
@@ -41,6 +43,8 @@ pub struct AddUserState {
     pub display_name: String,
     pub source_password: String,
     pub target_password: String,
+    /// Empty for 0.
+    pub priority: String,
     pub touched: Vec<UserField>,
     pub submitted: bool,
     pub saving: bool,
@@ -77,6 +81,10 @@ impl AddUserState {
                 UserField::TargetPassword,
                 validate::optional_password(&self.target_password),
             ),
+            (
+                UserField::Priority,
+                validate::priority(&self.priority).map(|_| ()),
+            ),
         ];
         for (field, result) in checks {
             if let Err(e) = result {
@@ -106,6 +114,7 @@ impl AddUserState {
             UserField::DisplayName => &self.display_name,
             UserField::SourcePassword => &self.source_password,
             UserField::TargetPassword => &self.target_password,
+            UserField::Priority => &self.priority,
         }
     }
 
@@ -120,7 +129,7 @@ impl AddUserState {
             display_name: self.display_name.trim().to_owned(),
             source_password: optional(&self.source_password),
             target_password: optional(&self.target_password),
-            priority: 0,
+            priority: validate::priority(&self.priority).ok()?,
         })
     }
 
@@ -136,6 +145,7 @@ impl AddUserState {
                     UserField::DisplayName => self.display_name = value,
                     UserField::SourcePassword => self.source_password = value,
                     UserField::TargetPassword => self.target_password = value,
+                    UserField::Priority => self.priority = value,
                 }
             }
             AddUserAction::Submit => {
