@@ -127,7 +127,7 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             </p>
             <p class="muted small">{ invites(&project) }</p>
             if !project.connections.is_empty() {
-                <p class="muted small" id="connections-now">{ connections_now(&project) }</p>
+                <p class="muted small" id="connections-now">{ crate::state::project::connections_now(&project.connections) }</p>
             }
             if let Some(at) = project.closed_at {
                 { alert(AlertKind::Info, format!("This project was closed on {}: its passwords are deleted and nothing new starts until it is reopened.", format::datetime(at))) }
@@ -152,27 +152,6 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             <Lifecycle project={project.clone()} on_changed={refresh} />
         </Shell>
     }
-}
-
-/// "Connections now: the source server x:993 16 of 16, 40 waiting (next of this project: a@…)
-/// · …": how much of each capped server the copy holds (over every project using it) and who
-/// waits for it.
-fn connections_now(p: &ProjectView) -> String {
-    let parts: Vec<String> = p
-        .connections
-        .iter()
-        .map(|c| {
-            let mut part = format!("{} {} of {}", c.what, c.in_use, c.cap);
-            if c.waiting > 0 {
-                part.push_str(&format!(", {} waiting", c.waiting));
-                if !c.next.is_empty() {
-                    part.push_str(&format!(" (next of this project: {})", c.next.join(", ")));
-                }
-            }
-            part
-        })
-        .collect();
-    format!("Connections now: {}", parts.join(" · "))
 }
 
 /// Which sides take per-user passwords, for the add-user form.

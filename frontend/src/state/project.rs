@@ -438,6 +438,26 @@ pub(crate) mod tests_support {
     }
 }
 
+/// "Connections now: the source server x:993 16 of 16, 40 waiting (next of this project:
+/// a@…) · …": how much of each capped server the copy holds (over every project using it)
+/// and who waits for it.
+pub fn connections_now(connections: &[contract::ConnectionUse]) -> String {
+    let parts: Vec<String> = connections
+        .iter()
+        .map(|c| {
+            let mut part = format!("{} {} of {}", c.what, c.in_use, c.cap);
+            if c.waiting > 0 {
+                part.push_str(&format!(", {} waiting", c.waiting));
+                if !c.next.is_empty() {
+                    part.push_str(&format!(" (next of this project: {})", c.next.join(", ")));
+                }
+            }
+            part
+        })
+        .collect();
+    format!("Connections now: {}", parts.join(" · "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +468,29 @@ mod tests {
         let mut u = tests_support::user(n, state);
         u.progress.throughput_bps = bps;
         u
+    }
+
+    #[test]
+    fn the_connections_line_says_who_waits_for_a_full_server() {
+        let use_ = |what: &str, in_use, waiting, next: &[&str]| contract::ConnectionUse {
+            what: what.into(),
+            in_use,
+            cap: 16,
+            waiting,
+            next: next.iter().map(|n| n.to_string()).collect(),
+        };
+        assert_eq!(
+            connections_now(&[
+                use_(
+                    "the source server old.example:993",
+                    16,
+                    40,
+                    &["a@old.example", "b@old.example"]
+                ),
+                use_("the target server new.example:993", 3, 0, &[]),
+            ]),
+            "Connections now: the source server old.example:993 16 of 16, 40 waiting (next of this project: a@old.example, b@old.example) · the target server new.example:993 3 of 16"
+        );
     }
 
     fn project() -> ProjectView {
