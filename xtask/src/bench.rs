@@ -11,14 +11,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Every benchmark name, for usage messages.
-pub const NAMES: &[&str] = &["status", "copy", "interop", "frontend"];
+pub const NAMES: &[&str] = &["status", "copy", "interop", "frontend", "scale"];
 
 pub fn bench(ctx: &Ctx, name: &str) -> Result<()> {
     let report = match name {
         "frontend" => frontend_size(ctx)?,
-        "status" => server_bench(ctx, "bench_status")?,
-        "copy" => server_bench(ctx, "bench_copy")?,
-        "interop" => server_bench(ctx, "bench_interop")?,
+        "status" => package_bench(ctx, "integration-tests", "bench_status")?,
+        "copy" => package_bench(ctx, "integration-tests", "bench_copy")?,
+        "interop" => package_bench(ctx, "integration-tests", "bench_interop")?,
+        // The 100,000-mailbox simulation (functions/scale-sim): no server, about a minute.
+        "scale" => package_bench(ctx, "scale-sim", "bench_scale")?,
         other => bail!("unknown bench `{other}`; known: {}", NAMES.join(", ")),
     };
     let path = write_report(ctx, name, &report)?;
@@ -26,16 +28,13 @@ pub fn bench(ctx: &Ctx, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the release binaries of the integration-test package and runs one benchmark binary;
-/// it prints its figures and writes its own JSON, which is returned here.
-fn server_bench(ctx: &Ctx, bin: &str) -> Result<serde_json::Value> {
-    crate::proc::run(ctx.cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "integration-tests",
-        "--bins",
-    ]))?;
+/// Builds the release binaries of `package` and runs one benchmark binary of it; it prints its
+/// figures and writes its own JSON to `BENCH_OUT`, which is returned here.
+fn package_bench(ctx: &Ctx, package: &str, bin: &str) -> Result<serde_json::Value> {
+    crate::proc::run(
+        ctx.cargo()
+            .args(["build", "--release", "-p", package, "--bins"]),
+    )?;
     let out = ctx
         .root
         .join("target")
@@ -58,7 +57,14 @@ fn server_bench(ctx: &Ctx, bin: &str) -> Result<serde_json::Value> {
 fn frontend_size(ctx: &Ctx) -> Result<serde_json::Value> {
     let built = frontend::build(ctx)?;
     let wasm = frontend::find_wasm(&built.dist)?;
-    let js = frontend::find_with_ext(&built.dist, "js")?;
+    // The wasm-bindgen glue is named like the wasm (`x.js` for `x_bg.wasm`); trunk also
+    // writes a small `start-*.js` loader beside it.
+    let stem = wasm
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("wasm file name")?
+        .trim_end_matches("_bg");
+    let js = wasm.with_file_name(format!("{stem}.js"));
     let css = frontend::find_with_ext(&built.dist, "css")?;
     let (wasm_raw, wasm_gz) = sizes(&wasm)?;
     let (js_raw, js_gz) = sizes(&js)?;

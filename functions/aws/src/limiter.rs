@@ -196,6 +196,9 @@ impl Limiter for DynamoStore {
             .expression_attribute_values(":rank", s(rank))
             .expression_attribute_values(":now", n(epoch(now)))
             .select(aws_sdk_dynamodb::types::Select::Count)
+            // Each page reads at most what is still to count: the places before a rank far
+            // back in a long line are never all read.
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .into_paginator()
             .send();
         let mut ahead = 0u32;

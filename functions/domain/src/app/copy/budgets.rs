@@ -2,8 +2,6 @@
 //! mailboxes' budgets after each chunk, ends when one is spent, and a job that finds one spent
 //! waits for it to renew without taking any connection, saying until when.
 
-use std::time::Duration;
-
 use contract::jobs::Job;
 use time::OffsetDateTime;
 
@@ -12,14 +10,6 @@ use crate::model::MailUser;
 use crate::schedule::{self, DailyBudget};
 
 use super::{App, JobOutcome};
-
-/// How long a paused job stays away: until the budget renews, at most the 15 minutes SQS can
-/// delay a message (it then looks again, costing one short delivery), at least 5 s.
-pub(crate) fn pause_length(now: OffsetDateTime, resumes_at: OffsetDateTime) -> Duration {
-    Duration::try_from(resumes_at - now)
-        .unwrap_or_default()
-        .clamp(Duration::from_secs(5), Duration::from_secs(900))
-}
 
 impl App {
     /// Whether one of `budgets` is spent now.
@@ -85,28 +75,8 @@ impl App {
         }
         self.deps
             .queue
-            .send(job, pause_length(now, resumes_at))
+            .send(job, schedule::pause_length(now, resumes_at))
             .await?;
         Ok(Some(JobOutcome::Done))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn a_paused_job_comes_back_when_the_budget_renews_or_every_15_minutes() {
-        let now = datetime!(2026-12-07 14:20 UTC);
-        assert_eq!(
-            pause_length(now, datetime!(2026-12-07 14:25 UTC)),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            pause_length(now, datetime!(2026-12-08 09:00 UTC)),
-            Duration::from_secs(900)
-        );
-        assert_eq!(pause_length(now, now), Duration::from_secs(5));
     }
 }

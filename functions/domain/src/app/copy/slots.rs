@@ -53,10 +53,7 @@ impl App {
         job: &Job,
         now: time::OffsetDateTime,
     ) -> Result<Result<Vec<Slot>, Full>, AppError> {
-        let since = user
-            .line
-            .filter(|l| l.pass == user.pass)
-            .map_or(now, |l| l.since);
+        let since = schedule::line_place(user, now).since;
         let rank = schedule::line_rank(user.priority, since, &user.id.to_string());
         let place = Place {
             rank: &rank,
@@ -83,14 +80,12 @@ impl App {
             return Ok(current);
         }
         for _ in 0..3 {
-            if current.line.is_some_and(|l| l.pass == current.pass) {
+            let place = schedule::line_place(&current, now);
+            if current.line == Some(place) {
                 return Ok(current);
             }
             let mut next = current.clone();
-            next.line = Some(LinePlace {
-                pass: current.pass,
-                since: now,
-            });
+            next.line = Some(place);
             next.version = current.version + 1;
             next.updated_at = now;
             match self.deps.store.update_user(&next, current.version).await {
@@ -336,7 +331,7 @@ mod tests {
         let long = user(Some(now - time::Duration::hours(2)));
         assert_eq!(
             wait_for_slot(&job, &long, now, false),
-            Duration::from_secs(60)
+            schedule::LONGEST_WAIT
         );
         assert!(wait_for_slot(&job, &long, now, true) <= Duration::from_secs(6));
     }
