@@ -302,13 +302,8 @@ impl Limiter for MemoryLimiter {
                         ahead += 1;
                     }
                 }
-                // Counting stopped at the limit; DynamoDB reads on, every place before the rank
-                // (one page holds ~8,000): an estimate, half of the places not read here.
-                let read = if ahead >= limit {
-                    read + line.places.len().saturating_sub(read) / 2
-                } else {
-                    read
-                };
+                // The DynamoDB adapter pages with `Limit` = `limit`: it reads what is counted
+                // here (places not kept by now included), not the rest of the line.
                 (ahead.min(limit), read)
             }
         };

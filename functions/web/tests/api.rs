@@ -668,7 +668,8 @@ async fn a_user_deleted_by_its_action_answers_the_documented_204() {
 }
 
 /// The project shows how many connections its capped servers have open now (over every
-/// project using them), and the limits it was given.
+/// project using them), who waits for them (its own users by address), and the limits it was
+/// given.
 #[tokio::test]
 async fn the_project_shows_its_servers_connections_in_use_and_its_limits() {
     let mut api = TestApi::new().await;
@@ -696,6 +697,29 @@ async fn the_project_shows_its_servers_connections_in_use_and_its_limits() {
             .unwrap();
         assert!(slot.is_some());
     }
+    // A user of this project and one of another wait in the target server's line.
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/admin/projects/{id}/users"),
+            Some(json!({"source_email": "ann@old.example", "target_email": "ann@new.example"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let ann = r.body["id"].as_str().unwrap().to_owned();
+    for who in [ann.as_str(), "00000000-0000-0000-0000-000000000009"] {
+        let rank = domain::schedule::line_rank(0, now, who);
+        api.app
+            .deps()
+            .limiter
+            .join_line(
+                "server:imap.new.example:993",
+                &rank,
+                now + Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+    }
     let r = api
         .call("GET", &format!("/api/admin/projects/{id}"), None)
         .await;
@@ -703,8 +727,9 @@ async fn the_project_shows_its_servers_connections_in_use_and_its_limits() {
     assert_eq!(
         r.body["connections"],
         json!([
-            {"what": "the source server 127.0.0.1", "in_use": 0, "cap": 16},
-            {"what": "the target server imap.new.example", "in_use": 2, "cap": 5},
+            {"what": "the source server 127.0.0.1:1", "in_use": 0, "cap": 16, "waiting": 0, "next": []},
+            {"what": "the target server imap.new.example:993", "in_use": 2, "cap": 5,
+             "waiting": 2, "next": ["ann@old.example"]},
         ])
     );
     assert_eq!(r.body["copy"]["limits"]["target_server"], 5);
