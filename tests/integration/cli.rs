@@ -36,7 +36,7 @@ fn copy_command(source: &Dovecot, target: &Dovecot, state: &std::path::Path) -> 
     command
 }
 
-fn run_copy(
+pub(crate) fn run_copy(
     source: &Dovecot,
     target: &Dovecot,
     state: &std::path::Path,

@@ -11,6 +11,7 @@ mod infra;
 mod interop;
 mod limits;
 mod oauth;
+mod preflight;
 mod security;
 mod selfservice;
 mod sign_in;

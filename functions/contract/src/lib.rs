@@ -13,8 +13,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub mod jobs;
+pub mod preflight;
 pub mod providers;
 
+pub use preflight::{PreflightFolder, PreflightReport, QuotaView};
 pub use providers::{ConnectorKind, ProviderView, RuleView};
 
 /// Error body of every non-2xx response.

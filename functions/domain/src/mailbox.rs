@@ -356,7 +356,29 @@ pub trait MailSession: Send {
     async fn delete(&mut self, uids: &[u32]) -> Result<u64, MailboxError>;
     /// Replaces the flags of one message in the open folder.
     async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError>;
+    /// What the server announced it can do after login, upper-cased (`UIDPLUS`,
+    /// `APPENDLIMIT=35882577`, …).
+    fn capabilities(&self) -> Vec<String>;
+    /// The storage quota over the account's INBOX (GETQUOTAROOT, RFC 9208); `None` when the
+    /// server has no QUOTA or sets no storage limit.
+    async fn quota(&mut self) -> Result<Option<Quota>, MailboxError>;
     async fn logout(self: Box<Self>);
+}
+
+/// A storage quota: bytes used and the most allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+/// The largest message a server takes, from its `APPENDLIMIT=n` capability (RFC 7889).
+pub fn append_limit(capabilities: &[String]) -> Option<u64> {
+    capabilities.iter().find_map(|c| {
+        c.to_ascii_uppercase()
+            .strip_prefix("APPENDLIMIT=")
+            .and_then(|n| n.parse().ok())
+    })
 }
 
 /// A session read as a source: it can list, examine, and fetch with `BODY.PEEK`, and nothing
@@ -405,6 +427,14 @@ impl Source {
     }
     pub async fn all_uids(&mut self) -> Result<Vec<u32>, MailboxError> {
         self.0.all_uids().await
+    }
+    /// What the server announced it can do.
+    pub fn capabilities(&self) -> Vec<String> {
+        self.0.capabilities()
+    }
+    /// The account's storage quota, when the server has one.
+    pub async fn quota(&mut self) -> Result<Option<Quota>, MailboxError> {
+        self.0.quota().await
     }
     pub async fn logout(self) {
         self.0.logout().await;
@@ -478,6 +508,14 @@ impl Target {
     }
     pub async fn set_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), MailboxError> {
         self.0.set_flags(uid, flags).await
+    }
+    /// What the server announced it can do.
+    pub fn capabilities(&self) -> Vec<String> {
+        self.0.capabilities()
+    }
+    /// The account's storage quota, when the server has one.
+    pub async fn quota(&mut self) -> Result<Option<Quota>, MailboxError> {
+        self.0.quota().await
     }
     pub async fn logout(self) {
         self.0.logout().await;

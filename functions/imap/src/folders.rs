@@ -2,6 +2,7 @@
 //! their figures (STATUS, SELECT, EXAMINE), CONDSTORE / QRESYNC, and on a target creating
 //! and subscribing them.
 
+use imap_next::imap_types::extensions::quota::Resource;
 use imap_next::imap_types::flag::FlagNameAttribute;
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data};
@@ -144,6 +145,27 @@ impl Session {
             prefix: String::new(),
             delimiter: self.hierarchy_delimiter().await?,
         })
+    }
+
+    /// The storage quota over INBOX (`GETQUOTAROOT "INBOX"`, RFC 9208): the STORAGE
+    /// resource of the first root that has one, in bytes (the server counts units of 1024).
+    /// `None` without QUOTA, or when no root limits storage.
+    pub async fn storage_quota(&mut self) -> Result<Option<domain::mailbox::Quota>, ImapError> {
+        if !self.capabilities().has("QUOTA") {
+            return Ok(None);
+        }
+        let completion = self
+            .execute_raw(RawCommand::new("GETQUOTAROOT").text("GETQUOTAROOT \"INBOX\""))
+            .await?;
+        Ok(completion.data.iter().find_map(|data| match data {
+            Data::Quota { quotas, .. } => quotas.as_ref().iter().find_map(|q| {
+                matches!(q.resource, Resource::Storage).then(|| domain::mailbox::Quota {
+                    used_bytes: q.usage.saturating_mul(1024),
+                    limit_bytes: q.limit.saturating_mul(1024),
+                })
+            }),
+            _ => None,
+        }))
     }
 
     /// The hierarchy delimiter of the personal namespace (`LIST "" ""`), asked once.

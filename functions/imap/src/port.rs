@@ -286,6 +286,14 @@ impl MailSession for ImapMailSession {
             .map_err(to_mailbox_error)
     }
 
+    fn capabilities(&self) -> Vec<String> {
+        self.session.capabilities().as_slice().to_vec()
+    }
+
+    async fn quota(&mut self) -> Result<Option<port::Quota>, MailboxError> {
+        self.session.storage_quota().await.map_err(to_mailbox_error)
+    }
+
     async fn logout(self: Box<Self>) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }

@@ -92,6 +92,11 @@ pub struct CopyArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Log in to both sides and report folders, sizes, messages over the target's limit, the
+    /// target's quota and the capabilities that matter, copying nothing. Exits 1 when
+    /// something would not fit.
+    #[arg(long)]
+    pub preflight: bool,
 }
 
 /// A parsed mailbox URL.
@@ -364,6 +369,18 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
     // expire.
     release_leases(app.deps().store.as_ref(), user.id).await?;
     app.free_connection_slots(&user).await?;
+    if args.preflight {
+        let report = app
+            .preflight(&project, &user)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", crate::preflight_report::text(&report));
+        }
+        return Ok(i32::from(crate::preflight_report::blocks(&report)));
+    }
     let mut retry_skipped = false;
     if args.retry_skipped
         && matches!(

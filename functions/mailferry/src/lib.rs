@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod copy_cmd;
 mod copy_report;
+mod preflight_report;
 pub mod serve;

@@ -478,6 +478,30 @@ impl MailSession for SimSession {
         .await
     }
 
+    fn capabilities(&self) -> Vec<String> {
+        let b = self.server.behaviour();
+        let mut caps = vec!["IMAP4REV1".to_owned(), "MULTIAPPEND".to_owned()];
+        for (on, name) in [
+            (b.uidplus, "UIDPLUS"),
+            (b.condstore, "CONDSTORE"),
+            (b.quota_bytes.is_some(), "QUOTA"),
+            (b.gmail_labels, "X-GM-EXT-1"),
+        ] {
+            if on {
+                caps.push(name.to_owned());
+            }
+        }
+        caps
+    }
+
+    async fn quota(&mut self) -> Result<Option<domain::mailbox::Quota>, MailboxError> {
+        let limit = self.server.behaviour().quota_bytes;
+        Ok(limit.map(|limit_bytes| domain::mailbox::Quota {
+            used_bytes: self.server.stored_bytes(&self.login),
+            limit_bytes,
+        }))
+    }
+
     async fn logout(self: Box<Self>) {
         // Drop closes the session on the server; a logout never fails or hangs.
         drop(self);

@@ -53,6 +53,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/projects/{id}/users/{uid}/actions/{action}",
             post(user_action),
         )
+        .route("/projects/{id}/users/{uid}/preflight", post(preflight))
         .route("/outbox", get(outbox))
         .route("/providers", get(providers))
 }
@@ -367,6 +368,17 @@ async fn user_detail(
     Ok(axum::Json(
         st.app.user_detail(ProjectId(id), UserId(uid)).await?,
     ))
+}
+
+/// Logs in to both sides of the user and reports what a pass would copy and what would not
+/// fit; copies nothing.
+async fn preflight(
+    State(st): S,
+    ApiPath((id, uid)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<axum::Json<contract::PreflightReport>> {
+    let project = st.app.project(ProjectId(id)).await?;
+    let user = st.app.user_in(project.id, UserId(uid)).await?;
+    Ok(axum::Json(st.app.preflight(&project, &user).await?))
 }
 
 async fn delete_user(

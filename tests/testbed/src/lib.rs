@@ -66,6 +66,7 @@ pub struct DovecotOptions {
     oauth2: bool,
     oauth2_authority: Option<(String, PathBuf)>,
     max_mail_size: Option<u64>,
+    storage_quota: Option<u64>,
     capabilities: Option<String>,
     separator: char,
     special_folders: Vec<SpecialFolder>,
@@ -92,6 +93,7 @@ impl Default for DovecotOptions {
             oauth2: false,
             oauth2_authority: None,
             max_mail_size: None,
+            storage_quota: None,
             capabilities: None,
             separator: '.',
             // Debian's stock namespace: special-use flags on the usual names, created on demand.
@@ -180,10 +182,19 @@ impl DovecotOptions {
         self
     }
 
+    /// Give every user a storage quota of `bytes` (rounded up to KiB), reported by
+    /// GETQUOTAROOT (the quota and imap_quota plugins); a full mailbox refuses APPEND with
+    /// `NO [OVERQUOTA]`.
+    pub fn storage_quota(mut self, bytes: u64) -> Self {
+        self.storage_quota = Some(bytes);
+        self
+    }
+
     /// Announce exactly these capabilities after login (Dovecot's `imap_capability`), e.g.
     /// `"IMAP4rev1 SASL-IR"` to look like a server without LITERAL+, MULTIAPPEND, UIDPLUS,
     /// LIST-EXTENDED or CONDSTORE. Dovecot still understands the commands; clients are
-    /// expected to use only what is announced.
+    /// expected to use only what is announced. A list starting with `+` adds to Dovecot's own
+    /// (`"+APPENDLIMIT=200000"`).
     pub fn capabilities(mut self, list: impl Into<String>) -> Self {
         self.capabilities = Some(list.into());
         self
@@ -765,11 +776,17 @@ impl Dovecot {
         if options.compress {
             let _ = writeln!(c, "mail_plugins = $mail_plugins zlib");
         }
-        if let Some(bytes) = options.max_mail_size {
+        if options.max_mail_size.is_some() || options.storage_quota.is_some() {
             let _ = writeln!(c, "mail_plugins = $mail_plugins quota");
+            let storage = options
+                .storage_quota
+                .map_or("0".to_owned(), |b| format!("{}K", b.div_ceil(1024)));
+            let max_size = options
+                .max_mail_size
+                .map_or(String::new(), |b| format!("  quota_max_mail_size = {b}\n"));
             let _ = writeln!(
                 c,
-                "plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=0\n  quota_max_mail_size = {bytes}\n}}"
+                "plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={storage}\n{max_size}}}"
             );
         }
         if self.tls.is_some() {
@@ -816,6 +833,9 @@ impl Dovecot {
         }
         if options.compress {
             let _ = writeln!(c, "  mail_plugins = $mail_plugins imap_zlib");
+        }
+        if options.max_mail_size.is_some() || options.storage_quota.is_some() {
+            let _ = writeln!(c, "  mail_plugins = $mail_plugins imap_quota");
         }
         let _ = writeln!(c, "}}");
 

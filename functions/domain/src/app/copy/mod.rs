@@ -34,6 +34,7 @@ mod labels;
 mod lease;
 mod naming;
 mod plan;
+mod preflight;
 mod readback;
 mod recovery;
 mod slots;

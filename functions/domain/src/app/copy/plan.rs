@@ -39,6 +39,37 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     true
 }
 
+/// The folders a pass of `project` copies, as both servers list them now: mapped by the
+/// project's rules and the services' profiles, keeping the target names of `prior` passes.
+pub(super) async fn planned_folders(
+    project: &Project,
+    s: &mut Sessions,
+    prior: &HashMap<String, String>,
+) -> Result<Vec<PlannedFolder>, AppError> {
+    let source_folders = s.source.list_folders().await.map_err(mailbox_err)?;
+    let target_folders = s.target.list_folders().await.map_err(mailbox_err)?;
+    let namespaces = Namespaces {
+        source: s.source.namespace().await.map_err(mailbox_err)?,
+        target: s.target.namespace().await.map_err(mailbox_err)?,
+    };
+    let rules = ServiceRules {
+        reserved: crate::providers::profile(project.target.kind)
+            .reserved_folders
+            .value,
+        views: crate::providers::profile(project.source.kind)
+            .virtual_folders
+            .value,
+    };
+    Ok(plan_folders(
+        &project.copy,
+        &source_folders,
+        &namespaces,
+        &target_folders,
+        prior,
+        rules,
+    ))
+}
+
 impl App {
     /// Lists and maps the folders, creates them on the target, records a checkpoint per folder
     /// and queues one copy job per folder.
@@ -67,12 +98,6 @@ impl App {
         user: &MailUser,
         s: &mut Sessions,
     ) -> Result<JobOutcome, AppError> {
-        let source_folders = s.source.list_folders().await.map_err(mailbox_err)?;
-        let target_folders = s.target.list_folders().await.map_err(mailbox_err)?;
-        let namespaces = Namespaces {
-            source: s.source.namespace().await.map_err(mailbox_err)?,
-            target: s.target.namespace().await.map_err(mailbox_err)?,
-        };
         let existing: HashMap<String, FolderState> = self
             .deps
             .store
@@ -85,22 +110,7 @@ impl App {
             .values()
             .map(|f| (f.source_name.clone(), f.target_name.clone()))
             .collect();
-        let rules = ServiceRules {
-            reserved: crate::providers::profile(project.target.kind)
-                .reserved_folders
-                .value,
-            views: crate::providers::profile(project.source.kind)
-                .virtual_folders
-                .value,
-        };
-        let planned = plan_folders(
-            &project.copy,
-            &source_folders,
-            &namespaces,
-            &target_folders,
-            &prior,
-            rules,
-        );
+        let planned = planned_folders(project, s, &prior).await?;
         if !existing.values().any(|f| f.pass == user.pass) {
             // A new pass counts afresh: each folder's first copy job adds what it will copy.
             self.update_progress(user.id, |p| {
