@@ -396,6 +396,18 @@ pub mod endpoints {
         .await
     }
 
+    /// Logs in to both sides of the user and reports what a pass would copy; copies nothing.
+    /// Read as JSON, not as `contract::PreflightReport`: this rarely used page is not worth
+    /// the 5 KB its typed decoding adds to the download (`state::user_detail::Preflight`).
+    pub async fn preflight(id: Uuid, user: Uuid) -> Result<serde_json::Value, ApiError> {
+        request(
+            Method::Post,
+            &format!("/api/admin/projects/{id}/users/{user}/preflight"),
+            NO_BODY,
+        )
+        .await
+    }
+
     pub async fn outbox() -> Result<Vec<OutboxMail>, ApiError> {
         request(Method::Get, "/api/admin/outbox?limit=200", NO_BODY).await
     }

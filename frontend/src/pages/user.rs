@@ -11,8 +11,8 @@ use crate::format;
 use crate::hooks::use_delayed_task;
 use crate::state::project::action_label;
 use crate::state::user_detail::{
-    UserDetailAction, UserDetailState, VerifySummary, actions_for, altered_items, skipped_count,
-    skipped_items,
+    Preflight, UserDetailAction, UserDetailState, VerifySummary, actions_for, altered_items,
+    skipped_count, skipped_items,
 };
 use contract::{BulkAction, FolderView, UserDetail, UserState};
 use uuid::Uuid;
@@ -100,6 +100,7 @@ pub fn UserPage(props: &UserPageProps) -> Html {
                 { alert(AlertKind::Error, e.clone()) }
             }
             { overview(&state, &detail, props.project) }
+            { preflight(&state) }
             { folders(&detail.folders) }
             { verification(&state) }
             { skipped(&detail) }
@@ -170,10 +171,58 @@ fn overview(state: &Handle, detail: &UserDetail, project: Uuid) -> Html {
                     .into_iter()
                     .filter(|a| *a != BulkAction::RetrySkipped || state.has_retryable_skips())
                     .map(button) }
+                { preflight_button(state, project, u.id) }
             </div>
             if let Some((ok, text)) = &state.notice {
                 { alert(if *ok { AlertKind::Success } else { AlertKind::Error }, text.clone()) }
             }
+        </section>
+    }
+}
+
+/// Runs a preflight: both sides logged in to, nothing copied.
+fn preflight_button(state: &Handle, project: Uuid, user: Uuid) -> Html {
+    let d = state.dispatcher();
+    let onclick = Callback::from(move |_: MouseEvent| {
+        let d = d.clone();
+        d.dispatch(UserDetailAction::PreflightStarted);
+        spawn_local(async move {
+            match endpoints::preflight(project, user).await {
+                Ok(report) => d.dispatch(UserDetailAction::PreflightDone(Preflight(report))),
+                Err(e) => d.dispatch(UserDetailAction::PreflightFailed(e)),
+            }
+        });
+    });
+    let busy = state.preflight_running || state.action_running.is_some();
+    html! {
+        <button type="button" class="button small" {onclick} disabled={busy}
+            title="Log in to both sides and report what a copy would move and what would not fit; copies nothing">
+            { if state.preflight_running { "Preflight…" } else { "Preflight" } }
+        </button>
+    }
+}
+
+/// The last preflight's report: one line, what would not go as planned, and the folders.
+fn preflight(state: &Handle) -> Html {
+    let Some(r) = &state.preflight else {
+        return html! {};
+    };
+    let problems = r.problems();
+    html! {
+        <section class="card" aria-labelledby="preflight-heading">
+            <h2 id="preflight-heading">{ "Preflight" }</h2>
+            <p>{ r.summary() }</p>
+            if problems.is_empty() {
+                { alert(AlertKind::Success, "Ready: nothing stands in the way") }
+            } else {
+                <ul class="problems">
+                    { for problems.into_iter().map(|p| html! { <li>{ p }</li> }) }
+                </ul>
+            }
+            <ul class="muted small">
+                { for r.folders().into_iter().map(|f| html! { <li>{ f }</li> }) }
+            </ul>
+            <p class="muted small">{ r.capabilities() }</p>
         </section>
     }
 }

@@ -3,6 +3,7 @@
 //! Polled while the page is open, faster while the copy runs.
 
 use contract::{BulkAction, FolderView, SkippedItem, UserDetail, UserState, UserView};
+use serde_json::Value;
 
 use crate::api::ApiError;
 use crate::state::project::action_label;
@@ -22,6 +23,9 @@ pub struct UserDetailState {
     pub action_running: Option<BulkAction>,
     /// The outcome of the last action: `(ok, text)`.
     pub notice: Option<(bool, String)>,
+    /// The last preflight's report, and whether one runs now.
+    pub preflight: Option<Preflight>,
+    pub preflight_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,9 @@ pub enum UserDetailAction {
     ActionStarted(BulkAction),
     ActionDone(BulkAction, UserView),
     ActionFailed(BulkAction, ApiError),
+    PreflightStarted,
+    PreflightDone(Preflight),
+    PreflightFailed(ApiError),
 }
 
 /// How a folder compares between source and target after verification.
@@ -275,6 +282,21 @@ impl UserDetailState {
                 }
                 self.notice = Some((false, format!("{}: {}", action_label(a), err.message())));
             }
+            UserDetailAction::PreflightStarted => {
+                self.preflight_running = true;
+                self.notice = None;
+            }
+            UserDetailAction::PreflightDone(report) => {
+                self.preflight_running = false;
+                self.preflight = Some(report);
+            }
+            UserDetailAction::PreflightFailed(err) => {
+                self.preflight_running = false;
+                if matches!(err, ApiError::Unauthorized(_)) {
+                    self.signed_out = true;
+                }
+                self.notice = Some((false, format!("Preflight: {}", err.message())));
+            }
         }
         self
     }
@@ -282,9 +304,159 @@ impl UserDetailState {
 
 super::reducible!(UserDetailState, UserDetailAction);
 
+/// A preflight's report (`contract::PreflightReport`) as the server sent it, read field by
+/// field (see `api::endpoints::preflight`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight(pub Value);
+
+impl Preflight {
+    fn n(&self, field: &str) -> u64 {
+        self.0[field].as_u64().unwrap_or(0)
+    }
+
+    fn words(&self, field: &str) -> Vec<String> {
+        self.0[field]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What would not go as planned, in plain words.
+    pub fn problems(&self) -> Vec<String> {
+        self.words("problems")
+    }
+
+    /// "Source offers CONDSTORE UIDPLUS · target offers …".
+    pub fn capabilities(&self) -> String {
+        format!(
+            "Source offers {} · target offers {}",
+            self.words("source_capabilities").join(" "),
+            self.words("target_capabilities").join(" ")
+        )
+    }
+
+    /// Each folder in one line: "Archive/2020 → Archive.2020: 12 messages, 1.5 MiB, 1 too
+    /// large".
+    pub fn folders(&self) -> Vec<String> {
+        let Some(folders) = self.0["folders"].as_array() else {
+            return Vec::new();
+        };
+        folders
+            .iter()
+            .map(|f| {
+                let (source, target) = (f["source"].as_str(), f["target"].as_str());
+                let mut line = source.unwrap_or_default().to_owned();
+                if target != source {
+                    line.push_str(" → ");
+                    line.push_str(target.unwrap_or_default());
+                }
+                line.push_str(&format!(
+                    ": {} messages, {}",
+                    crate::format::count(f["messages"].as_u64().unwrap_or(0)),
+                    crate::format::bytes(f["bytes"].as_u64().unwrap_or(0))
+                ));
+                let over = f["oversize_messages"].as_u64().unwrap_or(0);
+                if over > 0 {
+                    line.push_str(&format!(", {over} too large"));
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// The report in one line: "89 messages, 1.0 MiB in 5 folders · less than a minute at
+    /// 4.8 MiB/s (assumed) · 1 too large for the target · does not fit the target's quota".
+    pub fn summary(&self) -> String {
+        let folders = self.0["folders"].as_array().map_or(0, Vec::len);
+        let mut parts = vec![
+            format!(
+                "{} messages, {} in {folders} folders",
+                crate::format::count(self.n("messages")),
+                crate::format::bytes(self.n("bytes")),
+            ),
+            format!(
+                "{} at {}/s ({})",
+                crate::format::eta(self.n("estimate_seconds")),
+                crate::format::bytes(self.n("rate_bytes_per_second")),
+                if self.0["rate_measured"].as_bool() == Some(true) {
+                    "measured on this project"
+                } else {
+                    "assumed"
+                }
+            ),
+        ];
+        let over = self.n("oversize_messages");
+        if over > 0 {
+            parts.push(format!(
+                "{} too large for the target",
+                crate::format::count(over)
+            ));
+        }
+        match self.0["fits_quota"].as_bool() {
+            Some(false) => parts.push("does not fit the target's quota".into()),
+            Some(true) => parts.push("fits the target's quota".into()),
+            None => {}
+        }
+        parts.join(" · ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preflight_reads_in_one_line_with_what_would_not_fit() {
+        // Built as the server builds it, so a renamed field fails here.
+        let report = contract::PreflightReport {
+            user_id: uuid::Uuid::nil(),
+            checked_at: time::OffsetDateTime::UNIX_EPOCH,
+            folders: vec![contract::PreflightFolder {
+                source: "Archive/2020".into(),
+                target: "Archive.2020".into(),
+                messages: 12,
+                bytes: 1_572_864,
+                oversize_messages: 1,
+                renamed: None,
+            }],
+            messages: 89,
+            bytes: 1_091_194,
+            oversize_messages: 1,
+            largest_message_bytes: 300_270,
+            target_max_message_bytes: Some(200_000),
+            target_quota: None,
+            fits_quota: Some(false),
+            source_capabilities: vec!["CONDSTORE".into()],
+            target_capabilities: vec!["UIDPLUS".into(), "QUOTA".into()],
+            estimate_seconds: 0,
+            rate_bytes_per_second: 5_000_000,
+            rate_measured: false,
+            problems: vec!["over quota".into()],
+        };
+        let report = Preflight(serde_json::to_value(&report).unwrap());
+        assert_eq!(
+            report.summary(),
+            "89 messages, 1.0 MiB in 1 folders · less than a minute at 4.8 MiB/s (assumed) · 1 too large for the target · does not fit the target's quota"
+        );
+        assert_eq!(
+            report.folders(),
+            ["Archive/2020 → Archive.2020: 12 messages, 1.5 MiB, 1 too large"]
+        );
+        assert_eq!(report.problems(), ["over quota"]);
+        assert_eq!(
+            report.capabilities(),
+            "Source offers CONDSTORE · target offers UIDPLUS QUOTA"
+        );
+        let mut state = UserDetailState::default().apply(UserDetailAction::PreflightStarted);
+        assert!(state.preflight_running);
+        state = state.apply(UserDetailAction::PreflightDone(report.clone()));
+        assert_eq!(state.preflight, Some(report));
+        assert!(!state.preflight_running);
+    }
     use contract::EventView;
     use time::OffsetDateTime;
 
