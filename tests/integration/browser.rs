@@ -886,6 +886,15 @@ async fn scenario(app: &TestApp, s: &Servers, b: &mut Browser) -> Result<()> {
     b.wait_text(".events", "credentials entered").await?;
     b.assert_no_inline_styles().await?;
     b.screenshot("user-detail").await?;
+    // A preflight from the user's page: both sides logged in to, the report shown, nothing
+    // copied (the servers here have every capability and no quota: ready).
+    b.click_button("Preflight").await?;
+    b.wait_text("main", "Ready: nothing stands in the way")
+        .await?;
+    b.wait_text("main", "Sent → Sent Items").await?;
+    b.wait_text("main", "Source offers CONDSTORE").await?;
+    b.screenshot("user-preflight").await?;
+    b.check_console("preflight", no_errors).await?;
     // Nothing was skipped: this user's actions offer no "Retry skipped" (the project's bulk
     // toolbar does, for users that have some).
     let actions = b
