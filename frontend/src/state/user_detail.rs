@@ -383,7 +383,7 @@ impl Preflight {
                 crate::format::eta(self.n("estimate_seconds")),
                 crate::format::bytes(self.n("rate_bytes_per_second")),
                 if self.0["rate_measured"].as_bool() == Some(true) {
-                    "measured on this project"
+                    "measured on this mailbox"
                 } else {
                     "assumed"
                 }

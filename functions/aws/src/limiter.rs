@@ -198,7 +198,9 @@ impl Limiter for DynamoStore {
             .select(aws_sdk_dynamodb::types::Select::Count)
             // Each page reads at most what is still to count: the places before a rank far
             // back in a long line are never all read.
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            // (at least 100 a page: places that ended are read and filtered out, and one a
+            // page would make a Query per ended place).
+            .limit(i32::try_from(limit.max(100)).unwrap_or(i32::MAX))
             .into_paginator()
             .send();
         let mut ahead = 0u32;

@@ -206,7 +206,6 @@ pub(crate) async fn lines_serve_users_in_rank_order(s: Arc<dyn Store>) {
             let rank = line_rank(priority, at(since), user);
             let place = Place {
                 rank: &rank,
-                in_line: since < now,
                 kept_until: at(now + 120),
             };
             take_slots(

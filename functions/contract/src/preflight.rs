@@ -32,7 +32,7 @@ pub struct PreflightReport {
     /// The copy's duration at `rate_bytes_per_second`.
     pub estimate_seconds: u64,
     pub rate_bytes_per_second: u64,
-    /// Whether the rate was measured on this project's copies so far (else it is assumed).
+    /// Whether the rate was measured by this user's copies so far (else it is assumed).
     pub rate_measured: bool,
     /// What would not go as planned, in plain words; empty when the user is ready.
     pub problems: Vec<String>,

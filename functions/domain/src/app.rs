@@ -236,6 +236,16 @@ impl App {
         let next = self
             .update_user_record(user, |next| {
                 next.state = to;
+                // A user that moves on waits for nothing: a "waiting: …" of its last job and
+                // the start of that wait end with the state it was in.
+                next.waiting_since = None;
+                if next
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("waiting: "))
+                {
+                    next.last_error = None;
+                }
                 change(next);
             })
             .await?;

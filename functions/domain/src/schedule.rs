@@ -246,8 +246,6 @@ pub fn waiting_text(full: &Full) -> String {
 pub struct Place<'a> {
     /// The user's rank (`line_rank`).
     pub rank: &'a str,
-    /// Whether the user holds places already (it began waiting before).
-    pub in_line: bool,
     /// Until when a place joined now is kept (`place_kept`).
     pub kept_until: OffsetDateTime,
 }
@@ -304,11 +302,11 @@ pub async fn take_slots(
             }
         }
     }
-    if place.in_line {
-        for need in needs.iter().filter(|n| n.lined) {
-            // A place left behind ends on its own.
-            let _ = limiter.leave_line(&need.key, place.rank).await;
-        }
+    // Leaving costs one delete per lined need, and is done even when the user does not know
+    // it waited (its record's write may have lost a race): a place left behind would hold a
+    // slot for a user that has one until it ended.
+    for need in needs.iter().filter(|n| n.lined) {
+        let _ = limiter.leave_line(&need.key, place.rank).await;
     }
     Ok(Ok(held))
 }

@@ -75,7 +75,7 @@ pub fn text(report: &PreflightReport) -> String {
         report.estimate_seconds.div_ceil(60),
         mb(report.rate_bytes_per_second),
         if report.rate_measured {
-            "measured on this project's copies"
+            "measured on this mailbox's copies"
         } else {
             "assumed"
         }

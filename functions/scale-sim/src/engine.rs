@@ -62,7 +62,6 @@ impl World {
             Duration::from_secs_f64(delay_s(waited, job_spread(user.spread, folder), false));
         let place = Place {
             rank: &rank,
-            in_line: waiting_since.is_some(),
             kept_until: t + schedule::place_kept(delay),
         };
         self.run_serial += 1;

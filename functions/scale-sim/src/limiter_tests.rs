@@ -192,30 +192,26 @@ fn through_take_slots_a_freed_slot_goes_to_the_user_waiting_first_not_to_a_newco
     let (now, until) = (at(0), at(120));
     let early = schedule::line_rank(0, at(-60), "early");
     let late = schedule::line_rank(0, at(0), "late");
-    fn place(rank: &str, in_line: bool) -> Place<'_> {
+    fn place(rank: &str) -> Place<'_> {
         Place {
             rank,
-            in_line,
             kept_until: at(150),
         }
     }
     block_on(async {
-        let first =
-            schedule::take_slots(&s, &needs, "holder", &place("0-first", false), now, until).await;
+        let first = schedule::take_slots(&s, &needs, "holder", &place("0-first"), now, until).await;
         let first = first.unwrap().expect("a free server");
-        let refused =
-            schedule::take_slots(&s, &needs, "e1", &place(&early, false), now, until).await;
+        let refused = schedule::take_slots(&s, &needs, "e1", &place(&early), now, until).await;
         let full = refused.unwrap().expect_err("the server is full");
         assert_eq!((full.in_use, full.cap), (1, 1));
         assert!(full.near_front, "the only one in line is at its front");
         schedule::give_back(&s, &first).await;
-        let newcomer =
-            schedule::take_slots(&s, &needs, "l1", &place(&late, false), now, until).await;
+        let newcomer = schedule::take_slots(&s, &needs, "l1", &place(&late), now, until).await;
         assert!(
             newcomer.unwrap().is_err(),
             "the freed slot is owed to the earlier user"
         );
-        let owed = schedule::take_slots(&s, &needs, "e2", &place(&early, true), now, until).await;
+        let owed = schedule::take_slots(&s, &needs, "e2", &place(&early), now, until).await;
         assert_eq!(owed.unwrap().expect("its slot").len(), 1);
         assert_eq!(
             s.line(&needs[0].key, now, 10).await.unwrap(),

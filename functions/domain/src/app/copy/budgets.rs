@@ -1,6 +1,7 @@
 //! Daily budgets (`schedule::daily_budgets`): a job spends the bytes it moves from its
-//! mailboxes' budgets after each chunk, ends when one is spent, and a job that finds one spent
-//! waits for it to renew without taking any connection, saying until when.
+//! mailboxes' budgets after each chunk and, before the next, stops when one is spent; the
+//! folder then waits for it to renew, saying until when (a look every 15 minutes at most:
+//! one login, no transfer).
 
 use contract::jobs::Job;
 use time::OffsetDateTime;
@@ -37,22 +38,6 @@ impl App {
             self.deps.limiter.add_usage(&b.key, hour, bytes).await?;
         }
         Ok(())
-    }
-
-    /// Whether the job is a folder's copy with bytes left to move, as far as its checkpoint
-    /// knows (an unplanned folder may have).
-    pub(super) async fn has_bytes_left(
-        &self,
-        user: &MailUser,
-        job: &Job,
-    ) -> Result<bool, AppError> {
-        let Job::Copy { folder, .. } = job else {
-            return Ok(false);
-        };
-        Ok(match self.deps.store.get_folder(user.id, folder).await? {
-            Some(f) => f.copied_bytes < f.source_bytes,
-            None => true,
-        })
     }
 
     /// Puts the job back until the budget renews, saying so on the user; `None` when no budget

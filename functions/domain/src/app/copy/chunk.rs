@@ -84,10 +84,13 @@ impl App {
         let mut window_bytes = 0u64;
         let budgets = schedule::daily_budgets(project, user);
         for (chunk, mark) in chunks {
-            if Instant::now() >= deadline || self.budget_spent(&budgets).await? {
-                // A spent budget ends the job like its deadline: the continuation waits for
-                // the budget to renew before it takes any connection (`pause_for_budget`).
+            if Instant::now() >= deadline {
                 return Ok(Err(Stop::OutOfTime));
+            }
+            if self.budget_spent(&budgets).await? {
+                // Checked before every chunk, so a job never moves more than one chunk past
+                // a budget; the folder pauses until it renews (`end_job`).
+                return Ok(Err(Stop::BudgetSpent));
             }
             let attempt = Attempt {
                 options: &project.copy,

@@ -131,6 +131,26 @@ impl App {
                 self.stop_for_full_target(user, &reason, left).await?;
                 Ok(JobOutcome::Done)
             }
+            Ok(Err(Stop::BudgetSpent)) => {
+                self.release_lease(folder).await;
+                let next = Job::Copy {
+                    user_id: user.id.0,
+                    pass: user.pass,
+                    folder: source_name.to_owned(),
+                    attempt: attempt + 1,
+                };
+                let project = self.project(user.project_id).await?;
+                let budgets = crate::schedule::daily_budgets(&project, user);
+                let now = self.deps.clock.now();
+                match self.pause_for_budget(user, &next, &budgets, now).await? {
+                    Some(outcome) => Ok(outcome),
+                    // Renewed meanwhile: go on at once.
+                    None => {
+                        self.deps.queue.send(&next, Duration::ZERO).await?;
+                        Ok(JobOutcome::Done)
+                    }
+                }
+            }
             Ok(Err(Stop::OutOfTime)) => {
                 self.release_lease(folder).await;
                 let next = Job::Copy {

@@ -63,6 +63,9 @@ enum Stop {
     LeaseLost,
     /// The budget is nearly spent: a continuation was queued.
     OutOfTime,
+    /// A daily transfer budget of the user's mailboxes is spent: the folder pauses until it
+    /// renews.
+    BudgetSpent,
     /// The target mailbox is full (the server's words, and how many messages the unfinished
     /// chunk stored before it filled up, then how many are left): the user stops until the
     /// admin retries.
@@ -153,15 +156,6 @@ impl App {
         let project = self.project(user.project_id).await?;
         let holder = crate::token::generate();
         let now = self.deps.clock.now();
-        // A spent daily budget pauses a folder with bytes left before it takes any
-        // connection (planning and folders with nothing left move next to nothing).
-        let budgets = crate::schedule::daily_budgets(&project, user);
-        if !budgets.is_empty()
-            && self.has_bytes_left(user, job).await?
-            && let Some(paused) = self.pause_for_budget(user, job, &budgets, now).await?
-        {
-            return Ok(paused);
-        }
         let needs = crate::schedule::needs(&project, user);
         let user = &self.ranked(user, &needs, now).await?;
         let slots = match self.take_slots(&needs, &holder, user, job, now).await? {

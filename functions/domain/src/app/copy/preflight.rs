@@ -6,14 +6,14 @@
 use contract::{PreflightFolder, PreflightReport, QuotaView};
 
 use crate::error::AppError;
-use crate::mailbox::{Quota, append_limit};
+use crate::mailbox::{MailboxError, Quota, append_limit};
 use crate::model::*;
 use crate::schedule::{self, Place};
 
 use super::plan::planned_folders;
 use super::{App, Sessions, mailbox_err};
 
-/// The rate assumed for the estimate when no copy of the project has measured one: 5 MB/s,
+/// The rate assumed for the estimate when no copy of the user has measured one: 5 MB/s,
 /// well below what one connection moves on a LAN and about what one moves to a cloud service.
 pub const ASSUMED_RATE: u64 = 5_000_000;
 
@@ -113,7 +113,6 @@ impl App {
         let rank = schedule::line_rank(user.priority, now, &user.id.to_string());
         let place = Place {
             rank: &rank,
-            in_line: false,
             kept_until: now,
         };
         let holder = crate::token::generate();
@@ -166,12 +165,18 @@ impl App {
         let mut folders = Vec::with_capacity(planned.len());
         let mut largest = 0u64;
         for p in &planned {
-            let status = s.source.examine(&p.source).await.map_err(mailbox_err)?;
+            let status = match s.source.examine(&p.source).await {
+                Ok(status) => status,
+                // Deleted since it was listed: nothing of it would be copied.
+                Err(MailboxError::FolderNotFound(_)) => continue,
+                Err(e) => return Err(mailbox_err(e)),
+            };
             let metas = if status.messages == 0 {
                 Vec::new()
             } else {
+                // Every UID, as the copy asks (a server may leave UIDNEXT out).
                 s.source
-                    .fetch_meta(1, status.uidnext.saturating_sub(1).max(1))
+                    .fetch_meta(1, u32::MAX)
                     .await
                     .map_err(mailbox_err)?
             };
@@ -190,9 +195,16 @@ impl App {
                     .map(|from| format!("the target already has or keeps the name {from}")),
             });
         }
-        let quota = s.target.quota().await.map_err(mailbox_err)?;
+        // A server that refuses to say is a server without a quota to report.
+        let quota = s.target.quota().await.unwrap_or_else(|e| {
+            tracing::info!(error = %e, "the target did not report its quota");
+            None
+        });
         let bytes: u64 = folders.iter().map(|f| f.bytes).sum();
-        let (rate, measured) = self.measured_rate(project.id).await?;
+        let (rate, measured) = match user.progress.throughput_bps {
+            Some(bps) if bps >= 1.0 => (bps as u64, true),
+            _ => (ASSUMED_RATE, false),
+        };
         let mut report = PreflightReport {
             user_id: user.id.0,
             checked_at: self.deps.clock.now(),
@@ -216,27 +228,6 @@ impl App {
         };
         report.problems = problems(&report, &source_caps, &target_caps);
         Ok(report)
-    }
-
-    /// The median rate the project's copies measured (their users' last throughput), else
-    /// [`ASSUMED_RATE`].
-    async fn measured_rate(&self, project: ProjectId) -> Result<(u64, bool), AppError> {
-        let query = UserQuery {
-            limit: 500,
-            ..UserQuery::default()
-        };
-        let (users, _) = self.deps.store.list_users(project, &query).await?;
-        let mut rates: Vec<u64> = users
-            .iter()
-            .filter_map(|u| u.progress.throughput_bps)
-            .filter(|r| *r > 0.0)
-            .map(|r| r as u64)
-            .collect();
-        if rates.is_empty() {
-            return Ok((ASSUMED_RATE, false));
-        }
-        rates.sort_unstable();
-        Ok((rates[rates.len() / 2], true))
     }
 }
 

@@ -57,7 +57,6 @@ impl App {
         let rank = schedule::line_rank(user.priority, since, &user.id.to_string());
         let place = Place {
             rank: &rank,
-            in_line: user.waiting_since.is_some(),
             // Kept past the longest wait of a job further back in the line.
             kept_until: now + schedule::place_kept(wait_for_slot(job, user, now, false)),
         };
