@@ -150,6 +150,19 @@ async fn a_preflight_finds_what_will_not_fit_and_copies_nothing() {
         .await
         .unwrap();
     assert_eq!(detail.body["user"]["state"], "new");
+    // The audit trail says who used the stored password, and for what.
+    let audit = app
+        .get(&format!("/api/admin/projects/{p}/audit"))
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .body
+            .to_string()
+            .contains("a preflight signed in with the stored source password"),
+        "{}",
+        audit.body
+    );
 }
 
 /// `mailferry copy --preflight` against the same servers: the report as JSON, exit code 1

@@ -25,7 +25,10 @@ impl App {
             Ok(folder) => folder,
             Err(outcome) => return Ok(outcome),
         };
-        let mut s = match self.open_sessions(project, user).await {
+        let mut s = match self
+            .open_sessions(project, user, &format!("a copy job of pass {}", user.pass))
+            .await
+        {
             Ok(s) => s,
             Err(e) => return self.end_job(user, &mut folder, attempt, Err(e)).await,
         };
@@ -133,12 +136,7 @@ impl App {
             }
             Ok(Err(Stop::BudgetSpent)) => {
                 self.release_lease(folder).await;
-                let next = Job::Copy {
-                    user_id: user.id.0,
-                    pass: user.pass,
-                    folder: source_name.to_owned(),
-                    attempt: attempt + 1,
-                };
+                let next = continuation(user, source_name, attempt);
                 let project = self.project(user.project_id).await?;
                 let budgets = crate::schedule::daily_budgets(&project, user);
                 let now = self.deps.clock.now();
@@ -153,12 +151,7 @@ impl App {
             }
             Ok(Err(Stop::OutOfTime)) => {
                 self.release_lease(folder).await;
-                let next = Job::Copy {
-                    user_id: user.id.0,
-                    pass: user.pass,
-                    folder: source_name.to_owned(),
-                    attempt: attempt + 1,
-                };
+                let next = continuation(user, source_name, attempt);
                 self.deps.queue.send(&next, Duration::ZERO).await?;
                 Ok(JobOutcome::Done)
             }
@@ -211,5 +204,15 @@ impl App {
         } else {
             sharing.min()
         })
+    }
+}
+
+/// The job that goes on with a folder after `attempt`.
+fn continuation(user: &MailUser, source_name: &str, attempt: u32) -> Job {
+    Job::Copy {
+        user_id: user.id.0,
+        pass: user.pass,
+        folder: source_name.to_owned(),
+        attempt: attempt + 1,
     }
 }

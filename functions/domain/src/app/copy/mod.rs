@@ -313,10 +313,13 @@ impl App {
     }
 
     /// Opens logged-in sessions on both sides with the project's credentials for this user.
+    /// Both sessions of a job, audited as `purpose` ("a copy job of pass 2", "a preflight")
+    /// signing in.
     async fn open_sessions(
         &self,
         project: &Project,
         user: &MailUser,
+        purpose: &str,
     ) -> Result<Sessions, AppError> {
         let creds = self
             .credentials(project, user.id)
@@ -330,15 +333,9 @@ impl App {
         let used =
             super::users::sides_named(project.source.is_per_user(), project.target.is_per_user());
         let detail = if project.source.is_per_user() || project.target.is_per_user() {
-            format!(
-                "a copy job of pass {} signed in with the stored {used} password",
-                user.pass
-            )
+            format!("{purpose} signed in with the stored {used} password")
         } else {
-            format!(
-                "a copy job of pass {} signed in with the admin accounts",
-                user.pass
-            )
+            format!("{purpose} signed in with the admin accounts")
         };
         let subject = user.source_email.to_string();
         self.audit(

@@ -83,7 +83,9 @@ impl App {
         } else {
             user.clone()
         };
-        let mut s = self.open_sessions(project, &user).await?;
+        let mut s = self
+            .open_sessions(project, &user, &format!("a copy job of pass {}", user.pass))
+            .await?;
         let outcome = self.plan_with(project, &user, &mut s).await;
         s.close().await;
         outcome

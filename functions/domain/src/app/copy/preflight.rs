@@ -136,7 +136,7 @@ impl App {
             }
         };
         let work = async {
-            let mut s = self.open_sessions(project, user).await?;
+            let mut s = self.open_sessions(project, user, "a preflight").await?;
             let report = self.preflight_with(project, user, &mut s).await;
             s.close().await;
             report
