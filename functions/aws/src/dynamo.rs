@@ -289,16 +289,22 @@ impl DynamoStore {
         Ok(docs)
     }
 
-    pub(crate) async fn partition_keys(&self, pk: String) -> Result<Vec<Item>, StoreError> {
-        let query = self
-            .client
+    /// A strongly consistent Query of one partition (`#pk = :pk`; callers may narrow the key
+    /// condition with `#sk`).
+    pub(crate) fn partition_query(&self, pk: String) -> QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":pk", s(pk))
+    }
+
+    pub(crate) async fn partition_keys(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .partition_query(pk)
+            .expression_attribute_names("#sk", SK)
             .projection_expression("#pk, #sk");
         self.query_all(query).await
     }

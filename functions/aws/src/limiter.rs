@@ -136,15 +136,9 @@ impl Limiter for DynamoStore {
 
     async fn in_use(&self, key: &str, now: OffsetDateTime) -> Result<u32, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
+            .partition_query(slot_pk(key))
             .filter_expression("#until > :now")
-            .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#until", UNTIL)
-            .expression_attribute_values(":pk", s(slot_pk(key)))
             .expression_attribute_values(":now", n(epoch(now)))
             .projection_expression("#pk");
         let held = self.query_all(query).await?.len();
@@ -183,16 +177,11 @@ impl Limiter for DynamoStore {
         limit: u32,
     ) -> Result<u32, StoreError> {
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
+            .partition_query(line_pk(key))
             .key_condition_expression("#pk = :pk AND #sk < :rank")
             .filter_expression("#until > :now")
-            .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#until", UNTIL)
-            .expression_attribute_values(":pk", s(line_pk(key)))
             .expression_attribute_values(":rank", s(rank))
             .expression_attribute_values(":now", n(epoch(now)))
             .select(aws_sdk_dynamodb::types::Select::Count)
@@ -220,16 +209,10 @@ impl Limiter for DynamoStore {
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
+            .partition_query(line_pk(key))
             .filter_expression("#until > :now")
-            .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#until", UNTIL)
-            .expression_attribute_values(":pk", s(line_pk(key)))
             .expression_attribute_values(":now", n(epoch(now)))
             .projection_expression("#sk")
             .into_paginator()
@@ -286,14 +269,9 @@ impl Limiter for DynamoStore {
         since: OffsetDateTime,
     ) -> Result<Vec<(OffsetDateTime, u64)>, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
+            .partition_query(usage_pk(key))
             .key_condition_expression("#pk = :pk AND #sk >= :since")
-            .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(usage_pk(key)))
             .expression_attribute_values(":since", s(usage_sk(since)));
         self.query_all(query)
             .await?

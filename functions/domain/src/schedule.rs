@@ -264,20 +264,26 @@ pub async fn take_slots(
 ) -> Result<Result<Vec<Slot>, Full>, StoreError> {
     let mut held = Vec::with_capacity(needs.len());
     for need in needs {
+        // The slots in use as read for the admission, which also tell a refused user how
+        // full the key is.
+        let mut in_use = need.cap;
         let taken = match admitted(limiter, need, place, now).await {
-            Ok(true) => {
-                limiter
-                    .acquire(&need.key, need.cap, holder, until, now)
-                    .await
+            Ok((admit, used)) => {
+                in_use = used;
+                if admit {
+                    limiter
+                        .acquire(&need.key, need.cap, holder, until, now)
+                        .await
+                } else {
+                    Ok(None)
+                }
             }
-            Ok(false) => Ok(None),
             Err(e) => Err(e),
         };
         match taken {
             Ok(Some(slot)) => held.push(slot),
             Ok(None) => {
                 give_back(limiter, &held).await;
-                let in_use = limiter.in_use(&need.key, now).await.unwrap_or(need.cap);
                 let mut near_front = true;
                 if need.lined {
                     limiter
@@ -311,7 +317,7 @@ pub async fn take_slots(
     Ok(Ok(held))
 }
 
-/// Whether a need may be tried: while it has a free slot (one read, cheaper than the failed
+/// Whether a need may be tried, and the slots in use it read: while it has a free slot (one read, cheaper than the failed
 /// conditional writes of trying every slot of a full key), and for a lined one only while its
 /// free slots outnumber the places before the user's.
 async fn admitted(
@@ -319,19 +325,19 @@ async fn admitted(
     need: &Need,
     place: &Place<'_>,
     now: OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<(bool, u32), StoreError> {
     let in_use = limiter.in_use(&need.key, now).await?;
     let free = need.cap.saturating_sub(in_use);
     if free == 0 {
-        return Ok(false);
+        return Ok((false, in_use));
     }
     if !need.lined {
-        return Ok(true);
+        return Ok((true, in_use));
     }
     let ahead = limiter
         .ahead_in_line(&need.key, place.rank, now, free)
         .await?;
-    Ok(may_take(need.cap, in_use, ahead))
+    Ok((may_take(need.cap, in_use, ahead), in_use))
 }
 
 /// Gives slots back; one that cannot be given back ends on its own.
