@@ -365,6 +365,7 @@ fn status_title(state: UserState) -> &'static str {
         UserState::New | UserState::EmailSent | UserState::Scheduled => "Your copy is queued",
         UserState::Working => "Copying your mail",
         UserState::Completed | UserState::Verified => "Your mail has been copied",
+        UserState::CutOver => "You have moved to your new mailbox",
         UserState::Failed => "The copy stopped",
         UserState::Paused => "The copy is paused",
     }
@@ -375,7 +376,7 @@ fn steps(state: UserState) -> Html {
     let at = match state {
         UserState::New | UserState::EmailSent | UserState::Scheduled | UserState::Paused => 0,
         UserState::Working | UserState::Failed => 1,
-        UserState::Completed | UserState::Verified => 2,
+        UserState::Completed | UserState::Verified | UserState::CutOver => 2,
     };
     let finished = at == 2;
     let step = |i: usize, label: &str| {

@@ -130,6 +130,7 @@ impl AddUserState {
             source_password: optional(&self.source_password),
             target_password: optional(&self.target_password),
             priority: validate::priority(&self.priority).ok()?,
+            cutover_at: None,
         })
     }
 

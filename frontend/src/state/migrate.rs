@@ -269,7 +269,7 @@ fn asks_credentials(state: UserState) -> bool {
 fn is_final(state: UserState) -> bool {
     matches!(
         state,
-        UserState::Completed | UserState::Verified | UserState::Failed
+        UserState::Completed | UserState::Verified | UserState::Failed | UserState::CutOver
     )
 }
 
@@ -286,6 +286,9 @@ pub fn status_message(state: UserState) -> &'static str {
             "Your mail has been copied. Your administrator will tell you when to switch to the new mailbox."
         }
         UserState::Verified => "All done: your mail is in your new mailbox.",
+        UserState::CutOver => {
+            "All done: you now use your new mailbox. The email about the switch has a link to set up your devices."
+        }
         UserState::Failed => {
             "The copy stopped because of a problem. Your administrator has been told and will start it again."
         }

@@ -133,6 +133,7 @@ pub fn action_label(a: BulkAction) -> &'static str {
         BulkAction::Delta => "Delta pass",
         BulkAction::RetrySkipped => "Retry skipped",
         BulkAction::MarkVerified => "Mark verified",
+        BulkAction::CutOver => "Cut over now",
         BulkAction::PurgeCredentials => "Purge passwords",
         BulkAction::Delete => "Delete",
     }
@@ -148,6 +149,7 @@ pub fn action_path(a: BulkAction) -> &'static str {
         BulkAction::Delta => "delta",
         BulkAction::RetrySkipped => "retry_skipped",
         BulkAction::MarkVerified => "mark_verified",
+        BulkAction::CutOver => "cut_over",
         BulkAction::PurgeCredentials => "purge_credentials",
         BulkAction::Delete => "delete",
     }
@@ -429,6 +431,9 @@ pub(crate) mod tests_support {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            cutover_at: None,
+            cut_over_at: None,
+            last_sync: None,
             has_credentials: false,
             credentials_until: None,
             invite_sent_at: None,
@@ -511,6 +516,7 @@ mod tests {
             notify_user: false,
             copy: CopyOptions::default(),
             retention: Default::default(),
+            sync: Default::default(),
             closed_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             version: 1,

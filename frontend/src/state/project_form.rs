@@ -234,6 +234,8 @@ pub struct ProjectFormState {
     pub idle_days: String,
     /// Copy options the form does not show (date limits), kept as loaded.
     pub kept_copy: CopyOptions,
+    /// The sync schedule and cutover (set on the project page), kept as loaded.
+    pub kept_sync: contract::SyncPlan,
     pub original: Option<ProjectView>,
     pub touched: Vec<Field>,
     pub submitted: bool,
@@ -290,6 +292,7 @@ impl Default for ProjectFormState {
             daily_upload_mb: String::new(),
             idle_days: Retention::default().idle_days.to_string(),
             kept_copy: CopyOptions::default(),
+            kept_sync: Default::default(),
             original: None,
             touched: Vec::new(),
             submitted: false,
@@ -477,6 +480,7 @@ impl ProjectFormState {
             retention: Retention {
                 idle_days: validate::idle_days(&self.idle_days).ok()?,
             },
+            sync: self.kept_sync.clone(),
         })
     }
 
@@ -564,6 +568,7 @@ impl ProjectFormState {
         self.daily_upload_mb = mb(p.copy.limits.daily_upload_mb);
         self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
+        self.kept_sync = p.sync.clone();
         self.original = Some(p.clone());
     }
 
@@ -795,6 +800,7 @@ mod tests {
                 ..CopyOptions::default()
             },
             retention: Default::default(),
+            sync: Default::default(),
             closed_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             version: 4,

@@ -198,10 +198,12 @@ pub fn actions_for(state: UserState) -> Vec<BulkAction> {
         UserState::Completed => vec![
             A::MarkVerified,
             A::Delta,
+            A::CutOver,
             A::RetrySkipped,
             A::PurgeCredentials,
         ],
-        UserState::Verified => vec![A::Delta, A::RetrySkipped],
+        UserState::Verified => vec![A::Delta, A::CutOver, A::RetrySkipped],
+        UserState::CutOver => vec![A::Delta],
         UserState::Failed => vec![
             A::Retry,
             A::ResendInvite,

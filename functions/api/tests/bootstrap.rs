@@ -81,6 +81,7 @@ fn project() -> Project {
         notify_user: false,
         copy: Default::default(),
         retention: Default::default(),
+        sync: Default::default(),
         closed_at: None,
         created_at: time::OffsetDateTime::now_utc(),
         version: 1,

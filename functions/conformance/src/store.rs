@@ -134,6 +134,7 @@ fn project(name: &str) -> Project {
             ..Default::default()
         },
         retention: contract::Retention { idle_days: 9 },
+        sync: Default::default(),
         closed_at: Some(at(3)),
         created_at: at(0),
         version: 1,
@@ -161,6 +162,7 @@ fn user(project: ProjectId, source: &str, target: &str, name: &str, state: UserS
         last_error: None,
         priority: 0,
         waiting_since: None,
+        sync: Default::default(),
         line: None,
         has_credentials: false,
         invite_sent_at: Some(at(5)),
@@ -193,6 +195,7 @@ fn invite(u: &MailUser) -> Invite {
         expires_at: at(10 + 7 * 86_400),
         failed_attempts: 0,
         testing_until: None,
+        purpose: Default::default(),
         version: 1,
     }
 }
@@ -1130,6 +1133,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
     let dup = Invite {
         failed_attempts: 3,
         testing_until: None,
+        purpose: Default::default(),
         ..i.clone()
     };
     assert_exists(
@@ -1140,6 +1144,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
     let v2 = Invite {
         failed_attempts: 1,
         testing_until: None,
+        purpose: Default::default(),
         version: 2,
         ..i.clone()
     };
@@ -1154,6 +1159,7 @@ async fn invites_roundtrip(s: Arc<dyn Store>) {
     let stale = Invite {
         failed_attempts: 5,
         testing_until: None,
+        purpose: Default::default(),
         version: 2,
         ..i.clone()
     };

@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod cutover;
 pub mod jobs;
 pub mod preflight;
 pub mod providers;
 
+pub use cutover::{DeviceSetup, SyncPlan, SyncSummary};
 pub use preflight::{PreflightFolder, PreflightReport, QuotaView};
 pub use providers::{ConnectorKind, ProviderView, RuleView};
 
@@ -294,6 +296,9 @@ pub struct ProjectInput {
     /// How long stored passwords are kept.
     #[serde(default)]
     pub retention: Retention,
+    /// Delta passes every few hours until the cutover, and the cutover.
+    #[serde(default)]
+    pub sync: SyncPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,6 +313,8 @@ pub struct ProjectView {
     pub notify_user: bool,
     pub copy: CopyOptions,
     pub retention: Retention,
+    #[serde(default)]
+    pub sync: SyncPlan,
     /// When the project was closed (its passwords deleted, its links stopped); absent while
     /// it is open.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -394,10 +401,13 @@ pub enum UserState {
     Verified,
     Failed,
     Paused,
+    /// The user switched to the new account: the final delta pass ran and the user was mailed
+    /// the new account's settings and a device set-up link.
+    CutOver,
 }
 
 impl UserState {
-    pub const ALL: [UserState; 8] = [
+    pub const ALL: [UserState; 9] = [
         UserState::New,
         UserState::EmailSent,
         UserState::Scheduled,
@@ -406,6 +416,7 @@ impl UserState {
         UserState::Verified,
         UserState::Failed,
         UserState::Paused,
+        UserState::CutOver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -418,6 +429,7 @@ impl UserState {
             UserState::Verified => "verified",
             UserState::Failed => "failed",
             UserState::Paused => "paused",
+            UserState::CutOver => "cut_over",
         }
     }
 
@@ -436,6 +448,7 @@ impl UserState {
             UserState::Verified => "Verified",
             UserState::Failed => "Failed",
             UserState::Paused => "Paused",
+            UserState::CutOver => "Cut over",
         }
     }
 }
@@ -457,6 +470,10 @@ pub struct UserInput {
     /// goes first.
     #[serde(default)]
     pub priority: u8,
+    /// This user's own cutover time (for example a batch's); unset takes the project's.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    pub cutover_at: Option<OffsetDateTime>,
 }
 
 /// Copy progress of a user, summed over folders.
@@ -495,6 +512,17 @@ pub struct UserView {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub waiting_since: Option<OffsetDateTime>,
+    /// This user's own cutover time; absent: the project's.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    pub cutover_at: Option<OffsetDateTime>,
+    /// When the user was cut over.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    pub cut_over_at: Option<OffsetDateTime>,
+    /// What the last delta pass changed.
+    #[serde(default)]
+    pub last_sync: Option<SyncSummary>,
     /// Whether passwords (or an admin account) are available for both sides.
     pub has_credentials: bool,
     /// Until when the user's own stored passwords are kept if nothing happens (they also go
@@ -689,6 +717,9 @@ pub enum BulkAction {
     /// Copy again the messages a pass skipped because a server refused or failed them.
     RetrySkipped,
     MarkVerified,
+    /// Cut the user over now: a final delta pass, then the mail with the new account's
+    /// settings (sets the user's cutover time to now).
+    CutOver,
     /// Delete the user's stored passwords now (a user who is copying must be paused first);
     /// the copy needs them entered again to go on.
     PurgeCredentials,

@@ -24,10 +24,12 @@ mod report;
 mod retention;
 mod selfservice;
 mod sign_in;
+mod sync;
 mod users;
 mod watchdog;
 mod worker;
 
+pub use sync::{SETUP_LINK_DAYS, SyncTick, cutover_time, date_time};
 pub use watchdog::Watch;
 pub use worker::JobOutcome;
 

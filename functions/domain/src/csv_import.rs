@@ -21,6 +21,8 @@ pub struct CsvRow {
     pub target_password: Option<Secret>,
     /// 0 to `schedule::PRIORITY_MAX`; empty keeps a user's priority (0 for a new one).
     pub priority: Option<u8>,
+    /// The user's own cutover time (RFC 3339, for a batch); empty keeps the user's.
+    pub cutover_at: Option<time::OffsetDateTime>,
 }
 
 /// Why a whole file was refused before looking at rows.
@@ -32,13 +34,14 @@ pub enum CsvFileError {
     Empty,
 }
 
-pub const COLUMNS: [&str; 6] = [
+pub const COLUMNS: [&str; 7] = [
     "source_email",
     "target_email",
     "display_name",
     "source_password",
     "target_password",
     "priority",
+    "cutover_at",
 ];
 const REQUIRED: [&str; 2] = ["source_email", "target_email"];
 
@@ -216,6 +219,21 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
                 }
             },
         };
+        let cutover_at = match field("cutover_at").trim() {
+            "" => None,
+            t => {
+                match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                {
+                    Ok(at) => Some(at),
+                    Err(_) => {
+                        problems.push(format!(
+                            "cutover_at: '{t}' is not a date and time like 2027-01-15T18:00:00Z"
+                        ));
+                        None
+                    }
+                }
+            }
+        };
         let source_password = password("source_password", &mut problems);
         let target_password = password("target_password", &mut problems);
         if let Some(src) = &source {
@@ -243,6 +261,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, Result<Vec<LineError>, CsvFile
                 source_password,
                 target_password,
                 priority,
+                cutover_at,
             });
         }
     }
@@ -267,6 +286,23 @@ mod tests {
             Err(Ok(e)) => e,
             other => panic!("expected line errors, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_cutover_column_gives_a_batch_its_time_or_a_clear_error() {
+        let rows = parse(b"source_email,target_email,cutover_at\na@old.example,a@new.example,2027-01-15T18:00:00Z\nb@old.example,b@new.example,\n").unwrap();
+        assert_eq!(
+            rows[0].cutover_at.map(|t| t.unix_timestamp()),
+            Some(1_800_036_000)
+        );
+        assert_eq!(rows[1].cutover_at, None, "empty keeps the user's time");
+        let e =
+            errs(b"source_email,target_email,cutover_at\na@old.example,a@new.example,15/01/2027\n");
+        assert!(
+            e[0].message
+                .contains("cutover_at: '15/01/2027' is not a date and time"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -309,6 +309,8 @@ pub struct Project {
     pub copy: CopyOptions,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub sync: contract::SyncPlan,
     /// Set when the admin closed the project: its passwords are deleted and nothing new
     /// starts until it is reopened.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -344,6 +346,9 @@ pub struct MailUser {
     /// priority first), and a user being served keeps its rank for its next folders.
     #[serde(default)]
     pub line: Option<LinePlace>,
+    /// Delta passes after the first, and the cutover.
+    #[serde(default)]
+    pub sync: SyncState,
     /// Per-user passwords are stored (sealed) for the sides that need them.
     pub has_credentials: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -370,11 +375,69 @@ impl MailUser {
             last_error: self.last_error.clone(),
             priority: self.priority,
             waiting_since: self.waiting_since,
+            cutover_at: self.sync.cutover_at,
+            cut_over_at: self.sync.cut_over_at,
+            last_sync: self.sync.last.clone(),
             has_credentials: self.has_credentials,
             credentials_until: None,
             invite_sent_at: self.invite_sent_at,
             updated_at: self.updated_at,
             version: self.version,
+        }
+    }
+}
+
+/// A user's passes after the first (`app::sync`): why the current one runs and what it
+/// changed so far, when the last one ended, and the cutover.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// This user's own cutover time (a CSV batch's); `None` takes the project's.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub cutover_at: Option<OffsetDateTime>,
+    /// When the user was cut over. A delta pass after it (mail that still reached the old
+    /// server) ends in Cut over again, without a second cutover mail.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub cut_over_at: Option<OffsetDateTime>,
+    /// When the user's last pass ended: a scheduled sync counts its hours from there.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub pass_ended_at: Option<OffsetDateTime>,
+    /// The delta pass running now.
+    #[serde(default)]
+    pub pass: Option<PassInfo>,
+    /// What the last delta pass changed.
+    #[serde(default)]
+    pub last: Option<contract::SyncSummary>,
+}
+
+/// Why a delta pass runs, and what it changed so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassInfo {
+    pub pass: u32,
+    pub reason: PassReason,
+    /// The user's copied messages when the pass began: what it copies is the difference.
+    pub messages_before: u64,
+    pub flag_changes: u64,
+    pub removed: u64,
+}
+
+/// Who started a delta pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassReason {
+    /// The admin (Delta, Retry skipped).
+    Admin,
+    /// The project's "keep in sync every N hours".
+    Schedule,
+    /// The final pass at the cutover: the user is Cut over when it ends.
+    Cutover,
+}
+
+impl PassReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassReason::Admin => "admin",
+            PassReason::Schedule => "schedule",
+            PassReason::Cutover => "cutover",
         }
     }
 }
@@ -431,10 +494,44 @@ pub struct Invite {
     /// has attempts.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub testing_until: Option<OffsetDateTime>,
+    /// What the link opens: the credential page, or (after the cutover) the device set-up page.
+    /// Each page refuses the other's links.
+    #[serde(default)]
+    pub purpose: LinkPurpose,
     pub version: u64,
 }
 
+/// What a link token opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkPurpose {
+    #[default]
+    Credentials,
+    DeviceSetup,
+}
+
 impl Invite {
+    /// A new link's record; the token itself goes only into the mail.
+    pub fn new(
+        token: &str,
+        user: &MailUser,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+        purpose: LinkPurpose,
+    ) -> Self {
+        Invite {
+            token_hash: crate::token::hash(token),
+            user_id: user.id,
+            project_id: user.project_id,
+            created_at,
+            expires_at,
+            failed_attempts: 0,
+            testing_until: None,
+            purpose,
+            version: 1,
+        }
+    }
+
     pub fn attempts_left(&self) -> u32 {
         contract::limits::INVITE_MAX_FAILED_ATTEMPTS.saturating_sub(self.failed_attempts)
     }

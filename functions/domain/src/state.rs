@@ -24,8 +24,12 @@ pub enum Transition {
     Pause,
     /// The admin asked for another try after a failure or pause.
     Retry,
-    /// The admin asked for a delta pass before cutover.
+    /// A delta pass: asked by the admin, the project's sync schedule, or the cutover (also
+    /// after it, for mail that still reached the old server).
     Delta,
+    /// The user switches to the new account: when the final delta pass ends, or straight from
+    /// a finished pass when no delta can run (the passwords are gone).
+    CutOver,
 }
 
 impl Transition {
@@ -40,7 +44,8 @@ impl Transition {
             (Transition::Fail, Scheduled | Working) => Failed,
             (Transition::Pause, Scheduled | Working | EmailSent | New) => Paused,
             (Transition::Retry, Failed | Paused) => Scheduled,
-            (Transition::Delta, Completed | Verified) => Scheduled,
+            (Transition::Delta, Completed | Verified | CutOver) => Scheduled,
+            (Transition::CutOver, Working | Completed | Verified) => CutOver,
             _ => return None,
         };
         Some(to)
@@ -57,6 +62,7 @@ impl Transition {
             Transition::Pause => "pause",
             Transition::Retry => "retry",
             Transition::Delta => "start a delta pass",
+            Transition::CutOver => "cut over",
         }
     }
 }
@@ -98,6 +104,17 @@ mod tests {
         assert_eq!(Transition::Verify.apply(Working), None);
         assert_eq!(Transition::Retry.apply(Working), None);
         assert_eq!(Transition::Delta.apply(Working), None);
+        assert_eq!(Transition::CutOver.apply(Scheduled), None);
+        assert_eq!(Transition::CutOver.apply(Failed), None);
+        assert_eq!(Transition::CutOver.apply(New), None);
+    }
+
+    #[test]
+    fn a_cut_over_user_can_take_a_late_delta_and_is_cut_over_again() {
+        let s = Transition::Delta.apply(CutOver).unwrap();
+        let s = Transition::StartWork.apply(s).unwrap();
+        assert_eq!(Transition::CutOver.apply(s), Some(CutOver));
+        assert_eq!(Transition::CutOver.apply(Verified), Some(CutOver));
     }
 
     #[test]
@@ -113,6 +130,7 @@ mod tests {
                 Transition::Pause,
                 Transition::Retry,
                 Transition::Delta,
+                Transition::CutOver,
             ];
             assert!(
                 all.iter().any(|t| t.apply(s).is_some()),

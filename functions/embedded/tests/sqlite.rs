@@ -38,6 +38,7 @@ fn project(admin_password: domain::model::Sealed) -> Project {
         notify_user: false,
         copy: Default::default(),
         retention: Default::default(),
+        sync: Default::default(),
         closed_at: None,
         created_at: OffsetDateTime::now_utc(),
         version: 1,
@@ -58,6 +59,7 @@ fn user(project: ProjectId, source: &str, display_name: &str) -> MailUser {
         last_error: None,
         priority: 0,
         waiting_since: None,
+        sync: Default::default(),
         line: None,
         has_credentials: false,
         invite_sent_at: Some(now),
@@ -344,6 +346,7 @@ async fn status_reads_succeed_while_writes_go_on() {
         expires_at: OffsetDateTime::now_utc() + time::Duration::days(7),
         failed_attempts: 0,
         testing_until: None,
+        purpose: Default::default(),
         version: 1,
     };
     store.insert_invite(&invite).await.unwrap();

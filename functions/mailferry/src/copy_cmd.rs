@@ -312,6 +312,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         notify_user: false,
         copy,
         retention: Default::default(),
+        sync: Default::default(),
     };
     // What this run does is recorded in the state file's audit trail like a console's action.
     let actor = domain::Actor::admin("mailferry copy (command line)", None);
@@ -348,6 +349,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
                     source_password: None,
                     target_password: None,
                     priority: 0,
+                    cutover_at: None,
                 },
                 &actor,
             )
@@ -397,7 +399,9 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
     }
     let action = match user.state {
         _ if retry_skipped => Some(contract::BulkAction::RetrySkipped),
-        UserState::Completed | UserState::Verified => Some(contract::BulkAction::Delta),
+        UserState::Completed | UserState::Verified | UserState::CutOver => {
+            Some(contract::BulkAction::Delta)
+        }
         UserState::New | UserState::EmailSent | UserState::Failed | UserState::Paused => {
             Some(contract::BulkAction::Start)
         }

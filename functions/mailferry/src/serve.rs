@@ -389,7 +389,7 @@ async fn shutdown_signal() {
 const JOB_BUDGET: Duration = Duration::from_secs(10 * 60);
 
 /// Once a minute, fails the users no job works on any more (see `domain::Watch`), so nobody
-/// stays in Copying for ever; once an hour, deletes the passwords of idle users (see the
+/// stays in Copying for ever, and starts the delta passes and cutovers that are due; once an hour, deletes the passwords of idle users (see the
 /// project's retention).
 async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
     loop {
@@ -406,6 +406,16 @@ async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "the watchdog could not look at the users"),
+        }
+        match app.sync_due(app.deps().clock.now()).await {
+            Ok(t) if t != domain::app::SyncTick::default() => tracing::info!(
+                syncs = t.syncs,
+                final_passes = t.final_passes,
+                cut_over = t.cut_over,
+                "started the delta passes and cutovers that were due"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not start the syncs and cutovers due"),
         }
         if let Err(e) = app.retention_sweep_if_due().await {
             tracing::error!(error = %e, "the retention sweep could not delete idle passwords");

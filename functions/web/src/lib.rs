@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod device_setup;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -75,7 +76,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .with_state(shared);
+        .with_state(shared.clone());
 
     let index_html = options
         .frontend_dir
@@ -83,7 +84,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok());
     let csp = security::content_security_policy(index_html.as_deref());
 
-    let mut router = Router::new().nest("/api", api);
+    // The device set-up page is plain HTML rendered here (no wasm: it opens on any phone).
+    let mut router = Router::new()
+        .nest("/api", api)
+        .merge(device_setup::routes().with_state(shared));
     router = match &options.frontend_dir {
         Some(dir) => router
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),

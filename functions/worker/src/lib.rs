@@ -220,14 +220,22 @@ pub async fn handle_invocation(
                     "the watchdog failed users no job works on"
                 );
             }
+            let tick = app
+                .sync_due(app.deps().clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
             // The sweep runs at most hourly whatever the schedule of this invocation.
             let purged = app
                 .retention_sweep_if_due()
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(
-                serde_json::json!({ "watchdog": { "failed": failed.len(), "passwords_purged": purged } }),
-            )
+            Ok(serde_json::json!({ "watchdog": {
+                    "failed": failed.len(),
+                    "passwords_purged": purged,
+                    "syncs_started": tick.syncs,
+                    "final_passes_started": tick.final_passes,
+                    "cut_over": tick.cut_over,
+                } }))
         }
     }
 }

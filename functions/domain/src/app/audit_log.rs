@@ -184,6 +184,26 @@ pub(crate) fn project_changes(old: &Project, new: &Project) -> String {
             old.retention.idle_days, new.retention.idle_days
         ));
     }
+    if old.sync.every_hours != new.sync.every_hours {
+        let every = |h: Option<u32>| h.map_or("off".to_owned(), |h| format!("every {h} h"));
+        changed.push(format!(
+            "sync {} → {}",
+            every(old.sync.every_hours),
+            every(new.sync.every_hours)
+        ));
+    }
+    if old.sync.cutover_at != new.sync.cutover_at {
+        let at =
+            |t: Option<time::OffsetDateTime>| t.map_or("none".to_owned(), super::sync::date_time);
+        changed.push(format!(
+            "cutover {} → {}",
+            at(old.sync.cutover_at),
+            at(new.sync.cutover_at)
+        ));
+    }
+    if (&old.sync.smtp_host, old.sync.smtp_port) != (&new.sync.smtp_host, new.sync.smtp_port) {
+        changed.push("outgoing mail server".into());
+    }
     if changed.is_empty() {
         "nothing changed".into()
     } else {

@@ -235,6 +235,34 @@ fn check_copy_options(input: &CopyOptions) -> Result<CopyOptions, AppError> {
     Ok(out)
 }
 
+/// The sync schedule and cutover as the admin typed them, checked.
+fn check_sync_plan(input: &contract::SyncPlan) -> Result<contract::SyncPlan, AppError> {
+    if input.every_hours.is_some_and(|h| h == 0 || h > 168) {
+        return Err(AppError::validation_field(
+            "sync.every_hours",
+            "must be from 1 to 168 hours (a week)",
+        ));
+    }
+    let smtp_host = match input.smtp_host.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(h) => {
+            Some(parse_host(h).map_err(|m| AppError::validation_field("sync.smtp_host", m))?)
+        }
+    };
+    if input.smtp_port == Some(0) {
+        return Err(AppError::validation_field(
+            "sync.smtp_port",
+            "must be from 1 to 65535",
+        ));
+    }
+    Ok(contract::SyncPlan {
+        every_hours: input.every_hours,
+        cutover_at: input.cutover_at,
+        smtp_host,
+        smtp_port: input.smtp_port,
+    })
+}
+
 impl App {
     async fn build_project(
         &self,
@@ -285,6 +313,7 @@ impl App {
             notify_user: input.notify_user,
             copy: check_copy_options(&input.copy)?,
             retention: check_retention(&input.retention)?,
+            sync: check_sync_plan(&input.sync)?,
             closed_at: existing.and_then(|p| p.closed_at),
             created_at: existing.map_or(now, |p| p.created_at),
             version: existing.map_or(1, |p| p.version + 1),
@@ -364,6 +393,7 @@ impl App {
             notify_user: project.notify_user,
             copy: project.copy.clone(),
             retention: project.retention,
+            sync: project.sync.clone(),
             closed_at: project.closed_at,
             created_at: project.created_at,
             version: project.version,

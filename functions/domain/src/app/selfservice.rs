@@ -16,18 +16,31 @@ use super::connection_test::describe_login_error;
 use super::projects::{Side, check_password, login_for};
 
 impl App {
+    /// The stored record of a link token made for `purpose`; malformed tokens, unknown ones
+    /// and those made for the other page are all `None`, alike from outside.
+    pub(super) async fn link(
+        &self,
+        token: &str,
+        purpose: LinkPurpose,
+    ) -> Result<Option<Invite>, AppError> {
+        if !token::looks_valid(token) {
+            return Ok(None);
+        }
+        Ok(self
+            .deps
+            .store
+            .get_invite(&token::hash(token))
+            .await?
+            .filter(|i| i.purpose == purpose))
+    }
+
     /// Resolves a link token; unknown and malformed tokens look the same from outside.
     pub(super) async fn invite_for(
         &self,
         token: &str,
     ) -> Result<(Invite, MailUser, Project), AppError> {
-        if !token::looks_valid(token) {
-            return Err(AppError::NotFound("invite link"));
-        }
         let invite = self
-            .deps
-            .store
-            .get_invite(&token::hash(token))
+            .link(token, LinkPurpose::Credentials)
             .await?
             .ok_or(AppError::NotFound("invite link"))?;
         let user = self

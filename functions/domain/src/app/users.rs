@@ -97,6 +97,7 @@ impl App {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            sync: Default::default(),
             line: None,
             has_credentials: false,
             invite_sent_at: None,
@@ -224,6 +225,7 @@ impl App {
             .transpose()?;
         let mut user = self.new_user(project_id, source, target, display_name);
         user.priority = input.priority;
+        user.sync.cutover_at = input.cutover_at;
         if src_pw.is_some() || tgt_pw.is_some() {
             // Passwords first: a user must never be visible with a half-stored secret.
             self.store_passwords(&project, user.id, src_pw.as_ref(), tgt_pw.as_ref())
@@ -334,6 +336,7 @@ impl App {
                     if u.target_email != row.target_email
                         || (!row.display_name.is_empty() && u.display_name != row.display_name)
                         || row.priority.is_some_and(|p| p != u.priority)
+                        || row.cutover_at.is_some_and(|t| Some(t) != u.sync.cutover_at)
                         || row.source_password.is_some()
                         || row.target_password.is_some() =>
                 {
@@ -396,6 +399,7 @@ impl App {
                     row.display_name,
                 );
                 user.priority = row.priority.unwrap_or(0);
+                user.sync.cutover_at = row.cutover_at;
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(
                         project,
@@ -429,6 +433,9 @@ impl App {
                 }
                 if let Some(priority) = row.priority {
                     next.priority = priority;
+                }
+                if row.cutover_at.is_some() {
+                    next.sync.cutover_at = row.cutover_at;
                 }
                 if row.source_password.is_some() || row.target_password.is_some() {
                     self.store_passwords(
@@ -672,6 +679,7 @@ impl App {
                 | BulkAction::Retry
                 | BulkAction::Delta
                 | BulkAction::RetrySkipped
+                | BulkAction::CutOver
         ) {
             Self::require_open(project)?;
             for (side, connector) in [("source", &project.source), ("target", &project.target)] {
@@ -689,9 +697,9 @@ impl App {
             BulkAction::Retry => self.schedule(user, Transition::Retry, |_| {}).await?,
             BulkAction::Delta => {
                 self.require_passwords(project, user).await?;
-                self.schedule(user, Transition::Delta, |u| u.pass += 1)
-                    .await?
+                self.start_delta(user, PassReason::Admin).await?
             }
+            BulkAction::CutOver => self.cut_over_now(project, user).await?,
             BulkAction::RetrySkipped => {
                 self.require_passwords(project, user).await?;
                 self.retry_skipped(user).await?
@@ -733,7 +741,11 @@ impl App {
     }
 
     /// Refuses a pass that would need passwords the user no longer has stored.
-    async fn require_passwords(&self, project: &Project, user: &MailUser) -> Result<(), AppError> {
+    pub(super) async fn require_passwords(
+        &self,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<(), AppError> {
         let creds = self.credentials(project, user.id).await?;
         if Self::has_all_passwords(project, creds.as_ref()) {
             return Ok(());
@@ -839,16 +851,13 @@ impl App {
         }
         let secret = token::generate();
         let now = self.deps.clock.now();
-        let invite = Invite {
-            token_hash: token::hash(&secret),
-            user_id: user.id,
-            project_id: project.id,
-            created_at: now,
-            expires_at: now + self.config.invite_ttl,
-            failed_attempts: 0,
-            testing_until: None,
-            version: 1,
-        };
+        let invite = Invite::new(
+            &secret,
+            user,
+            now,
+            now + self.config.invite_ttl,
+            LinkPurpose::Credentials,
+        );
         self.deps.store.delete_invites_of_user(user.id).await?;
         self.deps.store.insert_invite(&invite).await?;
         let link = format!("{}/migrate/{}", self.config.public_url, secret);

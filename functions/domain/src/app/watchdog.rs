@@ -153,6 +153,7 @@ mod tests {
             last_error: None,
             priority: 0,
             waiting_since: None,
+            sync: Default::default(),
             line: None,
             has_credentials: false,
             invite_sent_at: None,

@@ -462,6 +462,7 @@ impl World {
                     notify_user: false,
                     copy: options,
                     retention: Default::default(),
+                    sync: Default::default(),
                 },
                 &admin(),
             )
@@ -477,6 +478,7 @@ impl World {
                     source_password: None,
                     target_password: None,
                     priority: 0,
+                    cutover_at: None,
                 },
                 &admin(),
             )

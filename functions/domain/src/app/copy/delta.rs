@@ -23,7 +23,7 @@ impl App {
         s: &mut Sessions,
         m: &MessageMeta,
         id: &str,
-    ) -> Result<(), AppError> {
+    ) -> Result<u64, AppError> {
         let date = m.internaldate.unix_timestamp();
         let same = |c: &MessageMeta| c.internaldate.unix_timestamp() == date;
         let desired: Vec<Vec<String>> = s
@@ -44,10 +44,12 @@ impl App {
             .filter(|c| same(c))
             .map(|c| (c.uid, c.flags))
             .collect();
+        let mut changed = 0;
         for (uid, flags) in super::decide::flag_fixes(&desired, &targets) {
             s.target.set_flags(uid, &flags).await.map_err(mailbox_err)?;
+            changed += 1;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Removes from the target the copies of messages deleted at the source since they were
@@ -94,6 +96,8 @@ impl App {
         let copies = self.without_copies(folder, &sources).await?;
         let stop = self.checkpoint(folder, |f| f.copies = copies).await?;
         if removed > 0 {
+            self.count_delta_changes(user.id, user.pass, 0, removed)
+                .await;
             self.log_event(
                 user,
                 format!(
@@ -108,13 +112,14 @@ impl App {
 
     /// Copies flag changes made at the source since `since` onto the matching target messages:
     /// the copy the folder's map names (exact even on servers that rewrite messages), else the
-    /// group of messages with that Message-ID and INTERNALDATE as a whole.
+    /// group of messages with that Message-ID and INTERNALDATE as a whole. Returns how many
+    /// target messages got new flags.
     pub(super) async fn sync_flags(
         &self,
         s: &mut Sessions,
         folder: &FolderState,
         since: u64,
-    ) -> Result<(), AppError> {
+    ) -> Result<u64, AppError> {
         let changed = s
             .source
             .fetch_changed_since(since)
@@ -125,7 +130,7 @@ impl App {
             .filter(|m| m.uid <= folder.last_uid)
             .collect();
         if changed.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let target = s
             .target
@@ -139,6 +144,7 @@ impl App {
                 Default::default()
             };
         let mut without_id = Vec::new();
+        let mut fixed = 0;
         for m in changed {
             let copy = match map.get(&m.uid) {
                 Some(&t) => s
@@ -152,7 +158,7 @@ impl App {
                     // No map entry (no UIDPLUS, or an older copy): fix the flags of the whole
                     // group of identical messages at once, as multisets.
                     match &m.message_id {
-                        Some(id) => self.sync_group_flags(s, &m, id).await?,
+                        Some(id) => fixed += self.sync_group_flags(s, &m, id).await?,
                         None => without_id.push(m),
                     }
                     continue;
@@ -168,12 +174,13 @@ impl App {
                     .set_flags(t.uid, &m.flags)
                     .await
                     .map_err(mailbox_err)?;
+                fixed += 1;
             }
         }
         if !without_id.is_empty() {
-            self.sync_flags_without_id(s, folder, &without_id).await?;
+            fixed += self.sync_flags_without_id(s, folder, &without_id).await?;
         }
-        Ok(())
+        Ok(fixed)
     }
 
     /// Flag changes of messages without Message-ID and without a map entry: their copies are
@@ -186,7 +193,7 @@ impl App {
         s: &mut Sessions,
         folder: &FolderState,
         changed: &[MessageMeta],
-    ) -> Result<(), AppError> {
+    ) -> Result<u64, AppError> {
         let dates: HashSet<i64> = changed
             .iter()
             .map(|m| m.internaldate.unix_timestamp())
@@ -247,6 +254,7 @@ impl App {
             group.1.push((target_uid, flags_of(&target, target_uid)));
         }
         let wanted: HashSet<u32> = changed.iter().map(|m| m.uid).collect();
+        let mut fixed = 0;
         for (key, (desired, targets)) in groups {
             let touched = source.iter().any(|m| {
                 wanted.contains(&m.uid)
@@ -259,8 +267,9 @@ impl App {
             }
             for (uid, flags) in super::decide::flag_fixes(&desired, &targets) {
                 s.target.set_flags(uid, &flags).await.map_err(mailbox_err)?;
+                fixed += 1;
             }
         }
-        Ok(())
+        Ok(fixed)
     }
 }

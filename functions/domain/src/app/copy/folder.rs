@@ -141,7 +141,8 @@ impl App {
         if let (Some(since), Some(_)) = (previous_modseq, status.highest_modseq)
             && user.pass > 1
         {
-            self.sync_flags(s, folder, since).await?;
+            let fixed = self.sync_flags(s, folder, since).await?;
+            self.count_delta_changes(user.id, user.pass, fixed, 0).await;
         }
         if project.copy.deleted_at_source == contract::DeletedAtSource::Remove
             && user.pass > 1

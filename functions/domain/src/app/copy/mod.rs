@@ -377,13 +377,23 @@ impl App {
         id: UserId,
         change: impl Fn(&mut contract::Progress),
     ) -> Result<(), AppError> {
+        self.update_user_with(id, |u| change(&mut u.progress)).await
+    }
+
+    /// Changes fields of the user that no state transition owns (progress, counters), read
+    /// anew and written version-checked until no other writer comes between.
+    pub(crate) async fn update_user_with(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut MailUser),
+    ) -> Result<(), AppError> {
         for _ in 0..20 {
             let Some(current) = self.deps.store.get_user(id).await? else {
                 return Ok(());
             };
             let mut next = current.clone();
-            change(&mut next.progress);
-            if next.progress == current.progress {
+            change(&mut next);
+            if next == current {
                 return Ok(());
             }
             next.version = current.version + 1;
@@ -513,7 +523,7 @@ impl App {
     /// in a new pass for a finished user or the same pass for a failed or paused one.
     pub(crate) async fn retry_skipped(&self, user: &MailUser) -> Result<MailUser, AppError> {
         let transition = match user.state {
-            UserState::Completed | UserState::Verified => Transition::Delta,
+            UserState::Completed | UserState::Verified | UserState::CutOver => Transition::Delta,
             UserState::Failed | UserState::Paused => Transition::Retry,
             _ => {
                 return Err(AppError::Conflict(format!(
@@ -559,7 +569,7 @@ impl App {
         )
         .await;
         match transition {
-            Transition::Delta => self.schedule(user, transition, |u| u.pass += 1).await,
+            Transition::Delta => self.start_delta(user, PassReason::Admin).await,
             _ => self.schedule(user, transition, |_| {}).await,
         }
     }
@@ -613,10 +623,32 @@ impl App {
         if folders.iter().any(|f| f.pass == user.pass && !f.done) {
             return Ok(());
         }
+        let reason = user
+            .sync
+            .pass
+            .as_ref()
+            .filter(|i| i.pass == user.pass)
+            .map(|i| i.reason);
+        // The final pass cuts the user over; a pass after the cutover (mail that still reached
+        // the old server) ends Cut over again, without a second mail.
+        let first_cutover = reason == Some(PassReason::Cutover) && user.sync.cut_over_at.is_none();
+        let cuts_over = first_cutover || user.sync.cut_over_at.is_some();
+        let transition = if cuts_over {
+            Transition::CutOver
+        } else {
+            Transition::Complete
+        };
+        let now = self.deps.clock.now();
         let completed = match self
-            .transition(&user, Transition::Complete, |u| {
+            .transition(&user, transition, |u| {
                 u.progress.throughput_bps = None;
                 u.progress.eta_seconds = Some(0);
+                u.sync.last = super::sync::summary_of(u, now).or(u.sync.last.take());
+                u.sync.pass = None;
+                u.sync.pass_ended_at = Some(now);
+                if first_cutover {
+                    u.sync.cut_over_at = Some(now);
+                }
             })
             .await
         {
@@ -626,6 +658,24 @@ impl App {
             Err(e) => return Err(e),
         };
         let project = self.project(completed.project_id).await?;
+        if first_cutover {
+            self.send_cutover_mail(&project, &completed).await;
+        }
+        // Scheduled syncs and the cutover say what they changed in the user's view; only a
+        // pass someone asked for is announced by mail.
+        if !matches!(reason, None | Some(PassReason::Admin)) || cuts_over {
+            if let Some(last) = &completed.sync.last {
+                self.log_event(
+                    &completed,
+                    format!(
+                        "delta pass {} ({}) ended: {} new message(s), {} flag change(s), {} removed",
+                        last.pass, last.reason, last.new_messages, last.flag_changes, last.removed
+                    ),
+                )
+                .await;
+            }
+            return Ok(());
+        }
         let skipped: u64 = folders.iter().map(FolderState::skipped_total).sum();
         let text = format!(
             "Pass {pass} of the mailbox move {src} → {tgt} is complete: {n} messages ({b} bytes) copied, {skipped} skipped.\n\n\
