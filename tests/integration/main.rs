@@ -7,6 +7,7 @@ mod browser_sign_in;
 mod cli;
 mod copy;
 mod crash;
+mod cutover;
 mod infra;
 mod interop;
 mod limits;

@@ -19,6 +19,7 @@ mod audit_log;
 mod auth_input;
 mod connection_test;
 mod copy;
+mod cutover;
 mod projects;
 mod report;
 mod retention;
@@ -29,7 +30,8 @@ mod users;
 mod watchdog;
 mod worker;
 
-pub use sync::{SETUP_LINK_DAYS, SyncTick, cutover_time, date_time};
+pub use cutover::SETUP_LINK_DAYS;
+pub use sync::{SyncTick, cutover_time, date_time};
 pub use watchdog::Watch;
 pub use worker::JobOutcome;
 
