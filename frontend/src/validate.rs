@@ -234,9 +234,64 @@ pub fn idle_days(raw: &str) -> Result<u32, String> {
     }
 }
 
+/// Hours between scheduled syncs: empty (no schedule) or 1 to 168.
+pub fn sync_hours(raw: &str) -> Result<Option<u32>, String> {
+    match raw.trim() {
+        "" => Ok(None),
+        t => match t.parse::<u32>() {
+            Ok(n) if (1..=168).contains(&n) => Ok(Some(n)),
+            _ => Err("Enter a whole number of hours from 1 to 168, or leave it empty".into()),
+        },
+    }
+}
+
+/// A date-and-time input's value (`2027-01-15T18:00`), read as UTC; empty is none.
+pub fn utc_time(raw: &str) -> Result<Option<time::OffsetDateTime>, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let full = if t.len() == 16 {
+        format!("{t}:00Z")
+    } else {
+        format!("{t}Z")
+    };
+    time::OffsetDateTime::parse(&full, &time::format_description::well_known::Rfc3339)
+        .map(Some)
+        .map_err(|_| "Enter a date and time like 2027-01-15 18:00 (UTC)".into())
+}
+
+/// A port: empty (the default) or 1 to 65535.
+pub fn optional_port(raw: &str) -> Result<Option<u16>, String> {
+    match raw.trim() {
+        "" => Ok(None),
+        t => match t.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err("Enter a port from 1 to 65535, or leave it empty".into()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_fields_take_empty_or_a_valid_value() {
+        assert_eq!(sync_hours(""), Ok(None));
+        assert_eq!(sync_hours(" 6 "), Ok(Some(6)));
+        assert!(sync_hours("0").is_err() && sync_hours("169").is_err());
+        assert_eq!(
+            utc_time("2027-01-15T18:00")
+                .unwrap()
+                .map(|t| t.unix_timestamp()),
+            Some(1_800_036_000)
+        );
+        assert_eq!(utc_time(""), Ok(None));
+        assert!(utc_time("15/01/2027").is_err());
+        assert_eq!(optional_port("465"), Ok(Some(465)));
+        assert!(optional_port("0").is_err() && optional_port("70000").is_err());
+    }
 
     #[test]
     fn a_priority_is_empty_or_zero_to_nine() {

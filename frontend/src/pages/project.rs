@@ -126,6 +126,9 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
                 <span>{ endpoint(&project.target) }</span>
             </p>
             <p class="muted small">{ invites(&project) }</p>
+            if project.sync.every_hours.is_some() || project.sync.cutover_at.is_some() {
+                <p class="muted small" id="sync-plan">{ sync_plan(&project.sync) }</p>
+            }
             if !project.connections.is_empty() {
                 <p class="muted small" id="connections-now">{ crate::state::project::connections_now(&project.connections) }</p>
             }
@@ -152,6 +155,24 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             <Lifecycle project={project.clone()} on_changed={refresh} />
         </Shell>
     }
+}
+
+/// "Finished mailboxes are kept in sync every 6 h · cutover 15 Jan 2027, 18:00".
+fn sync_plan(plan: &contract::SyncPlan) -> String {
+    let every = plan.every_hours.map(|h| {
+        format!(
+            "Finished mailboxes are kept in sync every {}",
+            format::plural(h.into(), "hour", "hours")
+        )
+    });
+    let cutover = plan
+        .cutover_at
+        .map(|t| format!("cutover {} (users' own times win)", format::datetime(t)));
+    every
+        .into_iter()
+        .chain(cutover)
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// Which sides take per-user passwords, for the add-user form.
@@ -181,6 +202,7 @@ fn summary(state: &ProjectPageState) -> Html {
             { figure("Queued or copying", format::count(copying), "figure-info") }
             { figure("Ready to verify", format::count(state.count_in(UserState::Completed)), "figure-ok") }
             { figure("Verified", format::count(state.count_in(UserState::Verified)), "figure-ok") }
+            { figure("Cut over", format::count(state.count_in(UserState::CutOver)), "figure-ok") }
             { figure("Failed", format::count(state.count_in(UserState::Failed)), if state.count_in(UserState::Failed) > 0 { "figure-bad" } else { "" }) }
             { figure("Throughput now", format::rate(state.current_rate()), "") }
         </dl>
@@ -466,7 +488,7 @@ fn AddUserForm(props: &AddUserProps) -> Html {
             spawn_local(async move {
                 match endpoints::add_user(project, &input).await {
                     Ok(user) => {
-                        d.dispatch(AddUserAction::Added(user));
+                        d.dispatch(AddUserAction::Added(Box::new(user)));
                         on_added.emit(());
                     }
                     Err(e) => d.dispatch(AddUserAction::Failed(e)),

@@ -258,6 +258,13 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                 { limit_field(state, Field::DailyDownload, "At most this many MB downloaded per source mailbox a day", "Over any 24 hours; a mailbox that reaches it pauses until it renews. Empty: 2,500 for Google, none otherwise") }
                 { limit_field(state, Field::DailyUpload, "At most this many MB uploaded per target mailbox a day", "Empty: 500 for Google, none otherwise") }
             </details>
+            <details class="card" open={[&s.sync_hours, &s.cutover_at, &s.smtp_host].iter().any(|v| !v.is_empty())}>
+                <summary><h2 class="inline">{ "Sync and cutover" }</h2><span class="muted small">{ " — after the first pass" }</span></summary>
+                <TextField id={Field::SyncHours.id()} label="Keep finished mailboxes in sync every this many hours" hint="A delta pass for each finished user, until its cutover. Empty: only when you ask" inputmode="numeric" value={s.sync_hours.clone()} oninput={edit(state, Field::SyncHours)} onblur={blur(state, Field::SyncHours)} error={s.field_error(Field::SyncHours)} />
+                <TextField id={Field::CutoverAt.id()} label="Cutover (UTC)" kind="datetime-local" hint="Each finished user gets a final delta pass, is cut over and mailed the new account's settings. A CSV column cutover_at gives a batch its own time" value={s.cutover_at.clone()} oninput={edit(state, Field::CutoverAt)} onblur={blur(state, Field::CutoverAt)} error={s.field_error(Field::CutoverAt)} />
+                <TextField id={Field::SmtpHost.id()} label="Outgoing mail server of the new accounts" hint="For the cutover mail and the device set-up page. Empty: the target's IMAP host" value={s.smtp_host.clone()} oninput={edit(state, Field::SmtpHost)} onblur={blur(state, Field::SmtpHost)} error={s.field_error(Field::SmtpHost)} />
+                <TextField id={Field::SmtpPort.id()} label="Its port" hint="Empty: 587 (STARTTLS); 465 is TLS" inputmode="numeric" value={s.smtp_port.clone()} oninput={edit(state, Field::SmtpPort)} onblur={blur(state, Field::SmtpPort)} error={s.field_error(Field::SmtpPort)} />
+            </details>
             <section class="card" aria-labelledby="pf-retention-heading">
                 <h2 id="pf-retention-heading">{ "Stored passwords" }</h2>
                 <TextField

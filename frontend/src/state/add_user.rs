@@ -59,7 +59,7 @@ pub struct AddUserState {
 pub enum AddUserAction {
     Edit(UserField, String),
     Submit,
-    Added(UserView),
+    Added(Box<UserView>),
     Failed(ApiError),
 }
 
@@ -232,7 +232,7 @@ mod tests {
         .apply(AddUserAction::Submit);
         let mut user = crate::state::project::tests_support::user(1, contract::UserState::New);
         user.source_email = "ann@old.example".into();
-        let added = state.clone().apply(AddUserAction::Added(user));
+        let added = state.clone().apply(AddUserAction::Added(Box::new(user)));
         assert_eq!(added.added.as_deref(), Some("ann@old.example"));
         assert!(added.source_password.is_empty());
         assert!(!added.submitted);

@@ -73,6 +73,10 @@ pub enum Field {
     DailyDownload,
     DailyUpload,
     IdleDays,
+    SyncHours,
+    CutoverAt,
+    SmtpHost,
+    SmtpPort,
 }
 
 /// The limit fields and their largest values (the server's bounds).
@@ -114,6 +118,10 @@ impl Field {
             Field::DailyDownload => "copy.limits.daily_download_mb".into(),
             Field::DailyUpload => "copy.limits.daily_upload_mb".into(),
             Field::IdleDays => "retention.idle_days".into(),
+            Field::SyncHours => "sync.every_hours".into(),
+            Field::CutoverAt => "sync.cutover_at".into(),
+            Field::SmtpHost => "sync.smtp_host".into(),
+            Field::SmtpPort => "sync.smtp_port".into(),
         }
     }
 
@@ -137,6 +145,10 @@ impl Field {
             Field::DailyDownload,
             Field::DailyUpload,
             Field::IdleDays,
+            Field::SyncHours,
+            Field::CutoverAt,
+            Field::SmtpHost,
+            Field::SmtpPort,
         ];
         let per_side = |s| {
             [
@@ -232,10 +244,13 @@ pub struct ProjectFormState {
     pub daily_upload_mb: String,
     /// Days a user's stored passwords are kept without activity.
     pub idle_days: String,
+    /// The sync schedule and cutover as typed (hours, `YYYY-MM-DDTHH:MM` UTC, host, port).
+    pub sync_hours: String,
+    pub cutover_at: String,
+    pub smtp_host: String,
+    pub smtp_port: String,
     /// Copy options the form does not show (date limits), kept as loaded.
     pub kept_copy: CopyOptions,
-    /// The sync schedule and cutover (set on the project page), kept as loaded.
-    pub kept_sync: contract::SyncPlan,
     pub original: Option<ProjectView>,
     pub touched: Vec<Field>,
     pub submitted: bool,
@@ -291,8 +306,11 @@ impl Default for ProjectFormState {
             daily_download_mb: String::new(),
             daily_upload_mb: String::new(),
             idle_days: Retention::default().idle_days.to_string(),
+            sync_hours: String::new(),
+            cutover_at: String::new(),
+            smtp_host: String::new(),
+            smtp_port: String::new(),
             kept_copy: CopyOptions::default(),
-            kept_sync: Default::default(),
             original: None,
             touched: Vec::new(),
             submitted: false,
@@ -375,6 +393,15 @@ impl ProjectFormState {
         if let Err(e) = validate::idle_days(&self.idle_days) {
             out.push((Field::IdleDays, e));
         }
+        if let Err(e) = validate::sync_hours(&self.sync_hours) {
+            out.push((Field::SyncHours, e));
+        }
+        if let Err(e) = validate::utc_time(&self.cutover_at) {
+            out.push((Field::CutoverAt, e));
+        }
+        if let Err(e) = validate::optional_port(&self.smtp_port) {
+            out.push((Field::SmtpPort, e));
+        }
         out
     }
 
@@ -434,6 +461,10 @@ impl ProjectFormState {
             Field::DailyDownload => &self.daily_download_mb,
             Field::DailyUpload => &self.daily_upload_mb,
             Field::IdleDays => &self.idle_days,
+            Field::SyncHours => &self.sync_hours,
+            Field::CutoverAt => &self.cutover_at,
+            Field::SmtpHost => &self.smtp_host,
+            Field::SmtpPort => &self.smtp_port,
             Field::InviteTo
             | Field::NotifyUser
             | Field::RemoveDeleted
@@ -480,7 +511,12 @@ impl ProjectFormState {
             retention: Retention {
                 idle_days: validate::idle_days(&self.idle_days).ok()?,
             },
-            sync: self.kept_sync.clone(),
+            sync: contract::SyncPlan {
+                every_hours: validate::sync_hours(&self.sync_hours).ok()?,
+                cutover_at: validate::utc_time(&self.cutover_at).ok()?,
+                smtp_host: Some(self.smtp_host.trim().to_owned()).filter(|h| !h.is_empty()),
+                smtp_port: validate::optional_port(&self.smtp_port).ok()?,
+            },
         })
     }
 
@@ -568,7 +604,24 @@ impl ProjectFormState {
         self.daily_upload_mb = mb(p.copy.limits.daily_upload_mb);
         self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
-        self.kept_sync = p.sync.clone();
+        self.sync_hours = text(p.sync.every_hours);
+        self.cutover_at = p
+            .sync
+            .cutover_at
+            .map(|t| {
+                let t = t.to_offset(time::UtcOffset::UTC);
+                format!(
+                    "{}-{:02}-{:02}T{:02}:{:02}",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day(),
+                    t.hour(),
+                    t.minute()
+                )
+            })
+            .unwrap_or_default();
+        self.smtp_host = p.sync.smtp_host.clone().unwrap_or_default();
+        self.smtp_port = p.sync.smtp_port.map(|n| n.to_string()).unwrap_or_default();
         self.original = Some(p.clone());
     }
 
@@ -649,6 +702,10 @@ impl ProjectFormState {
             Field::DailyDownload => self.daily_download_mb = value,
             Field::DailyUpload => self.daily_upload_mb = value,
             Field::IdleDays => self.idle_days = value,
+            Field::SyncHours => self.sync_hours = value,
+            Field::CutoverAt => self.cutover_at = value,
+            Field::SmtpHost => self.smtp_host = value,
+            Field::SmtpPort => self.smtp_port = value,
         }
     }
 
