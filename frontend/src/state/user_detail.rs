@@ -610,7 +610,12 @@ mod tests {
         assert_eq!(state.notice, Some((true, "Mark verified: done".into())));
         assert_eq!(
             actions_for(UserState::Verified),
-            vec![BulkAction::Delta, BulkAction::RetrySkipped]
+            vec![
+                BulkAction::Delta,
+                BulkAction::CutOver,
+                BulkAction::RetrySkipped
+            ]
         );
+        assert_eq!(actions_for(UserState::CutOver), vec![BulkAction::Delta]);
     }
 }
