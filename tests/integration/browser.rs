@@ -924,6 +924,7 @@ async fn scenario(app: &TestApp, s: &Servers, b: &mut Browser) -> Result<()> {
 
     // Budget (printed, not asserted): navigation start → the page's main heading.
     let user_url = b.client.current_url().await?.to_string();
+    let user_page = user_url.clone();
     let pages = [
         ("projects", format!("{base}/projects"), "Projects"),
         ("new project", format!("{base}/projects/new"), "New project"),
@@ -948,5 +949,64 @@ async fn scenario(app: &TestApp, s: &Servers, b: &mut Browser) -> Result<()> {
         println!("  {name:<30} {ms:>6.0}");
     }
     b.check_console("render timings", no_errors).await?;
+
+    // The cutover, from Ann's page: a final pass, then one mail with her new account's
+    // settings and a set-up link; the set-up page reads on a phone and on a desktop.
+    b.goto(&user_page).await?;
+    b.wait_heading("Ann Example").await?;
+    b.click_button("Cut over now").await?;
+    let started = Instant::now();
+    let setup_link = loop {
+        let mails = b
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch('/api/admin/outbox').then(r => r.json()).then(done, e => done(String(e)));",
+                vec![],
+            )
+            .await?;
+        let moved: Vec<&Value> = mails
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Your mailbox has moved"))
+            })
+            .collect();
+        if let Some(m) = moved.first() {
+            ensure!(moved.len() == 1, "one cutover mail: {mails}");
+            let text = m["text"].as_str().unwrap_or_default();
+            let link = text.split_whitespace().find(|w| w.contains("/setup/"));
+            break link
+                .map(str::to_owned)
+                .with_context(|| format!("no link in {text}"))?;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(90),
+            "no cutover mail after 90 s: {mails}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    b.resize(390, 844).await?;
+    b.goto(&setup_link).await?;
+    b.wait_heading("Set up your new mailbox").await?;
+    b.wait_text("main", "ann@new.example").await?;
+    let overflow = b
+        .js(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        overflow == json!(false),
+        "the set-up page is wider than a phone"
+    );
+    b.assert_no_inline_styles().await?;
+    b.screenshot("device-setup-phone").await?;
+    b.resize(1280, 900).await?;
+    b.screenshot("device-setup").await?;
+    b.check_console("device set-up page", no_errors).await?;
     Ok(())
 }

@@ -252,7 +252,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/admin/projects/{id}/users/actions/{action}",
-        summary: "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, purge_credentials, delete) on selected or all users",
+        summary: "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, cut_over, purge_credentials, delete) on selected or all users",
         request: Some("Selection"),
         status: 200,
         response: Some("BulkResult"),
@@ -463,7 +463,7 @@ fn path_parameter(name: &str) -> Value {
         "side" => json!({"type": "string", "enum": ["source", "target"]}),
         "action" => json!({"type": "string", "enum": [
             "start", "resend_invite", "pause", "retry", "delta", "retry_skipped",
-            "mark_verified", "purge_credentials", "delete"
+            "mark_verified", "cut_over", "purge_credentials", "delete"
         ]}),
         _ => json!({"type": "string"}),
     };
