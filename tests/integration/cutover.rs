@@ -1,11 +1,12 @@
 //! After the first pass, against real Dovecot servers: the project's "keep in sync every N
-//! hours" carries new mail, a flag change and a deletion (removal on) and nothing else; a
+//! hours" carries new mail, a flag change, a move between folders (moved on the target, not
+//! copied again) and a deletion (removal on) and nothing else; a
 //! batch's cutover runs a final delta pass and mails each user exactly once, with their own
 //! settings and a device set-up link whose page and profiles hold no password.
 
 use std::time::Duration;
 
-use integration_tests::corpus::{bulk_corpus, test_corpus};
+use integration_tests::corpus::{Rng, bulk_corpus, message, test_corpus};
 use integration_tests::{TestApp, snapshot, spawn_app, wait_for_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -51,6 +52,20 @@ async fn scheduled_syncs_carry_new_mail_a_flag_change_and_a_deletion_and_nothing
     let source = source_server();
     let target = target_server();
     seed(&source, "ann@old.example", &test_corpus(31, None));
+    // A message Ann will file into another folder between two syncs, and that folder.
+    let mut raw = source.raw_session("ann@old.example").unwrap();
+    assert!(raw.command("CREATE Filed").unwrap().is_ok());
+    let mut rng = Rng::new(33);
+    let filed = message(
+        &mut rng,
+        1,
+        Some("<to-be-filed@old.example>"),
+        "Filed later",
+        4000,
+        OffsetDateTime::now_utc(),
+    );
+    let filed_uid = raw.append("INBOX", &filed, &[], None).unwrap();
+    raw.logout();
     let app = spawn_app(None).await.unwrap();
     let mut project = project_json(&source, &target);
     project["copy"] = json!({"deleted_at_source": "remove"});
@@ -77,6 +92,8 @@ async fn scheduled_syncs_carry_new_mail_a_flag_change_and_a_deletion_and_nothing
             .is_ok()
     );
     assert!(raw.command("EXPUNGE").unwrap().is_ok());
+    let r = raw.command(&format!("UID MOVE {filed_uid} Filed")).unwrap();
+    assert!(r.is_ok(), "{r:?}");
     raw.logout();
     let (source_snap, _) = snapshot(source.port(), "ann@old.example", SOURCE_PW)
         .await
@@ -93,7 +110,7 @@ async fn scheduled_syncs_carry_new_mail_a_flag_change_and_a_deletion_and_nothing
     let on_target = target_snapshot(&target).await;
     for (folder, items) in &expected_on_target(&source_snap) {
         assert_eq!(on_target.get(folder), Some(items), "{folder} differs");
-        if folder != "INBOX" {
+        if folder != "INBOX" && folder != "Filed" {
             assert_eq!(before.get(folder), Some(items), "{folder} was touched");
         }
     }
@@ -102,6 +119,11 @@ async fn scheduled_syncs_carry_new_mail_a_flag_change_and_a_deletion_and_nothing
     assert_eq!(last["new_messages"], 3, "{last}");
     assert_eq!(last["flag_changes"], 1, "{last}");
     assert_eq!(last["removed"], 1, "{last}");
+    assert_eq!(
+        last["moved"], 1,
+        "moved on the target, not copied again: {last}"
+    );
+    assert_eq!(on_target["Filed"].len(), 1);
     // A scheduled sync mails nobody; the next one counts its hours from this pass's end.
     let ready = app.outbox().await.unwrap();
     assert_eq!(

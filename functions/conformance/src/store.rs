@@ -246,6 +246,7 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         }],
         altered_count: 1,
         shares_target: true,
+        moves: None,
         lease_owner: Some("worker-1".into()),
         lease_until: Some(at(600)),
         version: 1,

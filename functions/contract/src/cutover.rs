@@ -43,6 +43,9 @@ pub struct SyncSummary {
     pub flag_changes: u64,
     /// Copies removed because their source message was deleted (when the project asks).
     pub removed: u64,
+    /// Messages moved to another folder at the source, moved on the target (not copied again).
+    #[serde(default)]
+    pub moved: u64,
 }
 
 /// How a mail app reaches the new account: what the device set-up page, its profiles and the

@@ -418,6 +418,9 @@ pub struct PassInfo {
     pub messages_before: u64,
     pub flag_changes: u64,
     pub removed: u64,
+    /// Messages moved between folders (on the target, not copied again).
+    #[serde(default)]
+    pub moved: u64,
 }
 
 /// Who started a delta pass.
@@ -623,11 +626,38 @@ pub struct FolderState {
     pub altered: Vec<contract::AlteredItem>,
     #[serde(default)]
     pub altered_count: u64,
+    /// Messages moved between folders at the source since the last pass, as the pass's plan
+    /// found them (`app/copy/moves.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<FolderMoves>,
     /// Who holds the folder, and until when; a worker only copies a folder it leased.
     pub lease_owner: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub lease_until: Option<OffsetDateTime>,
     pub version: u64,
+}
+
+/// A folder's share of the messages moved at the source between two passes: those that
+/// arrived here from another folder (moved on the target instead of copied again), and those
+/// that left (their copies here go with them, so removal leaves them to the move).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderMoves {
+    pub pass: u32,
+    pub incoming: Vec<MoveIn>,
+    /// Source UIDs of this folder whose messages moved to another folder.
+    pub outgoing: Vec<u32>,
+}
+
+/// A message that arrived in a folder at the source, and the copy of it the target already
+/// holds in the folder it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveIn {
+    /// Its UID in this (source) folder.
+    pub source_uid: u32,
+    /// The target folder holding its copy, the copy's UID there and that folder's UIDVALIDITY.
+    pub from: String,
+    pub target_uid: u32,
+    pub target_uidvalidity: u32,
 }
 
 /// Source UID → target UID of the copies made in one folder, as runs where both go up by one
@@ -737,6 +767,7 @@ impl FolderState {
             content_checked: 0,
             altered: Vec::new(),
             altered_count: 0,
+            moves: None,
             lease_owner: None,
             lease_until: None,
             version: 1,

@@ -513,6 +513,7 @@ async fn release_leases(
         }
         let appending = f.in_flight.is_some();
         let freed = domain::FolderState {
+            moves: None,
             lease_owner: appending.then(|| "a killed run's last append".to_owned()),
             lease_until: appending.then_some(settled),
             version: f.version + 1,

@@ -214,6 +214,7 @@ async fn retry_later_delays_the_message_and_keeps_it() {
     let folder = FolderState {
         source_messages: 10,
         source_bytes: 1000,
+        moves: None,
         lease_owner: Some("another worker".into()),
         lease_until: Some(OffsetDateTime::now_utc() + time::Duration::seconds(60)),
         ..FolderState::new(u.id, "INBOX", "INBOX", 1)

@@ -70,6 +70,14 @@ pub fn date_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// What a part of a delta pass changed on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DeltaChanges {
+    pub flags: u64,
+    pub removed: u64,
+    pub moved: u64,
+}
+
 /// How many passes the tick started and users it cut over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncTick {
@@ -217,27 +225,23 @@ impl App {
                 messages_before: u.progress.messages_done,
                 flag_changes: 0,
                 removed: 0,
+                moved: 0,
             });
         })
         .await
     }
 
-    /// Counts what a delta pass changed on the target (flags set, copies removed).
-    pub(super) async fn count_delta_changes(
-        &self,
-        user: UserId,
-        pass: u32,
-        flag_changes: u64,
-        removed: u64,
-    ) {
-        if flag_changes == 0 && removed == 0 {
+    /// Counts what a delta pass changed on the target (flags set, copies removed, moved).
+    pub(super) async fn count_delta_changes(&self, user: UserId, pass: u32, changes: DeltaChanges) {
+        if changes == DeltaChanges::default() {
             return;
         }
         let counted = self
             .update_user_with(user, |u| {
                 if let Some(info) = u.sync.pass.as_mut().filter(|i| i.pass == pass) {
-                    info.flag_changes += flag_changes;
-                    info.removed += removed;
+                    info.flag_changes += changes.flags;
+                    info.removed += changes.removed;
+                    info.moved += changes.moved;
                 }
             })
             .await;
@@ -283,12 +287,15 @@ pub(crate) fn summary_of(user: &MailUser, ended_at: OffsetDateTime) -> Option<Sy
         pass: info.pass,
         reason: info.reason.as_str().to_owned(),
         ended_at,
+        // A moved message is counted as copied into its new folder; it is not new mail.
         new_messages: user
             .progress
             .messages_done
-            .saturating_sub(info.messages_before),
+            .saturating_sub(info.messages_before)
+            .saturating_sub(info.moved),
         flag_changes: info.flag_changes,
         removed: info.removed,
+        moved: info.moved,
     })
 }
 

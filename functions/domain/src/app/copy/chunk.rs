@@ -238,12 +238,44 @@ impl App {
             .map_err(AppError::internal)?;
         let target_name = folder.target_name.clone();
         let (policy, checked) = (attempt.options.verify_content, folder.content_checked);
+        let incoming: Vec<MoveIn> = folder
+            .moves
+            .iter()
+            .filter(|m| m.pass == folder.pass)
+            .flat_map(|m| m.incoming.iter().cloned())
+            .collect();
+        let remove = attempt.options.deleted_at_source == contract::DeletedAtSource::Remove;
         let io = async {
+            // Messages moved at the source since the last pass move on the target too.
+            let moved = self
+                .move_instead_of_upload(
+                    s,
+                    (&target_name, &incoming),
+                    wanted,
+                    mark.target_uidnext,
+                    remove,
+                )
+                .await?;
             // On a target whose folders are labels, what it holds already gets a label.
             let labelled = self
-                .label_instead_of_upload(s, &target_name, wanted, mark.target_uidnext)
+                .label_instead_of_upload(s, &target_name, &moved.upload, mark.target_uidnext)
                 .await?;
-            let (mut metas, mut outcomes) = (labelled.metas, labelled.outcomes);
+            // A moved copy keeps the flags it had in the folder it left: set the source's.
+            let moved_flags: Vec<(u32, Vec<String>)> = moved
+                .metas
+                .iter()
+                .zip(&moved.outcomes)
+                .filter_map(|(m, o)| match o {
+                    crate::mailbox::AppendOutcome::Appended { uid: Some(uid) } => {
+                        Some((*uid, m.flags.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let moved_count = moved.metas.len() as u64;
+            let (mut metas, mut outcomes) = (moved.metas, moved.outcomes);
+            metas.extend(labelled.metas);
+            outcomes.extend(labelled.outcomes);
             let fetched = self
                 .fetch_chunk(s, &labelled.upload, policy, checked)
                 .await?;
@@ -256,9 +288,15 @@ impl App {
                 );
             }
             metas.extend(fetched.metas);
-            Ok((metas, fetched.fingerprints, fetched.unreadable, outcomes))
+            Ok((
+                metas,
+                fetched.fingerprints,
+                fetched.unreadable,
+                outcomes,
+                (moved_flags, moved_count),
+            ))
         };
-        let (fetched, fingerprints, unreadable, outcomes) = match self
+        let (fetched, fingerprints, unreadable, outcomes, (moved_flags, moved_count)) = match self
             .while_leased(folder, Some(attempt.deadline), io)
             .await?
         {
@@ -277,7 +315,19 @@ impl App {
                 retry_after: deferral.retry_after,
             });
         }
-        let restore = decide::flags_to_restore(&fetched, &settled.appended, s.target_drops);
+        if moved_count > 0 {
+            self.count_delta_changes(
+                folder.user_id,
+                folder.pass,
+                super::super::sync::DeltaChanges {
+                    moved: moved_count,
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        let mut restore = decide::flags_to_restore(&fetched, &settled.appended, s.target_drops);
+        restore.extend(moved_flags);
         if !restore.is_empty() {
             let store = self.restore_flags(s, &target_name, restore);
             match self

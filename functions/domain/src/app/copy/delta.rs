@@ -72,11 +72,19 @@ impl App {
             .map_err(mailbox_err)?
             .into_iter()
             .collect();
+        // Copies of messages moved to another folder are that folder's to move (`moves.rs`);
+        // they stay in the map, so a later pass removes one the move left behind.
+        let moving: HashSet<u32> = folder
+            .moves
+            .iter()
+            .filter(|m| m.pass == user.pass)
+            .flat_map(|m| m.outgoing.iter().copied())
+            .collect();
         let gone: Vec<(u32, u32)> = self
             .copy_pairs(folder)
             .await?
             .into_iter()
-            .filter(|(source, _)| !present.contains(source))
+            .filter(|(source, _)| !present.contains(source) && !moving.contains(source))
             .collect();
         if gone.is_empty() {
             return Ok(Ok(()));
@@ -96,8 +104,11 @@ impl App {
         let copies = self.without_copies(folder, &sources).await?;
         let stop = self.checkpoint(folder, |f| f.copies = copies).await?;
         if removed > 0 {
-            self.count_delta_changes(user.id, user.pass, 0, removed)
-                .await;
+            let changes = crate::app::sync::DeltaChanges {
+                removed,
+                ..Default::default()
+            };
+            self.count_delta_changes(user.id, user.pass, changes).await;
             self.log_event(
                 user,
                 format!(

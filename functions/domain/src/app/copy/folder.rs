@@ -142,7 +142,11 @@ impl App {
             && user.pass > 1
         {
             let fixed = self.sync_flags(s, folder, since).await?;
-            self.count_delta_changes(user.id, user.pass, fixed, 0).await;
+            let changes = crate::app::sync::DeltaChanges {
+                flags: fixed,
+                ..Default::default()
+            };
+            self.count_delta_changes(user.id, user.pass, changes).await;
         }
         if project.copy.deleted_at_source == contract::DeletedAtSource::Remove
             && user.pass > 1

@@ -32,6 +32,7 @@ pub(crate) mod identity;
 mod job;
 mod labels;
 mod lease;
+mod moves;
 mod naming;
 mod plan;
 mod preflight;

@@ -121,10 +121,12 @@ impl App {
             })
             .await?;
         }
+        let mut moves = self.find_moves(s, user, &planned, &existing).await?;
         let mut jobs = Vec::with_capacity(planned.len());
         for folder in &planned {
             let prior = existing.get(&folder.source);
-            let next = checkpoint_for(folder, prior, user);
+            let mut next = checkpoint_for(folder, prior, user);
+            next.moves = moves.remove(&folder.source);
             // A redelivered plan may race a copy already running for this folder: only reset
             // `done` when nobody changed the checkpoint meanwhile.
             match self

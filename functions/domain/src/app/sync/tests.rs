@@ -130,6 +130,7 @@ fn a_delta_pass_says_what_it_changed() {
         messages_before: 100,
         flag_changes: 4,
         removed: 1,
+        moved: 2,
     });
     let s = summary_of(&u, ENDED).unwrap();
     assert_eq!(
@@ -138,9 +139,11 @@ fn a_delta_pass_says_what_it_changed() {
             s.reason.as_str(),
             s.new_messages,
             s.flag_changes,
-            s.removed
+            s.removed,
+            s.moved
         ),
-        (2, "schedule", 30, 4, 1)
+        (2, "schedule", 28, 4, 1, 2),
+        "a moved message is counted as moved, not as new mail"
     );
     u.pass = 3;
     assert_eq!(summary_of(&u, ENDED), None, "an older pass's record");
