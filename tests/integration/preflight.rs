@@ -190,3 +190,87 @@ async fn the_copy_command_preflights_and_exits_1_when_something_would_not_fit() 
         .unwrap();
     assert_eq!(after, before, "a preflight copies nothing");
 }
+
+/// The bulk action: the preflight runs as a queue job, its findings land on the user, and the
+/// project sums them in words and as CSV; the user does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_preflight_runs_in_the_background_and_the_project_sums_it() {
+    let source = source_server();
+    let target = small_target();
+    seed(&source, "ann@old.example", &test_corpus(9, Some(300_000)));
+    let app = spawn_app(None).await.unwrap();
+    app.login().await.unwrap();
+    let p = app
+        .create_project(project_json(&source, &target))
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "ann@old.example", "target_email": "ann@new.example",
+                   "source_password": SOURCE_PW}),
+        )
+        .await
+        .unwrap();
+    let u = r.body["id"].as_str().unwrap().to_owned();
+    let totals = app
+        .get(&format!("/api/admin/projects/{p}/preflight"))
+        .await
+        .unwrap();
+    assert_eq!(totals.body["text"], "1 user not checked yet");
+
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users/actions/preflight"),
+            json!({"all": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let user = loop {
+        let d = app
+            .get(&format!("/api/admin/projects/{p}/users/{u}"))
+            .await
+            .unwrap();
+        if d.body["user"]["preflight"].is_object() {
+            break d.body["user"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no preflight result: {}",
+            d.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let found = &user["preflight"];
+    assert_eq!(found["oversize_messages"], 1, "{found}");
+    assert_eq!(found["fits_quota"], false, "{found}");
+    assert!(found["error"].is_null(), "{found}");
+    assert_eq!(user["state"], "new", "a preflight moves nobody");
+
+    let totals = app
+        .get(&format!("/api/admin/projects/{p}/preflight"))
+        .await
+        .unwrap();
+    assert_eq!(totals.body["checked"], 1);
+    assert_eq!(totals.body["over_quota"], 1);
+    assert_eq!(
+        totals.body["text"],
+        "0 users ready, 1 over quota, 1 oversize message (in 1 user)"
+    );
+    let csv = app
+        .http
+        .get(app.url(&format!("/api/admin/projects/{p}/preflight/export")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("ann@old.example,ann@new.example,") && row.contains(",false,"),
+        "{csv}"
+    );
+}

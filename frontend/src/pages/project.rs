@@ -157,6 +157,37 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
     }
 }
 
+#[derive(Debug, Properties, PartialEq)]
+struct PreflightTotalsProps {
+    project: Uuid,
+}
+
+/// The project's preflights summed ("312 users ready, 4 over quota, …"), read when asked:
+/// summing reads every user, too much for each poll of the page.
+#[component]
+fn PreflightTotals(props: &PreflightTotalsProps) -> Html {
+    let text = use_state(|| None::<String>);
+    let id = props.project;
+    let onclick = {
+        let text = text.clone();
+        Callback::from(move |_: MouseEvent| {
+            let text = text.clone();
+            yew::platform::spawn_local(async move {
+                text.set(Some(match endpoints::preflight_totals(id).await {
+                    Ok(v) => format!("Preflight: {}", v["text"].as_str().unwrap_or_default()),
+                    Err(e) => e.message(),
+                }));
+            });
+        })
+    };
+    html! {
+        <p class="small" id="preflight-totals" role="status">
+            <button type="button" class="button small" {onclick}>{ "Preflight totals" }</button>
+            { format!(" {}", (*text).clone().unwrap_or_default()) }
+        </p>
+    }
+}
+
 /// "Finished mailboxes are kept in sync every 6 h · cutover 15 Jan 2027, 18:00".
 fn sync_plan(plan: &contract::SyncPlan) -> String {
     let every = plan.every_hours.map(|h| {
@@ -216,7 +247,9 @@ fn users_card(state: &Handle, id: Uuid) -> Html {
                 <h2 id="users-heading">{ "Users" }</h2>
                 <a class="button small" href={endpoints::export_url(id)} download="users.csv">{ "Export CSV" }</a>
                 <a class="button small" href={endpoints::report_url(id)} download="verification.csv">{ "Verification report" }</a>
+                <a class="button small" href={endpoints::preflight_export_url(id)} download="preflight.csv">{ "Preflight CSV" }</a>
             </div>
+            <PreflightTotals project={id} />
             { filters(state) }
             <BulkBar state={state.clone()} project={id} />
             { table(state, id) }

@@ -134,6 +134,7 @@ pub fn action_label(a: BulkAction) -> &'static str {
         BulkAction::RetrySkipped => "Retry skipped",
         BulkAction::MarkVerified => "Mark verified",
         BulkAction::CutOver => "Cut over now",
+        BulkAction::Preflight => "Preflight",
         BulkAction::PurgeCredentials => "Purge passwords",
         BulkAction::Delete => "Delete",
     }
@@ -150,13 +151,15 @@ pub fn action_path(a: BulkAction) -> &'static str {
         BulkAction::RetrySkipped => "retry_skipped",
         BulkAction::MarkVerified => "mark_verified",
         BulkAction::CutOver => "cut_over",
+        BulkAction::Preflight => "preflight",
         BulkAction::PurgeCredentials => "purge_credentials",
         BulkAction::Delete => "delete",
     }
 }
 
 /// The actions the bulk toolbar offers, in order.
-pub const BULK_ACTIONS: [BulkAction; 8] = [
+pub const BULK_ACTIONS: [BulkAction; 9] = [
+    BulkAction::Preflight,
     BulkAction::Start,
     BulkAction::ResendInvite,
     BulkAction::Pause,
@@ -434,6 +437,7 @@ pub(crate) mod tests_support {
             cutover_at: None,
             cut_over_at: None,
             last_sync: None,
+            preflight: None,
             has_credentials: false,
             credentials_until: None,
             invite_sent_at: None,

@@ -163,6 +163,7 @@ fn user(project: ProjectId, source: &str, target: &str, name: &str, state: UserS
         priority: 0,
         waiting_since: None,
         sync: Default::default(),
+        preflight: None,
         line: None,
         has_credentials: false,
         invite_sent_at: Some(at(5)),

@@ -19,12 +19,21 @@ pub enum Job {
         #[serde(default)]
         attempt: u32,
     },
+    /// A preflight of one user (bulk preflight); the result is kept on the user. `attempt`
+    /// counts the times its servers were full and it was sent again.
+    Preflight {
+        user_id: Uuid,
+        #[serde(default)]
+        attempt: u32,
+    },
 }
 
 impl Job {
     pub fn user_id(&self) -> Uuid {
         match self {
-            Job::Plan { user_id, .. } | Job::Copy { user_id, .. } => *user_id,
+            Job::Plan { user_id, .. }
+            | Job::Copy { user_id, .. }
+            | Job::Preflight { user_id, .. } => *user_id,
         }
     }
 }

@@ -18,7 +18,9 @@ pub mod preflight;
 pub mod providers;
 
 pub use cutover::{DeviceSetup, SyncPlan, SyncSummary};
-pub use preflight::{PreflightFolder, PreflightReport, QuotaView};
+pub use preflight::{
+    PreflightFolder, PreflightReport, PreflightSummary, PreflightTotals, QuotaView,
+};
 pub use providers::{ConnectorKind, ProviderView, RuleView};
 
 /// Error body of every non-2xx response.
@@ -523,6 +525,9 @@ pub struct UserView {
     /// What the last delta pass changed.
     #[serde(default)]
     pub last_sync: Option<SyncSummary>,
+    /// What the last preflight found.
+    #[serde(default)]
+    pub preflight: Option<PreflightSummary>,
     /// Whether passwords (or an admin account) are available for both sides.
     pub has_credentials: bool,
     /// Until when the user's own stored passwords are kept if nothing happens (they also go
@@ -717,6 +722,9 @@ pub enum BulkAction {
     /// Copy again the messages a pass skipped because a server refused or failed them.
     RetrySkipped,
     MarkVerified,
+    /// Log in to both sides and report what would not fit, copying nothing (in the background:
+    /// each user's result lands on the user, the project's sums at `/preflight`).
+    Preflight,
     /// Cut the user over now: a final delta pass, then the mail with the new account's
     /// settings (sets the user's cutover time to now).
     CutOver,

@@ -60,3 +60,52 @@ pub struct QuotaView {
     pub used_bytes: u64,
     pub limit_bytes: u64,
 }
+
+/// What a user's last preflight found, kept on the user: a bulk preflight runs in the
+/// background, one queue job per user, and the console shows and sums these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PreflightSummary {
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
+    pub checked_at: OffsetDateTime,
+    pub messages: u64,
+    pub bytes: u64,
+    pub oversize_messages: u64,
+    /// Absent when the target reports no quota.
+    pub fits_quota: Option<bool>,
+    pub estimate_seconds: u64,
+    /// What would not go as planned; empty when the user is ready.
+    pub problems: Vec<String>,
+    /// Why the preflight could not run (a refused login, an unreachable server).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl PreflightSummary {
+    pub fn ready(&self) -> bool {
+        self.error.is_none() && self.problems.is_empty()
+    }
+}
+
+/// A project's preflights summed (`GET /api/admin/projects/{id}/preflight`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PreflightTotals {
+    pub users: u64,
+    /// Users with a preflight result (ready or not, or failed to run).
+    pub checked: u64,
+    pub ready: u64,
+    pub over_quota: u64,
+    /// Users with messages larger than the target takes, and how many messages in all.
+    pub with_oversize: u64,
+    pub oversize_messages: u64,
+    /// Preflights that could not run (login refused, server unreachable).
+    pub failed: u64,
+    pub messages: u64,
+    pub bytes: u64,
+    /// The checked users' estimates added up (one after the other; users copy in parallel).
+    pub estimate_seconds: u64,
+    /// The sums in words: "312 users ready, 4 over quota, 27 oversize messages (in 9 users)".
+    pub text: String,
+}

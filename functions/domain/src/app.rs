@@ -20,6 +20,7 @@ mod auth_input;
 mod connection_test;
 mod copy;
 mod cutover;
+mod preflights;
 mod projects;
 mod report;
 mod retention;

@@ -349,6 +349,9 @@ pub struct MailUser {
     /// Delta passes after the first, and the cutover.
     #[serde(default)]
     pub sync: SyncState,
+    /// What the last preflight found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<contract::PreflightSummary>,
     /// Per-user passwords are stored (sealed) for the sides that need them.
     pub has_credentials: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -378,6 +381,7 @@ impl MailUser {
             cutover_at: self.sync.cutover_at,
             cut_over_at: self.sync.cut_over_at,
             last_sync: self.sync.last.clone(),
+            preflight: self.preflight.clone(),
             has_credentials: self.has_credentials,
             credentials_until: None,
             invite_sent_at: self.invite_sent_at,

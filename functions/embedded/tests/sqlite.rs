@@ -60,6 +60,7 @@ fn user(project: ProjectId, source: &str, display_name: &str) -> MailUser {
         priority: 0,
         waiting_since: None,
         sync: Default::default(),
+        preflight: None,
         line: None,
         has_credentials: false,
         invite_sent_at: Some(now),

@@ -341,6 +341,7 @@ fn mail_user(
         priority,
         waiting_since: None,
         sync: Default::default(),
+        preflight: None,
         line: None,
         has_credentials: true,
         invite_sent_at: None,

@@ -54,6 +54,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(user_action),
         )
         .route("/projects/{id}/users/{uid}/preflight", post(preflight))
+        .route("/projects/{id}/preflight", get(preflight_totals))
+        .route("/projects/{id}/preflight/export", get(export_preflights))
         .route("/outbox", get(outbox))
         .route("/providers", get(providers))
 }
@@ -379,6 +381,22 @@ async fn preflight(
     let project = st.app.project(ProjectId(id)).await?;
     let user = st.app.user_in(project.id, UserId(uid)).await?;
     Ok(axum::Json(st.app.preflight(&project, &user).await?))
+}
+
+async fn preflight_totals(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<contract::PreflightTotals>> {
+    Ok(axum::Json(st.app.preflight_totals(ProjectId(id)).await?))
+}
+
+async fn export_preflights(
+    State(st): S,
+    ApiPath(id): ApiPath<Uuid>,
+    AdminActor(actor): AdminActor,
+) -> ApiResult<Response> {
+    let csv = st.app.preflight_csv(ProjectId(id), &actor).await?;
+    Ok(csv_download("preflight.csv", csv))
 }
 
 async fn delete_user(

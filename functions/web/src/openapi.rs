@@ -252,7 +252,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/admin/projects/{id}/users/actions/{action}",
-        summary: "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, cut_over, purge_credentials, delete) on selected or all users",
+        summary: "Bulk action (start, resend_invite, pause, retry, delta, retry_skipped, mark_verified, preflight, cut_over, purge_credentials, delete) on selected or all users",
         request: Some("Selection"),
         status: 200,
         response: Some("BulkResult"),
@@ -300,6 +300,28 @@ pub const OPERATIONS: &[Operation] = &[
         request: None,
         status: 200,
         response: Some("PreflightReport"),
+        query: &[],
+        or_no_content: false,
+        admin: true,
+    },
+    Operation {
+        method: "get",
+        path: "/api/admin/projects/{id}/preflight",
+        summary: "The project's preflights summed (bulk action preflight runs them in the background): users ready, over quota, with oversize messages, not checked, in numbers and in words",
+        request: None,
+        status: 200,
+        response: Some("PreflightTotals"),
+        query: &[],
+        or_no_content: false,
+        admin: true,
+    },
+    Operation {
+        method: "get",
+        path: "/api/admin/projects/{id}/preflight/export",
+        summary: "Every user's last preflight as CSV",
+        request: None,
+        status: 200,
+        response: Some("text/csv"),
         query: &[],
         or_no_content: false,
         admin: true,
@@ -410,6 +432,7 @@ fn type_schema(generator: &mut SchemaGenerator, name: &str) -> Value {
         "ConnectionTestResult" => generator.subschema_for::<ConnectionTestResult>(),
         "UserPage" => generator.subschema_for::<UserPage>(),
         "PreflightReport" => generator.subschema_for::<PreflightReport>(),
+        "PreflightTotals" => generator.subschema_for::<contract::PreflightTotals>(),
         "UserInput" => generator.subschema_for::<UserInput>(),
         "UserView" => generator.subschema_for::<UserView>(),
         "UserDetail" => generator.subschema_for::<UserDetail>(),
@@ -463,7 +486,7 @@ fn path_parameter(name: &str) -> Value {
         "side" => json!({"type": "string", "enum": ["source", "target"]}),
         "action" => json!({"type": "string", "enum": [
             "start", "resend_invite", "pause", "retry", "delta", "retry_skipped",
-            "mark_verified", "cut_over", "purge_credentials", "delete"
+            "mark_verified", "preflight", "cut_over", "purge_credentials", "delete"
         ]}),
         _ => json!({"type": "string"}),
     };

@@ -101,6 +101,7 @@ fn user(project: ProjectId, state: UserState) -> MailUser {
         priority: 0,
         waiting_since: None,
         sync: Default::default(),
+        preflight: None,
         line: None,
         has_credentials: true,
         invite_sent_at: None,

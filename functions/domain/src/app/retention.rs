@@ -251,6 +251,7 @@ mod tests {
             priority: 0,
             waiting_since: None,
             sync: Default::default(),
+            preflight: None,
             line: None,
             has_credentials,
             invite_sent_at: None,

@@ -98,6 +98,7 @@ impl App {
             priority: 0,
             waiting_since: None,
             sync: Default::default(),
+            preflight: None,
             line: None,
             has_credentials: false,
             invite_sent_at: None,
@@ -680,6 +681,7 @@ impl App {
                 | BulkAction::Delta
                 | BulkAction::RetrySkipped
                 | BulkAction::CutOver
+                | BulkAction::Preflight
         ) {
             Self::require_open(project)?;
             for (side, connector) in [("source", &project.source), ("target", &project.target)] {
@@ -700,6 +702,7 @@ impl App {
                 self.start_delta(user, PassReason::Admin).await?
             }
             BulkAction::CutOver => self.cut_over_now(project, user).await?,
+            BulkAction::Preflight => self.queue_preflight(project, user).await?,
             BulkAction::RetrySkipped => {
                 self.require_passwords(project, user).await?;
                 self.retry_skipped(user).await?

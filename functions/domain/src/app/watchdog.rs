@@ -154,6 +154,7 @@ mod tests {
             priority: 0,
             waiting_since: None,
             sync: Default::default(),
+            preflight: None,
             line: None,
             has_credentials: false,
             invite_sent_at: None,

@@ -33,6 +33,8 @@ impl App {
         };
         let pass = match job {
             Job::Plan { pass, .. } | Job::Copy { pass, .. } => *pass,
+            // A preflight belongs to no pass and runs in any state: it copies nothing.
+            Job::Preflight { attempt, .. } => return self.run_preflight_job(&user, *attempt).await,
         };
         if pass != user.pass || !matches!(user.state, UserState::Scheduled | UserState::Working) {
             tracing::info!(user = %user.id, job_pass = pass, user_pass = user.pass, state = ?user.state, "dropping a stale job");

@@ -190,6 +190,8 @@ impl App {
                     self.copy_folder(&project, user, folder, *attempt, deadline, hard_stop)
                         .await
                 }
+                // Handled before any slot is taken (`handle_job`); never reaches here.
+                Job::Preflight { .. } => Ok(JobOutcome::Done),
             }
         };
         let result = self.holding(&slots, work).await;

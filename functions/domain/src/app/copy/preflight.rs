@@ -143,6 +143,9 @@ impl App {
         };
         let report = self.holding(&slots, work).await;
         self.give_back(&slots).await;
+        if let Ok(r) = &report {
+            self.keep_preflight(user.id, summary_of(r)).await;
+        }
         report
     }
 
@@ -228,6 +231,20 @@ impl App {
         };
         report.problems = problems(&report, &source_caps, &target_caps);
         Ok(report)
+    }
+}
+
+/// What the user keeps of a report.
+pub(crate) fn summary_of(r: &PreflightReport) -> contract::PreflightSummary {
+    contract::PreflightSummary {
+        checked_at: r.checked_at,
+        messages: r.messages,
+        bytes: r.bytes,
+        oversize_messages: r.oversize_messages,
+        fits_quota: r.fits_quota,
+        estimate_seconds: r.estimate_seconds,
+        problems: r.problems.clone(),
+        error: None,
     }
 }
 

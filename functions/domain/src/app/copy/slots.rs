@@ -22,7 +22,7 @@ use super::{App, JobOutcome};
 fn spread(job: &Job) -> u64 {
     let spread = job.user_id().as_u128().wrapping_add(match job {
         Job::Copy { folder, .. } => folder.bytes().map(u128::from).sum(),
-        Job::Plan { .. } => 0,
+        Job::Plan { .. } | Job::Preflight { .. } => 0,
     });
     (spread % 1_000_003) as u64
 }
@@ -272,6 +272,7 @@ mod tests {
             priority: 0,
             waiting_since: None,
             sync: Default::default(),
+            preflight: None,
             line: None,
             has_credentials: true,
             invite_sent_at: None,

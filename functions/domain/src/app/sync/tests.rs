@@ -46,6 +46,7 @@ fn user(state: UserState, ended: OffsetDateTime) -> MailUser {
             pass_ended_at: Some(ended),
             ..SyncState::default()
         },
+        preflight: None,
         line: None,
         has_credentials: true,
         invite_sent_at: None,
