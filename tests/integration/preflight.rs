@@ -4,7 +4,7 @@
 //! and the target is left exactly as it was.
 
 use integration_tests::corpus::test_corpus;
-use integration_tests::{snapshot, spawn_app};
+use integration_tests::{TestApp, snapshot, spawn_app};
 use reqwest::StatusCode;
 use serde_json::json;
 use testbed::{Dovecot, DovecotOptions, SpecialFolder};
@@ -35,6 +35,26 @@ fn small_target() -> Dovecot {
     .expect("target dovecot")
 }
 
+/// Signs in, creates the project and adds Ann with her source password (not started);
+/// returns the project and user ids.
+async fn ann_added(app: &TestApp, source: &Dovecot, target: &Dovecot) -> (String, String) {
+    app.login().await.unwrap();
+    let p = app
+        .create_project(project_json(source, target))
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/projects/{p}/users"),
+            json!({"source_email": "ann@old.example", "target_email": "ann@new.example",
+                   "source_password": SOURCE_PW}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (p, r.body["id"].as_str().unwrap().to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preflight_finds_what_will_not_fit_and_copies_nothing() {
     let source = source_server();
@@ -52,21 +72,7 @@ async fn a_preflight_finds_what_will_not_fit_and_copies_nothing() {
         .unwrap();
 
     let app = spawn_app(None).await.unwrap();
-    app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(&source, &target))
-        .await
-        .unwrap();
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users"),
-            json!({"source_email": "ann@old.example", "target_email": "ann@new.example",
-                   "source_password": SOURCE_PW}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let u = r.body["id"].as_str().unwrap().to_owned();
+    let (p, u) = ann_added(&app, &source, &target).await;
 
     let r = app
         .post(
@@ -199,20 +205,7 @@ async fn a_bulk_preflight_runs_in_the_background_and_the_project_sums_it() {
     let target = small_target();
     seed(&source, "ann@old.example", &test_corpus(9, Some(300_000)));
     let app = spawn_app(None).await.unwrap();
-    app.login().await.unwrap();
-    let p = app
-        .create_project(project_json(&source, &target))
-        .await
-        .unwrap();
-    let r = app
-        .post(
-            &format!("/api/admin/projects/{p}/users"),
-            json!({"source_email": "ann@old.example", "target_email": "ann@new.example",
-                   "source_password": SOURCE_PW}),
-        )
-        .await
-        .unwrap();
-    let u = r.body["id"].as_str().unwrap().to_owned();
+    let (p, u) = ann_added(&app, &source, &target).await;
     let totals = app
         .get(&format!("/api/admin/projects/{p}/preflight"))
         .await
