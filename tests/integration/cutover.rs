@@ -317,6 +317,30 @@ async fn a_batch_cutover_runs_a_final_pass_and_mails_each_user_once_with_their_o
         thunderbird.contains("<hostname>smtp.new.example</hostname>"),
         "{thunderbird}"
     );
+    // The project's record: Ann's row has her cutover and final pass, Bob's none yet.
+    let csv = app
+        .http
+        .get(app.url(&format!("/api/admin/projects/{p}/users/export")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in rows.records().map(Result::unwrap) {
+        let ann_row = &row[0] == "ann@old.example";
+        assert_eq!(!row[col("cut_over_at")].is_empty(), ann_row, "{csv}");
+        assert_eq!(
+            &row[col("state")],
+            if ann_row { "cut_over" } else { "completed" }
+        );
+        if ann_row {
+            assert_eq!(&row[col("last_sync_new_messages")], "2", "{csv}");
+        }
+    }
     let token = path.trim_start_matches("/setup/");
     let r = app.get(&format!("/api/migrate/{token}")).await.unwrap();
     assert_eq!(

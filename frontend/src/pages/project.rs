@@ -127,7 +127,7 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             </p>
             <p class="muted small">{ invites(&project) }</p>
             if project.sync.every_hours.is_some() || project.sync.cutover_at.is_some() {
-                <p class="muted small" id="sync-plan">{ sync_plan(&project.sync) }</p>
+                <p class="muted small" id="sync-plan">{ sync_plan(&project) }</p>
             }
             if !project.connections.is_empty() {
                 <p class="muted small" id="connections-now">{ crate::state::project::connections_now(&project.connections) }</p>
@@ -189,16 +189,32 @@ fn PreflightTotals(props: &PreflightTotalsProps) -> Html {
 }
 
 /// "Finished mailboxes are kept in sync every 6 h · cutover 15 Jan 2027, 18:00".
-fn sync_plan(plan: &contract::SyncPlan) -> String {
+/// Once the cutover time has passed, how many users are behind it.
+fn sync_plan(project: &ProjectView) -> String {
+    let plan = &project.sync;
     let every = plan.every_hours.map(|h| {
         format!(
             "Finished mailboxes are kept in sync every {}",
             format::plural(h.into(), "hour", "hours")
         )
     });
-    let cutover = plan
-        .cutover_at
-        .map(|t| format!("cutover {} (users' own times win)", format::datetime(t)));
+    let now = crate::hooks::now_ms() / 1000.0;
+    let cutover = plan.cutover_at.map(|t| {
+        let at = format::datetime(t);
+        if (t.unix_timestamp() as f64) > now {
+            return format!("cutover {at} (users' own times win)");
+        }
+        let all: u64 = project.users_by_state.values().sum();
+        let cut = project
+            .users_by_state
+            .get(&UserState::CutOver)
+            .copied()
+            .unwrap_or(0);
+        format!(
+            "cutover {at} passed: {cut} of {all} cut over, {} behind",
+            all - cut
+        )
+    });
     every
         .into_iter()
         .chain(cutover)

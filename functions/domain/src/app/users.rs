@@ -500,7 +500,8 @@ impl App {
         }
     }
 
-    /// The project's users as CSV (no passwords), for spreadsheets and re-import.
+    /// The project's users as CSV (no passwords): the project's record for spreadsheets, with
+    /// each user's state, progress, last sync, cutover and preflight.
     pub async fn export_csv(
         &self,
         project_id: ProjectId,
@@ -521,9 +522,25 @@ impl App {
             "bytes_total",
             "skipped",
             "last_error",
+            "priority",
+            "cutover_at",
+            "cut_over_at",
+            "last_sync_ended_at",
+            "last_sync_new_messages",
+            "last_sync_flag_changes",
+            "last_sync_moved",
+            "last_sync_removed",
+            "preflight_checked_at",
+            "preflight_ready",
         ])
         .map_err(AppError::internal)?;
+        let time =
+            |t: Option<time::OffsetDateTime>| t.map_or(String::new(), super::sync::date_time);
         for u in &users {
+            let last = u.sync.last.as_ref();
+            let figure = |f: fn(&contract::SyncSummary) -> u64| {
+                last.map_or(String::new(), |l| f(l).to_string())
+            };
             let row = [
                 u.source_email.to_string(),
                 u.target_email.to_string(),
@@ -536,6 +553,18 @@ impl App {
                 u.progress.bytes_total.to_string(),
                 u.progress.skipped.to_string(),
                 u.last_error.clone().unwrap_or_default(),
+                u.priority.to_string(),
+                time(u.sync.cutover_at),
+                time(u.sync.cut_over_at),
+                time(last.map(|l| l.ended_at)),
+                figure(|l| l.new_messages),
+                figure(|l| l.flag_changes),
+                figure(|l| l.moved),
+                figure(|l| l.removed),
+                time(u.preflight.as_ref().map(|p| p.checked_at)),
+                u.preflight
+                    .as_ref()
+                    .map_or(String::new(), |p| p.ready().to_string()),
             ];
             w.write_record(row.iter().map(|c| super::report::spreadsheet_safe(c)))
                 .map_err(AppError::internal)?;
