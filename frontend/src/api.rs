@@ -331,16 +331,6 @@ pub mod endpoints {
         format!("/api/admin/projects/{id}/preflight/export")
     }
 
-    /// The project's preflights summed; only `text` is shown, so it is read as JSON.
-    pub async fn preflight_totals(id: Uuid) -> Result<serde_json::Value, ApiError> {
-        request(
-            Method::Get,
-            &format!("/api/admin/projects/{id}/preflight"),
-            NO_BODY,
-        )
-        .await
-    }
-
     /// A page of the project's audit trail, newest first; `before` is the last id seen.
     pub async fn audit(id: Uuid, before: Option<&str>) -> Result<AuditPage, ApiError> {
         let path = match before {

@@ -242,6 +242,18 @@ async fn a_bulk_preflight_runs_in_the_background_and_the_project_sums_it() {
     assert!(found["error"].is_null(), "{found}");
     assert_eq!(user["state"], "new", "a preflight moves nobody");
 
+    // The watchdog's tick sums the project again; the project view shows the words.
+    assert_eq!(app.app().refresh_preflight_totals().await.unwrap(), 1);
+    assert_eq!(
+        app.app().refresh_preflight_totals().await.unwrap(),
+        0,
+        "once"
+    );
+    let view = app.get(&format!("/api/admin/projects/{p}")).await.unwrap();
+    assert_eq!(
+        view.body["preflight"],
+        "0 users ready, 1 over quota, 1 oversize message (in 1 user)"
+    );
     let totals = app
         .get(&format!("/api/admin/projects/{p}/preflight"))
         .await

@@ -126,6 +126,9 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
                 <span>{ endpoint(&project.target) }</span>
             </p>
             <p class="muted small">{ invites(&project) }</p>
+            if let Some(text) = &project.preflight {
+                <p class="muted small" id="preflight-totals">{ format!("Preflight: {text}") }</p>
+            }
             if project.sync.every_hours.is_some() || project.sync.cutover_at.is_some() {
                 <p class="muted small" id="sync-plan">{ sync_plan(&project) }</p>
             }
@@ -154,37 +157,6 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
             <AuditTrail project={id} />
             <Lifecycle project={project.clone()} on_changed={refresh} />
         </Shell>
-    }
-}
-
-#[derive(Debug, Properties, PartialEq)]
-struct PreflightTotalsProps {
-    project: Uuid,
-}
-
-/// The project's preflights summed ("312 users ready, 4 over quota, …"), read when asked:
-/// summing reads every user, too much for each poll of the page.
-#[component]
-fn PreflightTotals(props: &PreflightTotalsProps) -> Html {
-    let text = use_state(|| None::<String>);
-    let id = props.project;
-    let onclick = {
-        let text = text.clone();
-        Callback::from(move |_: MouseEvent| {
-            let text = text.clone();
-            yew::platform::spawn_local(async move {
-                text.set(Some(match endpoints::preflight_totals(id).await {
-                    Ok(v) => format!("Preflight: {}", v["text"].as_str().unwrap_or_default()),
-                    Err(e) => e.message(),
-                }));
-            });
-        })
-    };
-    html! {
-        <p class="small" id="preflight-totals" role="status">
-            <button type="button" class="button small" {onclick}>{ "Preflight totals" }</button>
-            { format!(" {}", (*text).clone().unwrap_or_default()) }
-        </p>
     }
 }
 
@@ -265,7 +237,6 @@ fn users_card(state: &Handle, id: Uuid) -> Html {
                 <a class="button small" href={endpoints::report_url(id)} download="verification.csv">{ "Verification report" }</a>
                 <a class="button small" href={endpoints::preflight_export_url(id)} download="preflight.csv">{ "Preflight CSV" }</a>
             </div>
-            <PreflightTotals project={id} />
             { filters(state) }
             <BulkBar state={state.clone()} project={id} />
             { table(state, id) }

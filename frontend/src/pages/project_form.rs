@@ -218,16 +218,7 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
                     oninput={edit(state, Field::FolderMap)}
                     error={s.field_error(Field::FolderMap)}
                 />
-                <TextField
-                    id={Field::MaxSize.id()}
-                    label="Skip messages larger than (MB)"
-                    hint="Skipped messages are listed with their reason"
-                    inputmode="numeric"
-                    value={s.max_size_mb.clone()}
-                    oninput={edit(state, Field::MaxSize)}
-                    onblur={blur(state, Field::MaxSize)}
-                    error={s.field_error(Field::MaxSize)}
-                />
+                { form_field(state, Field::MaxSize, "Skip messages larger than (MB)", "Skipped messages are listed with their reason", "numeric") }
                 <SelectField
                     id={Field::VerifyContent.id()}
                     label="Read copies back to compare them with the source"
@@ -252,31 +243,22 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
             </details>
             <details class="card" open={[&s.source_server_limit, &s.target_server_limit, &s.mailbox_limit, &s.daily_download_mb, &s.daily_upload_mb].iter().any(|v| !v.is_empty())}>
                 <summary><h2 class="inline">{ "Connections" }</h2><span class="muted small">{ " — the provider's limits unless you say otherwise" }</span></summary>
-                { limit_field(state, Field::SourceServerLimit, "At most this many connections to the source server", "Over all users of every project copying from it. Empty: 16 for an IMAP server, no limit for Microsoft 365 and Google") }
-                { limit_field(state, Field::TargetServerLimit, "At most this many connections to the target server", "Over all users of every project copying to it") }
-                { limit_field(state, Field::MailboxLimit, "At most this many connections to one mailbox", "On either side. Empty: 4 for an IMAP server, 8 for Microsoft 365, 15 for Gmail; lower it when a server refuses logins for too many connections") }
-                { limit_field(state, Field::DailyDownload, "At most this many MB downloaded per source mailbox a day", "Over any 24 hours; a mailbox that reaches it pauses until it renews. Empty: 2,500 for Google, none otherwise") }
-                { limit_field(state, Field::DailyUpload, "At most this many MB uploaded per target mailbox a day", "Empty: 500 for Google, none otherwise") }
+                { form_field(state, Field::SourceServerLimit, "At most this many connections to the source server", "Over all users of every project copying from it. Empty: 16 for an IMAP server, no limit for Microsoft 365 and Google", "numeric") }
+                { form_field(state, Field::TargetServerLimit, "At most this many connections to the target server", "Over all users of every project copying to it", "numeric") }
+                { form_field(state, Field::MailboxLimit, "At most this many connections to one mailbox", "On either side. Empty: 4 for an IMAP server, 8 for Microsoft 365, 15 for Gmail; lower it when a server refuses logins for too many connections", "numeric") }
+                { form_field(state, Field::DailyDownload, "At most this many MB downloaded per source mailbox a day", "Over any 24 hours; a mailbox that reaches it pauses until it renews. Empty: 2,500 for Google, none otherwise", "numeric") }
+                { form_field(state, Field::DailyUpload, "At most this many MB uploaded per target mailbox a day", "Empty: 500 for Google, none otherwise", "numeric") }
             </details>
             <details class="card" open={[&s.sync_hours, &s.cutover_at, &s.smtp_host].iter().any(|v| !v.is_empty())}>
                 <summary><h2 class="inline">{ "Sync and cutover" }</h2><span class="muted small">{ " — after the first pass" }</span></summary>
-                <TextField id={Field::SyncHours.id()} label="Keep finished mailboxes in sync every this many hours" hint="A delta pass for each finished user, until its cutover. Empty: only when you ask" inputmode="numeric" value={s.sync_hours.clone()} oninput={edit(state, Field::SyncHours)} onblur={blur(state, Field::SyncHours)} error={s.field_error(Field::SyncHours)} />
-                <TextField id={Field::CutoverAt.id()} label="Cutover (UTC)" kind="datetime-local" hint="Each finished user gets a final delta pass, is cut over and mailed the new account's settings. A CSV column cutover_at gives a batch its own time" value={s.cutover_at.clone()} oninput={edit(state, Field::CutoverAt)} onblur={blur(state, Field::CutoverAt)} error={s.field_error(Field::CutoverAt)} />
-                <TextField id={Field::SmtpHost.id()} label="Outgoing mail server of the new accounts" hint="For the cutover mail and the device set-up page. Empty: the target's IMAP host" value={s.smtp_host.clone()} oninput={edit(state, Field::SmtpHost)} onblur={blur(state, Field::SmtpHost)} error={s.field_error(Field::SmtpHost)} />
-                <TextField id={Field::SmtpPort.id()} label="Its port" hint="Empty: 587 (STARTTLS); 465 is TLS" inputmode="numeric" value={s.smtp_port.clone()} oninput={edit(state, Field::SmtpPort)} onblur={blur(state, Field::SmtpPort)} error={s.field_error(Field::SmtpPort)} />
+                { form_field(state, Field::SyncHours, "Keep finished mailboxes in sync every this many hours", "A delta pass for each finished user, until its cutover. Empty: only when you ask", "numeric") }
+                { form_field(state, Field::CutoverAt, "Cutover (UTC)", "Each finished user gets a final delta pass, is cut over and mailed the new account's settings. A CSV column cutover_at gives a batch its own time", "datetime-local") }
+                { form_field(state, Field::SmtpHost, "Outgoing mail server of the new accounts", "For the cutover mail and the device set-up page. Empty: the target's IMAP host", "text") }
+                { form_field(state, Field::SmtpPort, "Its port", "Empty: 587 (STARTTLS); 465 is TLS", "numeric") }
             </details>
             <section class="card" aria-labelledby="pf-retention-heading">
                 <h2 id="pf-retention-heading">{ "Stored passwords" }</h2>
-                <TextField
-                    id={Field::IdleDays.id()}
-                    label="Delete a user's stored passwords after this many days without activity"
-                    hint="They are also deleted when the user is marked verified and when the project is closed; the copy asks for them again"
-                    inputmode="numeric"
-                    value={s.idle_days.clone()}
-                    oninput={edit(state, Field::IdleDays)}
-                    onblur={blur(state, Field::IdleDays)}
-                    error={s.field_error(Field::IdleDays)}
-                />
+                { form_field(state, Field::IdleDays, "Delete a user's stored passwords after this many days without activity", "They are also deleted when the user is marked verified and when the project is closed; the copy asks for them again", "numeric") }
             </section>
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled={s.saving}>
@@ -292,12 +274,14 @@ fn form(state: &Handle, id: Option<Uuid>) -> Html {
     }
 }
 
-/// A connection-limit input (a whole number, or empty for the provider's default).
-fn limit_field(
+/// A text input bound to one field of the form: every such input is this one instantiation
+/// (each `html!` of a component is code in the download).
+fn form_field(
     state: &UseReducerHandle<ProjectFormState>,
     field: Field,
     label: &'static str,
     hint: &'static str,
+    kind: &'static str,
 ) -> Html {
     let s = &**state;
     html! {
@@ -305,14 +289,9 @@ fn limit_field(
             id={field.id()}
             label={label}
             hint={hint}
-            inputmode="numeric"
-            value={match field {
-                Field::SourceServerLimit => s.source_server_limit.clone(),
-                Field::TargetServerLimit => s.target_server_limit.clone(),
-                Field::DailyDownload => s.daily_download_mb.clone(),
-                Field::DailyUpload => s.daily_upload_mb.clone(),
-                _ => s.mailbox_limit.clone(),
-            }}
+            kind={if kind == "numeric" { "text" } else { kind }}
+            inputmode={(kind == "numeric").then_some("numeric")}
+            value={s.text(field).unwrap_or_default().to_owned()}
             oninput={edit(state, field)}
             onblur={blur(state, field)}
             error={s.field_error(field)}

@@ -166,16 +166,6 @@ fn overview(state: &Handle, detail: &UserDetail, project: Uuid) -> Html {
                     (false, None) => " · no passwords stored".to_owned(),
                 } }
             </p>
-            if let Some(last) = &u.last_sync {
-                <p class="small">{ format!("Last sync: pass {} ({}), ended {}: {} new, {} flag changes, {} removed", last.pass, last.reason, format::datetime(last.ended_at), last.new_messages, last.flag_changes, last.removed) }</p>
-            }
-            if u.cut_over_at.is_some() || u.cutover_at.is_some() {
-                <p class="small">{ match (u.cut_over_at, u.cutover_at) {
-                    (Some(at), _) => format!("Cut over {}; the new account's settings were mailed to {}", format::datetime(at), u.target_email),
-                    (None, Some(at)) => format!("Cutover {} (this user's own time)", format::datetime(at)),
-                    (None, None) => String::new(),
-                } }</p>
-            }
             <div class="form-actions" role="group" aria-label="Actions on this user">
                 { for actions_for(u.state)
                     .into_iter()

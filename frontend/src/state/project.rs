@@ -528,6 +528,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             connections: vec![],
+            preflight: None,
         }
     }
 

@@ -439,7 +439,7 @@ impl ProjectFormState {
     }
 
     /// The text of a text input.
-    fn text(&self, field: Field) -> Option<&str> {
+    pub fn text(&self, field: Field) -> Option<&str> {
         Some(match field {
             Field::Name => &self.name,
             Field::AdminEmail => &self.admin_email,
@@ -605,20 +605,16 @@ impl ProjectFormState {
         self.idle_days = p.retention.idle_days.to_string();
         self.kept_copy = p.copy.clone();
         self.sync_hours = text(p.sync.every_hours);
+        // The date-and-time input's form: RFC 3339 cut after the minutes, in UTC.
         self.cutover_at = p
             .sync
             .cutover_at
-            .map(|t| {
-                let t = t.to_offset(time::UtcOffset::UTC);
-                format!(
-                    "{}-{:02}-{:02}T{:02}:{:02}",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute()
-                )
+            .and_then(|t| {
+                t.to_offset(time::UtcOffset::UTC)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
             })
+            .map(|t| t.chars().take(16).collect())
             .unwrap_or_default();
         self.smtp_host = p.sync.smtp_host.clone().unwrap_or_default();
         self.smtp_port = p.sync.smtp_port.map(|n| n.to_string()).unwrap_or_default();
@@ -863,6 +859,7 @@ mod tests {
             version: 4,
             users_by_state: Default::default(),
             connections: vec![],
+            preflight: None,
         }
     }
 

@@ -332,6 +332,10 @@ pub struct ProjectView {
     /// using the server).
     #[serde(default)]
     pub connections: Vec<ConnectionUse>,
+    /// The users' preflights summed in words ("312 users ready, 4 over quota, …"), as last
+    /// summed (within a minute or so of the last preflight); absent before any preflight.
+    #[serde(default)]
+    pub preflight: Option<String>,
 }
 
 /// How many connections to one server are open now, of how many allowed.
@@ -514,19 +518,26 @@ pub struct UserView {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     pub waiting_since: Option<OffsetDateTime>,
+    // The console shows the four fields below from the user's events (each delta pass and the
+    // cutover are logged there) and the preflight from its report, so its build skips them:
+    // parsing them would only grow the download.
     /// This user's own cutover time; absent: the project's.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub cutover_at: Option<OffsetDateTime>,
     /// When the user was cut over.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub cut_over_at: Option<OffsetDateTime>,
     /// What the last delta pass changed.
     #[serde(default)]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub last_sync: Option<SyncSummary>,
     /// What the last preflight found.
     #[serde(default)]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub preflight: Option<PreflightSummary>,
     /// Whether passwords (or an admin account) are available for both sides.
     pub has_credentials: bool,

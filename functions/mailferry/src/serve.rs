@@ -417,6 +417,9 @@ async fn watchdog_loop(app: App, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not start the syncs and cutovers due"),
         }
+        if let Err(e) = app.refresh_preflight_totals().await {
+            tracing::error!(error = %e, "could not sum the projects' preflights");
+        }
         if let Err(e) = app.retention_sweep_if_due().await {
             tracing::error!(error = %e, "the retention sweep could not delete idle passwords");
         }

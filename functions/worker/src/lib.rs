@@ -224,6 +224,9 @@ pub async fn handle_invocation(
                 .sync_due(app.deps().clock.now())
                 .await
                 .map_err(|e| e.to_string())?;
+            app.refresh_preflight_totals()
+                .await
+                .map_err(|e| e.to_string())?;
             // The sweep runs at most hourly whatever the schedule of this invocation.
             let purged = app
                 .retention_sweep_if_due()

@@ -19,6 +19,16 @@ use super::{App, JobOutcome};
 /// records that it could not run.
 const FULL_RETRIES: u32 = 60;
 
+/// Settings keys: a project's sums in words as last computed, and whether a preflight ended
+/// since. The project view shows the stored words (summing reads every user: too much for each
+/// poll of the console); the watchdog's tick sums again when a preflight ended.
+fn totals_key(project: ProjectId) -> String {
+    format!("preflight-totals:{project}")
+}
+fn stale_key(project: ProjectId) -> String {
+    format!("preflight-stale:{project}")
+}
+
 /// The sums of a project's users' preflights (`None`: not checked yet).
 pub(crate) fn totals(users: &[Option<&PreflightSummary>]) -> PreflightTotals {
     let checked: Vec<&PreflightSummary> = users.iter().flatten().copied().collect();
@@ -89,6 +99,40 @@ impl App {
         {
             tracing::warn!(user = %user, error = %e, "could not keep the preflight's findings");
         }
+        let project = match self.deps.store.get_user(user).await {
+            Ok(Some(u)) => u.project_id,
+            _ => return,
+        };
+        if let Err(e) = self.deps.store.put_setting(&stale_key(project), "1").await {
+            tracing::warn!(error = %e, "could not mark the project's preflight sums stale");
+        }
+    }
+
+    /// The project's preflight sums in words as last computed (`None` before any preflight).
+    pub(crate) async fn stored_preflight_text(&self, project: ProjectId) -> Option<String> {
+        self.deps
+            .store
+            .get_setting(&totals_key(project))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Sums the preflights again of every project where one ended since the last sums (run by
+    /// the watchdog's tick). The flag is cleared before summing, so a preflight ending
+    /// meanwhile marks it again and the next tick counts it.
+    pub async fn refresh_preflight_totals(&self) -> Result<u32, AppError> {
+        let mut refreshed = 0;
+        for project in self.deps.store.list_projects().await? {
+            let key = stale_key(project.id);
+            if self.deps.store.get_setting(&key).await?.as_deref() != Some("1") {
+                continue;
+            }
+            self.deps.store.put_setting(&key, "0").await?;
+            self.preflight_totals(project.id).await?;
+            refreshed += 1;
+        }
+        Ok(refreshed)
     }
 
     /// The bulk action for one user: its preflight is queued.
@@ -151,7 +195,14 @@ impl App {
         let all = self.all_users(project).await?;
         let found: Vec<Option<&PreflightSummary>> =
             all.iter().map(|u| u.preflight.as_ref()).collect();
-        Ok(totals(&found))
+        let sums = totals(&found);
+        if sums.checked > 0 {
+            self.deps
+                .store
+                .put_setting(&totals_key(project), &sums.text)
+                .await?;
+        }
+        Ok(sums)
     }
 
     /// Every user's last preflight as CSV (users not checked yet have empty figures).

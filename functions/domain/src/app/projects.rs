@@ -402,6 +402,7 @@ impl App {
                 .filter(|(_, n)| *n > 0)
                 .collect::<BTreeMap<_, _>>(),
             connections: self.server_connections(project).await,
+            preflight: self.stored_preflight_text(project.id).await,
         })
     }
 

@@ -664,19 +664,29 @@ impl App {
         if first_cutover {
             self.send_cutover_mail(&project, &completed).await;
         }
-        // Scheduled syncs and the cutover say what they changed in the user's view; only a
-        // pass someone asked for is announced by mail.
+        // Every delta pass says what it changed in the user's events (the console shows them);
+        // only a pass someone asked for is announced by mail.
+        if let Some(last) = completed
+            .sync
+            .last
+            .as_ref()
+            .filter(|l| l.pass == completed.pass)
+        {
+            self.log_event(
+                &completed,
+                format!(
+                    "delta pass {} ({}) ended: {} new message(s), {} moved between folders, {} flag change(s), {} removed",
+                    last.pass,
+                    last.reason,
+                    last.new_messages,
+                    last.moved,
+                    last.flag_changes,
+                    last.removed
+                ),
+            )
+            .await;
+        }
         if !matches!(reason, None | Some(PassReason::Admin)) || cuts_over {
-            if let Some(last) = &completed.sync.last {
-                self.log_event(
-                    &completed,
-                    format!(
-                        "delta pass {} ({}) ended: {} new message(s), {} flag change(s), {} removed",
-                        last.pass, last.reason, last.new_messages, last.flag_changes, last.removed
-                    ),
-                )
-                .await;
-            }
             return Ok(());
         }
         let skipped: u64 = folders.iter().map(FolderState::skipped_total).sum();
