@@ -221,7 +221,7 @@ pub fn connection_limit(raw: &str, max: u32) -> Result<Option<u32>, String> {
     match raw.parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
         _ => Err(format!(
-            "Enter a whole number from 1 to {max}, or nothing for the provider's default"
+            "Enter a whole number from 1 to {max}, or nothing for the default"
         )),
     }
 }
@@ -231,17 +231,6 @@ pub fn idle_days(raw: &str) -> Result<u32, String> {
     match raw.trim().parse::<u32>() {
         Ok(n) if (1..=365).contains(&n) => Ok(n),
         _ => Err("Enter a whole number of days from 1 to 365".into()),
-    }
-}
-
-/// Hours between scheduled syncs: empty (no schedule) or 1 to 168.
-pub fn sync_hours(raw: &str) -> Result<Option<u32>, String> {
-    match raw.trim() {
-        "" => Ok(None),
-        t => match t.parse::<u32>() {
-            Ok(n) if (1..=168).contains(&n) => Ok(Some(n)),
-            _ => Err("Enter a whole number of hours from 1 to 168, or leave it empty".into()),
-        },
     }
 }
 
@@ -261,26 +250,15 @@ pub fn utc_time(raw: &str) -> Result<Option<time::OffsetDateTime>, String> {
         .map_err(|_| "Enter a date and time like 2027-01-15 18:00 (UTC)".into())
 }
 
-/// A port: empty (the default) or 1 to 65535.
-pub fn optional_port(raw: &str) -> Result<Option<u16>, String> {
-    match raw.trim() {
-        "" => Ok(None),
-        t => match t.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err("Enter a port from 1 to 65535, or leave it empty".into()),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sync_fields_take_empty_or_a_valid_value() {
-        assert_eq!(sync_hours(""), Ok(None));
-        assert_eq!(sync_hours(" 6 "), Ok(Some(6)));
-        assert!(sync_hours("0").is_err() && sync_hours("169").is_err());
+        assert_eq!(connection_limit("", 168), Ok(None));
+        assert_eq!(connection_limit(" 6 ", 168), Ok(Some(6)));
+        assert!(connection_limit("0", 168).is_err() && connection_limit("169", 168).is_err());
         assert_eq!(
             utc_time("2027-01-15T18:00")
                 .unwrap()
@@ -289,8 +267,8 @@ mod tests {
         );
         assert_eq!(utc_time(""), Ok(None));
         assert!(utc_time("15/01/2027").is_err());
-        assert_eq!(optional_port("465"), Ok(Some(465)));
-        assert!(optional_port("0").is_err() && optional_port("70000").is_err());
+        assert_eq!(connection_limit("465", 65535), Ok(Some(465)));
+        assert!(connection_limit("70000", 65535).is_err());
     }
 
     #[test]

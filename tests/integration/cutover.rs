@@ -255,7 +255,10 @@ async fn a_batch_cutover_runs_a_final_pass_and_mails_each_user_once_with_their_o
     let moved = moved_mails(&app).await;
     assert_eq!(moved.len(), 1, "{moved:?}");
     let mail = &moved[0];
-    assert_eq!(mail.to, "ann@new.example");
+    assert_eq!(
+        mail.to, "ann@old.example",
+        "the mailbox she reads until the switch"
+    );
     for want in [
         "Incoming (IMAP): 127.0.0.1, port",
         "Outgoing (SMTP): smtp.new.example, port 465, SSL/TLS",
@@ -369,8 +372,8 @@ async fn a_batch_cutover_runs_a_final_pass_and_mails_each_user_once_with_their_o
     let moved = moved_mails(&app).await;
     let to: Vec<&str> = moved.iter().map(|m| m.to.as_str()).collect();
     assert_eq!(to.len(), 2, "{to:?}");
-    assert!(to.contains(&"bob@new.example"), "{to:?}");
-    let bobs = moved.iter().find(|m| m.to == "bob@new.example").unwrap();
+    assert!(to.contains(&"bob@old.example"), "{to:?}");
+    let bobs = moved.iter().find(|m| m.to == "bob@old.example").unwrap();
     assert!(bobs.text.contains("User name: bob@new.example") && !bobs.text.contains("ann@"));
 }
 

@@ -164,34 +164,22 @@ pub fn ProjectPage(props: &ProjectPageProps) -> Html {
 /// Once the cutover time has passed, how many users are behind it.
 fn sync_plan(project: &ProjectView) -> String {
     let plan = &project.sync;
-    let every = plan.every_hours.map(|h| {
-        format!(
-            "Finished mailboxes are kept in sync every {}",
-            format::plural(h.into(), "hour", "hours")
-        )
-    });
-    let now = crate::hooks::now_ms() / 1000.0;
-    let cutover = plan.cutover_at.map(|t| {
-        let at = format::datetime(t);
-        if (t.unix_timestamp() as f64) > now {
-            return format!("cutover {at} (users' own times win)");
-        }
+    let mut text = plan
+        .every_hours
+        .map(|h| format!("Finished mailboxes are kept in sync every {h} h. "))
+        .unwrap_or_default();
+    if let Some(t) = plan.cutover_at {
         let all: u64 = project.users_by_state.values().sum();
-        let cut = project
-            .users_by_state
-            .get(&UserState::CutOver)
-            .copied()
-            .unwrap_or(0);
-        format!(
-            "cutover {at} passed: {cut} of {all} cut over, {} behind",
-            all - cut
-        )
-    });
-    every
-        .into_iter()
-        .chain(cutover)
-        .collect::<Vec<_>>()
-        .join(" · ")
+        let cut = project.users_by_state.get(&UserState::CutOver).copied();
+        // Users' own times win; once the project's has passed, who is not cut over is behind.
+        let behind = if (t.unix_timestamp() as f64) * 1000.0 > crate::hooks::now_ms() {
+            String::new()
+        } else {
+            format!(": passed, {} behind", all - cut.unwrap_or(0))
+        };
+        text += &format!("Cutover {}{behind}", format::datetime(t));
+    }
+    text
 }
 
 /// Which sides take per-user passwords, for the add-user form.

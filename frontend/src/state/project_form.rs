@@ -79,8 +79,10 @@ pub enum Field {
     SmtpPort,
 }
 
-/// The limit fields and their largest values (the server's bounds).
-const LIMITS: [(Field, u32); 5] = [
+/// The whole-number fields that may stay empty, and their largest values (the server's bounds).
+const LIMITS: [(Field, u32); 7] = [
+    (Field::SyncHours, 168),
+    (Field::SmtpPort, 65535),
     (Field::SourceServerLimit, 1000),
     (Field::TargetServerLimit, 1000),
     (Field::MailboxLimit, 100),
@@ -393,26 +395,23 @@ impl ProjectFormState {
         if let Err(e) = validate::idle_days(&self.idle_days) {
             out.push((Field::IdleDays, e));
         }
-        if let Err(e) = validate::sync_hours(&self.sync_hours) {
-            out.push((Field::SyncHours, e));
-        }
         if let Err(e) = validate::utc_time(&self.cutover_at) {
             out.push((Field::CutoverAt, e));
-        }
-        if let Err(e) = validate::optional_port(&self.smtp_port) {
-            out.push((Field::SmtpPort, e));
         }
         out
     }
 
+    /// A whole-number field of [`LIMITS`] as typed, when valid (see [`Self::errors`]).
+    fn limit(&self, field: Field) -> Option<u32> {
+        let &(_, max) = LIMITS.iter().find(|(f, _)| *f == field)?;
+        validate::connection_limit(self.text(field).unwrap_or_default(), max)
+            .ok()
+            .flatten()
+    }
+
     /// The connection limits as typed (valid ones; see [`Self::errors`]).
     fn limits(&self) -> ConnectionLimits {
-        let value = |field: Field| {
-            let &(_, max) = LIMITS.iter().find(|(f, _)| *f == field)?;
-            validate::connection_limit(self.text(field).unwrap_or_default(), max)
-                .ok()
-                .flatten()
-        };
+        let value = |field: Field| self.limit(field);
         ConnectionLimits {
             source_server: value(Field::SourceServerLimit),
             target_server: value(Field::TargetServerLimit),
@@ -512,10 +511,10 @@ impl ProjectFormState {
                 idle_days: validate::idle_days(&self.idle_days).ok()?,
             },
             sync: contract::SyncPlan {
-                every_hours: validate::sync_hours(&self.sync_hours).ok()?,
+                every_hours: self.limit(Field::SyncHours),
                 cutover_at: validate::utc_time(&self.cutover_at).ok()?,
                 smtp_host: Some(self.smtp_host.trim().to_owned()).filter(|h| !h.is_empty()),
-                smtp_port: validate::optional_port(&self.smtp_port).ok()?,
+                smtp_port: self.limit(Field::SmtpPort).map(|p| p as u16),
             },
         })
     }

@@ -121,8 +121,14 @@ impl App {
         } else {
             user.display_name.clone()
         };
+        // To the mailbox the user reads until the new one is set up (the invites' address, or
+        // the old one): the new account may not be on any device yet.
+        let to = match project.invite_to {
+            contract::InviteTo::Target => user.target_email.clone(),
+            contract::InviteTo::Source | contract::InviteTo::None => user.source_email.clone(),
+        };
         let mail = OutgoingMail {
-            to: user.target_email.clone(),
+            to: to.clone(),
             to_name: user.display_name.clone(),
             subject: format!("Your mailbox has moved to {}", user.target_email),
             text: cutover_mail_text(&setup, &name, &link, ""),
@@ -131,10 +137,7 @@ impl App {
             Ok(()) => {
                 self.log_event(
                     user,
-                    format!(
-                        "cut over; the new account's settings were mailed to {}",
-                        user.target_email
-                    ),
+                    format!("cut over; the new account's settings were mailed to {to}"),
                 )
                 .await
             }
