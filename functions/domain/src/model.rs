@@ -662,6 +662,14 @@ pub struct MoveIn {
     pub from: String,
     pub target_uid: u32,
     pub target_uidvalidity: u32,
+    /// The message's Message-ID, size and INTERNALDATE (Unix seconds) when the plan saw it: the
+    /// chunk moves only if the UID still names that message (the source may renumber).
+    #[serde(default)]
+    pub message_id: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub internaldate: i64,
 }
 
 /// Source UID → target UID of the copies made in one folder, as runs where both go up by one

@@ -45,7 +45,8 @@ impl Transition {
             (Transition::Pause, Scheduled | Working | EmailSent | New) => Paused,
             (Transition::Retry, Failed | Paused) => Scheduled,
             (Transition::Delta, Completed | Verified | CutOver) => Scheduled,
-            (Transition::CutOver, Working | Completed | Verified) => CutOver,
+            // From Failed only by the admin ("cut over now"), when no final pass can succeed.
+            (Transition::CutOver, Working | Completed | Verified | Failed) => CutOver,
             _ => return None,
         };
         Some(to)
@@ -105,7 +106,6 @@ mod tests {
         assert_eq!(Transition::Retry.apply(Working), None);
         assert_eq!(Transition::Delta.apply(Working), None);
         assert_eq!(Transition::CutOver.apply(Scheduled), None);
-        assert_eq!(Transition::CutOver.apply(Failed), None);
         assert_eq!(Transition::CutOver.apply(New), None);
     }
 
@@ -115,6 +115,8 @@ mod tests {
         let s = Transition::StartWork.apply(s).unwrap();
         assert_eq!(Transition::CutOver.apply(s), Some(CutOver));
         assert_eq!(Transition::CutOver.apply(Verified), Some(CutOver));
+        // A final pass that failed for good is cut over by the admin, as it is.
+        assert_eq!(Transition::CutOver.apply(Failed), Some(CutOver));
     }
 
     #[test]

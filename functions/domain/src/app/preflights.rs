@@ -173,20 +173,25 @@ impl App {
                 Ok(JobOutcome::Done)
             }
             Err(e) => {
-                let failed = PreflightSummary {
-                    checked_at: self.deps.clock.now(),
-                    messages: 0,
-                    bytes: 0,
-                    oversize_messages: 0,
-                    fits_quota: None,
-                    estimate_seconds: 0,
-                    problems: Vec::new(),
-                    error: Some(e.to_string()),
-                };
-                self.keep_preflight(user.id, failed).await;
+                self.keep_preflight_failure(user.id, e.to_string()).await;
                 Ok(JobOutcome::Done)
             }
         }
+    }
+
+    /// Keeps why a user's preflight could not run, as its finding.
+    pub(crate) async fn keep_preflight_failure(&self, user: UserId, why: String) {
+        let failed = PreflightSummary {
+            checked_at: self.deps.clock.now(),
+            messages: 0,
+            bytes: 0,
+            oversize_messages: 0,
+            fits_quota: None,
+            estimate_seconds: 0,
+            problems: Vec::new(),
+            error: Some(why),
+        };
+        self.keep_preflight(user, failed).await;
     }
 
     /// The project's preflights summed.

@@ -106,15 +106,19 @@ impl App {
                     };
                     let (users, _) = self.deps.store.list_users(project.id, &query).await?;
                     let n = users.len() as u64;
+                    let before = tick;
                     for user in users {
                         self.start_what_is_due(&project, &user, now, &mut tick)
                             .await;
                     }
-                    // A started user leaves this state, so the next page starts fewer places on.
                     if n < UserQuery::MAX_LIMIT {
                         break;
                     }
-                    offset += n;
+                    // A started user leaves this state: the next page starts that many places
+                    // earlier.
+                    let started = (tick.syncs + tick.final_passes + tick.cut_over)
+                        - (before.syncs + before.final_passes + before.cut_over);
+                    offset += n - u64::from(started);
                 }
             }
         }
@@ -181,6 +185,18 @@ impl App {
             | UserState::Verified
             | UserState::Scheduled
             | UserState::Working => {}
+            // A final pass that cannot succeed (the passwords are gone, the old account is
+            // closed): cut over as it is; the events say what was not copied.
+            UserState::Failed
+                if user
+                    .sync
+                    .pass
+                    .as_ref()
+                    .is_some_and(|p| p.reason == PassReason::Cutover) =>
+            {
+                self.cut_over_without_pass(project, user).await?;
+                return self.user(user.id).await;
+            }
             UserState::CutOver => {
                 return Err(AppError::Conflict(format!(
                     "{} is cut over already",

@@ -49,6 +49,15 @@ impl App {
     pub async fn give_up_job(&self, job: &Job, reason: &str) -> Result<(), AppError> {
         let user_id = UserId(job.user_id());
         tracing::error!(user = %user_id, %reason, "a job failed too often and was set aside");
+        if let Job::Preflight { .. } = job {
+            // A preflight moves nobody: its failure is its finding.
+            self.keep_preflight_failure(
+                user_id,
+                format!("the preflight failed repeatedly: {reason}"),
+            )
+            .await;
+            return Ok(());
+        }
         self.fail_user(
             user_id,
             format!("copying stopped after repeated failures: {reason}"),

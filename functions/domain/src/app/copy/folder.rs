@@ -29,6 +29,8 @@ pub(crate) fn begin_rescan(f: &mut FolderState, pass: u32, target_uidvalidity: u
         target_uidnext: 1,
     });
     f.map_rebuilt_in_pass = Some(pass);
+    // The plan's moves name UIDs of the old numbering.
+    f.moves = None;
     // Planned again: the target folder may need creating (a retry after a refused CREATE).
     f.planned_in_pass = None;
     f.done = false;
@@ -138,8 +140,12 @@ impl App {
         // Delta passes: carry flag changes of messages copied in earlier passes, and remove
         // copies of messages deleted at the source when the project asks for it — never in a
         // pass that had to rebuild the copy map.
+        // After the cutover the user works in the new mailbox: a late pass (mail that still
+        // reached the old server) only adds, it never changes flags or removes there.
+        let cut_over = user.sync.cut_over_at.is_some();
         if let (Some(since), Some(_)) = (previous_modseq, status.highest_modseq)
             && user.pass > 1
+            && !cut_over
         {
             let fixed = self.sync_flags(s, folder, since).await?;
             let changes = crate::app::sync::DeltaChanges {
@@ -150,6 +156,7 @@ impl App {
         }
         if project.copy.deleted_at_source == contract::DeletedAtSource::Remove
             && user.pass > 1
+            && !cut_over
             && folder.map_rebuilt_in_pass != Some(user.pass)
             && !folder.copies.is_empty()
             && let Err(stop) = self.remove_deleted_at_source(s, user, folder).await?

@@ -70,6 +70,9 @@ pub(crate) fn match_moves(
                         from: l.target_folder.clone(),
                         target_uid: l.copy.uid,
                         target_uidvalidity: l.target_uidvalidity,
+                        message_id: m.message_id.clone().unwrap_or_default(),
+                        size: m.size,
+                        internaldate: m.internaldate.unix_timestamp(),
                     },
                 ),
                 (l.folder.clone(), l.source_uid),
@@ -84,7 +87,38 @@ impl App {
     /// copies, `existing` the checkpoints of earlier passes. Nothing on a first pass, or where
     /// folders are labels (Gmail: a message is in several at once). Only when some message
     /// left a folder are the new messages of every folder read.
+    /// Best effort: a folder that cannot be read here is copied as before by its own job, so
+    /// an error finds no moves rather than failing the plan.
     pub(super) async fn find_moves(
+        &self,
+        s: &mut Sessions,
+        user: &MailUser,
+        planned: &[PlannedFolder],
+        existing: &HashMap<String, FolderState>,
+    ) -> HashMap<String, FolderMoves> {
+        // After the cutover the user works in the new mailbox: passes only add mail.
+        if user.pass <= 1
+            || s.source_labels
+            || s.target_labels
+            || user.sync.cut_over_at.is_some()
+            || !s
+                .target
+                .capabilities()
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case("UIDPLUS"))
+        {
+            return HashMap::new();
+        }
+        match self.try_find_moves(s, user, planned, existing).await {
+            Ok(moves) => moves,
+            Err(e) => {
+                tracing::warn!(user = %user.id, error = %e, "could not look for moved messages; copying as before");
+                HashMap::new()
+            }
+        }
+    }
+
+    async fn try_find_moves(
         &self,
         s: &mut Sessions,
         user: &MailUser,
@@ -92,9 +126,6 @@ impl App {
         existing: &HashMap<String, FolderState>,
     ) -> Result<HashMap<String, FolderMoves>, AppError> {
         let mut moves: HashMap<String, FolderMoves> = HashMap::new();
-        if user.pass <= 1 || s.source_labels || s.target_labels {
-            return Ok(moves);
-        }
         let mut left = Vec::new();
         for f in planned.iter().filter_map(|p| existing.get(&p.source)) {
             left.extend(self.left_folder(s, f).await?);
@@ -226,8 +257,14 @@ impl App {
         }
         let incoming: HashMap<u32, &MoveIn> = incoming.iter().map(|m| (m.source_uid, m)).collect();
         let mut by_origin: HashMap<(&str, u32), Vec<(&'m MessageMeta, u32)>> = HashMap::new();
+        // Only a UID that still names the message the plan saw is moved.
+        let same = |m: &MessageMeta, mv: &MoveIn| {
+            m.message_id.as_deref() == Some(mv.message_id.as_str())
+                && m.size == mv.size
+                && m.internaldate.unix_timestamp() == mv.internaldate
+        };
         for &m in wanted {
-            match incoming.get(&m.uid) {
+            match incoming.get(&m.uid).filter(|mv| same(m, mv)) {
                 Some(mv) => by_origin
                     .entry((mv.from.as_str(), mv.target_uidvalidity))
                     .or_default()
@@ -249,28 +286,30 @@ impl App {
                 continue;
             }
             let uids: Vec<u32> = group.iter().map(|&(_, uid)| uid).collect();
-            let copies: HashMap<u32, Option<u32>> = s
-                .target
-                .copy_to(&uids, target_name)
-                .await
-                .map_err(mailbox_err)?
-                .into_iter()
-                .collect();
-            let mut moved = Vec::new();
+            let copies: HashMap<u32, Option<u32>> = match s.target.copy_to(&uids, target_name).await
+            {
+                Ok(copies) => copies.into_iter().collect(),
+                Err(e) => {
+                    tracing::info!(folder = %target_name, error = %e, "could not move on the target; uploading");
+                    HashMap::new()
+                }
+            };
             for (m, uid) in group {
                 match copies.get(&uid) {
-                    Some(&Some(copy)) if copy < uidnext => done.upload.push(m),
-                    Some(&copy) => {
-                        moved.push(uid);
+                    // Only a copy the server names (COPYUID), made by this chunk, is taken for
+                    // the message; anything else is uploaded (the worst is a second copy).
+                    Some(&Some(copy)) if copy >= uidnext => {
                         done.metas.push(m.clone());
-                        done.outcomes.push(AppendOutcome::Appended { uid: copy });
+                        done.outcomes
+                            .push(AppendOutcome::Appended { uid: Some(copy) });
                     }
-                    None => done.upload.push(m),
+                    _ => done.upload.push(m),
                 }
             }
-            if remove && !moved.is_empty() {
-                // Still selected: the folder the copies left.
-                s.target.delete(&moved).await.map_err(mailbox_err)?;
+            if remove {
+                // The messages left the origin folder at the source, moved or uploaded here:
+                // its old copies go (still selected; a copy already gone is no matter).
+                s.target.delete(&uids).await.map_err(mailbox_err)?;
             }
         }
         done.upload.sort_by_key(|m| m.uid);
@@ -325,7 +364,10 @@ mod tests {
                 source_uid: 40,
                 from: "T.INBOX".into(),
                 target_uid: 12,
-                target_uidvalidity: 7
+                target_uidvalidity: 7,
+                message_id: "<a@x>".into(),
+                size: 1000,
+                internaldate: datetime!(2026-05-01 9:00 UTC).unix_timestamp(),
             }
         );
     }

@@ -121,7 +121,7 @@ impl App {
             })
             .await?;
         }
-        let mut moves = self.find_moves(s, user, &planned, &existing).await?;
+        let mut moves = self.find_moves(s, user, &planned, &existing).await;
         let mut jobs = Vec::with_capacity(planned.len());
         for folder in &planned {
             let prior = existing.get(&folder.source);
