@@ -158,7 +158,7 @@ pub fn action_path(a: BulkAction) -> &'static str {
 }
 
 /// The actions the bulk toolbar offers, in order.
-pub const BULK_ACTIONS: [BulkAction; 9] = [
+pub const BULK_ACTIONS: [BulkAction; 10] = [
     BulkAction::Preflight,
     BulkAction::Start,
     BulkAction::ResendInvite,
@@ -167,6 +167,7 @@ pub const BULK_ACTIONS: [BulkAction; 9] = [
     BulkAction::Delta,
     BulkAction::RetrySkipped,
     BulkAction::MarkVerified,
+    BulkAction::CutOver,
     BulkAction::PurgeCredentials,
 ];
 
