@@ -308,12 +308,8 @@ async fn a_batch_cutover_runs_a_final_pass_and_mails_each_user_once_with_their_o
         Some("smtp.new.example")
     );
     assert!(!account.contains_key("IncomingPassword") && !account.contains_key("OutgoingPassword"));
-    let thunderbird = http
-        .get(app.url(&format!("{path}/thunderbird.xml")))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let thunderbird = app
+        .get_text(&format!("{path}/thunderbird.xml"))
         .await
         .unwrap();
     assert!(
@@ -322,12 +318,7 @@ async fn a_batch_cutover_runs_a_final_pass_and_mails_each_user_once_with_their_o
     );
     // The project's record: Ann's row has her cutover and final pass, Bob's none yet.
     let csv = app
-        .http
-        .get(app.url(&format!("/api/admin/projects/{p}/users/export")))
-        .send()
-        .await
-        .unwrap()
-        .text()
+        .get_text(&format!("/api/admin/projects/{p}/users/export"))
         .await
         .unwrap();
     let mut rows = csv::Reader::from_reader(csv.as_bytes());

@@ -265,12 +265,7 @@ async fn a_bulk_preflight_runs_in_the_background_and_the_project_sums_it() {
         "0 users ready, 1 over quota, 1 oversize message (in 1 user)"
     );
     let csv = app
-        .http
-        .get(app.url(&format!("/api/admin/projects/{p}/preflight/export")))
-        .send()
-        .await
-        .unwrap()
-        .text()
+        .get_text(&format!("/api/admin/projects/{p}/preflight/export"))
         .await
         .unwrap();
     let row = csv.lines().nth(1).unwrap();

@@ -99,6 +99,11 @@ impl TestApp {
         Self::reply(self.http.get(self.url(path)).send().await?).await
     }
 
+    /// A body that is not JSON (CSV, HTML, XML), as text.
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        Ok(self.http.get(self.url(path)).send().await?.text().await?)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
         Self::reply(self.http.post(self.url(path)).json(&body).send().await?).await
     }

@@ -518,16 +518,17 @@ pub enum LinkPurpose {
 }
 
 impl Invite {
-    /// A new link's record; the token itself goes only into the mail.
-    pub fn new(
-        token: &str,
+    /// A new link for `user`, valid until `expires_at`: the token (it goes only into the
+    /// mail) and the record that keeps its hash.
+    pub fn issue(
         user: &MailUser,
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
         purpose: LinkPurpose,
-    ) -> Self {
-        Invite {
-            token_hash: crate::token::hash(token),
+    ) -> (String, Self) {
+        let token = crate::token::generate();
+        let invite = Invite {
+            token_hash: crate::token::hash(&token),
             user_id: user.id,
             project_id: user.project_id,
             created_at,
@@ -536,7 +537,8 @@ impl Invite {
             testing_until: None,
             purpose,
             version: 1,
-        }
+        };
+        (token, invite)
     }
 
     pub fn attempts_left(&self) -> u32 {

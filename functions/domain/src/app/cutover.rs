@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use crate::error::AppError;
 use crate::model::*;
 use crate::ports::OutgoingMail;
-use crate::token;
 
 use super::App;
 use super::sync::date_time;
@@ -96,10 +95,8 @@ impl App {
     /// Mails the user the new account's settings and a device set-up link. A failure to send is
     /// logged and left in the user's events for the admin; the user stays Cut over.
     pub(super) async fn send_cutover_mail(&self, project: &Project, user: &MailUser) {
-        let secret = token::generate();
         let now = self.deps.clock.now();
-        let invite = Invite::new(
-            &secret,
+        let (secret, invite) = Invite::issue(
             user,
             now,
             now + time::Duration::days(SETUP_LINK_DAYS),

@@ -92,18 +92,19 @@ fn totals_text(t: &PreflightTotals, other: u64) -> String {
 impl App {
     /// Keeps a preflight's findings on the user (a failure to write is logged: the report
     /// itself was delivered or is retried).
-    pub(crate) async fn keep_preflight(&self, user: UserId, summary: PreflightSummary) {
+    pub(crate) async fn keep_preflight(&self, user: &MailUser, summary: PreflightSummary) {
         if let Err(e) = self
-            .update_user_with(user, |u| u.preflight = Some(summary.clone()))
+            .update_user_with(user.id, |u| u.preflight = Some(summary.clone()))
             .await
         {
-            tracing::warn!(user = %user, error = %e, "could not keep the preflight's findings");
+            tracing::warn!(user = %user.id, error = %e, "could not keep the preflight's findings");
         }
-        let project = match self.deps.store.get_user(user).await {
-            Ok(Some(u)) => u.project_id,
-            _ => return,
-        };
-        if let Err(e) = self.deps.store.put_setting(&stale_key(project), "1").await {
+        if let Err(e) = self
+            .deps
+            .store
+            .put_setting(&stale_key(user.project_id), "1")
+            .await
+        {
             tracing::warn!(error = %e, "could not mark the project's preflight sums stale");
         }
     }
@@ -173,14 +174,14 @@ impl App {
                 Ok(JobOutcome::Done)
             }
             Err(e) => {
-                self.keep_preflight_failure(user.id, e.to_string()).await;
+                self.keep_preflight_failure(user, e.to_string()).await;
                 Ok(JobOutcome::Done)
             }
         }
     }
 
     /// Keeps why a user's preflight could not run, as its finding.
-    pub(crate) async fn keep_preflight_failure(&self, user: UserId, why: String) {
+    pub(crate) async fn keep_preflight_failure(&self, user: &MailUser, why: String) {
         let failed = PreflightSummary {
             checked_at: self.deps.clock.now(),
             messages: 0,

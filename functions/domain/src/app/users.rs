@@ -13,7 +13,6 @@ use crate::model::*;
 use crate::ports::OutgoingMail;
 use crate::secret::Secret;
 use crate::state::Transition;
-use crate::token;
 
 use super::App;
 use super::projects::check_password;
@@ -881,10 +880,8 @@ impl App {
                 user.state.label().to_lowercase()
             )));
         }
-        let secret = token::generate();
         let now = self.deps.clock.now();
-        let invite = Invite::new(
-            &secret,
+        let (secret, invite) = Invite::issue(
             user,
             now,
             now + self.config.invite_ttl,

@@ -51,11 +51,10 @@ impl App {
         tracing::error!(user = %user_id, %reason, "a job failed too often and was set aside");
         if let Job::Preflight { .. } = job {
             // A preflight moves nobody: its failure is its finding.
-            self.keep_preflight_failure(
-                user_id,
-                format!("the preflight failed repeatedly: {reason}"),
-            )
-            .await;
+            if let Some(user) = self.deps.store.get_user(user_id).await? {
+                let why = format!("the preflight failed repeatedly: {reason}");
+                self.keep_preflight_failure(&user, why).await;
+            }
             return Ok(());
         }
         self.fail_user(

@@ -52,6 +52,28 @@ impl App {
         Ok(changed)
     }
 
+    /// The copy map's `(source UID, target UID)` pairs whose source message the open source
+    /// folder no longer lists (deleted there, or moved to another folder).
+    pub(super) async fn gone_copies(
+        &self,
+        s: &mut Sessions,
+        folder: &FolderState,
+    ) -> Result<Vec<(u32, u32)>, AppError> {
+        let present: HashSet<u32> = s
+            .source
+            .all_uids()
+            .await
+            .map_err(mailbox_err)?
+            .into_iter()
+            .collect();
+        Ok(self
+            .copy_pairs(folder)
+            .await?
+            .into_iter()
+            .filter(|(source, _)| !present.contains(source))
+            .collect())
+    }
+
     /// Removes from the target the copies of messages deleted at the source since they were
     /// copied: the source UIDs in the folder's copy map that the source no longer has. Only
     /// copies this engine made and whose target UID it knows are candidates, so mail that
@@ -65,13 +87,6 @@ impl App {
         user: &MailUser,
         folder: &mut FolderState,
     ) -> Result<Result<(), Stop>, AppError> {
-        let present: HashSet<u32> = s
-            .source
-            .all_uids()
-            .await
-            .map_err(mailbox_err)?
-            .into_iter()
-            .collect();
         // Copies of messages moved to another folder are that folder's to move (`moves.rs`);
         // they stay in the map, so a later pass removes one the move left behind.
         let moving: HashSet<u32> = folder
@@ -81,10 +96,10 @@ impl App {
             .flat_map(|m| m.outgoing.iter().copied())
             .collect();
         let gone: Vec<(u32, u32)> = self
-            .copy_pairs(folder)
+            .gone_copies(s, folder)
             .await?
             .into_iter()
-            .filter(|(source, _)| !present.contains(source) && !moving.contains(source))
+            .filter(|(source, _)| !moving.contains(source))
             .collect();
         if gone.is_empty() {
             return Ok(Ok(()));

@@ -179,8 +179,7 @@ impl App {
     /// those copies as the target reports them. A folder the source renumbered or deleted, or
     /// whose target copy map no longer holds, gives none.
     async fn left_folder(&self, s: &mut Sessions, f: &FolderState) -> Result<Vec<Left>, AppError> {
-        let pairs = self.copy_pairs(f).await?;
-        if pairs.is_empty() {
+        if f.copies.is_empty() {
             return Ok(Vec::new());
         }
         let status = match s.source.examine(&f.source_name).await {
@@ -191,16 +190,11 @@ impl App {
         if f.uidvalidity != Some(status.uidvalidity) {
             return Ok(Vec::new());
         }
-        let present: HashSet<u32> = s
-            .source
-            .all_uids()
-            .await
-            .map_err(mailbox_err)?
+        // By target UID.
+        let gone: HashMap<u32, u32> = self
+            .gone_copies(s, f)
+            .await?
             .into_iter()
-            .collect();
-        let gone: HashMap<u32, u32> = pairs
-            .into_iter()
-            .filter(|(source, _)| !present.contains(source))
             .map(|(source, target)| (target, source))
             .collect();
         let (Some(&first), Some(&last)) = (gone.keys().min(), gone.keys().max()) else {

@@ -144,7 +144,7 @@ impl App {
         let report = self.holding(&slots, work).await;
         self.give_back(&slots).await;
         if let Ok(r) = &report {
-            self.keep_preflight(user.id, summary_of(r)).await;
+            self.keep_preflight(user, summary_of(r)).await;
         }
         report
     }
