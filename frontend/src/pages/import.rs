@@ -180,7 +180,7 @@ pub fn ImportPanel(props: &ImportProps) -> Html {
         <section class="card" aria-labelledby="import-heading">
             <h2 id="import-heading">{ "Import from CSV" }</h2>
             <p class="hint" id="csv-hint">
-                { "Columns: source_email, target_email, and optionally display_name, source_password, target_password. The file is checked first; nothing is imported until you confirm." }
+                { "Columns: source_email, target_email, and optionally display_name, source_password, target_password, priority (0–9) and cutover_at (a batch’s cutover, like 2027-01-15T18:00:00Z). The file is checked first; nothing is imported until you confirm." }
             </p>
             <div class="field">
                 <label for="csv-file">{ "CSV file" }</label>
