@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 pub mod corpus;
+pub mod cpu;
 pub mod servers;
 
 use anyhow::{Context, Result, bail};

@@ -50,10 +50,13 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
     let frontend = ctx.frontend();
     let wasm_bindgen = check_pins(ctx)?;
 
-    tools::ensure_wasm_target(ctx)?;
-    let trunk_dir = tools::ensure_trunk(ctx)?;
-    let bindgen_dir = tools::ensure_wasm_bindgen(ctx, &wasm_bindgen)?;
-    let opt_dir = tools::ensure_wasm_opt(ctx)?;
+    let lane = "build";
+    proc::timed_step(lane, "wasm32 target", || tools::ensure_wasm_target(ctx))?;
+    let opt_dir = proc::timed_step(lane, "wasm-opt (npm)", || tools::ensure_wasm_opt(ctx))?;
+    let trunk_dir = proc::timed_step(lane, "trunk", || tools::ensure_trunk(ctx))?;
+    let bindgen_dir = proc::timed_step(lane, "wasm-bindgen-cli", || {
+        tools::ensure_wasm_bindgen(ctx, &wasm_bindgen)
+    })?;
     let wasm_opt = opt_dir.is_some();
     let tool_dirs: Vec<PathBuf> = [Some(trunk_dir.clone()), Some(bindgen_dir), opt_dir]
         .into_iter()
@@ -85,7 +88,9 @@ pub fn build(ctx: &Ctx) -> Result<Built> {
     step(format!(
         "building the frontend (trunk, release, wasm-bindgen {wasm_bindgen})"
     ));
-    let (result, took) = timed(|| proc::run(&mut cmd));
+    let (result, took) = proc::timed_step(lane, "frontend (trunk build)", || {
+        timed(|| proc::run(&mut cmd))
+    });
     if !wasm_opt {
         let _ = std::fs::remove_file(&noopt);
     }

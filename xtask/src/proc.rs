@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One progress line, always prefixed so it stands out between cargo's and trunk's output.
@@ -88,6 +89,36 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let value = f();
     (value, start.elapsed())
+}
+
+/// Each timed step of this run, in the order they ended: `(thread, step, duration)`.
+static STEP_TIMES: Mutex<Vec<(&'static str, &'static str, Duration)>> = Mutex::new(Vec::new());
+
+/// Runs one named step of the setup and keeps its duration for [`print_step_times`]. `lane`
+/// says which of the setup's parallel lanes ran it (their times overlap).
+pub fn timed_step<T>(lane: &'static str, name: &'static str, f: impl FnOnce() -> T) -> T {
+    let (value, took) = timed(f);
+    if let Ok(mut times) = STEP_TIMES.lock() {
+        times.push((lane, name, took));
+    }
+    value
+}
+
+/// Prints every step timed so far, one line each, grouped by lane.
+pub fn print_step_times() {
+    let Ok(times) = STEP_TIMES.lock() else { return };
+    let mut lanes: Vec<&str> = times.iter().map(|(lane, _, _)| *lane).collect();
+    lanes.dedup();
+    lanes.sort_unstable();
+    lanes.dedup();
+    for lane in lanes {
+        let steps: Vec<_> = times.iter().filter(|(l, _, _)| *l == lane).collect();
+        let total: Duration = steps.iter().map(|(_, _, d)| *d).sum();
+        step(format!("setup lane {lane}: {} in all", fmt_duration(total)));
+        for (_, name, took) in steps {
+            step(format!("  {:<24} {:>8}", name, fmt_duration(*took)));
+        }
+    }
 }
 
 pub fn fmt_duration(d: Duration) -> String {

@@ -249,6 +249,8 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     let venv = ctx.venv();
     let sam_venv = ctx.sam_venv();
     let mut path_dirs = Vec::new();
+    // Cyrus, Courier and the OAuth authority's packages: (cyrus, courier, authority).
+    let mut servers = None;
     let note = if opts.quick {
         step("--quick: skipping apt, venv, tool installs and the frontend build");
         // Still put the cached frontend tools on PATH for wasm-bindgen-test-runner.
@@ -263,10 +265,20 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
         }
         "quick".to_owned()
     } else {
-        ensure_apt_packages()?;
-        ensure_venv(&venv, PY_PINS, "moto_server")?;
-        ensure_venv(&sam_venv, SAM_PINS, "sam")?;
-        let built = frontend::build(ctx)?;
+        // The downloads (apt, PyPI, npm) wait on the network and the disk, compiling the
+        // frontend tools waits on the CPU: the downloads run on a thread of their own while the
+        // tools build here, so a cold setup costs about the longer of the two, not their sum.
+        let (downloads, built) = std::thread::scope(|scope| {
+            let downloads = scope.spawn(|| downloads_lane(ctx, &venv, &sam_venv));
+            let built = frontend::build(ctx);
+            let downloads = downloads
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the download lane panicked")));
+            (downloads, built)
+        });
+        let built = built?;
+        let (cyrus, courier, authority) = downloads?;
+        servers = Some((cyrus, courier, authority));
         path_dirs.extend(built.tool_dirs);
         format!(
             "wasm-bindgen {}, wasm-opt {}",
@@ -274,8 +286,12 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
             if built.wasm_opt { "on" } else { "off" }
         )
     };
-    let (nextest_dir, nextest) = tools::ensure_nextest(ctx)?;
+    let (nextest_dir, nextest) =
+        proc::timed_step("build", "cargo-nextest", || tools::ensure_nextest(ctx))?;
     path_dirs.extend(nextest_dir);
+    if !opts.quick {
+        proc::print_step_times();
+    }
 
     let dist = ctx.frontend().join("dist");
     if !dist.join("index.html").is_file() {
@@ -287,8 +303,17 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
     }
     let chromium = find_program(&["chromium", "chromium-browser"])?;
     let chromedriver = find_program(&["chromedriver"])?;
-    let (cyrus, courier) = crate::servers::ensure(ctx, !opts.quick)?;
-    let authority = crate::servers::ensure_authority(ctx, !opts.quick)?;
+    let (cyrus, courier, authority) = match servers {
+        Some(found) => found,
+        None => {
+            let (cyrus, courier) = crate::servers::ensure(ctx, false)?;
+            (
+                cyrus,
+                courier,
+                crate::servers::ensure_authority(ctx, false)?,
+            )
+        }
+    };
     Ok(TestEnv {
         cyrus,
         courier,
@@ -302,6 +327,25 @@ fn setup(ctx: &Ctx, opts: &Options) -> Result<TestEnv> {
         nextest,
         note,
     })
+}
+
+/// What setup downloads and unpacks (no compiling): the Debian packages, Cyrus and Courier, the
+/// OAuth authority's npm packages and the two venvs. Returns the Cyrus, Courier and authority
+/// folders.
+fn downloads_lane(ctx: &Ctx, venv: &Path, sam_venv: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let lane = |name, f: &dyn Fn() -> Result<()>| proc::timed_step("downloads", name, f);
+    lane("apt packages", &ensure_apt_packages)?;
+    let (cyrus, courier) = proc::timed_step("downloads", "cyrus, courier (unpack)", || {
+        crate::servers::ensure(ctx, true)
+    })?;
+    let authority = proc::timed_step("downloads", "oidc-provider (npm ci)", || {
+        crate::servers::ensure_authority(ctx, true)
+    })?;
+    lane("venv (moto, cfn-lint, checkov)", &|| {
+        ensure_venv(venv, PY_PINS, "moto_server")
+    })?;
+    lane("venv (sam)", &|| ensure_venv(sam_venv, SAM_PINS, "sam"))?;
+    Ok((cyrus, courier, authority))
 }
 
 /// Under CI every cargo command gets `--locked`; a stale Cargo.lock would fail each tier with the

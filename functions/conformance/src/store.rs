@@ -236,6 +236,7 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         },
         map_rebuilt_in_pass: Some(2),
         planned_in_pass: Some(2),
+        copied_before_pass: Some(40),
         subscribed: true,
         special_use: Some(domain::mailbox::SpecialUse::Sent),
         renamed_from: Some("Migrated/Sent: 2024".into()),

@@ -309,6 +309,16 @@ pub trait MailSession: Send {
     async fn select(&mut self, folder: &str) -> Result<FolderStatus, MailboxError>;
     /// Metadata of the messages with UIDs in `from..=to` of the open folder.
     async fn fetch_meta(&mut self, from: u32, to: u32) -> Result<Vec<MessageMeta>, MailboxError>;
+    /// The total size of the open folder's messages. The default adds up [`Self::fetch_meta`];
+    /// a connector with a cheaper way (sizes only) says so.
+    async fn folder_bytes(&mut self) -> Result<u64, MailboxError> {
+        Ok(self
+            .fetch_meta(1, u32::MAX)
+            .await?
+            .iter()
+            .map(|m| m.size)
+            .sum())
+    }
     /// Metadata of messages whose flags changed after `modseq` (CONDSTORE).
     async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Vec<MessageMeta>, MailboxError>;
     /// Bytes of these messages, fetched pipelined and handed over one by one in UID order so a
@@ -457,6 +467,10 @@ impl Target {
     }
     pub async fn select(&mut self, folder: &str) -> Result<FolderStatus, MailboxError> {
         self.0.select(folder).await
+    }
+    /// The total size of the selected folder's messages.
+    pub async fn folder_bytes(&mut self) -> Result<u64, MailboxError> {
+        self.0.folder_bytes().await
     }
     pub async fn fetch_meta(
         &mut self,

@@ -608,6 +608,11 @@ pub struct FolderState {
     /// what is to copy into the user's totals. A continuation of the same pass does not again.
     #[serde(default)]
     pub planned_in_pass: Option<u32>,
+    /// `last_uid` when this pass planned the folder: the messages copied in earlier passes,
+    /// whose flag changes a delta carries over. Those this pass copies already have the flags
+    /// they had when fetched. Older checkpoints have none (then `last_uid` bounds them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_before_pass: Option<u32>,
     /// Whether the source subscribes to the folder (the target copy is subscribed too).
     #[serde(default)]
     pub subscribed: bool,
@@ -774,6 +779,7 @@ impl FolderState {
             copies: CopyMap::default(),
             map_rebuilt_in_pass: None,
             planned_in_pass: None,
+            copied_before_pass: None,
             subscribed: false,
             shares_target: false,
             special_use: None,

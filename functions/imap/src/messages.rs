@@ -83,6 +83,28 @@ impl Session {
         Ok(metas)
     }
 
+    /// The total of RFC822.SIZE over the selected folder, from one `UID FETCH 1:* (UID
+    /// RFC822.SIZE)`: a server answers it from its index, where the full metadata (with the
+    /// Message-ID header) makes it open every message.
+    pub async fn folder_bytes(&mut self) -> Result<u64, ImapError> {
+        if self.nothing_to_fetch(&UidSet::all(), "folder_bytes")? {
+            return Ok(0);
+        }
+        let command = RawCommand::new("FETCH").text("UID FETCH 1:* (UID RFC822.SIZE)");
+        let completion = self.execute_raw(command).await?;
+        let mut sizes: HashMap<u32, u64> = HashMap::new();
+        for data in completion.data {
+            if let Data::Fetch { seq, items } = data {
+                for item in items.into_inner() {
+                    if let MessageDataItem::Rfc822Size(n) = item {
+                        sizes.insert(seq.get(), u64::from(n));
+                    }
+                }
+            }
+        }
+        Ok(sizes.values().sum())
+    }
+
     /// Messages of the selected folder that are new or changed since `modseq` (CHANGEDSINCE),
     /// for a delta pass; with QRESYNC enabled also the UIDs expunged since.
     pub async fn fetch_changed_since(&mut self, modseq: u64) -> Result<Changes, ImapError> {

@@ -158,6 +158,10 @@ impl MailSession for ImapMailSession {
         Ok(metas)
     }
 
+    async fn folder_bytes(&mut self) -> Result<u64, MailboxError> {
+        self.session.folder_bytes().await.map_err(to_mailbox_error)
+    }
+
     async fn fetch_changed_since(
         &mut self,
         modseq: u64,

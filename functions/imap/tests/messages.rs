@@ -336,3 +336,28 @@ async fn a_cancelled_fetch_leaves_a_session_that_refuses_further_commands() {
     assert!(matches!(next, Err(ImapError::Broken)), "{next:?}");
     assert!(session.is_broken());
 }
+
+#[tokio::test]
+async fn folder_bytes_adds_up_the_sizes_of_the_selected_folder() {
+    // Arrange
+    let dovecot = start(DovecotOptions::new());
+    let bodies = [
+        message("one", Some("<one@example.com>"), "first"),
+        message("two", None, &"x".repeat(70_000)),
+    ];
+    for body in &bodies {
+        dovecot.append_raw(USER, "INBOX", body, &[], None).unwrap();
+    }
+    dovecot.create_mailbox(USER, "Empty").unwrap();
+    let mut session = session(&dovecot).await;
+
+    // Act
+    session.examine("INBOX").await.unwrap();
+    let inbox = session.folder_bytes().await.unwrap();
+    session.examine("Empty").await.unwrap();
+    let empty = session.folder_bytes().await.unwrap();
+
+    // Assert
+    assert_eq!(inbox, bodies.iter().map(|b| b.len() as u64).sum::<u64>());
+    assert_eq!(empty, 0);
+}

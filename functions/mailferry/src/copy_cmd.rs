@@ -432,9 +432,30 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let progress = progress_bar(args.json);
     let workers = args.parallel.max(1);
+    // A pool, not batches: a worker that finishes takes the next job at once instead of
+    // waiting for the slowest job of its batch (folders differ in size by orders of magnitude).
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
-        let deliveries = queue.receive(workers, Duration::from_secs(3600)).await?;
-        if deliveries.is_empty() {
+        if tasks.len() < workers {
+            let deliveries = queue
+                .receive(workers - tasks.len(), Duration::from_secs(3600))
+                .await?;
+            for d in deliveries {
+                let app = app.clone();
+                let queue = queue.clone();
+                tasks.spawn(async move {
+                    crate::serve::handle_delivery(
+                        &app,
+                        queue.as_ref(),
+                        d,
+                        Duration::from_secs(24 * 3600),
+                        MAX_RECEIVES,
+                    )
+                    .await
+                });
+            }
+        }
+        if tasks.is_empty() {
             // Jobs waiting for a retry after a transient error become visible later.
             if queue.pending_count().await? == 0 {
                 break;
@@ -442,25 +463,16 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for d in deliveries {
-            let app = app.clone();
-            let queue = queue.clone();
-            tasks.spawn(async move {
-                crate::serve::handle_delivery(
-                    &app,
-                    queue.as_ref(),
-                    d,
-                    Duration::from_secs(24 * 3600),
-                    MAX_RECEIVES,
-                )
-                .await
-            });
-        }
-        while tasks.join_next().await.is_some() {
-            if let Some(u) = app.deps().store.get_user(user.id).await? {
-                update_bar(&progress, &u.progress);
+        // Wait for a job to end; with a worker free, look at the queue again soon, as running
+        // jobs queue new ones (the plan queues the folders' copies).
+        let free = tasks.len() < workers;
+        tokio::select! {
+            _ = tasks.join_next() => {
+                if let Some(u) = app.deps().store.get_user(user.id).await? {
+                    update_bar(&progress, &u.progress);
+                }
             }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if free => {}
         }
     }
     progress.finish_and_clear();

@@ -640,6 +640,14 @@ impl Dovecot {
             .collect()
     }
 
+    /// The master process's id while it runs: its children serve the clients (and, once they
+    /// exit and are reaped, count in its children's CPU times), for benchmarks that measure
+    /// what the server spends.
+    pub fn pid(&self) -> Option<u32> {
+        let guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(Child::id)
+    }
+
     /// Stops and starts the server on the same ports with the same data, for fault tests.
     pub fn restart(&self) -> Result<()> {
         self.stop()?;

@@ -153,7 +153,7 @@ impl App {
             .map_err(mailbox_err)?;
         let changed: Vec<MessageMeta> = changed
             .into_iter()
-            .filter(|m| m.uid <= folder.last_uid)
+            .filter(|m| m.uid <= folder.copied_before_pass.unwrap_or(folder.last_uid))
             .collect();
         if changed.is_empty() {
             return Ok(0);

@@ -276,6 +276,7 @@ impl App {
             let stop = self
                 .checkpoint(folder, |f| {
                     f.planned_in_pass = Some(pass);
+                    f.copied_before_pass = Some(f.last_uid);
                     f.source_messages = count;
                     f.source_bytes = bytes;
                     f.skipped_count += n;
@@ -297,6 +298,7 @@ impl App {
         let stop = self
             .checkpoint(folder, |f| {
                 f.planned_in_pass = Some(pass);
+                f.copied_before_pass = Some(f.last_uid);
                 f.source_messages = count;
                 f.source_bytes = bytes;
             })
@@ -473,13 +475,7 @@ impl App {
         let target_bytes = if target_status.messages == 0 {
             0
         } else {
-            s.target
-                .fetch_meta(1, u32::MAX)
-                .await
-                .map_err(mailbox_err)?
-                .iter()
-                .map(|m| m.size)
-                .sum()
+            s.target.folder_bytes().await.map_err(mailbox_err)?
         };
         self.checkpoint(folder, |f| {
             f.done = true;
