@@ -16,3 +16,4 @@ mod preflight;
 mod security;
 mod selfservice;
 mod sign_in;
+mod unchanged;

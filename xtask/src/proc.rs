@@ -116,7 +116,7 @@ pub fn print_step_times() {
         let total: Duration = steps.iter().map(|(_, _, d)| *d).sum();
         step(format!("setup lane {lane}: {} in all", fmt_duration(total)));
         for (_, name, took) in steps {
-            step(format!("  {:<24} {:>8}", name, fmt_duration(*took)));
+            step(format!("  {:<32} {:>8}", name, fmt_duration(*took)));
         }
     }
 }

@@ -237,6 +237,13 @@ fn folder(user: UserId, source_name: &str) -> FolderState {
         map_rebuilt_in_pass: Some(2),
         planned_in_pass: Some(2),
         copied_before_pass: Some(40),
+        source_mark: Some(domain::SourceMark {
+            uidvalidity: 7,
+            uidnext: 46,
+            messages: 44,
+            highest_modseq: 90,
+            removal_settled: true,
+        }),
         subscribed: true,
         special_use: Some(domain::mailbox::SpecialUse::Sent),
         renamed_from: Some("Migrated/Sent: 2024".into()),

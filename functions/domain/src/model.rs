@@ -613,6 +613,10 @@ pub struct FolderState {
     /// they had when fetched. Older checkpoints have none (then `last_uid` bounds them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_before_pass: Option<u32>,
+    /// What the source said of the folder when the pass that finished it opened it (servers
+    /// with CONDSTORE): a later pass that finds exactly this again skips the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_mark: Option<SourceMark>,
     /// Whether the source subscribes to the folder (the target copy is subscribed too).
     #[serde(default)]
     pub subscribed: bool,
@@ -780,6 +784,7 @@ impl FolderState {
             map_rebuilt_in_pass: None,
             planned_in_pass: None,
             copied_before_pass: None,
+            source_mark: None,
             subscribed: false,
             shares_target: false,
             special_use: None,
@@ -821,6 +826,36 @@ impl FolderState {
             altered_count: self.altered_count,
             done: self.done,
         }
+    }
+}
+
+/// A source folder's UIDVALIDITY, UIDNEXT, message count and HIGHESTMODSEQ at one moment. No
+/// message can arrive, leave or change flags without moving one of them (a new message takes
+/// a UID, an expunge lowers the count, and CONDSTORE gives every change a higher mod-sequence),
+/// so a folder that shows the same mark later holds what it held then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMark {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub messages: u32,
+    pub highest_modseq: u64,
+    /// The pass that took the mark also removed from the target the copies of messages
+    /// deleted at the source (the project asked for it): a later pass with removal on has
+    /// nothing left to remove in an unchanged folder.
+    #[serde(default)]
+    pub removal_settled: bool,
+}
+
+impl SourceMark {
+    /// The mark of a folder status; `None` without CONDSTORE (no mod-sequence to trust).
+    pub fn of(status: &crate::mailbox::FolderStatus) -> Option<SourceMark> {
+        Some(SourceMark {
+            uidvalidity: status.uidvalidity,
+            uidnext: status.uidnext,
+            messages: status.messages,
+            highest_modseq: status.highest_modseq?,
+            removal_settled: false,
+        })
     }
 }
 

@@ -26,49 +26,47 @@ pub(crate) struct Fingerprint {
     nul: usize,
 }
 
-/// The length of the header, blank line included (the whole message when there is no body).
+/// The length of the header, blank line included (the whole message when there is no body):
+/// up to the first `\r\n\r\n` or `\n\n`, whichever ends first. Only line feeds are visited
+/// (memchr), so a message costs a few vector instructions per line, not a comparison per byte.
 fn header_len(bytes: &[u8]) -> usize {
-    let crlf = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4);
-    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(bytes.len()),
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        let rest = &bytes[i + 1..];
+        if rest.first() == Some(&b'\n') {
+            return i + 2;
+        }
+        if i > 0 && bytes[i - 1] == b'\r' && rest.starts_with(b"\r\n") {
+            return i + 3;
+        }
     }
+    bytes.len()
+}
+
+/// Line feeds without a carriage return before them.
+fn bare_line_feeds(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'\n', bytes).filter(|&i| i == 0 || bytes[i - 1] != b'\r')
 }
 
 pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
     let (header, body) = bytes.split_at(header_len(bytes));
-    let bare_lf = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
-        .count();
     Fingerprint {
         size: bytes.len() as u64,
         header: Sha256::digest(header).into(),
         body: Sha256::digest(body).into(),
         header_8bit: header.iter().filter(|&&b| b >= 0x80).count(),
-        bare_lf,
-        nul: bytes.iter().filter(|&&b| b == 0).count(),
+        bare_lf: bare_line_feeds(bytes).count(),
+        nul: memchr::memchr_iter(0, bytes).count(),
     }
 }
 
 /// Whether a server is likely to store this message differently: 8-bit or NUL bytes in the
-/// header, NULs anywhere, bare line feeds. One pass over the bytes, stopping at the first sign:
-/// every copied message passes through here.
+/// header, NULs anywhere, bare line feeds. Every copied message passes through here, so each
+/// test is a vectorised search that stops at the first sign.
 fn is_risky(bytes: &[u8]) -> bool {
-    let header = header_len(bytes);
-    let mut previous = 0u8;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == 0 || (b >= 0x80 && i < header) || (b == b'\n' && previous != b'\r') {
-            return true;
-        }
-        previous = b;
-    }
-    false
+    let header = &bytes[..header_len(bytes)];
+    header.iter().any(|&b| b >= 0x80)
+        || memchr::memchr(0, bytes).is_some()
+        || bare_line_feeds(bytes).next().is_some()
 }
 
 /// Whether the copy of this message is read back, given how many of the folder's copies were
@@ -159,6 +157,77 @@ mod tests {
         let fixed = b"Subject: hi\r\n\r\nbody\r\n";
         let change = describe_change(&fingerprint(bare), &fingerprint(fixed)).unwrap();
         assert!(change.contains("bare line feeds made CRLF"), "{change}");
+    }
+
+    /// The definitions the fast scans must agree with, byte by byte.
+    fn header_len_plain(bytes: &[u8]) -> usize {
+        let crlf = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 4);
+        let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+        match (crlf, lf) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(bytes.len()),
+        }
+    }
+
+    fn is_risky_plain(bytes: &[u8]) -> bool {
+        let header = header_len_plain(bytes);
+        let mut previous = 0u8;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == 0 || (b >= 0x80 && i < header) || (b == b'\n' && previous != b'\r') {
+                return true;
+            }
+            previous = b;
+        }
+        false
+    }
+
+    #[test]
+    fn the_fast_scans_agree_with_the_byte_by_byte_definitions() {
+        // Every message of up to 7 bytes over the alphabet that matters, then some longer ones
+        // from a fixed generator.
+        let alphabet = [b'\r', b'\n', b'a', 0, 0xe9];
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut frontier = cases.clone();
+        for _ in 0..7 {
+            let next: Vec<Vec<u8>> = frontier
+                .iter()
+                .flat_map(|c| {
+                    alphabet.iter().map(move |&b| {
+                        let mut c = c.clone();
+                        c.push(b);
+                        c
+                    })
+                })
+                .collect();
+            cases.extend(next.iter().cloned());
+            frontier = next;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000 {
+            let len = (state % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % 5) as usize]
+                })
+                .collect();
+            cases.push(bytes);
+        }
+        for bytes in &cases {
+            assert_eq!(header_len(bytes), header_len_plain(bytes), "{bytes:?}");
+            assert_eq!(is_risky(bytes), is_risky_plain(bytes), "{bytes:?}");
+            let bare = bytes
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+                .count();
+            assert_eq!(fingerprint(bytes).bare_lf, bare, "{bytes:?}");
+        }
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub(crate) fn begin_rescan(f: &mut FolderState, pass: u32, target_uidvalidity: u
     f.done = false;
 }
 
+/// The bound of the messages whose flag changes a pass carries, taken when it plans the
+/// folder: those copied before. A rescan finds copies of earlier passes again without copying
+/// them, so it keeps no bound (all it matched get their flags compared).
+fn copied_before_pass(f: &FolderState) -> Option<u32> {
+    (!is_rescan(f.in_flight)).then_some(f.last_uid)
+}
+
 pub(super) fn is_rescan(mark: Option<InFlight>) -> bool {
     mark.is_some_and(|r| r.to_uid == u32::MAX)
 }
@@ -154,16 +161,21 @@ impl App {
             };
             self.count_delta_changes(user.id, user.pass, changes).await;
         }
-        if project.copy.deleted_at_source == contract::DeletedAtSource::Remove
+        let removing = project.copy.deleted_at_source == contract::DeletedAtSource::Remove
             && user.pass > 1
             && !cut_over
-            && folder.map_rebuilt_in_pass != Some(user.pass)
+            && folder.map_rebuilt_in_pass != Some(user.pass);
+        if removing
             && !folder.copies.is_empty()
             && let Err(stop) = self.remove_deleted_at_source(s, user, folder).await?
         {
             return Ok(Err(stop));
         }
-        self.finish_folder(s, folder, status.highest_modseq).await
+        let mark = SourceMark::of(&status).map(|m| SourceMark {
+            removal_settled: removing,
+            ..m
+        });
+        self.finish_folder(s, folder, &status, mark).await
     }
     /// The messages of the other folders of this pass, by [`decide::label_key`]: on Gmail they
     /// are the same messages All Mail shows (one message, several labels), copied with their
@@ -276,7 +288,7 @@ impl App {
             let stop = self
                 .checkpoint(folder, |f| {
                     f.planned_in_pass = Some(pass);
-                    f.copied_before_pass = Some(f.last_uid);
+                    f.copied_before_pass = copied_before_pass(f);
                     f.source_messages = count;
                     f.source_bytes = bytes;
                     f.skipped_count += n;
@@ -298,7 +310,7 @@ impl App {
         let stop = self
             .checkpoint(folder, |f| {
                 f.planned_in_pass = Some(pass);
-                f.copied_before_pass = Some(f.last_uid);
+                f.copied_before_pass = copied_before_pass(f);
                 f.source_messages = count;
                 f.source_bytes = bytes;
             })
@@ -465,7 +477,8 @@ impl App {
         &self,
         s: &mut Sessions,
         folder: &mut FolderState,
-        highest_modseq: Option<u64>,
+        status: &crate::mailbox::FolderStatus,
+        mark: Option<SourceMark>,
     ) -> Result<Result<(), Stop>, AppError> {
         let target_status = s
             .target
@@ -480,7 +493,8 @@ impl App {
         self.checkpoint(folder, |f| {
             f.done = true;
             f.in_flight = None;
-            f.highest_modseq = highest_modseq;
+            f.highest_modseq = status.highest_modseq;
+            f.source_mark = mark;
             f.target_messages = Some(target_status.messages as u64);
             f.target_bytes = Some(target_bytes);
             f.lease_owner = None;

@@ -121,12 +121,30 @@ impl App {
             })
             .await?;
         }
-        let mut moves = self.find_moves(s, user, &planned, &existing).await;
+        let unchanged = self
+            .unchanged_folders(project, s, user, &planned, &existing)
+            .await;
+        let changed: Vec<PlannedFolder> = planned
+            .iter()
+            .filter(|f| !unchanged.contains(&f.source))
+            .cloned()
+            .collect();
+        let mut moves = self.find_moves(s, user, &changed, &existing).await;
         let mut jobs = Vec::with_capacity(planned.len());
         for folder in &planned {
             let prior = existing.get(&folder.source);
             let mut next = checkpoint_for(folder, prior, user);
             next.moves = moves.remove(&folder.source);
+            let skip = unchanged.contains(&folder.source)
+                && prior.is_some_and(|p| p.target_name == next.target_name);
+            if skip {
+                // Nothing to copy, no flag to carry, nothing removed: the folder is done for
+                // this pass as it was for the last (its target figures are the last pass's).
+                next.done = true;
+                next.planned_in_pass = Some(user.pass);
+                next.copied_before_pass = Some(next.last_uid);
+                next.lease_owner = None;
+            }
             // A redelivered plan may race a copy already running for this folder: only reset
             // `done` when nobody changed the checkpoint meanwhile.
             match self
@@ -140,18 +158,26 @@ impl App {
                 | Err(crate::error::StoreError::AlreadyExists) => {}
                 Err(e) => return Err(e.into()),
             }
-            jobs.push(Job::Copy {
-                user_id: user.id.0,
-                pass: user.pass,
-                folder: folder.source.clone(),
-                attempt: 0,
-            });
+            if !skip {
+                jobs.push(Job::Copy {
+                    user_id: user.id.0,
+                    pass: user.pass,
+                    folder: folder.source.clone(),
+                    attempt: 0,
+                });
+            }
         }
-        self.log_event(
-            user,
-            format!("pass {}: {} folders to copy", user.pass, jobs.len()),
-        )
-        .await;
+        let text = if unchanged.is_empty() {
+            format!("pass {}: {} folders to copy", user.pass, jobs.len())
+        } else {
+            format!(
+                "pass {}: {} folders to copy, {} unchanged since the last pass",
+                user.pass,
+                jobs.len(),
+                unchanged.len()
+            )
+        };
+        self.log_event(user, text).await;
         if jobs.is_empty() {
             self.complete_if_done(user.id).await?;
             return Ok(JobOutcome::Done);
@@ -160,6 +186,65 @@ impl App {
             self.deps.queue.send_batch(batch).await?;
         }
         Ok(JobOutcome::Done)
+    }
+}
+
+impl App {
+    /// The planned folders a delta pass can skip: finished in an earlier pass, nothing in
+    /// flight or planned to move, and the source showing the very [`SourceMark`] it showed
+    /// then. One EXAMINE each; a folder that cannot be examined is copied as usual. Never on
+    /// Gmail (All Mail's content depends on the other folders).
+    async fn unchanged_folders(
+        &self,
+        project: &Project,
+        s: &mut Sessions,
+        user: &MailUser,
+        planned: &[PlannedFolder],
+        existing: &HashMap<String, FolderState>,
+    ) -> std::collections::HashSet<String> {
+        let mut unchanged = std::collections::HashSet::new();
+        if user.pass <= 1 || s.source_labels || s.target_labels {
+            return unchanged;
+        }
+        // Removal asked for now but not done when the mark was taken (the policy changed,
+        // or that pass rebuilt the copy map): copies of deleted messages may be left to remove.
+        let removal_wanted = project.copy.deleted_at_source == contract::DeletedAtSource::Remove
+            && user.sync.cut_over_at.is_none();
+        for folder in planned {
+            let Some(prior) = existing.get(&folder.source) else {
+                continue;
+            };
+            let Some(mark) = prior.source_mark else {
+                continue;
+            };
+            let settled = prior.done
+                && prior.pass < user.pass
+                && prior.in_flight.is_none()
+                && prior.moves.is_none()
+                && prior.lease_owner.is_none()
+                && prior.uidvalidity == Some(mark.uidvalidity)
+                && (mark.removal_settled || !removal_wanted);
+            if !settled {
+                continue;
+            }
+            match s.source.examine(&folder.source).await {
+                Ok(status)
+                    if SourceMark::of(&status).is_some_and(|now| {
+                        SourceMark {
+                            removal_settled: mark.removal_settled,
+                            ..now
+                        } == mark
+                    }) =>
+                {
+                    unchanged.insert(folder.source.clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(user = %user.id, folder = %folder.source, error = %e, "examine before the pass failed; the copy job will look");
+                }
+            }
+        }
+        unchanged
     }
 }
 
