@@ -9,7 +9,7 @@ use integration_tests::spawn_app;
 
 use crate::copy::{assert_arrived, copy_started, delta_pass, seed, source_server, target_server};
 
-/// The newest event that starts with `pass N:`.
+/// The event that starts with `pass N:` (the plan's: one per pass).
 fn plan_event(detail: &serde_json::Value, pass: u64) -> String {
     let prefix = format!("pass {pass}:");
     detail["events"]
@@ -17,8 +17,7 @@ fn plan_event(detail: &serde_json::Value, pass: u64) -> String {
         .unwrap()
         .iter()
         .filter_map(|e| e["message"].as_str())
-        .filter(|m| m.starts_with(&prefix))
-        .last()
+        .find(|m| m.starts_with(&prefix))
         .unwrap_or_default()
         .to_owned()
 }
