@@ -167,10 +167,10 @@ impl Default for CopySettings {
         CopySettings {
             lease_ttl: Duration::from_secs(120),
             chunk_messages: 200,
-            chunk_bytes: 6 * 1024 * 1024,
+            chunk_bytes: 4 * 1024 * 1024,
             budget_reserve: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
-            memory_budget_bytes: 24 * 1024 * 1024,
+            memory_budget_bytes: 16 * 1024 * 1024,
         }
     }
 }
