@@ -108,7 +108,6 @@ pub fn timed_step<T>(lane: &'static str, name: &'static str, f: impl FnOnce() ->
 pub fn print_step_times() {
     let Ok(times) = STEP_TIMES.lock() else { return };
     let mut lanes: Vec<&str> = times.iter().map(|(lane, _, _)| *lane).collect();
-    lanes.dedup();
     lanes.sort_unstable();
     lanes.dedup();
     for lane in lanes {

@@ -847,15 +847,24 @@ pub struct SourceMark {
 }
 
 impl SourceMark {
-    /// The mark of a folder status; `None` without CONDSTORE (no mod-sequence to trust).
-    pub fn of(status: &crate::mailbox::FolderStatus) -> Option<SourceMark> {
+    /// The mark of a folder status, taken by a pass that did (or did not) remove the copies of
+    /// deleted messages; `None` without CONDSTORE (no mod-sequence to trust).
+    pub fn taken(
+        status: &crate::mailbox::FolderStatus,
+        removal_settled: bool,
+    ) -> Option<SourceMark> {
         Some(SourceMark {
             uidvalidity: status.uidvalidity,
             uidnext: status.uidnext,
             messages: status.messages,
             highest_modseq: status.highest_modseq?,
-            removal_settled: false,
+            removal_settled,
         })
+    }
+
+    /// Whether the source shows this folder as it was when the mark was taken.
+    pub fn still(&self, status: &crate::mailbox::FolderStatus) -> bool {
+        SourceMark::taken(status, self.removal_settled) == Some(*self)
     }
 }
 
@@ -909,6 +918,54 @@ pub fn field_error(field: &str, message: impl Into<String>) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::CopyMap;
+
+    #[test]
+    fn a_source_mark_holds_while_no_figure_of_the_folder_moves() {
+        use super::SourceMark;
+        use crate::mailbox::FolderStatus;
+        let status = FolderStatus {
+            uidvalidity: 7,
+            uidnext: 46,
+            messages: 44,
+            highest_modseq: Some(90),
+        };
+        let mark = SourceMark::taken(&status, true).unwrap();
+        assert!(mark.still(&status));
+        for moved in [
+            FolderStatus {
+                uidnext: 47,
+                ..status
+            },
+            FolderStatus {
+                messages: 43,
+                ..status
+            },
+            FolderStatus {
+                highest_modseq: Some(91),
+                ..status
+            },
+            FolderStatus {
+                uidvalidity: 8,
+                ..status
+            },
+            FolderStatus {
+                highest_modseq: None,
+                ..status
+            },
+        ] {
+            assert!(!mark.still(&moved), "{moved:?}");
+        }
+        assert_eq!(
+            SourceMark::taken(
+                &FolderStatus {
+                    highest_modseq: None,
+                    ..status
+                },
+                false
+            ),
+            None
+        );
+    }
 
     #[test]
     fn copy_map_keeps_runs_and_forgets_removed_sources() {

@@ -12,7 +12,7 @@ use crate::audit::{Actor, AuditAction};
 use crate::error::AppError;
 use crate::model::*;
 
-use super::report::spreadsheet_safe;
+use super::report::CsvExport;
 use super::{App, JobOutcome};
 
 /// How often a preflight whose servers are full is sent again (a minute apart) before it
@@ -218,8 +218,7 @@ impl App {
         actor: &Actor,
     ) -> Result<Vec<u8>, AppError> {
         self.project(project).await?;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let mut w = CsvExport::new(&[
             "source_email",
             "target_email",
             "checked_at",
@@ -230,8 +229,7 @@ impl App {
             "fits_quota",
             "estimate_seconds",
             "problems",
-        ])
-        .map_err(AppError::internal)?;
+        ])?;
         let all = self.all_users(project).await?;
         for u in &all {
             let mut row = vec![u.source_email.to_string(), u.target_email.to_string()];
@@ -253,20 +251,11 @@ impl App {
                         .join("; "),
                 ]),
             }
-            w.write_record(row.iter().map(|c| spreadsheet_safe(c)))
-                .map_err(AppError::internal)?;
+            w.row(row)?;
         }
-        let csv = w.into_inner().map_err(AppError::internal)?;
         let detail = format!("preflight results of {} users", all.len());
-        self.audit(
-            Some(project),
-            actor,
-            AuditAction::ReportExported,
-            None,
-            &detail,
-        )
-        .await;
-        Ok(csv)
+        self.finish_export(w, project, actor, AuditAction::ReportExported, &detail)
+            .await
     }
 }
 

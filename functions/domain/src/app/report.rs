@@ -18,6 +18,27 @@ pub(crate) fn spreadsheet_safe(cell: &str) -> String {
     }
 }
 
+/// A CSV file for the admin's spreadsheets: the header as given, every cell of the rows made
+/// [`spreadsheet_safe`]; [`App::finish_export`] records the export in the audit log.
+pub(crate) struct CsvExport(csv::Writer<Vec<u8>>);
+
+impl CsvExport {
+    pub(crate) fn new(header: &[&str]) -> Result<Self, AppError> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(header).map_err(AppError::internal)?;
+        Ok(CsvExport(w))
+    }
+
+    pub(crate) fn row<S: AsRef<str>>(
+        &mut self,
+        cells: impl IntoIterator<Item = S>,
+    ) -> Result<(), AppError> {
+        self.0
+            .write_record(cells.into_iter().map(|c| spreadsheet_safe(c.as_ref())))
+            .map_err(AppError::internal)
+    }
+}
+
 /// Altered copies listed in one cell (the first ones a checkpoint keeps).
 fn altered_cell(items: &[contract::AlteredItem]) -> String {
     items
@@ -28,6 +49,20 @@ fn altered_cell(items: &[contract::AlteredItem]) -> String {
 }
 
 impl App {
+    /// The bytes of an export, once its taking is in the project's audit log.
+    pub(crate) async fn finish_export(
+        &self,
+        export: CsvExport,
+        project: ProjectId,
+        actor: &Actor,
+        action: AuditAction,
+        detail: &str,
+    ) -> Result<Vec<u8>, AppError> {
+        let csv = export.0.into_inner().map_err(AppError::internal)?;
+        self.audit(Some(project), actor, action, None, detail).await;
+        Ok(csv)
+    }
+
     /// The project's verification report as CSV (no credentials).
     pub async fn verification_csv(
         &self,
@@ -36,8 +71,7 @@ impl App {
     ) -> Result<Vec<u8>, AppError> {
         self.project(project_id).await?;
         let mut rows = 0u64;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let mut w = CsvExport::new(&[
             "source_email",
             "target_email",
             "state",
@@ -54,8 +88,7 @@ impl App {
             "altered",
             "altered_copies",
             "done",
-        ])
-        .map_err(AppError::internal)?;
+        ])?;
         for u in self.all_users(project_id).await? {
             for f in self.deps.store.list_folders(u.id).await? {
                 let opt = |v: Option<u64>| v.map_or(String::new(), |n| n.to_string());
@@ -77,22 +110,13 @@ impl App {
                     altered_cell(&f.altered),
                     f.done.to_string(),
                 ];
-                w.write_record(row.iter().map(|c| spreadsheet_safe(c)))
-                    .map_err(AppError::internal)?;
+                w.row(row)?;
                 rows += 1;
             }
         }
-        let csv = w.into_inner().map_err(AppError::internal)?;
         let detail = format!("{rows} folder rows");
-        self.audit(
-            Some(project_id),
-            actor,
-            AuditAction::ReportExported,
-            None,
-            &detail,
-        )
-        .await;
-        Ok(csv)
+        self.finish_export(w, project_id, actor, AuditAction::ReportExported, &detail)
+            .await
     }
 }
 

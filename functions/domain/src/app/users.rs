@@ -508,8 +508,7 @@ impl App {
     ) -> Result<Vec<u8>, AppError> {
         self.project(project_id).await?;
         let users = self.all_users(project_id).await?;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let mut w = super::report::CsvExport::new(&[
             "source_email",
             "target_email",
             "display_name",
@@ -531,8 +530,7 @@ impl App {
             "last_sync_removed",
             "preflight_checked_at",
             "preflight_ready",
-        ])
-        .map_err(AppError::internal)?;
+        ])?;
         let time =
             |t: Option<time::OffsetDateTime>| t.map_or(String::new(), super::sync::date_time);
         for u in &users {
@@ -565,20 +563,11 @@ impl App {
                     .as_ref()
                     .map_or(String::new(), |p| p.ready().to_string()),
             ];
-            w.write_record(row.iter().map(|c| super::report::spreadsheet_safe(c)))
-                .map_err(AppError::internal)?;
+            w.row(row)?;
         }
-        let csv = w.into_inner().map_err(AppError::internal)?;
         let detail = format!("{} users", users.len());
-        self.audit(
-            Some(project_id),
-            actor,
-            AuditAction::UsersExported,
-            None,
-            &detail,
-        )
-        .await;
-        Ok(csv)
+        self.finish_export(w, project_id, actor, AuditAction::UsersExported, &detail)
+            .await
     }
 
     pub async fn user_detail(

@@ -171,10 +171,7 @@ impl App {
         {
             return Ok(Err(stop));
         }
-        let mark = SourceMark::of(&status).map(|m| SourceMark {
-            removal_settled: removing,
-            ..m
-        });
+        let mark = SourceMark::taken(&status, removing);
         self.finish_folder(s, folder, &status, mark).await
     }
     /// The messages of the other folders of this pass, by [`decide::label_key`]: on Gmail they

@@ -228,14 +228,7 @@ impl App {
                 continue;
             }
             match s.source.examine(&folder.source).await {
-                Ok(status)
-                    if SourceMark::of(&status).is_some_and(|now| {
-                        SourceMark {
-                            removal_settled: mark.removal_settled,
-                            ..now
-                        } == mark
-                    }) =>
-                {
+                Ok(status) if mark.still(&status) => {
                     unchanged.insert(folder.source.clone());
                 }
                 Ok(_) => {}
