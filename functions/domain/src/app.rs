@@ -160,6 +160,9 @@ pub struct CopySettings {
     /// message larger than this is copied alone. Bounds the worker's memory however many
     /// folders copy in parallel.
     pub memory_budget_bytes: u64,
+    /// Messages larger than this are streamed from source to target as they arrive, one at a
+    /// time, rather than held in memory and appended with others.
+    pub stream_from_bytes: u64,
 }
 
 impl Default for CopySettings {
@@ -171,6 +174,9 @@ impl Default for CopySettings {
             budget_reserve: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
             memory_budget_bytes: 16 * 1024 * 1024,
+            // The IMAP source's part size: anything larger would come in several partial
+            // FETCHes, each of which has the server find its place in the message again.
+            stream_from_bytes: 1024 * 1024,
         }
     }
 }

@@ -11,6 +11,9 @@ use crate::model::Endpoint;
 use crate::ports::LoginInfo;
 use crate::secret::Credential;
 
+mod body;
+pub use body::{BodyStream, BufferedBody, drain, read_all};
+
 /// RFC 6154 special-use roles, and Gmail's `\Important` (a view of the mail Gmail marks
 /// important, listed with its own attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -329,6 +332,48 @@ pub trait MailSession: Send {
         uids: &[u32],
         sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), MailboxError> + Send),
     ) -> Result<FetchReport, MailboxError>;
+    /// The body of message `uid` of the open folder as it arrives, for a message too large to
+    /// hold; `None` when the folder no longer has it. The stream is read to its end before the
+    /// session is used again (dropping it half-way ends the session). By default the message
+    /// is fetched whole and handed out from memory.
+    async fn open_body(
+        &mut self,
+        uid: u32,
+    ) -> Result<Option<Box<dyn BodyStream + '_>>, MailboxError> {
+        let mut body = None;
+        let report = self
+            .fetch_bodies(&[uid], &mut |m| {
+                body = Some(m.body);
+                Ok(())
+            })
+            .await?;
+        match (body, report.server_error) {
+            (Some(bytes), _) => Ok(Some(Box::new(BufferedBody::new(bytes)))),
+            (None, Some(text)) => Err(MailboxError::Refused(text)),
+            (None, None) => Ok(None),
+        }
+    }
+    /// Appends one message to `folder` as `body` delivers it. When the body fails half-way
+    /// nothing is stored (the message is never completed) and the body's error is returned.
+    /// By default the body is read into memory and appended whole.
+    async fn append_stream(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        internaldate: OffsetDateTime,
+        body: &mut (dyn BodyStream + '_),
+    ) -> Result<AppendOutcome, MailboxError> {
+        let bytes = read_all(body).await?;
+        let item = AppendItem {
+            body: bytes,
+            flags: flags.to_vec(),
+            internaldate,
+        };
+        let mut outcomes = self.append(folder, vec![item]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| MailboxError::Refused("the server gave no append result".into()))
+    }
     /// Creates a folder (and its parents); an existing folder is not an error. With a role,
     /// the server is asked to mark the folder with it (RFC 6154 CREATE-SPECIAL-USE) when it
     /// can; a server that cannot creates a plain folder.
@@ -429,6 +474,13 @@ impl Source {
     ) -> Result<FetchReport, MailboxError> {
         self.0.fetch_bodies(uids, sink).await
     }
+    /// One message's body as it arrives (see [`MailSession::open_body`]).
+    pub async fn open_body(
+        &mut self,
+        uid: u32,
+    ) -> Result<Option<Box<dyn BodyStream + '_>>, MailboxError> {
+        self.0.open_body(uid).await
+    }
     pub async fn find_by_message_id(
         &mut self,
         message_id: &str,
@@ -503,6 +555,18 @@ impl Target {
     ) -> Result<Vec<AppendOutcome>, MailboxError> {
         self.0.append(folder, items).await
     }
+    /// Appends one message as it arrives from `body` (see [`MailSession::append_stream`]).
+    pub async fn append_stream(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        internaldate: OffsetDateTime,
+        body: &mut (dyn BodyStream + '_),
+    ) -> Result<AppendOutcome, MailboxError> {
+        self.0
+            .append_stream(folder, flags, internaldate, body)
+            .await
+    }
     /// Copies messages of the open folder (a target folder) into another target folder.
     pub async fn copy_to(
         &mut self,
@@ -510,6 +574,13 @@ impl Target {
         folder: &str,
     ) -> Result<Vec<(u32, Option<u32>)>, MailboxError> {
         self.0.copy_to(uids, folder).await
+    }
+    /// One message's body as it arrives (see [`MailSession::open_body`]).
+    pub async fn open_body(
+        &mut self,
+        uid: u32,
+    ) -> Result<Option<Box<dyn BodyStream + '_>>, MailboxError> {
+        self.0.open_body(uid).await
     }
     pub async fn find_by_message_id(
         &mut self,

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use imap_next::imap_types::response::Code;
 
 pub use domain::mailbox::{AppendItem, AppendOutcome};
+use domain::mailbox::{BodyStream, drain};
 
 use crate::error::ImapError;
 use crate::raw::{RawCommand, flag_list, internaldate};
@@ -54,6 +55,56 @@ impl Session {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Appends one message to `folder` as `body` delivers it: the literal is announced with
+    /// the size the body announced and each piece written as it comes. A refusal is an
+    /// outcome, as in [`Session::append`] (the rest of the body is read and dropped, so the
+    /// source stays usable). When the body fails half-way the connection is closed
+    /// mid-message, so nothing is stored, and [`ImapError::Source`] carries the body's error.
+    pub async fn append_stream(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        date: time::OffsetDateTime,
+        body: &mut (dyn BodyStream + '_),
+    ) -> Result<AppendOutcome, ImapError> {
+        let size = body.size();
+        if let Some(limit) = self.append_limit().filter(|&l| size > l) {
+            drain(body).await.map_err(ImapError::Source)?;
+            return Ok(AppendOutcome::Rejected {
+                reason: format!(
+                    "[TOOBIG] the message has {size} bytes, more than the server's APPENDLIMIT of {limit}"
+                ),
+            });
+        }
+        let command = RawCommand::new("APPEND")
+            .text("APPEND ")
+            .mailbox(folder)
+            .text(" ")
+            .text(&flag_list(flags))
+            .text(" ")
+            .text(&internaldate(date))
+            .text(" ")
+            .stream(size);
+        match self.execute_raw_streaming(command, body).await {
+            Ok(completion) => Ok(AppendOutcome::Appended {
+                uid: appenduid(completion.code.as_ref())
+                    .and_then(|(_, uids)| uids.first().copied()),
+            }),
+            Err(e @ (ImapError::No { .. } | ImapError::Bad { .. })) => {
+                // A refusal of the synchronizing literal leaves the body unread.
+                drain(body).await.map_err(ImapError::Source)?;
+                match e {
+                    e if is_missing_folder(&e) => Err(e),
+                    ImapError::No { text, .. } | ImapError::Bad { text, .. } => Ok(
+                        AppendOutcome::from_refusal(code_name(&text).as_deref(), &text),
+                    ),
+                    e => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The largest message the server accepts, from `APPENDLIMIT=n` (RFC 7889).
@@ -214,6 +265,9 @@ mod tests {
                 crate::raw::Piece::Literal(l) => {
                     wire.extend_from_slice(format!("{{{}}}", l.len()).as_bytes());
                     wire.extend_from_slice(l);
+                }
+                crate::raw::Piece::Stream(n) => {
+                    wire.extend_from_slice(format!("{{{n}}}").as_bytes())
                 }
             }
         }

@@ -110,6 +110,11 @@ pub enum ImapError {
     /// An earlier I/O error or timeout left the session in an unknown state.
     #[error("the session is no longer usable after an earlier error")]
     Broken,
+
+    /// The source of a message being appended as it arrived failed half-way; the APPEND was
+    /// abandoned (the connection closed mid-message, so nothing was stored).
+    #[error("reading the message from the source failed: {0}")]
+    Source(domain::mailbox::MailboxError),
 }
 
 impl ImapError {
@@ -168,6 +173,7 @@ impl ImapError {
             | ImapError::InvalidInput(_)
             | ImapError::Unsupported(_)
             | ImapError::NotSelected(_)
+            | ImapError::Source(_)
             | ImapError::Broken => LoginError::Unreachable(self.to_string()),
         }
     }

@@ -33,12 +33,14 @@
 //! else.
 
 mod append;
+mod body;
 mod capabilities;
 mod copy;
 mod deflate;
 mod error;
 mod folders;
 mod gmail;
+mod literal;
 mod mailboxes;
 mod messages;
 pub mod mutf7;
@@ -51,6 +53,7 @@ mod transport;
 mod uids;
 
 pub use append::{AppendItem, AppendOutcome};
+pub use body::BodyReader;
 pub use capabilities::Capabilities;
 pub use error::ImapError;
 pub use folders::{FolderInfo, FolderStatus, Selected, SpecialUse};

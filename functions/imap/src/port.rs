@@ -19,6 +19,9 @@ use crate::{ImapError, ImapMailboxes, Session, UidSet};
 
 /// Classifies an IMAP failure for the engine's retry decisions.
 pub fn to_mailbox_error(e: ImapError) -> MailboxError {
+    if let ImapError::Source(e) = e {
+        return e;
+    }
     let text = e.to_string();
     match &e {
         ImapError::LoginRejected { .. } if e.is_temporary_login_refusal() => {
@@ -240,6 +243,31 @@ impl MailSession for ImapMailSession {
     ) -> Result<Vec<port::AppendOutcome>, MailboxError> {
         self.session
             .append(folder, &items)
+            .await
+            .map_err(to_mailbox_error)
+    }
+
+    async fn open_body(
+        &mut self,
+        uid: u32,
+    ) -> Result<Option<Box<dyn port::BodyStream + '_>>, MailboxError> {
+        let body = self
+            .session
+            .open_body(uid)
+            .await
+            .map_err(to_mailbox_error)?;
+        Ok(body.map(|b| Box::new(b) as Box<dyn port::BodyStream + '_>))
+    }
+
+    async fn append_stream(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        internaldate: time::OffsetDateTime,
+        body: &mut (dyn port::BodyStream + '_),
+    ) -> Result<port::AppendOutcome, MailboxError> {
+        self.session
+            .append_stream(folder, flags, internaldate, body)
             .await
             .map_err(to_mailbox_error)
     }

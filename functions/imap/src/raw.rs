@@ -15,6 +15,8 @@ pub(crate) enum Piece<'a> {
     Text(Vec<u8>),
     /// A literal; the session announces it as `{n+}` or `{n}` as the server allows.
     Literal(Cow<'a, [u8]>),
+    /// A literal of this many bytes read from a body stream while it is sent.
+    Stream(u64),
 }
 
 /// A command as pieces, without its tag and final CRLF.
@@ -59,6 +61,12 @@ impl<'a> RawCommand<'a> {
     /// A mailbox name exactly as the server wrote it.
     pub(crate) fn raw_mailbox(self, raw: &str) -> Self {
         self.string(raw.as_bytes())
+    }
+
+    /// A literal of `size` bytes that comes from a body stream while the command is sent.
+    pub(crate) fn stream(mut self, size: u64) -> Self {
+        self.pieces.push(Piece::Stream(size));
+        self
     }
 
     pub(crate) fn literal(mut self, data: Cow<'a, [u8]>) -> Self {

@@ -26,7 +26,7 @@ use crate::error::ImapError;
 use crate::raw::{Piece, RawCommand};
 use crate::sasl;
 use crate::tls::TlsConfig;
-use crate::transport::{DriveError, Stream, Transport};
+use crate::transport::{DriveError, Next, Stream, Transport};
 
 /// How [`Session::login_with`] sends a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -662,7 +662,26 @@ impl Session {
         command: RawCommand<'_>,
     ) -> Result<Completion, ImapError> {
         self.begin()?;
-        let result = self.execute_raw_inner(command).await;
+        let result = self.execute_raw_inner(command, None).await;
+        self.end();
+        result
+    }
+
+    /// [`Session::execute_raw`] for a command whose [`Piece::Stream`] literal is read from
+    /// `body` while it is sent. When the body fails half-way the connection is closed at once,
+    /// mid-literal, so the server stores nothing of the command ([`ImapError::Source`]).
+    pub(crate) async fn execute_raw_streaming(
+        &mut self,
+        command: RawCommand<'_>,
+        body: &mut (dyn domain::mailbox::BodyStream + '_),
+    ) -> Result<Completion, ImapError> {
+        self.begin()?;
+        let result = self.execute_raw_inner(command, Some(body)).await;
+        if matches!(result, Err(ImapError::Source(_))) {
+            self.broken = true;
+            // Close at once: a server keeps nothing of an APPEND whose literal never ended.
+            let _ = self.transport.abort().await;
+        }
         self.end();
         result
     }
@@ -670,6 +689,7 @@ impl Session {
     async fn execute_raw_inner(
         &mut self,
         command: RawCommand<'_>,
+        mut body: Option<&mut (dyn domain::mailbox::BodyStream + '_)>,
     ) -> Result<Completion, ImapError> {
         let name = command.name;
         let tag = self.tag();
@@ -678,42 +698,98 @@ impl Session {
         line.push(b' ');
         let mut completion = Completion::default();
         for piece in command.pieces {
-            match piece {
-                Piece::Text(text) => line.extend_from_slice(&text),
-                Piece::Literal(data) => {
-                    let non_sync = self.capabilities.has("LITERAL+")
-                        || (self.capabilities.has("LITERAL-") && data.len() <= 4096);
-                    line.extend_from_slice(
-                        format!("{{{}{}}}\r\n", data.len(), if non_sync { "+" } else { "" })
-                            .as_bytes(),
-                    );
-                    self.write_raw(&line, name).await?;
-                    line.clear();
-                    if !non_sync {
-                        loop {
-                            match self.next_event(name).await? {
-                                Event::ContinuationRequestReceived { .. } => break,
-                                Event::DataReceived { data } => {
-                                    self.observe_data(&data);
-                                    completion.data.push(data);
-                                }
-                                Event::StatusReceived {
-                                    status: Status::Tagged(Tagged { tag: got, body }),
-                                } if got == tag => return self.finish(name, body, completion),
-                                Event::StatusReceived { status } => {
-                                    self.observe_status(status, Some(&mut completion))
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    self.write_raw(&data, name).await?;
+            let size = match &piece {
+                Piece::Text(text) => {
+                    line.extend_from_slice(text);
+                    continue;
+                }
+                Piece::Literal(data) => data.len() as u64,
+                Piece::Stream(size) => *size,
+            };
+            if let Some(refused) = self
+                .announce_literal(&mut line, size, name, &tag, &mut completion)
+                .await?
+            {
+                return refused;
+            }
+            match (piece, body.as_deref_mut()) {
+                (Piece::Literal(data), _) => self.write_raw(&data, name).await?,
+                (Piece::Stream(size), Some(body)) => self.write_stream(body, size, name).await?,
+                _ => {
+                    return Err(ImapError::InvalidInput(
+                        "a streamed literal without a stream",
+                    ));
                 }
             }
         }
         line.extend_from_slice(b"\r\n");
         self.write_raw(&line, name).await?;
         self.collect(&tag, name, None, completion).await
+    }
+
+    /// Ends `line` with the announcement of a literal of `size` bytes and sends it; for a
+    /// synchronizing literal waits for the server's `+`. A tagged answer instead of the `+`
+    /// ends the command there: `Some` with its result.
+    async fn announce_literal(
+        &mut self,
+        line: &mut Vec<u8>,
+        size: u64,
+        name: &'static str,
+        tag: &Tag<'static>,
+        completion: &mut Completion,
+    ) -> Result<Option<Result<Completion, ImapError>>, ImapError> {
+        let non_sync = self.capabilities.has("LITERAL+")
+            || (self.capabilities.has("LITERAL-") && size <= 4096);
+        line.extend_from_slice(
+            format!("{{{}{}}}\r\n", size, if non_sync { "+" } else { "" }).as_bytes(),
+        );
+        self.write_raw(line, name).await?;
+        line.clear();
+        if non_sync {
+            return Ok(None);
+        }
+        loop {
+            match self.next_event(name).await? {
+                Event::ContinuationRequestReceived { .. } => return Ok(None),
+                Event::DataReceived { data } => {
+                    self.observe_data(&data);
+                    completion.data.push(data);
+                }
+                Event::StatusReceived {
+                    status: Status::Tagged(Tagged { tag: got, body }),
+                } if &got == tag => {
+                    let done = std::mem::take(completion);
+                    return Ok(Some(self.finish(name, body, done)));
+                }
+                Event::StatusReceived { status } => self.observe_status(status, Some(completion)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes exactly `size` bytes read from `body`, as they arrive.
+    async fn write_stream(
+        &mut self,
+        body: &mut (dyn domain::mailbox::BodyStream + '_),
+        size: u64,
+        during: &'static str,
+    ) -> Result<(), ImapError> {
+        let mut sent = 0u64;
+        while let Some(chunk) = body.next_chunk().await.map_err(ImapError::Source)? {
+            sent += chunk.len() as u64;
+            if sent > size {
+                break;
+            }
+            self.write_raw(chunk, during).await?;
+        }
+        if sent != size {
+            return Err(ImapError::Source(
+                domain::mailbox::MailboxError::Connection(format!(
+                    "the message body had {sent} bytes where {size} were announced"
+                )),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes bytes as they are (a command line, a literal).
@@ -857,6 +933,45 @@ impl Session {
         }
     }
 
+    /// The next event, or the start of the body the transport was armed for
+    /// ([`Session::arm_body`]).
+    pub(crate) async fn next_step(
+        &mut self,
+        during: &'static str,
+    ) -> Result<Next<Event>, ImapError> {
+        self.ensure_usable()?;
+        let result = self
+            .transport
+            .next_step(&mut self.client, self.timeout)
+            .await;
+        result.map_err(|e| self.drive_failure(e, during))
+    }
+
+    /// The next response carrying a whole message body gives the body to the caller: see
+    /// [`Session::next_step`] and [`Session::body_range`].
+    pub(crate) fn arm_body(&mut self) {
+        self.transport.arm();
+    }
+
+    pub(crate) fn disarm_body(&mut self) {
+        self.transport.disarm(&mut self.client);
+    }
+
+    /// Where the next bytes of the body being read are ([`Session::body_bytes`]); `None` once
+    /// it has all been read.
+    pub(crate) async fn body_range(
+        &mut self,
+        during: &'static str,
+    ) -> Result<Option<std::ops::Range<usize>>, ImapError> {
+        self.ensure_usable()?;
+        let result = self.transport.body_chunk(self.timeout).await;
+        result.map_err(|e| self.drive_failure(e, during))
+    }
+
+    pub(crate) fn body_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        self.transport.read_bytes(range)
+    }
+
     /// Maps a driver failure to an error and marks the session broken.
     fn drive_failure(&mut self, e: DriveError<ClientError>, during: &'static str) -> ImapError {
         let error = match e {
@@ -867,6 +982,9 @@ impl Session {
             DriveError::Closed => ImapError::Closed {
                 bye: self.bye.take(),
             },
+            DriveError::UnexpectedBody => {
+                ImapError::Protocol("a message body was taken out where none was asked for".into())
+            }
             DriveError::Io(e) => match e.kind() {
                 std::io::ErrorKind::ConnectionReset
                 | std::io::ErrorKind::ConnectionAborted

@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use imap_next::{Interrupt, Io, State};
+
+use crate::literal::{Scanner, Step};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -96,14 +98,28 @@ pub(crate) enum DriveError<E> {
     State(E),
     /// Nothing could be read or written for the whole idle timeout.
     Idle,
+    /// A body was taken out of the stream where no caller asked for one.
+    UnexpectedBody,
+}
+
+/// What [`Transport::next_step`] stopped at.
+#[derive(Debug)]
+pub(crate) enum Next<E> {
+    Event(E),
+    /// A body of this many bytes (still to read) begins.
+    Body(u64),
 }
 
 /// A stream plus the buffers between it and the state machine.
 pub(crate) struct Transport {
     stream: Stream,
     read_buf: Box<[u8]>,
-    /// Bytes at the start of `read_buf` not yet handed to the state machine.
-    unread: usize,
+    /// `read_buf[start..end]` is read and not yet handed on (to the state machine, or as body
+    /// bytes to the caller).
+    start: usize,
+    end: usize,
+    /// Where the stream is, and the body to take out of it (see [`crate::literal`]).
+    scanner: Scanner,
     write_buf: Vec<u8>,
     /// How much of `write_buf` has been written.
     written: usize,
@@ -115,7 +131,9 @@ impl Transport {
         Transport {
             stream,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            unread: 0,
+            start: 0,
+            end: 0,
+            scanner: Scanner::default(),
             write_buf: Vec::new(),
             written: 0,
             flush_pending: false,
@@ -153,14 +171,25 @@ impl Transport {
         state: &mut S,
         idle: std::time::Duration,
     ) -> Result<S::Event, DriveError<S::Error>> {
+        match self.next_step(state, idle).await? {
+            Next::Event(event) => Ok(event),
+            Next::Body(_) => Err(DriveError::UnexpectedBody),
+        }
+    }
+
+    /// Like [`Transport::next`], but armed ([`Transport::arm`]) it also stops where a body
+    /// begins, whose bytes the caller then reads with [`Transport::body_chunk`].
+    pub(crate) async fn next_step<S: State>(
+        &mut self,
+        state: &mut S,
+        idle: std::time::Duration,
+    ) -> Result<Next<S::Event>, DriveError<S::Error>> {
         loop {
-            if self.unread > 0 {
-                let input = &self.read_buf[..self.unread];
-                quiet(|| state.enqueue_input(input));
-                self.unread = 0;
+            if let Some(size) = self.feed(state) {
+                return Ok(Next::Body(size));
             }
             match quiet(|| state.next()) {
-                Ok(event) => return Ok(event),
+                Ok(event) => return Ok(Next::Event(event)),
                 Err(Interrupt::Error(e)) => return Err(DriveError::State(e)),
                 Err(Interrupt::Io(Io::Output(bytes))) => self.queue(&bytes),
                 Err(Interrupt::Io(Io::NeedMoreInput)) => {}
@@ -169,6 +198,103 @@ impl Transport {
                 Ok(result) => result?,
                 Err(_) => return Err(DriveError::Idle),
             }
+        }
+    }
+
+    /// Hands what was read to the state machine, through the scanner. Stops where a body
+    /// begins, or while one is being read: returns its bytes still due.
+    fn feed<S: State>(&mut self, state: &mut S) -> Option<u64> {
+        loop {
+            let remaining = self.scanner.body_remaining();
+            if remaining > 0 {
+                return Some(remaining);
+            }
+            if self.start == self.end {
+                return None;
+            }
+            let input = &self.read_buf[self.start..self.end];
+            // Consecutive bytes that pass as they are go to the state machine in one piece.
+            let mut passed = 0;
+            let step = loop {
+                match self.scanner.step(&input[passed..]) {
+                    Step::Pass(n) if passed + n < input.len() => passed += n,
+                    Step::Pass(n) => {
+                        passed += n;
+                        break None;
+                    }
+                    other => break Some(other),
+                }
+            };
+            if passed > 0 {
+                quiet(|| state.enqueue_input(&input[..passed]));
+                self.start += passed;
+            }
+            match step {
+                None | Some(Step::Pass(_)) => {}
+                Some(Step::Held(n)) => self.start += n,
+                Some(Step::Line(n, line) | Step::Body(n, line, _)) => {
+                    quiet(|| state.enqueue_input(&line));
+                    self.start += n;
+                }
+            }
+        }
+    }
+
+    /// The next response carrying a whole message body (`BODY[]`) gives the body's bytes to
+    /// the caller: [`Transport::next_step`] stops where it begins.
+    pub(crate) fn arm(&mut self) {
+        self.scanner.arm();
+    }
+
+    /// No body is taken out any more; what the scanner held goes on to the state machine.
+    pub(crate) fn disarm<S: State>(&mut self, state: &mut S) {
+        let held = self.scanner.disarm();
+        if !held.is_empty() {
+            quiet(|| state.enqueue_input(&held));
+        }
+    }
+
+    /// Where in the read buffer the next bytes of the body being taken out are (see
+    /// [`Transport::arm`] and [`Transport::read_bytes`]); `None` once it has all been read.
+    /// `idle` bounds the wait for the network.
+    pub(crate) async fn body_chunk<E>(
+        &mut self,
+        idle: std::time::Duration,
+    ) -> Result<Option<std::ops::Range<usize>>, DriveError<E>> {
+        let remaining = self.scanner.body_remaining();
+        if remaining == 0 {
+            return Ok(None);
+        }
+        while self.start == self.end {
+            match tokio::time::timeout(idle, self.progress()).await {
+                Ok(result) => result?,
+                Err(_) => return Err(DriveError::Idle),
+            }
+        }
+        let n = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.end - self.start);
+        let from = self.start;
+        self.start += n;
+        self.scanner.body_taken(n);
+        Ok(Some(from..from + n))
+    }
+
+    /// Bytes [`Transport::body_chunk`] pointed at.
+    pub(crate) fn read_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.read_buf[range]
+    }
+
+    /// Closes the sending side at once, dropping anything queued: the server sees the
+    /// connection end in the middle of whatever was being sent.
+    pub(crate) async fn abort(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.write_buf.clear();
+        self.written = 0;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.shutdown()).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
         }
     }
 
@@ -194,11 +320,7 @@ impl Transport {
     ) -> Result<(), DriveError<S::Error>> {
         let mut done = 0;
         loop {
-            if self.unread > 0 {
-                let input = &self.read_buf[..self.unread];
-                quiet(|| state.enqueue_input(input));
-                self.unread = 0;
-            }
+            self.feed(state);
             if done == bytes.len() && self.written == self.write_buf.len() && !self.flush_pending {
                 return Ok(());
             }
@@ -219,10 +341,12 @@ impl Transport {
         let Transport {
             stream,
             read_buf,
-            unread,
+            start,
+            end,
             write_buf,
             written,
             flush_pending,
+            ..
         } = self;
         poll_fn(|cx| {
             let mut moved = false;
@@ -264,14 +388,14 @@ impl Transport {
                     Poll::Pending => {}
                 }
             }
-            if *unread == 0 {
+            if *start == *end {
                 let mut buf = ReadBuf::new(&mut read_buf[..]);
                 match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(())) if buf.filled().is_empty() => {
                         return Poll::Ready(Err(DriveError::Closed));
                     }
                     Poll::Ready(Ok(())) => {
-                        *unread = buf.filled().len();
+                        (*start, *end) = (0, buf.filled().len());
                         return Poll::Ready(Ok(()));
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(DriveError::Io(e))),
@@ -302,14 +426,16 @@ impl Transport {
     /// input has arrived, whichever comes first. Writing and reading happen in the same poll,
     /// so neither side can block the other.
     async fn progress<E>(&mut self) -> Result<(), DriveError<E>> {
-        debug_assert_eq!(self.unread, 0);
+        debug_assert_eq!(self.start, self.end);
         let Transport {
             stream,
             read_buf,
-            unread,
+            start,
+            end,
             write_buf,
             written,
             flush_pending,
+            ..
         } = self;
         poll_fn(|cx| {
             while *written < write_buf.len() {
@@ -343,7 +469,7 @@ impl Transport {
                     Poll::Ready(Err(DriveError::Closed))
                 }
                 Poll::Ready(Ok(())) => {
-                    *unread = buf.filled().len();
+                    (*start, *end) = (0, buf.filled().len());
                     Poll::Ready(Ok(()))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(DriveError::Io(e))),

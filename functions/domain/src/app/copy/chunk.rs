@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use contract::{ContentCheck, SkipCause, SkippedItem};
+use contract::{ContentCheck, SkippedItem};
 
 use crate::error::AppError;
 use crate::mailbox::{AppendItem, MessageMeta};
@@ -17,6 +17,9 @@ use super::decide::{self, Settled};
 use super::folder::is_rescan;
 use super::readback::ContentReport;
 use super::{App, Sessions, Stop, mailbox_err};
+
+/// What a streamed message holds against the memory budget: about its read buffer.
+const STREAM_BUFFER_KIB: u64 = 64;
 
 /// What every chunk of one copy attempt shares.
 struct Attempt<'a> {
@@ -227,8 +230,19 @@ impl App {
             return Ok(Err(stop));
         }
         // Hold the chunk's bytes against the process-wide memory budget while they are
-        // fetched and appended; a chunk over the budget waits until it can run alone.
-        let chunk_kib: u64 = wanted.iter().map(|m| m.size / 1024 + 1).sum();
+        // fetched and appended; a chunk over the budget waits until it can run alone. A
+        // streamed message holds a read buffer, not its size.
+        let stream_from = self.config.copy.stream_from_bytes;
+        let chunk_kib: u64 = wanted
+            .iter()
+            .map(|m| {
+                if decide::streams(m, stream_from) {
+                    STREAM_BUFFER_KIB
+                } else {
+                    m.size / 1024 + 1
+                }
+            })
+            .sum();
         let budget_kib = (self.config.copy.memory_budget_bytes / 1024).max(1);
         let _memory = self
             .copy_memory
@@ -276,9 +290,13 @@ impl App {
             let (mut metas, mut outcomes) = (moved.metas, moved.outcomes);
             metas.extend(labelled.metas);
             outcomes.extend(labelled.outcomes);
-            let fetched = self
-                .fetch_chunk(s, &labelled.upload, policy, checked)
-                .await?;
+            // Large messages stream through one at a time; the rest are held and appended
+            // together.
+            let (large, held): (Vec<&MessageMeta>, Vec<&MessageMeta>) = labelled
+                .upload
+                .iter()
+                .partition(|m| decide::streams(m, stream_from));
+            let mut fetched = self.fetch_chunk(s, &held, policy, checked).await?;
             if !fetched.items.is_empty() {
                 outcomes.extend(
                     s.target
@@ -288,6 +306,14 @@ impl App {
                 );
             }
             metas.extend(fetched.metas);
+            let checked = checked + fetched.fingerprints.len() as u64;
+            let streamed = self
+                .stream_messages(s, &target_name, &large, policy, checked)
+                .await?;
+            metas.extend(streamed.metas);
+            outcomes.extend(streamed.outcomes);
+            fetched.fingerprints.extend(streamed.fingerprints);
+            fetched.unreadable.extend(streamed.unreadable);
             Ok((
                 metas,
                 fetched.fingerprints,
@@ -396,7 +422,7 @@ impl App {
         let mut fingerprints = Vec::new();
         let mut missing: Vec<u32> = wanted.iter().map(|m| m.uid).collect();
         let mut server_error = None;
-        for _ in 0..3 {
+        for _ in 0..super::stream::FETCH_TRIES {
             let report = s
                 .source
                 .fetch_bodies(&missing, &mut |m| {
@@ -422,28 +448,12 @@ impl App {
                 break;
             }
         }
-        let mut unreadable = Vec::new();
-        if let (Some(&first), Some(&last)) = (missing.iter().min(), missing.iter().max()) {
-            let listed: HashSet<u32> = s
-                .source
-                .fetch_meta(first, last)
-                .await
-                .map_err(mailbox_err)?
-                .into_iter()
-                .map(|m| m.uid)
-                .collect();
-            let why = server_error.unwrap_or_else(|| "it sent nothing for it".into());
-            for m in wanted.iter().filter(|m| missing.contains(&m.uid)) {
-                if listed.contains(&m.uid) {
-                    unreadable.push(SkippedItem {
-                        uid: m.uid,
-                        size: m.size,
-                        reason: format!("the source server could not return it: {why}"),
-                        cause: SkipCause::SourceUnreadable,
-                    });
-                }
-            }
-        }
+        let missing: Vec<&MessageMeta> = wanted
+            .iter()
+            .copied()
+            .filter(|m| missing.contains(&m.uid))
+            .collect();
+        let unreadable = self.unreadable(s, &missing, server_error).await?;
         Ok(Fetched {
             metas: fetched,
             items,

@@ -59,6 +59,90 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
     }
 }
 
+/// A [`Fingerprint`] taken piece by piece, for a message streamed through rather than held:
+/// the same result as [`fingerprint`] over the pieces put together, however they are cut.
+#[derive(Default)]
+pub(crate) struct Fingerprinting {
+    size: u64,
+    header: Sha256,
+    body: Sha256,
+    /// The header's end has passed.
+    in_body: bool,
+    /// The last three bytes so far, newest last (for a header end or a bare line feed across
+    /// pieces); `size` says how many are real.
+    last: [u8; 3],
+    header_8bit: usize,
+    bare_lf: usize,
+    nul: usize,
+}
+
+impl Fingerprinting {
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        // The byte `back` places before `piece[at]`, from the piece or the ones before it.
+        let before = |last: &[u8; 3], size: u64, at: usize, back: usize| -> Option<u8> {
+            if at >= back {
+                Some(piece[at - back])
+            } else {
+                let from_end = back - at; // 1..=3 bytes before the piece
+                (from_end as u64 <= size.min(3)).then(|| last[3 - from_end])
+            }
+        };
+        let mut body_from = 0;
+        if !self.in_body {
+            body_from = piece.len();
+            for j in memchr::memchr_iter(b'\n', piece) {
+                let p1 = before(&self.last, self.size, j, 1);
+                let ends = p1 == Some(b'\n')
+                    || (p1 == Some(b'\r')
+                        && before(&self.last, self.size, j, 2) == Some(b'\n')
+                        && before(&self.last, self.size, j, 3) == Some(b'\r'));
+                if ends {
+                    body_from = j + 1;
+                    self.in_body = true;
+                    break;
+                }
+            }
+            let header = &piece[..body_from];
+            self.header.update(header);
+            self.header_8bit += header.iter().filter(|&&b| b >= 0x80).count();
+        }
+        self.body.update(&piece[body_from..]);
+        self.bare_lf += memchr::memchr_iter(b'\n', piece)
+            .filter(|&i| before(&self.last, self.size, i, 1) != Some(b'\r'))
+            .count();
+        self.nul += memchr::memchr_iter(0, piece).count();
+        for &b in piece.iter().rev().take(3).rev() {
+            self.last = [self.last[1], self.last[2], b];
+        }
+        self.size += piece.len() as u64;
+    }
+
+    /// Whether a server is likely to store this message differently (see [`wants_check`]).
+    fn is_risky(&self) -> bool {
+        self.header_8bit > 0 || self.nul > 0 || self.bare_lf > 0
+    }
+
+    /// Whether the copy is read back (as [`wants_check`] decides for a held message).
+    pub(crate) fn wants_check(&self, policy: ContentCheck, checked: u64) -> bool {
+        match policy {
+            ContentCheck::Off => false,
+            ContentCheck::All => true,
+            ContentCheck::Sample => checked < SAMPLE_PER_FOLDER || self.is_risky(),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Fingerprint {
+        Fingerprint {
+            size: self.size,
+            header: self.header.finalize().into(),
+            body: self.body.finalize().into(),
+            header_8bit: self.header_8bit,
+            bare_lf: self.bare_lf,
+            nul: self.nul,
+        }
+    }
+}
+
 /// Whether a server is likely to store this message differently: 8-bit or NUL bytes in the
 /// header, NULs anywhere, bare line feeds. Every copied message passes through here, so each
 /// test is a vectorised search that stops at the first sign.
@@ -227,6 +311,38 @@ mod tests {
                 .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
                 .count();
             assert_eq!(fingerprint(bytes).bare_lf, bare, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_taken_in_pieces_is_the_one_of_the_whole_however_cut() {
+        let messages: [&[u8]; 6] = [
+            PLAIN,
+            b"Subject: caf\xe9\r\n\r\nbody\n\0\r\n",
+            b"A: b\n\nbody\r\n\r\nmore",
+            b"\n\nx",
+            b"no header end at all \xe9\r\n",
+            b"",
+        ];
+        for bytes in messages {
+            let whole = fingerprint(bytes);
+            for piece in 1..=bytes.len().max(1) {
+                for first in 0..bytes.len().min(4) {
+                    let mut f = Fingerprinting::default();
+                    f.update(&bytes[..first]);
+                    for p in bytes[first..].chunks(piece) {
+                        f.update(p);
+                        f.update(&[]);
+                    }
+                    let risky = f.is_risky();
+                    assert_eq!(risky, is_risky(bytes), "{bytes:?}");
+                    assert_eq!(
+                        f.finish(),
+                        whole,
+                        "{bytes:?} in pieces of {piece} after {first}"
+                    );
+                }
+            }
         }
     }
 

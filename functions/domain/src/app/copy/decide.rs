@@ -36,6 +36,12 @@ pub(crate) fn chunk(
     out
 }
 
+/// Whether a message is streamed from source to target as it arrives rather than held:
+/// larger than `stream_from` bytes.
+pub(crate) fn streams(m: &MessageMeta, stream_from: u64) -> bool {
+    m.size > stream_from
+}
+
 /// The project's own reason to leave a message out, if any.
 pub(crate) fn policy_skip(options: &CopyOptions, m: &MessageMeta) -> Option<SkippedItem> {
     let reason = if options.max_message_bytes.is_some_and(|max| m.size > max) {

@@ -39,6 +39,7 @@ mod preflight;
 mod readback;
 mod recovery;
 mod slots;
+mod stream;
 
 use std::time::{Duration, Instant};
 

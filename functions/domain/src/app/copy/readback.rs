@@ -10,7 +10,7 @@ use contract::{AlteredItem, ContentCheck};
 use crate::error::AppError;
 use crate::model::FolderState;
 
-use super::content::{self, Fingerprint};
+use super::content::{self, Fingerprint, Fingerprinting};
 use super::{App, Sessions, mailbox_err};
 
 /// The copies read back from the target, and those that differ from their source.
@@ -49,28 +49,47 @@ impl App {
         if source_of.is_empty() {
             return Ok(ContentReport::default());
         }
-        let mut uids: Vec<u32> = source_of.keys().copied().collect();
-        uids.sort_unstable();
+        // The copies of large messages are read back as they arrive, like their originals.
+        let stream_from = self.config.copy.stream_from_bytes;
+        let (mut large, mut held): (Vec<u32>, Vec<u32>) = source_of
+            .iter()
+            .map(|(&copy, _)| copy)
+            .partition(|copy| source_of[copy].1.size > stream_from);
+        large.sort_unstable();
+        held.sort_unstable();
         // SELECT again: the folder's view then includes what was just appended.
         s.target.select(target_name).await.map_err(mailbox_err)?;
         let mut report = ContentReport::default();
-        s.target
-            .fetch_bodies(&uids, &mut |copy| {
-                if let Some((source, print)) = source_of.get(&copy.meta.uid) {
-                    report.checked += 1;
-                    let found = content::fingerprint(&copy.body);
-                    if let Some(change) = content::describe_change(print, &found) {
-                        report.altered.push(AlteredItem {
-                            uid: *source,
-                            target_uid: copy.meta.uid,
-                            change,
-                        });
-                    }
+        let mut compare = |copy: u32, found: Fingerprint| {
+            if let Some(&(source, print)) = source_of.get(&copy) {
+                report.checked += 1;
+                if let Some(change) = content::describe_change(print, &found) {
+                    report.altered.push(AlteredItem {
+                        uid: source,
+                        target_uid: copy,
+                        change,
+                    });
                 }
+            }
+        };
+        s.target
+            .fetch_bodies(&held, &mut |copy| {
+                compare(copy.meta.uid, content::fingerprint(&copy.body));
                 Ok(())
             })
             .await
             .map_err(mailbox_err)?;
+        for copy in large {
+            let Some(mut body) = s.target.open_body(copy).await.map_err(mailbox_err)? else {
+                continue;
+            };
+            let mut print = Fingerprinting::default();
+            while let Some(piece) = body.next_chunk().await.map_err(mailbox_err)? {
+                print.update(piece);
+            }
+            drop(body);
+            compare(copy, print.finish());
+        }
         Ok(report)
     }
 
