@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// The byte stream under a session.
 pub(crate) enum Stream {
@@ -269,6 +269,31 @@ impl Transport {
             match tokio::time::timeout(idle, self.progress()).await {
                 Ok(result) => result?,
                 Err(_) => return Err(DriveError::Idle),
+            }
+            // Whatever else has arrived comes along: each piece becomes one write to the
+            // target, whose server wakes up once per piece.
+            let wanted = usize::try_from(remaining).unwrap_or(usize::MAX);
+            while self.end - self.start < wanted && self.end < self.read_buf.len() {
+                let Transport {
+                    stream,
+                    read_buf,
+                    end,
+                    ..
+                } = self;
+                let more = poll_fn(|cx| {
+                    let mut buf = ReadBuf::new(&mut read_buf[*end..]);
+                    match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        Poll::Pending => Poll::Ready(Ok(0)),
+                    }
+                })
+                .await
+                .map_err(DriveError::Io)?;
+                if more == 0 {
+                    break;
+                }
+                *end += more;
             }
         }
         let n = usize::try_from(remaining)

@@ -81,6 +81,10 @@ pub struct CopyArgs {
     /// Folders copied at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Messages larger than this many bytes stream from source to target as they arrive, one
+    /// at a time; smaller ones are held and appended together (default: 1 MiB).
+    #[arg(long, env = "MAILFERRY_STREAM_FROM")]
+    pub stream_from: Option<u64>,
     /// A PEM file of extra CA certificates to trust (servers with a private CA).
     #[arg(long)]
     pub extra_ca: Option<PathBuf>,
@@ -301,7 +305,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         mailboxes,
         tokens: Arc::new(oauth::OAuthClient::new().map_err(anyhow::Error::msg)?),
     };
-    let app = App::new(deps, AppConfig::default());
+    let mut config = AppConfig::default();
+    if let Some(bytes) = args.stream_from {
+        config.copy.stream_from_bytes = bytes;
+    }
+    let app = App::new(deps, config);
 
     let input = ProjectInput {
         name: format!("{} → {}", identity(&source), identity(&target)),
