@@ -48,9 +48,10 @@ fn run_copy(source: &Side, target: &Side, state: &std::path::Path) -> (i32, Valu
 }
 
 /// The corpus: every awkward case of the test corpus (8-bit headers, duplicates, no
-/// Message-ID, a role) and enough plain mail that a kill lands mid-copy.
+/// Message-ID, a role), a 3 MiB message (streamed from the source's FETCH into the target's
+/// APPEND) and enough plain mail that a kill lands mid-copy.
 fn corpus() -> Vec<SeedMessage> {
-    let mut corpus = test_corpus(71, None);
+    let mut corpus = test_corpus(71, Some(3 * 1024 * 1024));
     corpus.extend(bulk_corpus(72, 600));
     corpus
 }

@@ -19,6 +19,9 @@
 /// How much of the end of a line is kept: enough for `BODY[]<0> {` and a 20-digit length.
 const TAIL: usize = 40;
 
+/// How much of the start of a response is kept: enough for `* ` and the word after it.
+const HEAD: usize = 12;
+
 /// The position in the server's stream, and the one body to take out of it when armed.
 #[derive(Debug, Default)]
 pub(crate) struct Scanner {
@@ -26,6 +29,11 @@ pub(crate) struct Scanner {
     literal: u64,
     /// The end of the current line so far (unarmed), up to [`TAIL`] bytes.
     tail: Vec<u8>,
+    /// The start of the current response, up to [`HEAD`] bytes: only data responses
+    /// (`* 3 FETCH`, `* LIST`) carry literals; a status text may end in `{5}` as plain text.
+    head: Vec<u8>,
+    /// The current line continues a response after a literal.
+    continued: bool,
     armed: Option<Armed>,
     /// Bytes of the taken body not yet read by the caller.
     body: u64,
@@ -58,10 +66,14 @@ impl Scanner {
     /// The next response that carries `BODY[]` gives its bytes to the caller. The scanner
     /// stays armed until a body is taken or [`Scanner::disarm`].
     pub(crate) fn arm(&mut self) {
-        let at_start = self.literal == 0 && self.tail.is_empty() && self.body == 0;
+        let between_responses = self.literal == 0
+            && self.body == 0
+            && self.tail.is_empty()
+            && self.head.is_empty()
+            && !self.continued;
         self.armed = Some(Armed {
             held: Vec::new(),
-            fresh: at_start,
+            fresh: between_responses,
         });
     }
 
@@ -93,21 +105,26 @@ impl Scanner {
             return Step::Pass(n);
         }
         let end = memchr::memchr(b'\n', input).map(|i| i + 1);
+        let n = end.unwrap_or(input.len());
+        if !self.continued && self.head.len() < HEAD {
+            let take = (HEAD - self.head.len()).min(n);
+            self.head.extend_from_slice(&input[..take]);
+        }
         let Some(armed) = self.armed.as_mut() else {
-            let n = end.unwrap_or(input.len());
             self.keep_tail(&input[..n]);
             if end.is_some() {
-                self.literal = literal_at_end(&self.tail).unwrap_or(0);
+                let literal = literal_at_end(&self.tail);
                 self.tail.clear();
+                self.line_ended(literal);
             }
             return Step::Pass(n);
         };
-        let Some(n) = end else {
-            armed.held.extend_from_slice(input);
-            return Step::Held(input.len());
-        };
         armed.held.extend_from_slice(&input[..n]);
+        if end.is_none() {
+            return Step::Held(n);
+        }
         let mut line = std::mem::take(&mut armed.held);
+        let fresh = armed.fresh;
         // A line that began before arming has its start in `tail`.
         let literal = if self.tail.is_empty() {
             literal_at_end(&line)
@@ -116,19 +133,40 @@ impl Scanner {
             whole.extend_from_slice(&line);
             literal_at_end(&whole)
         };
-        if let (true, Some(size), Some(brace)) = (armed.fresh, literal, body_brace(&line)) {
+        let literal = self.line_ended(literal);
+        if let (true, Some(size), Some(brace)) = (fresh, literal, body_brace(&line)) {
             line.truncate(brace);
             line.extend_from_slice(b"{0}\r\n");
             self.armed = None;
+            self.literal = 0;
             self.body = size;
             return Step::Body(n, line, size);
         }
-        match literal {
-            Some(size) => self.literal = size,
+        if literal.is_none()
+            && let Some(armed) = self.armed.as_mut()
+        {
             // The response ended: the next one began after arming.
-            None => armed.fresh = true,
+            armed.fresh = true;
         }
         Step::Line(n, line)
+    }
+
+    /// A line ended with `literal` at its end (as far as its text goes): a literal only in a
+    /// data response, which then goes on after it; otherwise the response is over. Returns the
+    /// literal that follows.
+    fn line_ended(&mut self, literal: Option<u64>) -> Option<u64> {
+        let literal = literal.filter(|&size| size > 0 && may_carry_literals(&self.head));
+        match literal {
+            Some(size) => {
+                self.literal = size;
+                self.continued = true;
+            }
+            None => {
+                self.head.clear();
+                self.continued = false;
+            }
+        }
+        literal
     }
 
     fn keep_tail(&mut self, bytes: &[u8]) {
@@ -155,6 +193,24 @@ fn literal_at_end(line: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Whether a response starting with `head` may carry literals: untagged data (`* 3 FETCH`,
+/// `* LIST`), not a status (`* OK`, `* NO`, `* BAD`, `* BYE`, `* PREAUTH`), a tagged response or
+/// a continuation request, whose text may end in `{5}` as plain text.
+fn may_carry_literals(head: &[u8]) -> bool {
+    let Some(rest) = head.strip_prefix(b"* ") else {
+        return false;
+    };
+    let word: Vec<u8> = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    !matches!(
+        word.as_slice(),
+        b"OK" | b"NO" | b"BAD" | b"BYE" | b"PREAUTH"
+    )
 }
 
 /// Where `{` is in a line that ends in `BODY[] {n}` or `BODY[]<0> {n}` (any case), the whole
@@ -287,6 +343,38 @@ mod tests {
         assert_eq!(scanner.disarm(), b"* 2 FETCH (FLAGS (\\Seen) BODY[");
         let (state, _) = run(&mut scanner, b"] {2}\r\nab)\r\n", 4);
         assert_eq!(state, b"] {2}\r\nab)\r\n");
+    }
+
+    #[test]
+    fn a_status_text_ending_in_braces_is_text_not_a_literal() {
+        let mut input = b"* OK [ALERT] see {4}\r\nM7 NO failed {9}\r\n+ go {3}\r\n".to_vec();
+        input.extend(fetch_response(2));
+        for piece in [1, 3, 4096] {
+            let mut scanner = Scanner::default();
+            scanner.arm();
+            let (state, body) = run(&mut scanner, &input, piece);
+            assert_eq!(body, MESSAGE, "piece {piece}");
+            assert!(String::from_utf8_lossy(&state).ends_with("BODY[] {0}\r\n)\r\n"));
+        }
+        assert!(may_carry_literals(b"* 12 FETCH ("));
+        assert!(may_carry_literals(b"* LIST (\\Noselect"));
+        assert!(!may_carry_literals(b"* ok [ALERT]"));
+        assert!(!may_carry_literals(b"M1 OK done"));
+    }
+
+    #[test]
+    fn arming_after_a_literal_inside_a_response_waits_for_the_next_response() {
+        let response = fetch_response(4);
+        // Up to the end of the literal: the response's `)` and CRLF are still due.
+        let cut = response.len() - 3;
+        let mut scanner = Scanner::default();
+        let (state, _) = run(&mut scanner, &response[..cut], 64);
+        scanner.arm();
+        let (rest, body) = run(&mut scanner, &response[cut..], 64);
+        assert!(body.is_empty());
+        assert_eq!([state, rest].concat(), response);
+        let (_, body) = run(&mut scanner, &fetch_response(5), 7);
+        assert_eq!(body, MESSAGE);
     }
 
     #[test]
