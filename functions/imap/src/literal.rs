@@ -134,7 +134,8 @@ impl Scanner {
             literal_at_end(&whole)
         };
         let literal = self.line_ended(literal);
-        if let (true, Some(size), Some(brace)) = (fresh, literal, body_brace(&line)) {
+        // An empty body stays in the response: imap-next gives it as it is.
+        if let (true, Some(size @ 1..), Some(brace)) = (fresh, literal, body_brace(&line)) {
             line.truncate(brace);
             line.extend_from_slice(b"{0}\r\n");
             self.armed = None;
@@ -155,7 +156,7 @@ impl Scanner {
     /// data response, which then goes on after it; otherwise the response is over. Returns the
     /// literal that follows.
     fn line_ended(&mut self, literal: Option<u64>) -> Option<u64> {
-        let literal = literal.filter(|&size| size > 0 && may_carry_literals(&self.head));
+        let literal = literal.filter(|_| may_carry_literals(&self.head));
         match literal {
             Some(size) => {
                 self.literal = size;
@@ -375,6 +376,115 @@ mod tests {
         assert_eq!([state, rest].concat(), response);
         let (_, body) = run(&mut scanner, &fetch_response(5), 7);
         assert_eq!(body, MESSAGE);
+    }
+
+    /// One server response of a generated stream.
+    #[derive(Debug, Clone)]
+    enum Response {
+        /// `* 1 FETCH (` with these literals, each after some text.
+        Data(Vec<(String, Vec<u8>)>),
+        /// `* OK <text>`, `M1 NO <text>`, `+ <text>` or `* BYE <text>`: text that may end in
+        /// `{n}`.
+        Status(u8, String),
+        /// `* 2 FETCH (UID 9 BODY[] {n}` and the body.
+        Body(Vec<u8>),
+    }
+
+    impl Response {
+        /// The response on the wire; `taken`: as imap-next sees it once its body is taken out.
+        fn bytes(&self, taken: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            match self {
+                Response::Data(literals) => {
+                    out.extend_from_slice(b"* 1 FETCH (");
+                    for (text, bytes) in literals {
+                        out.extend_from_slice(format!("{text} {{{}}}\r\n", bytes.len()).as_bytes());
+                        out.extend_from_slice(bytes);
+                    }
+                    out.extend_from_slice(b")\r\n");
+                }
+                Response::Status(kind, text) => {
+                    let start = ["* OK ", "M1 NO ", "+ ", "* BYE "][*kind as usize % 4];
+                    out.extend_from_slice(format!("{start}{text}\r\n").as_bytes());
+                }
+                Response::Body(bytes) => {
+                    let size = if taken { 0 } else { bytes.len() };
+                    out.extend_from_slice(
+                        format!("* 2 FETCH (UID 9 BODY[] {{{size}}}\r\n").as_bytes(),
+                    );
+                    if !taken {
+                        out.extend_from_slice(bytes);
+                    }
+                    out.extend_from_slice(b")\r\n");
+                }
+            }
+            out
+        }
+    }
+
+    /// Bytes that look like protocol where they are only content.
+    fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let pieces = prop::sample::select(vec![
+            &b"\r\n"[..],
+            b"{3}\r\n",
+            b" BODY[] {7}\r\n",
+            b"* 3 FETCH (BODY[] {2}\r\n",
+            b"abc",
+            b"}",
+            b"\n",
+            b"\0\xff",
+        ]);
+        prop::collection::vec(pieces, 0..12).prop_map(|p| p.concat())
+    }
+
+    fn response() -> impl Strategy<Value = Response> {
+        let text = prop::sample::select(vec!["see {5}", "done", "{12}", "x {0}", "BODY[] {4}"]);
+        prop_oneof![
+            prop::collection::vec((text.clone().prop_map(str::to_owned), tricky_bytes()), 0..3)
+                .prop_map(Response::Data),
+            (0u8..4, text.prop_map(str::to_owned)).prop_map(|(k, t)| Response::Status(k, t)),
+            tricky_bytes().prop_map(Response::Body),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Whatever the responses and however the reads cut them: unarmed, imap-next gets every
+        /// byte as it came; armed at a response boundary, the first body is taken out whole and
+        /// imap-next gets everything else, that body announced as `{0}`.
+        #[test]
+        fn the_stream_is_never_changed_but_for_the_one_body_taken(
+            before in prop::collection::vec(response(), 0..6),
+            after in prop::collection::vec(response(), 0..6),
+            piece in 1usize..40,
+        ) {
+            let head: Vec<u8> = before.iter().flat_map(|r| r.bytes(false)).collect();
+            let tail: Vec<u8> = after.iter().flat_map(|r| r.bytes(false)).collect();
+            let input = [head.clone(), tail.clone()].concat();
+            let (state, body) = run(&mut Scanner::default(), &input, piece);
+            prop_assert_eq!(&state, &input);
+            prop_assert!(body.is_empty());
+
+            let mut scanner = Scanner::default();
+            let (mut state, _) = run(&mut scanner, &head, piece);
+            scanner.arm();
+            let (rest, body) = run(&mut scanner, &tail, piece);
+            state.extend(rest);
+            let taken = after.iter().position(|r| matches!(r, Response::Body(b) if !b.is_empty()));
+            let mut expected = head;
+            for (i, r) in after.iter().enumerate() {
+                expected.extend(r.bytes(Some(i) == taken));
+            }
+            prop_assert_eq!(&state, &expected);
+            let wanted = match taken.map(|i| &after[i]) {
+                Some(Response::Body(b)) => b.clone(),
+                _ => Vec::new(),
+            };
+            prop_assert_eq!(body, wanted);
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub(crate) const SAMPLE_PER_FOLDER: u64 = 20;
 pub(crate) struct Fingerprint {
     pub size: u64,
     header: [u8; 32],
-    body: [u8; 32],
+    /// `None` when a streamed message's body was not hashed (see [`Fingerprinting`]): the
+    /// comparison then rests on the header, the size and the counts below.
+    body: Option<[u8; 32]>,
     /// Bytes ≥ 0x80 in the header.
     header_8bit: usize,
     /// Line feeds without a carriage return before them.
@@ -47,12 +49,19 @@ fn bare_line_feeds(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b'\n', bytes).filter(|&i| i == 0 || bytes[i - 1] != b'\r')
 }
 
+impl Fingerprint {
+    /// Whether the body was hashed (see [`Fingerprinting`]).
+    pub(crate) fn has_body_hash(&self) -> bool {
+        self.body.is_some()
+    }
+}
+
 pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
     let (header, body) = bytes.split_at(header_len(bytes));
     Fingerprint {
         size: bytes.len() as u64,
         header: Sha256::digest(header).into(),
-        body: Sha256::digest(body).into(),
+        body: Some(Sha256::digest(body).into()),
         header_8bit: header.iter().filter(|&&b| b >= 0x80).count(),
         bare_lf: bare_line_feeds(bytes).count(),
         nul: memchr::memchr_iter(0, bytes).count(),
@@ -61,11 +70,20 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
 
 /// A [`Fingerprint`] taken piece by piece, for a message streamed through rather than held:
 /// the same result as [`fingerprint`] over the pieces put together, however they are cut.
-#[derive(Default)]
+///
+/// Hashing the body is most of the cost (SHA-256 was 40% of the copy's CPU when every streamed
+/// message was hashed), and a streamed message is large, so its body is hashed only when the
+/// copy will surely be read back: always under [`ContentCheck::All`], for the folder's first
+/// copies under a sample, and for a message whose header turns out risky. A message found risky
+/// only in its body (NULs, bare line feeds) is still checked, on its size, header and counts:
+/// what servers do to such messages changes those.
 pub(crate) struct Fingerprinting {
     size: u64,
     header: Sha256,
-    body: Sha256,
+    /// The body's hash, while it is wanted.
+    body: Option<Sha256>,
+    /// Hash the body only if the header is risky (decided when the header ends).
+    body_if_risky_header: bool,
     /// The header's end has passed.
     in_body: bool,
     /// The last three bytes so far, newest last (for a header end or a bare line feed across
@@ -77,6 +95,33 @@ pub(crate) struct Fingerprinting {
 }
 
 impl Fingerprinting {
+    /// A fingerprint of a message whose copy may be checked under `policy`, `checked` copies of
+    /// the folder having been picked before; `None` when no copy is checked.
+    pub(crate) fn for_check(policy: ContentCheck, checked: u64) -> Option<Fingerprinting> {
+        let surely = match policy {
+            ContentCheck::Off => return None,
+            ContentCheck::All => true,
+            ContentCheck::Sample => checked < SAMPLE_PER_FOLDER,
+        };
+        Some(Fingerprinting::new(surely, !surely))
+    }
+
+    /// A fingerprint that hashes the body (`hash_body`), or hashes it only when the header is
+    /// risky.
+    pub(crate) fn new(hash_body: bool, body_if_risky_header: bool) -> Fingerprinting {
+        Fingerprinting {
+            size: 0,
+            header: Sha256::new(),
+            body: hash_body.then(Sha256::new),
+            body_if_risky_header,
+            in_body: false,
+            last: [0; 3],
+            header_8bit: 0,
+            bare_lf: 0,
+            nul: 0,
+        }
+    }
+
     pub(crate) fn update(&mut self, piece: &[u8]) {
         // The byte `back` places before `piece[at]`, from the piece or the ones before it.
         let before = |last: &[u8; 3], size: u64, at: usize, back: usize| -> Option<u8> {
@@ -105,8 +150,13 @@ impl Fingerprinting {
             let header = &piece[..body_from];
             self.header.update(header);
             self.header_8bit += header.iter().filter(|&&b| b >= 0x80).count();
+            if self.in_body && self.body_if_risky_header && self.header_8bit > 0 {
+                self.body = Some(Sha256::new());
+            }
         }
-        self.body.update(&piece[body_from..]);
+        if let Some(body) = self.body.as_mut() {
+            body.update(&piece[body_from..]);
+        }
         self.bare_lf += memchr::memchr_iter(b'\n', piece)
             .filter(|&i| before(&self.last, self.size, i, 1) != Some(b'\r'))
             .count();
@@ -135,7 +185,7 @@ impl Fingerprinting {
         Fingerprint {
             size: self.size,
             header: self.header.finalize().into(),
-            body: self.body.finalize().into(),
+            body: self.body.map(|b| b.finalize().into()),
             header_8bit: self.header_8bit,
             bare_lf: self.bare_lf,
             nul: self.nul,
@@ -166,9 +216,6 @@ pub(crate) fn wants_check(policy: ContentCheck, bytes: &[u8], checked: u64) -> b
 /// What changed between a source message and its copy, in words; `None` when the copy is the
 /// same.
 pub(crate) fn describe_change(source: &Fingerprint, copy: &Fingerprint) -> Option<String> {
-    if source == copy {
-        return None;
-    }
     let mut changes: Vec<String> = Vec::new();
     if source.header != copy.header {
         changes.push(
@@ -181,7 +228,9 @@ pub(crate) fn describe_change(source: &Fingerprint, copy: &Fingerprint) -> Optio
             },
         );
     }
-    if source.body != copy.body {
+    if let (Some(a), Some(b)) = (source.body, copy.body)
+        && a != b
+    {
         changes.push("body changed".to_owned());
     }
     if source.bare_lf > 0 && copy.bare_lf == 0 {
@@ -192,8 +241,10 @@ pub(crate) fn describe_change(source: &Fingerprint, copy: &Fingerprint) -> Optio
     }
     if source.size != copy.size {
         changes.push(format!("size {} → {} bytes", source.size, copy.size));
+    } else if changes.is_empty() && (source.bare_lf != copy.bare_lf || source.nul != copy.nul) {
+        changes.push("line ends or NUL bytes changed".to_owned());
     }
-    Some(changes.join(", "))
+    (!changes.is_empty()).then(|| changes.join(", "))
 }
 
 #[cfg(test)]
@@ -328,7 +379,7 @@ mod tests {
             let whole = fingerprint(bytes);
             for piece in 1..=bytes.len().max(1) {
                 for first in 0..bytes.len().min(4) {
-                    let mut f = Fingerprinting::default();
+                    let mut f = Fingerprinting::new(true, false);
                     f.update(&bytes[..first]);
                     for p in bytes[first..].chunks(piece) {
                         f.update(p);
@@ -344,6 +395,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_streamed_body_is_hashed_only_when_its_copy_is_surely_read_back() {
+        let print = |policy, checked, bytes: &[u8]| {
+            let mut f = Fingerprinting::for_check(policy, checked)?;
+            for piece in bytes.chunks(3) {
+                f.update(piece);
+            }
+            Some((f.wants_check(policy, checked), f.finish()))
+        };
+        let risky_header = b"Subject: caf\xe9\r\n\r\nbody\r\n".as_slice();
+        let risky_body = b"Subject: x\r\n\r\nbo\0dy\n".as_slice();
+        assert!(print(ContentCheck::Off, 0, PLAIN).is_none());
+        let (wanted, all) = print(ContentCheck::All, 1_000, PLAIN).unwrap();
+        assert!(wanted && all == fingerprint(PLAIN));
+        let (wanted, first) = print(ContentCheck::Sample, 0, PLAIN).unwrap();
+        assert!(wanted && first == fingerprint(PLAIN));
+        let (wanted, _) = print(ContentCheck::Sample, SAMPLE_PER_FOLDER, PLAIN).unwrap();
+        assert!(!wanted);
+        let (wanted, header) =
+            print(ContentCheck::Sample, SAMPLE_PER_FOLDER, risky_header).unwrap();
+        assert!(
+            wanted && header == fingerprint(risky_header),
+            "the body is hashed too"
+        );
+        let (wanted, body) = print(ContentCheck::Sample, SAMPLE_PER_FOLDER, risky_body).unwrap();
+        assert!(wanted && body.body.is_none());
+        // Without the body's hash, what servers do to such a message still shows.
+        let fixed = b"Subject: x\r\n\r\nbody\r\n";
+        let mut copy = Fingerprinting::new(false, false);
+        copy.update(fixed);
+        assert_eq!(
+            describe_change(&body, &copy.finish()).as_deref(),
+            Some("bare line feeds made CRLF, NUL bytes removed")
+        );
+        let mut same = Fingerprinting::new(false, false);
+        same.update(risky_body);
+        assert_eq!(describe_change(&body, &same.finish()), None);
+        let mut copy_of_full = Fingerprinting::new(false, false);
+        copy_of_full.update(PLAIN);
+        assert_eq!(describe_change(&first, &copy_of_full.finish()), None);
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl App {
             let Some(mut body) = s.target.open_body(copy).await.map_err(mailbox_err)? else {
                 continue;
             };
-            let mut print = Fingerprinting::default();
+            // The copy's body is hashed when its source's was.
+            let hashed = source_of.get(&copy).is_some_and(|(_, p)| p.has_body_hash());
+            let mut print = Fingerprinting::new(hashed, false);
             while let Some(piece) = body.next_chunk().await.map_err(mailbox_err)? {
                 print.update(piece);
             }

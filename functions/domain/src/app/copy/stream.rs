@@ -75,7 +75,7 @@ impl App {
                 let Some(mut body) = body else { break };
                 let mut through = Fingerprinted {
                     inner: body.as_mut(),
-                    print: (policy != ContentCheck::Off).then(Fingerprinting::default),
+                    print: Fingerprinting::for_check(policy, checked),
                 };
                 let outcome = s
                     .target
