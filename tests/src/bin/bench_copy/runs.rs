@@ -7,6 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use imap_next::imap_types::command::CommandBody;
+use imap_next::imap_types::fetch::{MessageDataItem, MessageDataItemName};
+use imap_next::imap_types::response::Data;
 use integration_tests::cpu;
 use testbed::Dovecot;
 
@@ -213,8 +216,9 @@ pub fn doveadm(source: &Side, target: &Dovecot, ca_file: &Path) -> Result<Run> {
     })
 }
 
-/// The floor: every folder of the source read once with one pipelined FETCH each (the same
-/// items the copy asks for), nothing written anywhere. Returns the run and the bytes read.
+/// The floor: every folder of the source read once with one `UID FETCH 1:* (UID BODY.PEEK[])`
+/// each, whole bodies (the cheapest way for the server to hand the mail out), nothing written
+/// anywhere. Returns the run and the bytes read.
 pub async fn raw_fetch(source: &Side<'_>, ca_pem: &str) -> Result<(Run, u64)> {
     let endpoint = domain::Endpoint {
         host: "127.0.0.1".into(),
@@ -239,12 +243,25 @@ pub async fn raw_fetch(source: &Side<'_>, ca_pem: &str) -> Result<(Run, u64)> {
             continue;
         }
         session.examine(&f.name).await?;
-        let summary = session
-            .fetch_bodies(&imap::UidSet::all(), |_| {
-                std::future::ready(std::ops::ControlFlow::Continue(()))
-            })
-            .await?;
-        bytes += summary.bytes;
+        let items = vec![
+            MessageDataItemName::Uid,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: None,
+                peek: true,
+            },
+        ];
+        let fetch = CommandBody::fetch("1:*", items, true).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let done = session.execute(fetch).await?;
+        for data in done.data {
+            if let Data::Fetch { items, .. } = data {
+                for item in items.into_inner() {
+                    if let MessageDataItem::BodyExt { data, .. } = item {
+                        bytes += data.into_option().map_or(0, |d| d.len() as u64);
+                    }
+                }
+            }
+        }
     }
     session.logout().await?;
     let wall = start.elapsed().as_secs_f64();
