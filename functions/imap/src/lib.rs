@@ -12,13 +12,15 @@
 //!   EXAMINE, bodies fetched with `BODY.PEEK`, nothing is stored): [`Session::list_folders`],
 //!   [`Session::status`], [`Session::examine`], [`Session::fetch_meta`],
 //!   [`Session::fetch_changed_since`], [`Session::fetch_bodies`] (pipelined, streamed to a
-//!   callback one message at a time), [`Session::uid_search_all`],
+//!   callback one message at a time), [`Session::open_body`] (one large message read as it
+//!   arrives, never whole in memory), [`Session::uid_search_all`],
 //!   [`Session::search_message_id`], [`Session::find_by_message_id`],
 //!   [`Session::find_by_size_and_date`], [`Session::enable_condstore`],
 //!   [`Session::enable_qresync`];
 //! - writing, for a target: [`Session::create_folder`] (with parents),
 //!   [`Session::subscribe`], [`Session::append`] (MULTIAPPEND and LITERAL+ when offered, one
-//!   result per message), [`Session::select`], [`Session::set_flags`],
+//!   result per message), [`Session::append_stream`] (one message written as a source's
+//!   [`BodyReader`] delivers it), [`Session::select`], [`Session::set_flags`],
 //!   [`Session::copy_uids`] (within the target: a Gmail label applied),
 //!   [`Session::delete_uids`].
 //!

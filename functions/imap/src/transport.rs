@@ -3,9 +3,11 @@
 //! imap-next ships a driver (`imap_next::stream::Stream`) but it only wraps a bare `TcpStream`
 //! (taking it back for STARTTLS needs an extra feature), decrypts TLS in 128-byte steps, and
 //! logs every byte it moves at trace level in debug builds. This one is generic over plain
-//! TCP and TLS, reads in 64 KiB steps, writes while it reads (so a long pipeline of commands
-//! cannot deadlock against a server that is itself blocked writing responses), and keeps all
-//! progress in `self`, so a future dropped by a timeout leaves no half-written state behind.
+//! TCP and TLS, reads in steps of up to 256 KiB, writes while it reads (so a long pipeline of
+//! commands cannot deadlock against a server that is itself blocked writing responses), and
+//! keeps all progress in `self`, so a future dropped by a timeout leaves no half-written state
+//! behind. Everything read passes a [`Scanner`] on its way to the state machine, which can take
+//! one message body out of a response for the caller to stream (see [`crate::literal`]).
 
 use std::future::poll_fn;
 use std::io;
@@ -20,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+/// The read buffer: the most a streamed body hands out at once, so the largest write to the
+/// target (whose server wakes up once per write).
 const READ_CHUNK: usize = 256 * 1024;
 
 /// The byte stream under a session.
