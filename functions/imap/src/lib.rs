@@ -37,6 +37,7 @@
 mod append;
 mod body;
 mod capabilities;
+mod command;
 mod copy;
 mod deflate;
 mod error;
