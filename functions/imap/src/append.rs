@@ -10,7 +10,7 @@ use domain::mailbox::{BodyStream, drain};
 
 use crate::error::ImapError;
 use crate::raw::{RawCommand, flag_list, internaldate};
-use crate::session::Session;
+use crate::session::{Completion, Session};
 use crate::uids::UidSet;
 
 impl Session {
@@ -40,13 +40,7 @@ impl Session {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let outcome = if too_big(item) {
-                AppendOutcome::Rejected {
-                    reason: format!(
-                        "[TOOBIG] the message has {} bytes, more than the server's APPENDLIMIT of {}",
-                        item.body.len(),
-                        limit.unwrap_or_default()
-                    ),
-                }
+                over_limit(item.body.len() as u64, limit.unwrap_or_default())
             } else {
                 stored
                     .next()
@@ -72,11 +66,7 @@ impl Session {
         let size = body.size();
         if let Some(limit) = self.append_limit().filter(|&l| size > l) {
             drain(body).await.map_err(ImapError::Source)?;
-            return Ok(AppendOutcome::Rejected {
-                reason: format!(
-                    "[TOOBIG] the message has {size} bytes, more than the server's APPENDLIMIT of {limit}"
-                ),
-            });
+            return Ok(over_limit(size, limit));
         }
         let command = RawCommand::new("APPEND")
             .text("APPEND ")
@@ -87,24 +77,12 @@ impl Session {
             .text(&internaldate(date))
             .text(" ")
             .stream(size);
-        match self.execute_raw_streaming(command, body).await {
-            Ok(completion) => Ok(AppendOutcome::Appended {
-                uid: appenduid(completion.code.as_ref())
-                    .and_then(|(_, uids)| uids.first().copied()),
-            }),
-            Err(e @ (ImapError::No { .. } | ImapError::Bad { .. })) => {
-                // A refusal of the synchronizing literal leaves the body unread.
-                drain(body).await.map_err(ImapError::Source)?;
-                match e {
-                    e if is_missing_folder(&e) => Err(e),
-                    ImapError::No { text, .. } | ImapError::Bad { text, .. } => Ok(
-                        AppendOutcome::from_refusal(code_name(&text).as_deref(), &text),
-                    ),
-                    e => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+        let result = self.execute_raw_streaming(command, body).await;
+        if matches!(result, Err(ImapError::No { .. } | ImapError::Bad { .. })) {
+            // A refusal of the synchronizing literal leaves the body unread.
+            drain(body).await.map_err(ImapError::Source)?;
         }
+        single_outcome(result)
     }
 
     /// The largest message the server accepts, from `APPENDLIMIT=n` (RFC 7889).
@@ -146,20 +124,34 @@ impl Session {
         }
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
-            let outcome = match self.execute_raw(append_command(folder, &[*item])).await {
-                Ok(completion) => AppendOutcome::Appended {
-                    uid: appenduid(completion.code.as_ref())
-                        .and_then(|(_, uids)| uids.first().copied()),
-                },
-                Err(e) if is_missing_folder(&e) => return Err(e),
-                Err(ImapError::No { text, .. } | ImapError::Bad { text, .. }) => {
-                    AppendOutcome::from_refusal(code_name(&text).as_deref(), &text)
-                }
-                Err(e) => return Err(e),
-            };
-            outcomes.push(outcome);
+            let result = self.execute_raw(append_command(folder, &[*item])).await;
+            outcomes.push(single_outcome(result)?);
         }
         Ok(outcomes)
+    }
+}
+
+/// What the answer to an APPEND of one message means: stored (with its UID under UIDPLUS), or
+/// the server's refusal as an outcome. A missing folder and a broken connection are errors.
+fn single_outcome(result: Result<Completion, ImapError>) -> Result<AppendOutcome, ImapError> {
+    match result {
+        Ok(completion) => Ok(AppendOutcome::Appended {
+            uid: appenduid(completion.code.as_ref()).and_then(|(_, uids)| uids.first().copied()),
+        }),
+        Err(e) if is_missing_folder(&e) => Err(e),
+        Err(ImapError::No { text, .. } | ImapError::Bad { text, .. }) => Ok(
+            AppendOutcome::from_refusal(code_name(&text).as_deref(), &text),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+/// A message over the server's APPENDLIMIT (RFC 7889), refused without sending it.
+fn over_limit(size: u64, limit: u64) -> AppendOutcome {
+    AppendOutcome::Rejected {
+        reason: format!(
+            "[TOOBIG] the message has {size} bytes, more than the server's APPENDLIMIT of {limit}"
+        ),
     }
 }
 

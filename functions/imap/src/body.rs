@@ -22,11 +22,18 @@ pub struct BodyReader<'s> {
     session: &'s mut Session,
     tag: Tag<'static>,
     size: u64,
-    /// A body that came inside the response (empty, or in a form not taken out), handed out
-    /// from memory once, and whether it has been.
-    inline: Option<(Vec<u8>, bool)>,
-    /// The command has completed.
-    done: bool,
+    reading: Reading,
+}
+
+/// Where a [`BodyReader`] is.
+enum Reading {
+    /// The body is coming from the server.
+    Streaming,
+    /// The command completed with the body inside its response (empty, or in a form not taken
+    /// out): handed out from memory once, and whether it has been.
+    Inline { bytes: Vec<u8>, given: bool },
+    /// All of the body was read and the command completed.
+    Finished,
 }
 
 /// How the answer to the FETCH began.
@@ -50,11 +57,18 @@ impl Session {
         self.begin()?;
         let tag = self.tag();
         self.arm_body();
-        let (size, inline, done) = match self.open_body_inner(uid, &tag).await {
-            Ok(Opened::Stream(size)) => (size, None, false),
+        let (size, reading) = match self.open_body_inner(uid, &tag).await {
+            Ok(Opened::Stream(size)) => (size, Reading::Streaming),
             Ok(Opened::Inline(bytes)) => {
                 self.end();
-                (bytes.len() as u64, Some((bytes, false)), true)
+                let size = bytes.len() as u64;
+                (
+                    size,
+                    Reading::Inline {
+                        bytes,
+                        given: false,
+                    },
+                )
             }
             Ok(Opened::Gone) => {
                 self.end();
@@ -70,8 +84,7 @@ impl Session {
             session: self,
             tag,
             size,
-            inline,
-            done,
+            reading,
         }))
     }
 
@@ -127,12 +140,18 @@ impl BodyReader<'_> {
 
     /// The next piece of the body; `None` once it is all read and the FETCH has completed.
     pub async fn next_chunk(&mut self) -> Result<Option<&[u8]>, ImapError> {
-        if self.done {
-            // A body that came inside the response goes out once, whole.
-            return Ok(self.inline.as_mut().and_then(|(bytes, given)| {
+        match self.reading {
+            Reading::Streaming => {}
+            Reading::Finished => return Ok(None),
+            // A body that came inside the response goes out once, whole. (Borrowed only on
+            // this path, which returns: `self.reading` is assigned further down.)
+            Reading::Inline { .. } => {
+                let Reading::Inline { bytes, given } = &mut self.reading else {
+                    return Ok(None);
+                };
                 let first = !std::mem::replace(given, true);
-                (first && !bytes.is_empty()).then_some(bytes.as_slice())
-            }));
+                return Ok((first && !bytes.is_empty()).then_some(bytes.as_slice()));
+            }
         }
         match self.session.body_range("fetching a message").await? {
             Some(range) => Ok(Some(self.session.body_bytes(range))),
@@ -143,7 +162,7 @@ impl BodyReader<'_> {
                     .collect(&self.tag, "FETCH", None, Completion::default())
                     .await;
                 self.session.end();
-                self.done = true;
+                self.reading = Reading::Finished;
                 result.map(|_| None)
             }
         }

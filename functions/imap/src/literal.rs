@@ -55,11 +55,10 @@ pub(crate) enum Step {
     Pass(usize),
     /// This many bytes were kept (part of a line not yet complete).
     Held(usize),
-    /// This many bytes completed a line: hand the line to the state machine.
+    /// This many bytes completed a line: hand the line to the state machine. When the line
+    /// announced the body, its literal is now `{0}` and [`Scanner::body_remaining`] says how
+    /// many body bytes follow.
     Line(usize, Vec<u8>),
-    /// This many bytes completed the line announcing the body: hand the line (its literal
-    /// now `{0}`) to the state machine; the next `size` bytes are the body.
-    Body(usize, Vec<u8>, u64),
 }
 
 impl Scanner {
@@ -141,7 +140,7 @@ impl Scanner {
             self.armed = None;
             self.literal = 0;
             self.body = size;
-            return Step::Body(n, line, size);
+            return Step::Line(n, line);
         }
         if literal.is_none()
             && let Some(armed) = self.armed.as_mut()
@@ -251,7 +250,7 @@ mod tests {
                         n
                     }
                     Step::Held(n) => n,
-                    Step::Line(n, line) | Step::Body(n, line, _) => {
+                    Step::Line(n, line) => {
                         state.extend_from_slice(&line);
                         n
                     }

@@ -16,11 +16,11 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use imap_next::{Interrupt, Io, State};
-
-use crate::literal::{Scanner, Step};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+use crate::literal::{Scanner, Step};
 
 /// The read buffer: the most a streamed body hands out at once, so the largest write to the
 /// target (whose server wakes up once per write).
@@ -236,7 +236,7 @@ impl Transport {
             match step {
                 None | Some(Step::Pass(_)) => {}
                 Some(Step::Held(n)) => self.start += n,
-                Some(Step::Line(n, line) | Step::Body(n, line, _)) => {
+                Some(Step::Line(n, line)) => {
                     quiet(|| state.enqueue_input(&line));
                     self.start += n;
                 }
@@ -277,27 +277,7 @@ impl Transport {
             // Whatever else has arrived comes along: each piece becomes one write to the
             // target, whose server wakes up once per piece.
             let wanted = usize::try_from(remaining).unwrap_or(usize::MAX);
-            while self.end - self.start < wanted && self.end < self.read_buf.len() {
-                let Transport {
-                    stream,
-                    read_buf,
-                    end,
-                    ..
-                } = self;
-                let more = poll_fn(|cx| {
-                    let mut buf = ReadBuf::new(&mut read_buf[*end..]);
-                    match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-                        Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
-                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                        Poll::Pending => Poll::Ready(Ok(0)),
-                    }
-                })
-                .await
-                .map_err(DriveError::Io)?;
-                if more == 0 {
-                    break;
-                }
-                *end += more;
+            while self.end - self.start < wanted && self.read_now().await.map_err(DriveError::Io)? {
             }
         }
         let n = usize::try_from(remaining)
@@ -307,6 +287,30 @@ impl Transport {
         self.start += n;
         self.scanner.body_taken(n);
         Ok(Some(from..from + n))
+    }
+
+    /// Appends to the read buffer what the stream has ready without waiting; whether anything
+    /// came (nothing at the end of the stream or with the buffer full).
+    async fn read_now(&mut self) -> io::Result<bool> {
+        let Transport {
+            stream,
+            read_buf,
+            end,
+            ..
+        } = self;
+        if *end == read_buf.len() {
+            return Ok(false);
+        }
+        let more = poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut read_buf[*end..]);
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Ready(result) => Poll::Ready(result.map(|()| buf.filled().len())),
+                Poll::Pending => Poll::Ready(Ok(0)),
+            }
+        })
+        .await?;
+        *end += more;
+        Ok(more > 0)
     }
 
     /// Bytes [`Transport::body_chunk`] pointed at.

@@ -236,7 +236,7 @@ impl App {
         let chunk_kib: u64 = wanted
             .iter()
             .map(|m| {
-                if decide::streams(m, stream_from) {
+                if decide::streams(m.size, stream_from) {
                     STREAM_BUFFER_KIB
                 } else {
                     m.size / 1024 + 1
@@ -295,7 +295,7 @@ impl App {
             let (large, held): (Vec<&MessageMeta>, Vec<&MessageMeta>) = labelled
                 .upload
                 .iter()
-                .partition(|m| decide::streams(m, stream_from));
+                .partition(|m| decide::streams(m.size, stream_from));
             let mut fetched = self.fetch_chunk(s, &held, policy, checked).await?;
             if !fetched.items.is_empty() {
                 outcomes.extend(

@@ -57,15 +57,9 @@ impl Fingerprint {
 }
 
 pub(crate) fn fingerprint(bytes: &[u8]) -> Fingerprint {
-    let (header, body) = bytes.split_at(header_len(bytes));
-    Fingerprint {
-        size: bytes.len() as u64,
-        header: Sha256::digest(header).into(),
-        body: Some(Sha256::digest(body).into()),
-        header_8bit: header.iter().filter(|&&b| b >= 0x80).count(),
-        bare_lf: bare_line_feeds(bytes).count(),
-        nul: memchr::memchr_iter(0, bytes).count(),
-    }
+    let mut print = Fingerprinting::new(true, false);
+    print.update(bytes);
+    print.finish()
 }
 
 /// A [`Fingerprint`] taken piece by piece, for a message streamed through rather than held:
@@ -98,11 +92,10 @@ impl Fingerprinting {
     /// A fingerprint of a message whose copy may be checked under `policy`, `checked` copies of
     /// the folder having been picked before; `None` when no copy is checked.
     pub(crate) fn for_check(policy: ContentCheck, checked: u64) -> Option<Fingerprinting> {
-        let surely = match policy {
-            ContentCheck::Off => return None,
-            ContentCheck::All => true,
-            ContentCheck::Sample => checked < SAMPLE_PER_FOLDER,
-        };
+        if policy == ContentCheck::Off {
+            return None;
+        }
+        let surely = picked(policy, checked, || false);
         Some(Fingerprinting::new(surely, !surely))
     }
 
@@ -174,11 +167,7 @@ impl Fingerprinting {
 
     /// Whether the copy is read back (as [`wants_check`] decides for a held message).
     pub(crate) fn wants_check(&self, policy: ContentCheck, checked: u64) -> bool {
-        match policy {
-            ContentCheck::Off => false,
-            ContentCheck::All => true,
-            ContentCheck::Sample => checked < SAMPLE_PER_FOLDER || self.is_risky(),
-        }
+        picked(policy, checked, || self.is_risky())
     }
 
     pub(crate) fn finish(self) -> Fingerprint {
@@ -206,10 +195,16 @@ fn is_risky(bytes: &[u8]) -> bool {
 /// Whether the copy of this message is read back, given how many of the folder's copies were
 /// checked already.
 pub(crate) fn wants_check(policy: ContentCheck, bytes: &[u8], checked: u64) -> bool {
+    picked(policy, checked, || is_risky(bytes))
+}
+
+/// Whether a copy is read back under `policy`, `checked` of the folder's copies having been
+/// picked before: all, none, or the first [`SAMPLE_PER_FOLDER`] and every `risky` one.
+fn picked(policy: ContentCheck, checked: u64, risky: impl FnOnce() -> bool) -> bool {
     match policy {
         ContentCheck::Off => false,
         ContentCheck::All => true,
-        ContentCheck::Sample => checked < SAMPLE_PER_FOLDER || is_risky(bytes),
+        ContentCheck::Sample => checked < SAMPLE_PER_FOLDER || risky(),
     }
 }
 
@@ -362,6 +357,16 @@ mod tests {
                 .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
                 .count();
             assert_eq!(fingerprint(bytes).bare_lf, bare, "{bytes:?}");
+            let (header, body) = bytes.split_at(header_len_plain(bytes));
+            let by_definition = Fingerprint {
+                size: bytes.len() as u64,
+                header: Sha256::digest(header).into(),
+                body: Some(Sha256::digest(body).into()),
+                header_8bit: header.iter().filter(|&&b| b >= 0x80).count(),
+                bare_lf: bare,
+                nul: bytes.iter().filter(|&&b| b == 0).count(),
+            };
+            assert_eq!(fingerprint(bytes), by_definition, "{bytes:?}");
         }
     }
 

@@ -36,10 +36,10 @@ pub(crate) fn chunk(
     out
 }
 
-/// Whether a message is streamed from source to target as it arrives rather than held:
-/// larger than `stream_from` bytes.
-pub(crate) fn streams(m: &MessageMeta, stream_from: u64) -> bool {
-    m.size > stream_from
+/// Whether a message of `size` bytes is streamed from source to target as it arrives (and its
+/// copy read back the same way) rather than held: larger than `stream_from` bytes.
+pub(crate) fn streams(size: u64, stream_from: u64) -> bool {
+    size > stream_from
 }
 
 /// The project's own reason to leave a message out, if any.

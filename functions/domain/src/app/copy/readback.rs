@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::model::FolderState;
 
 use super::content::{self, Fingerprint, Fingerprinting};
-use super::{App, Sessions, mailbox_err};
+use super::{App, Sessions, decide, mailbox_err};
 
 /// The copies read back from the target, and those that differ from their source.
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ impl App {
         let (mut large, mut held): (Vec<u32>, Vec<u32>) = source_of
             .iter()
             .map(|(&copy, _)| copy)
-            .partition(|copy| source_of[copy].1.size > stream_from);
+            .partition(|copy| decide::streams(source_of[copy].1.size, stream_from));
         large.sort_unstable();
         held.sort_unstable();
         // SELECT again: the folder's view then includes what was just appended.
