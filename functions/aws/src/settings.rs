@@ -200,13 +200,19 @@ impl SignInSettings {
 }
 
 impl Settings {
-    /// The use cases' settings: the public URL from here, the rest at their defaults.
+    /// The use cases' settings: the public URL from here, the rest at their defaults but for
+    /// sessions, which are never kept between jobs.
     pub fn app_config(&self) -> domain::AppConfig {
-        domain::AppConfig {
+        let mut config = domain::AppConfig {
             public_url: self.public_url.clone(),
             authorities: self.authorities.clone(),
             ..domain::AppConfig::default()
-        }
+        };
+        // Lambda freezes the process between invocations: a session kept for the next job
+        // could meet a connection the server closed meanwhile, and its logout would wait for
+        // the next thaw.
+        config.copy.keep_sessions_for = std::time::Duration::ZERO;
+        config
     }
 }
 
@@ -253,6 +259,18 @@ mod tests {
         assert_eq!(s.ses_configuration_set, None);
         assert_eq!(s.max_receives, DEFAULT_MAX_RECEIVES);
         assert_eq!(s.authorities, domain::app::Authorities::default());
+    }
+
+    #[test]
+    fn lambda_never_keeps_sessions_between_jobs() {
+        let s = settings(&full()).unwrap();
+        assert!(s.app_config().copy.keep_sessions_for.is_zero());
+        assert!(
+            !domain::AppConfig::default()
+                .copy
+                .keep_sessions_for
+                .is_zero()
+        );
     }
 
     #[test]

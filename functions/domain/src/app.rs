@@ -163,6 +163,12 @@ pub struct CopySettings {
     /// Messages larger than this are streamed from source to target as they arrive, one at a
     /// time, rather than held in memory and appended with others.
     pub stream_from_bytes: u64,
+    /// How long a finished job's logged-in sessions wait, holding their connection slots,
+    /// for the next job of the same user in this process; zero logs out at once. Each login
+    /// costs the server a process start (and with TLS a handshake), which a pass of many
+    /// folders otherwise pays twice per folder. Zero where the process is frozen between
+    /// jobs (Lambda), so a kept session never meets a connection the server closed.
+    pub keep_sessions_for: Duration,
 }
 
 impl Default for CopySettings {
@@ -177,6 +183,7 @@ impl Default for CopySettings {
             // The IMAP source's part size: anything larger would come in several partial
             // FETCHes, each of which has the server find its place in the message again.
             stream_from_bytes: 1024 * 1024,
+            keep_sessions_for: Duration::from_secs(2),
         }
     }
 }
@@ -203,6 +210,9 @@ pub struct App {
     pub(crate) copy_memory: Arc<tokio::sync::Semaphore>,
     /// Failed admin sign-ins by client and for the account, for the slowdown.
     pub(crate) sign_ins: Arc<crate::admin_auth::SignInThrottle>,
+    /// Logged-in sessions finished jobs left for the next job of the same user
+    /// (`CopySettings::keep_sessions_for`).
+    pub(crate) parked: Arc<copy::ParkedSessions>,
 }
 
 impl App {
@@ -216,6 +226,7 @@ impl App {
             config: Arc::new(config),
             copy_memory: Arc::new(tokio::sync::Semaphore::new(kib)),
             sign_ins: Arc::default(),
+            parked: Arc::default(),
         }
     }
 

@@ -484,6 +484,8 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<i32> {
         }
     }
     progress.finish_and_clear();
+    // The last jobs' sessions wait for a next job that will not come: log them out now.
+    app.close_parked_sessions().await;
     let work = crate::copy_report::Work {
         state_rows_written: store.rows_written(),
         queue_operations: queue.operations(),

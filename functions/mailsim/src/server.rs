@@ -279,9 +279,19 @@ impl Server {
         }
     }
 
+    /// Drops every open connection, as a restarting server does; its mail stays.
+    pub fn drop_connections(&self) {
+        self.lock().sessions.clear();
+    }
+
     /// Restarts the `disconnect_after_commands` count from zero.
     pub fn reset_commands(&self) {
         self.lock().commands = 0;
+    }
+
+    /// Sessions opened since the server started (logins accepted), of every user.
+    pub fn logins(&self) -> u64 {
+        self.lock().next_session - 1
     }
 
     /// Sessions of `user` the server counts as open.

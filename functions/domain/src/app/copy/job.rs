@@ -9,7 +9,7 @@ use contract::jobs::Job;
 use crate::error::AppError;
 use crate::model::*;
 
-use super::{App, JobOutcome, Stop};
+use super::{App, JobOutcome, Sessions, Stop};
 
 impl App {
     pub(super) async fn copy_folder(
@@ -18,17 +18,14 @@ impl App {
         user: &MailUser,
         source_name: &str,
         attempt: u32,
-        deadline: Instant,
-        hard_stop: Instant,
+        (deadline, hard_stop): (Instant, Instant),
+        sessions: &mut Option<Sessions>,
     ) -> Result<JobOutcome, AppError> {
         let mut folder = match self.take_folder(user, source_name).await? {
             Ok(folder) => folder,
             Err(outcome) => return Ok(outcome),
         };
-        let mut s = match self
-            .open_sessions(project, user, &format!("a copy job of pass {}", user.pass))
-            .await
-        {
+        let mut s = match self.sessions_for(sessions, project, user).await {
             Ok(s) => s,
             Err(e) => return self.end_job(user, &mut folder, attempt, Err(e)).await,
         };
@@ -43,7 +40,12 @@ impl App {
             // Counted while the source session is open: the stored count becomes what is left.
             *left = self.messages_left(&mut s, user, &folder, *left).await?;
         }
-        s.close().await;
+        // Sessions that finished the folder are in a known state: the next job may use them.
+        if matches!(result, Ok(Ok(()))) {
+            *sessions = Some(s);
+        } else {
+            s.close().await;
+        }
         self.end_job(user, &mut folder, attempt, result).await
     }
 

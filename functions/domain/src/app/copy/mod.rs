@@ -34,6 +34,7 @@ mod labels;
 mod lease;
 mod moves;
 mod naming;
+mod parked;
 mod plan;
 mod preflight;
 mod readback;
@@ -58,6 +59,7 @@ use super::projects::{Side, login_for};
 use super::{App, JobOutcome};
 
 pub(crate) use folder::begin_rescan;
+pub(crate) use parked::ParkedSessions;
 
 /// Why a copy job stopped early.
 enum Stop {
@@ -160,9 +162,14 @@ impl App {
         let now = self.deps.clock.now();
         let needs = crate::schedule::needs(&project, user);
         let user = &self.ranked(user, &needs, now).await?;
-        let slots = match self.take_slots(&needs, &holder, user, job, now).await? {
-            Ok(slots) => slots,
-            Err(full) => return self.wait_for(user, job, &full, now).await,
+        // The sessions an earlier job of this user left, with their slots; or new slots, the
+        // sessions then opened by the work when it needs them.
+        let (slots, mut sessions) = match self.take_parked(user.id).await {
+            Some((sessions, slots)) => (slots, Some(sessions)),
+            None => match self.take_slots(&needs, &holder, user, job, now).await? {
+                Ok(slots) => (slots, None),
+                Err(full) => return self.wait_for(user, job, &full, now).await,
+            },
         };
         let cleared;
         let user = if user.waiting_since.is_some()
@@ -180,15 +187,17 @@ impl App {
             user
         };
         let work = async {
+            let sessions = &mut sessions;
             match job {
-                Job::Plan { .. } => self.plan(&project, user).await,
+                Job::Plan { .. } => self.plan(&project, user, sessions).await,
                 Job::Copy {
                     folder, attempt, ..
                 } => {
                     // Chunks stop at the deadline; any other command still running half a
                     // reserve later is cut off, leaving the rest of the reserve to hand over.
                     let hard_stop = deadline + reserve / 2;
-                    self.copy_folder(&project, user, folder, *attempt, deadline, hard_stop)
+                    let until = (deadline, hard_stop);
+                    self.copy_folder(&project, user, folder, *attempt, until, sessions)
                         .await
                 }
                 // Handled before any slot is taken (`handle_job`); never reaches here.
@@ -196,7 +205,8 @@ impl App {
             }
         };
         let result = self.holding(&slots, work).await;
-        self.give_back(&slots).await;
+        // The work hands its sessions back only when it ended cleanly.
+        self.park_or_close(user.id, sessions, slots).await;
         match result {
             Err(e @ AppError::LoginRejected(_)) => {
                 // Retrying cannot help until someone fixes the password: fail the user visibly.
@@ -314,6 +324,23 @@ impl App {
             }
             other => mailbox_err(other),
         })
+    }
+
+    /// The sessions a job works with: the ones it was handed (parked by an earlier job of
+    /// the user), or new ones.
+    async fn sessions_for(
+        &self,
+        handed: &mut Option<Sessions>,
+        project: &Project,
+        user: &MailUser,
+    ) -> Result<Sessions, AppError> {
+        match handed.take() {
+            Some(sessions) => Ok(sessions),
+            None => {
+                self.open_sessions(project, user, &format!("a copy job of pass {}", user.pass))
+                    .await
+            }
+        }
     }
 
     /// Opens logged-in sessions on both sides with the project's credentials for this user.

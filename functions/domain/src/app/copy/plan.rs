@@ -77,17 +77,20 @@ impl App {
         &self,
         project: &Project,
         user: &MailUser,
+        sessions: &mut Option<Sessions>,
     ) -> Result<JobOutcome, AppError> {
         let user = if user.state == UserState::Scheduled {
             self.transition(user, Transition::StartWork, |_| {}).await?
         } else {
             user.clone()
         };
-        let mut s = self
-            .open_sessions(project, &user, &format!("a copy job of pass {}", user.pass))
-            .await?;
+        let mut s = self.sessions_for(sessions, project, &user).await?;
         let outcome = self.plan_with(project, &user, &mut s).await;
-        s.close().await;
+        if outcome.is_ok() {
+            *sessions = Some(s);
+        } else {
+            s.close().await;
+        }
         outcome
     }
 
