@@ -260,6 +260,31 @@ pub(crate) fn flag_fixes(
     unmatched.into_iter().zip(wanted).collect()
 }
 
+/// The recovered copies whose flags differ from their paired source message's (compared as
+/// sets), with the source's flags to set: `range` the source messages, `pairs` `(source UID,
+/// target UID)`, `copy_flags` each copy's flags now.
+pub(crate) fn paired_flag_fixes(
+    range: &[&MessageMeta],
+    pairs: &[(u32, u32)],
+    copy_flags: &HashMap<u32, Vec<String>>,
+) -> Vec<(u32, Vec<String>)> {
+    let sorted = |f: &[String]| {
+        let mut f = f.to_vec();
+        f.sort();
+        f.dedup();
+        f
+    };
+    let source: HashMap<u32, &Vec<String>> = range.iter().map(|m| (m.uid, &m.flags)).collect();
+    pairs
+        .iter()
+        .filter_map(|(source_uid, target_uid)| {
+            let want = source.get(source_uid)?;
+            let have = copy_flags.get(target_uid)?;
+            (sorted(want) != sorted(have)).then(|| (*target_uid, (*want).clone()))
+        })
+        .collect()
+}
+
 /// "4,365": counts in messages people read.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -301,12 +326,44 @@ mod tests {
         assert!(sorted.skipped[0].cause.is_retryable());
     }
 
-    #[test]
-    fn flags_a_target_drops_on_append_are_set_again_on_the_copies_that_had_them() {
-        let with = |uid, flags: &[&str]| MessageMeta {
+    /// A 10-byte message with these flags.
+    fn with(uid: u32, flags: &[&str]) -> MessageMeta {
+        MessageMeta {
             flags: flags.iter().map(|f| (*f).to_owned()).collect(),
             ..meta(uid, 10)
-        };
+        }
+    }
+
+    #[test]
+    fn a_recovered_copy_gets_the_flags_of_the_message_it_was_paired_with() {
+        // 1 and 2 are identical but for their flags; the attempt appended 2's copy first (50),
+        // and recovery paired it with 1. 3's copy lost \Flagged to the target.
+        let range = [
+            with(1, &[]),
+            with(2, &["\\Seen"]),
+            with(3, &["\\Seen", "\\Flagged"]),
+            with(4, &["$Work", "\\Seen"]),
+        ];
+        let range: Vec<&MessageMeta> = range.iter().collect();
+        let pairs = [(1, 50), (3, 51), (4, 52), (9, 53)];
+        let copy_flags: HashMap<u32, Vec<String>> = [
+            (50, vec!["\\Seen".to_owned()]),
+            (51, vec!["\\Seen".to_owned()]),
+            (52, vec!["\\Seen".to_owned(), "$Work".to_owned()]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            paired_flag_fixes(&range, &pairs, &copy_flags),
+            vec![
+                (50, vec![]),
+                (51, vec!["\\Seen".to_owned(), "\\Flagged".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_a_target_drops_on_append_are_set_again_on_the_copies_that_had_them() {
         let fetched = [
             with(1, &["\\Seen", "\\flagged"]),
             with(2, &["\\Seen"]),

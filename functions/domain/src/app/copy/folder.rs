@@ -414,13 +414,15 @@ impl App {
             1
         };
         let range: Vec<&MessageMeta> = metas.iter().filter(|m| m.uid <= mark.to_uid).collect();
-        let pairs = match self
+        let found = match self
             .while_leased(folder, None, self.match_on_target(s, &range, from))
             .await?
         {
-            Ok(pairs) => pairs,
+            Ok(found) => found,
             Err(stop) => return Ok(Err(stop)),
         };
+        self.give_copies_their_flags(s, &range, &found).await;
+        let pairs = found.pairs;
         tracing::info!(user = %user.id, folder = %folder.source_name, in_range = range.len(), found = pairs.len(), "resumed an unfinished append");
         let rescan = is_rescan(Some(mark));
         let base = if rescan {

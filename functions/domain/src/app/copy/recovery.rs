@@ -22,15 +22,16 @@ pub(super) fn candidate(m: &MessageMeta, content: Option<Content>) -> Candidate 
 
 impl App {
     /// Which of `range` (source messages) already have a copy on the target at UIDs ≥ `from`,
-    /// as `(source UID, target UID)` pairs. The target folder must be selected.
+    /// as `(source UID, target UID)` pairs, with the flags each of those copies has now. The
+    /// target folder must be selected.
     pub(super) async fn match_on_target(
         &self,
         s: &mut Sessions,
         range: &[&MessageMeta],
         from: u32,
-    ) -> Result<Vec<(u32, u32)>, AppError> {
+    ) -> Result<Found, AppError> {
         if range.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Found::default());
         }
         let target: Vec<MessageMeta> = s
             .target
@@ -41,7 +42,7 @@ impl App {
             .filter(|m| m.uid >= from)
             .collect();
         if target.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Found::default());
         }
         // Messages without Message-ID are compared by their bytes: digest those on both sides
         // (only the digests are kept, so memory stays bounded by one message).
@@ -65,12 +66,49 @@ impl App {
             .iter()
             .map(|m| candidate(m, source_content.get(&m.uid).copied()))
             .collect();
-        let target: Vec<Candidate> = target
+        let candidates: Vec<Candidate> = target
             .iter()
             .map(|m| candidate(m, target_content.get(&m.uid).copied()))
             .collect();
-        Ok(identity::match_copies(&source, &target))
+        let pairs = identity::match_copies(&source, &candidates);
+        let paired: std::collections::HashSet<u32> = pairs.iter().map(|&(_, t)| t).collect();
+        let copy_flags = target
+            .into_iter()
+            .filter(|m| paired.contains(&m.uid))
+            .map(|m| (m.uid, m.flags))
+            .collect();
+        Ok(Found { pairs, copy_flags })
     }
+
+    /// Gives each found copy the flags of the source message it was paired with, where they
+    /// differ. Two identical messages with different flags cannot be told apart by what the
+    /// target kept, and an interrupted attempt may have appended the second before the first
+    /// (the first's FETCH failed once); without this, the copy map would name a copy of one
+    /// for the other, and both copies would end with one message's flags. A copy whose flags
+    /// a target dropped on APPEND, interrupted before they were set again, gets them here too.
+    /// Best effort: a refused STORE leaves the copy as it is, and is logged.
+    pub(super) async fn give_copies_their_flags(
+        &self,
+        s: &mut Sessions,
+        range: &[&MessageMeta],
+        found: &Found,
+    ) {
+        for (uid, flags) in super::decide::paired_flag_fixes(range, &found.pairs, &found.copy_flags)
+        {
+            if let Err(e) = s.target.set_flags(uid, &flags).await {
+                tracing::warn!(uid, error = %e, "a recovered copy's flags could not be set");
+            }
+        }
+    }
+}
+
+/// What recovery found on the target.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    /// `(source UID, target UID)`: the source messages that have a copy.
+    pub pairs: Vec<(u32, u32)>,
+    /// The flags of those copies, by target UID.
+    pub copy_flags: HashMap<u32, Vec<String>>,
 }
 
 /// The digests of these source and target messages' bytes (only the digests are kept, so
