@@ -1,7 +1,8 @@
 //! Commands written by hand (`raw.rs` builds them), run: each literal announced as the server
 //! allows (`{n+}` with LITERAL+, or LITERAL- up to 4 KiB; otherwise `{n}` and a wait for the
 //! server's `+`), its bytes sent straight from the caller's buffer or read from a body stream
-//! while they are sent.
+//! while they are sent. Small non-synchronizing literals travel inside the command's text, so
+//! a MULTIAPPEND of many small messages goes out in few large writes.
 
 use imap_next::client::Event;
 use imap_next::imap_types::core::Tag;
@@ -10,6 +11,12 @@ use imap_next::imap_types::response::{Status, Tagged};
 use crate::error::ImapError;
 use crate::raw::{Piece, RawCommand};
 use crate::session::{Completion, Session};
+
+/// Non-synchronizing literals up to this size are copied into the command's text and sent
+/// with it; larger ones are sent straight from the caller's buffer.
+const CARRIED_LITERAL: usize = 64 * 1024;
+/// The command's text (with the literals it carries) is sent once it reaches this size.
+const CARRIED_TEXT: usize = 256 * 1024;
 
 impl Session {
     /// Runs a command written by hand (for what imap-types cannot express: LIST ... RETURN,
@@ -65,7 +72,23 @@ impl Session {
                 Piece::Literal(data) => data.len() as u64,
                 Piece::Stream(size) => *size,
             };
-            if let Some(refused) = self
+            if self.non_synchronizing(size) {
+                line.extend_from_slice(format!("{{{size}+}}\r\n").as_bytes());
+                if let Piece::Literal(data) = &piece
+                    && data.len() <= CARRIED_LITERAL
+                {
+                    // A small literal goes out with the text around it: one write (and with
+                    // TLS full records) for many small messages rather than three each.
+                    line.extend_from_slice(data);
+                    if line.len() >= CARRIED_TEXT {
+                        self.write_raw(&line, name).await?;
+                        line.clear();
+                    }
+                    continue;
+                }
+                self.write_raw(&line, name).await?;
+                line.clear();
+            } else if let Some(refused) = self
                 .announce_literal(&mut line, size, name, &tag, &mut completion)
                 .await?
             {
@@ -86,9 +109,15 @@ impl Session {
         self.collect(&tag, name, None, completion).await
     }
 
-    /// Ends `line` with the announcement of a literal of `size` bytes and sends it; for a
-    /// synchronizing literal waits for the server's `+`. A tagged answer instead of the `+`
-    /// ends the command there: `Some` with its result.
+    /// Whether a literal of `size` bytes may follow its announcement without waiting for the
+    /// server's `+`: LITERAL+, or LITERAL- up to 4 KiB (RFC 7888).
+    fn non_synchronizing(&self, size: u64) -> bool {
+        self.capabilities().has("LITERAL+") || (self.capabilities().has("LITERAL-") && size <= 4096)
+    }
+
+    /// Ends `line` with the announcement of a synchronizing literal of `size` bytes, sends it
+    /// and waits for the server's `+`. A tagged answer instead of the `+` ends the command
+    /// there: `Some` with its result.
     async fn announce_literal(
         &mut self,
         line: &mut Vec<u8>,
@@ -97,16 +126,9 @@ impl Session {
         tag: &Tag<'static>,
         completion: &mut Completion,
     ) -> Result<Option<Result<Completion, ImapError>>, ImapError> {
-        let non_sync = self.capabilities().has("LITERAL+")
-            || (self.capabilities().has("LITERAL-") && size <= 4096);
-        line.extend_from_slice(
-            format!("{{{}{}}}\r\n", size, if non_sync { "+" } else { "" }).as_bytes(),
-        );
+        line.extend_from_slice(format!("{{{size}}}\r\n").as_bytes());
         self.write_raw(line, name).await?;
         line.clear();
-        if non_sync {
-            return Ok(None);
-        }
         loop {
             match self.next_event(name).await? {
                 Event::ContinuationRequestReceived { .. } => return Ok(None),

@@ -44,24 +44,42 @@ async fn copy_all(w: &World) {
     assert_eq!(bag(&w.source), bag(&w.target));
 }
 
+/// Starts the user and runs only the plan: its sessions are then kept, the copy jobs queued.
+async fn start_and_plan(w: &World) {
+    w.act(BulkAction::Start).await;
+    let plan = w.queue.pop().unwrap();
+    w.app
+        .handle_job(&plan, Duration::from_secs(3600))
+        .await
+        .unwrap();
+}
+
+fn source_mailbox_key() -> String {
+    format!("mailbox:{SOURCE_HOST}:993:{USER}")
+}
+
 /// The plan's sessions go on to every copy job: one login per side for the whole pass, where
-/// logging out after each job signs in once per folder more.
+/// logging out after each job signs in once per folder more. The pass's end logs them out.
 #[tokio::test]
 async fn a_pass_signs_in_once_per_side_when_sessions_are_kept() {
     let folders = FOLDERS.len() as u64;
     let w = world(Duration::from_secs(60), CopyOptions::default()).await;
-    copy_all(&w).await;
-    assert_eq!(w.source.logins(), 1);
-    assert_eq!(w.target.logins(), 1);
-    // Still signed in, and still counted against the mailbox caps, until the window ends.
+    // The plan ends with its sessions kept, still counted against the mailbox caps.
+    start_and_plan(&w).await;
     assert_eq!(w.source.open_sessions(USER), 1);
     let now = w.app.deps().clock.now();
-    let key = format!("mailbox:{SOURCE_HOST}:993:{USER}");
-    assert_eq!(w.app.deps().limiter.in_use(&key, now).await.unwrap(), 1);
-    w.app.close_parked_sessions().await;
+    let limiter = &w.app.deps().limiter;
+    assert_eq!(limiter.in_use(&source_mailbox_key(), now).await.unwrap(), 1);
+    w.drain(&mut VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    assert_eq!(bag(&w.source), bag(&w.target));
+    assert_eq!(w.source.logins(), 1);
+    assert_eq!(w.target.logins(), 1);
+    // The last job completed the pass: nothing stays signed in or holds a slot.
     assert_eq!(w.source.open_sessions(USER), 0);
     assert_eq!(w.target.open_sessions(USER), 0);
-    assert_eq!(w.app.deps().limiter.in_use(&key, now).await.unwrap(), 0);
+    assert_eq!(limiter.in_use(&source_mailbox_key(), now).await.unwrap(), 0);
 
     let w = world(Duration::ZERO, CopyOptions::default()).await;
     copy_all(&w).await;
@@ -101,14 +119,19 @@ async fn kept_sessions_log_out_when_the_window_ends() {
     let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     w.source
         .deliver(USER, FOLDERS[0], body(1, true, 500), &["\\Seen"], date);
-    copy_all(&w).await;
+    start_and_plan(&w).await;
     assert_eq!(w.source.open_sessions(USER), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(w.source.open_sessions(USER), 0);
     assert_eq!(w.target.open_sessions(USER), 0);
     let now = w.app.deps().clock.now();
-    let key = format!("mailbox:{SOURCE_HOST}:993:{USER}");
-    assert_eq!(w.app.deps().limiter.in_use(&key, now).await.unwrap(), 0);
+    let limiter = &w.app.deps().limiter;
+    assert_eq!(limiter.in_use(&source_mailbox_key(), now).await.unwrap(), 0);
+    // The copy jobs sign in afresh and complete the pass.
+    w.drain(&mut VecDeque::new()).await;
+    assert_eq!(w.user().await.state, UserState::Completed);
+    assert_eq!(bag(&w.source), bag(&w.target));
+    assert_eq!(w.source.logins(), 2);
 }
 
 /// A kept session the server dropped meanwhile fails its next job once; the retry signs in
@@ -116,13 +139,9 @@ async fn kept_sessions_log_out_when_the_window_ends() {
 #[tokio::test]
 async fn a_kept_session_the_server_dropped_is_replaced() {
     let w = world(Duration::from_secs(60), CopyOptions::default()).await;
-    copy_all(&w).await;
-    let date = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-    w.source
-        .deliver(USER, FOLDERS[1], body(99, true, 700), &["\\Seen"], date);
-    // The server restarts: every session it had is gone.
+    start_and_plan(&w).await;
+    // The server restarts: every session it had is gone, the kept one too.
     w.source.drop_connections();
-    w.act(BulkAction::Delta).await;
     w.drain(&mut VecDeque::new()).await;
     let user = w.user().await;
     assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);

@@ -3,8 +3,9 @@
 //! the index opens and, with TLS, a handshake: about 9 ms of Dovecot's CPU, which a pass that
 //! opened two sessions per folder spent some forty times. Sessions are parked together with
 //! the connection slots they hold, so the caps on servers and mailboxes count them while they
-//! wait; and only when no other user waits in a line for those slots, so parking never jumps
-//! the servers' lines. A parked pair nobody takes is logged out after the window.
+//! wait; only when no other user waits in a line for those slots, so parking never jumps the
+//! servers' lines; and only while the user's pass goes on. A parked pair nobody takes is
+//! logged out after the window.
 //!
 //! Only the sessions of a job that ended cleanly are parked: a job cut short may have left a
 //! command half-answered. The next job selects its own folders, as every job does.
@@ -12,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use contract::UserState;
 
 use crate::model::*;
 use crate::ports::Slot;
@@ -66,6 +69,11 @@ impl ParkedSessions {
         Some(parked)
     }
 
+    fn take_every(&self, user: UserId) -> Vec<Parked> {
+        let mut by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        by_user.remove(&user).unwrap_or_default()
+    }
+
     fn take_all(&self) -> Vec<Parked> {
         let mut by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
         by_user.drain().flat_map(|(_, list)| list).collect()
@@ -93,7 +101,10 @@ impl App {
     }
 
     /// Parks a clean job's sessions with their slots for the next job of `user`, or logs them
-    /// out and gives the slots back: when parking is off, or another user waits for a slot.
+    /// out and gives the slots back: when parking is off, when another user waits for a slot,
+    /// or when the user has no more work (its pass completed, failed or was paused; then its
+    /// other parked sessions log out too, so none outlives the pass and holds a connection the
+    /// user's own mail program may want).
     pub(super) async fn park_or_close(
         &self,
         user: UserId,
@@ -105,15 +116,27 @@ impl App {
             self.give_back(&slots).await;
             return;
         };
-        if window.is_zero() || self.others_wait(user, &slots).await {
-            self.close_parked(Parked {
-                id: 0,
-                sessions,
-                slots,
-            })
-            .await;
+        let parked = Parked {
+            id: 0,
+            sessions,
+            slots,
+        };
+        if window.is_zero() {
+            return self.close_parked(parked).await;
+        }
+        if !self.still_working(user).await {
+            self.close_parked(parked).await;
+            for parked in self.parked.take_every(user) {
+                self.close_parked(parked).await;
+            }
             return;
         }
+        if self.others_wait(user, &parked.slots).await {
+            return self.close_parked(parked).await;
+        }
+        let Parked {
+            sessions, slots, ..
+        } = parked;
         let id = self.parked.put(user, sessions, slots);
         let app = self.clone();
         tokio::spawn(async move {
@@ -134,6 +157,14 @@ impl App {
     async fn close_parked(&self, parked: Parked) {
         parked.sessions.close().await;
         self.give_back(&parked.slots).await;
+    }
+
+    /// Whether `user` is still on a pass (scheduled or working): more jobs may come.
+    async fn still_working(&self, user: UserId) -> bool {
+        matches!(
+            self.deps.store.get_user(user).await,
+            Ok(Some(u)) if matches!(u.state, UserState::Scheduled | UserState::Working)
+        )
     }
 
     /// Whether a user other than `user` holds a place in the line of one of these slots.
