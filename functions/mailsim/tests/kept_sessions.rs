@@ -148,3 +148,30 @@ async fn a_kept_session_the_server_dropped_is_replaced() {
     assert_eq!(bag(&w.source), bag(&w.target));
     assert_eq!(w.source.logins(), 2, "one new login, then kept again");
 }
+
+/// Jobs of one user running at once: those that end first keep their sessions, the one that
+/// completes the pass logs out every kept pair, so nothing stays signed in after the pass
+/// (without waiting for the window).
+#[tokio::test]
+async fn no_kept_session_outlives_a_pass_whose_jobs_ran_at_once() {
+    let w = world(Duration::from_secs(60), CopyOptions::default()).await;
+    start_and_plan(&w).await;
+    let jobs: Vec<_> = std::iter::from_fn(|| w.queue.pop()).collect();
+    assert_eq!(jobs.len(), FOLDERS.len());
+    let runs = jobs
+        .iter()
+        .map(|job| w.app.handle_job(job, Duration::from_secs(3600)));
+    for outcome in futures::future::join_all(runs).await {
+        outcome.unwrap();
+    }
+    w.drain(&mut VecDeque::new()).await;
+    let user = w.user().await;
+    assert_eq!(user.state, UserState::Completed, "{:?}", user.last_error);
+    assert_eq!(bag(&w.source), bag(&w.target));
+    assert!(w.source.logins() > 1, "the jobs overlapped");
+    assert_eq!(w.source.open_sessions(USER), 0);
+    assert_eq!(w.target.open_sessions(USER), 0);
+    let now = w.app.deps().clock.now();
+    let limiter = &w.app.deps().limiter;
+    assert_eq!(limiter.in_use(&source_mailbox_key(), now).await.unwrap(), 0);
+}

@@ -102,9 +102,9 @@ impl App {
 
     /// Parks a clean job's sessions with their slots for the next job of `user`, or logs them
     /// out and gives the slots back: when parking is off, when another user waits for a slot,
-    /// or when the user has no more work (its pass completed, failed or was paused; then its
-    /// other parked sessions log out too, so none outlives the pass and holds a connection the
-    /// user's own mail program may want).
+    /// or when the user has no more work (the job completed the pass, or the user was failed
+    /// or paused meanwhile; then its other parked sessions log out too, so none outlives the
+    /// pass holding a connection the user's own mail program may want).
     pub(super) async fn park_or_close(
         &self,
         user: UserId,
@@ -113,31 +113,24 @@ impl App {
     ) {
         let window = self.config.copy.keep_sessions_for;
         let Some(sessions) = sessions else {
+            // Nothing to keep; pairs kept earlier end with their window.
             self.give_back(&slots).await;
             return;
         };
-        let parked = Parked {
-            id: 0,
-            sessions,
-            slots,
-        };
-        if window.is_zero() {
+        if window.is_zero() || self.others_wait(user, &slots).await {
+            let parked = Parked {
+                id: 0,
+                sessions,
+                slots,
+            };
             return self.close_parked(parked).await;
         }
-        if !self.still_working(user).await {
-            self.close_parked(parked).await;
-            for parked in self.parked.take_every(user) {
-                self.close_parked(parked).await;
-            }
-            return;
-        }
-        if self.others_wait(user, &parked.slots).await {
-            return self.close_parked(parked).await;
-        }
-        let Parked {
-            sessions, slots, ..
-        } = parked;
         let id = self.parked.put(user, sessions, slots);
+        // Looked at once parked: the job that ends the pass changes the user's state first and
+        // then logs out what is parked, so either it finds this pair or this finds the state.
+        if !self.still_working(user).await {
+            return self.close_every(user).await;
+        }
         let app = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
@@ -150,6 +143,13 @@ impl App {
     /// Logs out every parked session and gives its slots back (a process about to end).
     pub async fn close_parked_sessions(&self) {
         for parked in self.parked.take_all() {
+            self.close_parked(parked).await;
+        }
+    }
+
+    /// Logs out every parked session of `user`, whose pass has ended.
+    async fn close_every(&self, user: UserId) {
+        for parked in self.parked.take_every(user) {
             self.close_parked(parked).await;
         }
     }
