@@ -68,15 +68,8 @@ impl Session {
             drain(body).await.map_err(ImapError::Source)?;
             return Ok(over_limit(size, limit));
         }
-        let command = RawCommand::new("APPEND")
-            .text("APPEND ")
-            .mailbox(folder)
-            .text(" ")
-            .text(&flag_list(flags))
-            .text(" ")
-            .text(&internaldate(date))
-            .text(" ")
-            .stream(size);
+        let command = RawCommand::new("APPEND").text("APPEND ").mailbox(folder);
+        let command = with_attributes(command, flags, date).stream(size);
         let result = self.execute_raw_streaming(command, body).await;
         if matches!(result, Err(ImapError::No { .. } | ImapError::Bad { .. })) {
             // A refusal of the synchronizing literal leaves the body unread.
@@ -159,11 +152,24 @@ fn over_limit(size: u64, limit: u64) -> AppendOutcome {
 fn append_command<'a>(folder: &str, items: &[&'a AppendItem]) -> RawCommand<'a> {
     let mut command = RawCommand::new("APPEND").text("APPEND ").mailbox(folder);
     for item in items {
-        command = command.text(" ").text(&flag_list(&item.flags)).text(" ");
-        command = command.text(&internaldate(item.internaldate)).text(" ");
-        command = command.literal(Cow::Borrowed(&item.body));
+        command = with_attributes(command, &item.flags, item.internaldate)
+            .literal(Cow::Borrowed(&item.body));
     }
     command
+}
+
+/// ` (flags) "date" `: what precedes each message's literal in an APPEND.
+fn with_attributes<'a>(
+    command: RawCommand<'a>,
+    flags: &[String],
+    date: time::OffsetDateTime,
+) -> RawCommand<'a> {
+    command
+        .text(" ")
+        .text(&flag_list(flags))
+        .text(" ")
+        .text(&internaldate(date))
+        .text(" ")
 }
 
 fn is_missing_folder(error: &ImapError) -> bool {

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use contract::{AlteredItem, ContentCheck};
 
 use crate::error::AppError;
+use crate::mailbox::drain;
 use crate::model::FolderState;
 
 use super::content::{self, Fingerprint, Fingerprinting};
+use super::stream::Fingerprinted;
 use super::{App, Sessions, decide, mailbox_err};
 
 /// The copies read back from the target, and those that differ from their source.
@@ -85,12 +87,14 @@ impl App {
             };
             // The copy's body is hashed when its source's was.
             let hashed = source_of.get(&copy).is_some_and(|(_, p)| p.has_body_hash());
-            let mut print = Fingerprinting::new(hashed, false);
-            while let Some(piece) = body.next_chunk().await.map_err(mailbox_err)? {
-                print.update(piece);
+            let mut through = Fingerprinted {
+                inner: body.as_mut(),
+                print: Some(Fingerprinting::new(hashed, false)),
+            };
+            drain(&mut through).await.map_err(mailbox_err)?;
+            if let Some(print) = through.print {
+                compare(copy, print.finish());
             }
-            drop(body);
-            compare(copy, print.finish());
         }
         Ok(report)
     }

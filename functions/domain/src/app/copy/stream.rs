@@ -25,9 +25,9 @@ pub(super) struct Streamed {
 }
 
 /// A body passing through, fingerprinted on the way (unless no copy is checked).
-struct Fingerprinted<'a, 'b> {
-    inner: &'a mut (dyn BodyStream + 'b),
-    print: Option<Fingerprinting>,
+pub(super) struct Fingerprinted<'a, 'b> {
+    pub inner: &'a mut (dyn BodyStream + 'b),
+    pub print: Option<Fingerprinting>,
 }
 
 #[async_trait]
